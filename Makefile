@@ -1,0 +1,37 @@
+# yQuant: `make run` starts the whole system, `make test` runs lint, types and tests.
+# Both create .venv when it is missing and install the project into it.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint typecheck pytest bench deploy-check clean browser-deps
+
+$(STAMP): pyproject.toml
+	@scripts/bootstrap.sh "$(PYTHON)" "$(VENV)"
+	@touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/yquant up
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+browser-deps:
+	@scripts/ensure-chromium.sh
+
+pytest: $(STAMP) browser-deps
+	$(BIN)/pytest
+
+test: lint typecheck pytest
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks
+
+clean:
+	rm -rf $(VENV) .yquant .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Order to KIS: tokens, rate limits, submit/cancel, fills, reconciliation, sync, quotes."""

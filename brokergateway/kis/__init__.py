@@ -1,0 +1,1 @@
+"""A KIS Open API client on async httpx."""

@@ -1,0 +1,48 @@
+"""KIS transaction ids (tr_id), pinned against docs/kis-api.md.
+
+Real ids start with T/C/H; virtual ids replace the leading T with V, except where KIS
+says otherwise (the virtual US sell is VTTT1001U, not VTTT1006U).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from yquant.messages import Market, Side
+
+Env = Literal["real", "virtual"]
+
+DOMESTIC_ORDER = {
+    ("real", Side.BUY): "TTTC0012U",
+    ("real", Side.SELL): "TTTC0011U",
+    ("virtual", Side.BUY): "VTTC0012U",
+    ("virtual", Side.SELL): "VTTC0011U",
+}
+DOMESTIC_REVISE_CANCEL = {"real": "TTTC0013U", "virtual": "VTTC0013U"}
+DOMESTIC_BALANCE = {"real": "TTTC8434R", "virtual": "VTTC8434R"}
+DOMESTIC_BUYABLE = {"real": "TTTC8908R", "virtual": "VTTC8908R"}
+DOMESTIC_DAILY_CCLD = {"real": "TTTC0081R", "virtual": "VTTC0081R"}
+DOMESTIC_PRICE = "FHKST01010100"
+
+OVERSEAS_ORDER = {
+    ("real", Side.BUY): "TTTT1002U",
+    ("real", Side.SELL): "TTTT1006U",
+    ("virtual", Side.BUY): "VTTT1002U",
+    ("virtual", Side.SELL): "VTTT1001U",
+}
+OVERSEAS_REVISE_CANCEL = {"real": "TTTT1004U", "virtual": "VTTT1004U"}
+OVERSEAS_BALANCE = {"real": "TTTS3012R", "virtual": "VTTS3012R"}
+OVERSEAS_PRESENT_BALANCE = {"real": "CTRP6504R", "virtual": "VTRP6504R"}
+OVERSEAS_PRICE = "HHDFS00000300"
+
+EXECUTION_NOTICE = {"real": "H0STCNI0", "virtual": "H0STCNI9"}
+OVERSEAS_EXECUTION_NOTICE = {"real": "H0GSCNI0", "virtual": "H0GSCNI9"}
+
+# Orders and balances use NASD/NYSE/AMEX; quotes use NAS/NYS/AMS.
+QUOTE_EXCHANGE = {Market.NASD: "NAS", Market.NYSE: "NYS", Market.AMEX: "AMS"}
+ORDER_EXCHANGE = {Market.NASD: "NASD", Market.NYSE: "NYSE", Market.AMEX: "AMEX"}
+
+
+def order_tr_id(env: Env, market: Market, side: Side) -> str:
+    table = DOMESTIC_ORDER if market is Market.KRX else OVERSEAS_ORDER
+    return table[(env, side)]

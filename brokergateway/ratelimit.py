@@ -1,0 +1,55 @@
+"""Per-account request pacing, shared through Valkey when several processes use an account.
+
+A sliding one-second window kept in a sorted set; a caller waits for a free slot
+instead of being refused, so a burst is spread out at or under the limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+import redis.asyncio as aioredis
+
+from yquant import keys
+
+_ACQUIRE = """
+local key = KEYS[1]
+local now = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local limit = tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+local count = redis.call('ZCARD', key)
+if count < limit then
+  redis.call('ZADD', key, now, ARGV[4])
+  redis.call('PEXPIRE', key, math.ceil(window) + 1000)
+  return 0
+end
+local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+return math.ceil(tonumber(oldest[2]) + window - now) + 1
+"""
+
+
+class RateLimiter:
+    def __init__(self, client: aioredis.Redis, account: str, per_second: float) -> None:
+        self.client = client
+        self.key = keys.rate_limit(account)
+        self.per_second = per_second
+        # Whole requests per window; a fractional limit (e.g. 0.5/s) widens the window.
+        self.limit = max(int(per_second), 1)
+        self.window_ms = 1000.0 * self.limit / per_second if per_second > 0 else 1000.0
+        self._script = client.register_script(_ACQUIRE)
+        self._local = asyncio.Lock()
+
+    async def acquire(self) -> None:
+        if self.per_second <= 0:
+            return
+        while True:
+            now_ms = time.time() * 1000
+            wait_ms = int(
+                await self._script(keys=[self.key], args=[now_ms, self.window_ms, self.limit, uuid.uuid4().hex])
+            )
+            if wait_ms <= 0:
+                return
+            await asyncio.sleep(wait_ms / 1000)

@@ -1,0 +1,1 @@
+"""Signal to order: mapping, sizing, pre-trade risk, trading state, schedules, exits."""

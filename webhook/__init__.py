@@ -1,0 +1,1 @@
+"""TradingView ingress: authenticate, validate, deduplicate, reject stale, enqueue."""

@@ -1,0 +1,5 @@
+import sys
+
+from yquant.cli import main
+
+sys.exit(main())

@@ -1,0 +1,253 @@
+"""The message bus on Valkey Streams with consumer groups.
+
+* ``publish`` appends with a length cap (``MAXLEN ~``) far above any backlog we accept.
+* ``Consumer`` reads with XREADGROUP, acks after the handler succeeded, drains its own
+  pending entries first after a restart, takes over a crashed consumer's entries with
+  XAUTOCLAIM after an idle time, and moves an entry that failed ``max_deliveries``
+  times to the dead-letter stream.
+* Entries that share a partition key (for signals: account-independent strategy and
+  ticker) are handled in arrival order; different keys run concurrently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from yquant import keys
+from yquant.errors import MessageDecodeError
+from yquant.logs import correlation
+from yquant.messages import AnyMessage, Message, decode, encode
+from yquant.settings import BusSettings
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[AnyMessage], Awaitable[None]]
+PartitionKey = Callable[[AnyMessage], str]
+
+EntryId = bytes | str
+
+
+def fields_of(message: Message) -> dict[str, bytes | str]:
+    return {"type": message.__class__.__name__, "data": encode(message)}
+
+
+async def publish(client: aioredis.Redis, stream: str, message: Message, maxlen: int = 100_000) -> str:
+    entry_id = await client.xadd(stream, fields_of(message), maxlen=maxlen, approximate=True)  # type: ignore[arg-type]
+    return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+
+
+async def ensure_group(client: aioredis.Redis, stream: str, group: str, start_id: str = "0") -> None:
+    try:
+        await client.xgroup_create(stream, group, id=start_id, mkstream=True)
+    except ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+
+
+@dataclass
+class ConsumerStats:
+    handled: int = 0
+    failed: int = 0
+    dead_lettered: int = 0
+    reclaimed: int = 0
+    last_error: str = ""
+    by_type: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+
+class Consumer:
+    """One member of a consumer group, handling entries until ``stop`` is set."""
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        *,
+        stream: str,
+        group: str,
+        name: str,
+        handler: Handler,
+        settings: BusSettings,
+        partition_key: PartitionKey | None = None,
+        dead_letter_stream: str = keys.DEAD_LETTERS,
+    ) -> None:
+        self.client = client
+        self.stream = stream
+        self.group = group
+        self.name = name
+        self.handler = handler
+        self.settings = settings
+        self.partition_key = partition_key
+        self.dead_letter_stream = dead_letter_stream
+        self.stats = ConsumerStats()
+        self._last_claim = 0.0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await ensure_group(self.client, self.stream, self.group)
+        await self._drain_own_pending(stop)
+        backoff = 0.1
+        while not stop.is_set():
+            try:
+                await self._maybe_reclaim()
+                response: Any = await self.client.xreadgroup(
+                    self.group,
+                    self.name,
+                    {self.stream: ">"},
+                    count=self.settings.batch,
+                    block=self.settings.block_ms,
+                )
+                backoff = 0.1
+                for _stream, entries in response or []:
+                    await self._handle_batch(entries)
+            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                logger.warning("valkey unavailable, retrying", extra={"error": str(exc), "stream": self.stream})
+                await _sleep_or_stop(stop, backoff)
+                backoff = min(backoff * 2, 5.0)
+            except ResponseError as exc:
+                if "NOGROUP" in str(exc):
+                    logger.warning("consumer group missing, recreating", extra={"stream": self.stream})
+                    await ensure_group(self.client, self.stream, self.group)
+                else:
+                    logger.exception("stream read failed", extra={"stream": self.stream})
+                    await _sleep_or_stop(stop, 1.0)
+
+    async def _drain_own_pending(self, stop: asyncio.Event) -> None:
+        """After a restart, handle what this consumer read but never acknowledged."""
+        last_id: EntryId = "0"
+        while not stop.is_set():
+            response: Any = await self.client.xreadgroup(
+                self.group, self.name, {self.stream: last_id}, count=self.settings.batch
+            )
+            entries = response[0][1] if response else []
+            if not entries:
+                return
+            logger.info("handling own pending entries", extra={"count": len(entries), "stream": self.stream})
+            await self._handle_batch(entries, check_deliveries=True)
+            last_id = entries[-1][0]
+
+    async def _maybe_reclaim(self) -> None:
+        now = time.monotonic()
+        interval = max(self.settings.claim_idle_ms / 1000 / 2, 0.05)
+        if now - self._last_claim < interval:
+            return
+        self._last_claim = now
+        start: EntryId = "0-0"
+        while True:
+            result: Any = await self.client.xautoclaim(
+                self.stream,
+                self.group,
+                self.name,
+                min_idle_time=self.settings.claim_idle_ms,
+                start_id=start,
+                count=self.settings.batch,
+            )
+            next_start, entries = result[0], result[1]
+            entries = [e for e in entries if e[1] is not None]
+            if entries:
+                self.stats.reclaimed += len(entries)
+                logger.warning("reclaimed idle entries", extra={"count": len(entries), "stream": self.stream})
+                await self._handle_batch(entries, check_deliveries=True)
+            if next_start in (b"0-0", "0-0"):
+                return
+            start = next_start
+
+    async def _delivery_counts(self, entry_ids: Sequence[EntryId]) -> dict[bytes, int]:
+        counts: dict[bytes, int] = {}
+        for entry_id in entry_ids:
+            rows = await self.client.xpending_range(self.stream, self.group, entry_id, entry_id, 1)
+            for row in rows:
+                message_id = row["message_id"]
+                counts[message_id if isinstance(message_id, bytes) else str(message_id).encode()] = int(
+                    row["times_delivered"]
+                )
+        return counts
+
+    async def _handle_batch(
+        self, entries: list[tuple[EntryId, dict[bytes, bytes]]], check_deliveries: bool = False
+    ) -> None:
+        counts: dict[bytes, int] = {}
+        if check_deliveries:
+            counts = await self._delivery_counts([e[0] for e in entries])
+        groups: dict[str, list[tuple[EntryId, AnyMessage]]] = defaultdict(list)
+        to_ack: list[EntryId] = []
+        for entry_id, fields in entries:
+            raw_id = entry_id if isinstance(entry_id, bytes) else entry_id.encode()
+            if counts.get(raw_id, 0) > self.settings.max_deliveries:
+                await self._dead_letter(entry_id, fields, f"delivered {counts[raw_id]} times")
+                to_ack.append(entry_id)
+                continue
+            try:
+                message = decode(fields[b"data"])
+            except (MessageDecodeError, KeyError) as exc:
+                await self._dead_letter(entry_id, fields, f"undecodable: {exc}")
+                to_ack.append(entry_id)
+                continue
+            key = self.partition_key(message) if self.partition_key else str(entry_id)
+            groups[key].append((entry_id, message))
+
+        results = await asyncio.gather(*(self._handle_in_order(items) for items in groups.values()))
+        for acked in results:
+            to_ack.extend(acked)
+        if to_ack:
+            await self.client.xack(self.stream, self.group, *to_ack)
+
+    async def _handle_in_order(self, items: list[tuple[EntryId, AnyMessage]]) -> list[EntryId]:
+        acked: list[EntryId] = []
+        for index, (entry_id, message) in enumerate(items):
+            with correlation(message.correlation_id):
+                try:
+                    await self.handler(message)
+                except Exception as exc:
+                    self.stats.failed += 1
+                    self.stats.last_error = repr(exc)
+                    logger.exception(
+                        "handler failed; entry stays pending for a retry",
+                        extra={"entry_id": _text(entry_id), "type": message.type},
+                    )
+                    # Keep order within the partition: later entries wait for the retry.
+                    remaining = len(items) - index - 1
+                    if remaining:
+                        logger.warning("holding back later entries of the same key", extra={"count": remaining})
+                    return acked
+            self.stats.handled += 1
+            self.stats.by_type[message.type] += 1
+            acked.append(entry_id)
+        return acked
+
+    async def _dead_letter(self, entry_id: EntryId, fields: dict[bytes, bytes], reason: str) -> None:
+        self.stats.dead_lettered += 1
+        logger.error("dead-lettering entry", extra={"entry_id": _text(entry_id), "reason": reason})
+        payload = {
+            "stream": self.stream,
+            "group": self.group,
+            "entry_id": _text(entry_id),
+            "reason": reason,
+            "fields": {_text(k): _text(v) for k, v in fields.items()},
+        }
+        await self.client.xadd(
+            self.dead_letter_stream,
+            {"type": "DeadLetter", "data": orjson.dumps(payload)},
+            maxlen=self.settings.stream_maxlen,
+            approximate=True,
+        )
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else value
+
+
+async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    except TimeoutError:
+        pass

@@ -1,0 +1,274 @@
+"""The ``yquant`` command: run the system and look into it from a console."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from yquant import keys
+from yquant.settings import Settings, get_settings
+
+
+def _runtime(settings: Settings) -> dict[str, Any]:
+    path = settings.state_dir / "runtime.json"
+    if path.exists():
+        data: dict[str, Any] = orjson.loads(path.read_bytes())
+        return data
+    return {}
+
+
+def _valkey_url(settings: Settings) -> str:
+    if os.environ.get("YQ_VALKEY__URL"):
+        return settings.valkey.url
+    return str(_runtime(settings).get("valkey_url") or settings.valkey.url)
+
+
+def _client(settings: Settings) -> Any:
+    from yquant import valkey
+
+    return valkey.connect(settings.valkey.model_copy(update={"url": _valkey_url(settings)}))
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2, default=str).decode() + "\n")
+
+
+def _table(rows: list[list[str]], headers: list[str]) -> None:
+    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows, strict=False)]
+    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
+    sys.stdout.write(line + "\n" + "  ".join("-" * w for w in widths) + "\n")
+    for row in rows:
+        sys.stdout.write("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) + "\n")
+
+
+async def _status(settings: Settings, as_json: bool) -> int:
+    client = _client(settings)
+    try:
+        beats = []
+        async for key in client.scan_iter(match=keys.HEARTBEAT_PATTERN, count=200):
+            data = {k.decode(): v.decode() for k, v in (await client.hgetall(key)).items()}
+            if data:
+                data["age_s"] = f"{time.time() - float(data.get('seen_at', 0)):.1f}"
+                beats.append(data)
+        streams = []
+        for stream in keys.ALL_STREAMS:
+            length = await client.xlen(stream)
+            groups = await client.xinfo_groups(stream) if length or await client.exists(stream) else []
+            for group in groups:
+                streams.append(
+                    {
+                        "stream": stream,
+                        "group": group["name"].decode(),
+                        "length": length,
+                        "pending": group["pending"],
+                        "lag": group.get("lag"),
+                    }
+                )
+            if not groups:
+                streams.append({"stream": stream, "group": "", "length": length, "pending": 0, "lag": None})
+    finally:
+        await client.aclose()
+    if as_json:
+        _print_json({"services": beats, "streams": streams})
+        return 0
+    _table(
+        [
+            [
+                b.get("service", ""),
+                b.get("instance", ""),
+                b.get("pid", ""),
+                b["age_s"],
+                f"{int(b.get('rss_kib', 0)) // 1024} MiB",
+            ]
+            for b in sorted(beats, key=lambda b: b.get("service", ""))
+        ],
+        ["service", "instance", "pid", "seen (s ago)", "rss"],
+    )
+    sys.stdout.write("\n")
+    _table(
+        [[s["stream"], s["group"], str(s["length"]), str(s["pending"]), str(s["lag"])] for s in streams],
+        ["stream", "group", "length", "pending", "lag"],
+    )
+    return 0
+
+
+async def _orders(settings: Settings, as_json: bool, limit: int) -> int:
+    from yquant import orders
+
+    client = _client(settings)
+    try:
+        records = await orders.recent_orders(client, limit)
+    finally:
+        await client.aclose()
+    if as_json:
+        _print_json([r.model_dump(mode="json") for r in records])
+        return 0
+    _table(
+        [
+            [
+                r.created_at.strftime("%m-%d %H:%M:%S"),
+                r.account,
+                r.market.value,
+                r.ticker,
+                r.side.value,
+                str(r.quantity),
+                str(r.filled_quantity),
+                str(r.average_price or ""),
+                r.state.value,
+                r.reason[:40],
+            ]
+            for r in records
+        ],
+        ["created (UTC)", "account", "market", "ticker", "side", "qty", "filled", "avg", "state", "reason"],
+    )
+    return 0
+
+
+async def _positions(settings: Settings, as_json: bool, account: str | None) -> int:
+    from yquant import portfolio
+
+    client = _client(settings)
+    try:
+        aliases = [account] if account else await portfolio.account_aliases(client)
+        snapshots = [a for a in [await portfolio.get_account(client, x) for x in aliases] if a]
+    finally:
+        await client.aclose()
+    if as_json:
+        _print_json([s.model_dump(mode="json") for s in snapshots])
+        return 0
+    rows = [
+        [
+            s.account,
+            p.market.value,
+            p.ticker,
+            p.name,
+            str(p.quantity),
+            str(p.average_price),
+            str(p.current_price),
+            str(p.unrealized_pnl),
+            p.strategy or "",
+        ]
+        for s in snapshots
+        for p in s.positions
+    ]
+    _table(rows, ["account", "market", "ticker", "name", "qty", "avg", "price", "p/l", "strategy"])
+    for s in snapshots:
+        cash = ", ".join(f"{k} {v}" for k, v in s.cash.items())
+        sys.stdout.write(f"{s.account}: cash {cash} (synced {s.synced_at})\n")
+    return 0
+
+
+async def _signals(settings: Settings, as_json: bool, limit: int) -> int:
+    from yquant import decisions
+
+    client = _client(settings)
+    try:
+        rows = await decisions.recent_signals(client, limit)
+    finally:
+        await client.aclose()
+    if as_json:
+        _print_json(rows)
+        return 0
+    table = []
+    for row in rows:
+        signal = row.get("signal") or {}
+        assert isinstance(signal, dict)
+        table.append(
+            [
+                str(signal.get("received_at", ""))[:19],
+                str(signal.get("strategy", "")),
+                str(signal.get("ticker", "")),
+                str(signal.get("action", "")),
+                str(row.get("status", "")),
+                str(row.get("reason", row.get("note", "")))[:60],
+            ]
+        )
+    _table(table, ["received (UTC)", "strategy", "ticker", "action", "status", "reason"])
+    return 0
+
+
+def _signal(settings: Settings, args: argparse.Namespace) -> int:
+    import httpx
+
+    runtime = _runtime(settings)
+    url = args.url or runtime.get("webhook_url") or f"http://127.0.0.1:{settings.webhook.port}/webhook"
+    secret = args.secret or os.environ.get("YQ_WEBHOOK_SECRET") or os.environ.get("YQ_WEBHOOK__SECRET")
+    if not secret:
+        path = settings.state_dir / "webhook-secret"
+        secret = path.read_text().strip() if path.exists() else ""
+    body: dict[str, Any] = {
+        "secret": secret,
+        "strategy": args.strategy,
+        "ticker": args.ticker,
+        "exchange": args.exchange,
+        "action": args.action,
+    }
+    if args.quantity is not None:
+        body["quantity"] = args.quantity
+    if args.price is not None:
+        body["price"] = args.price
+        body["order_type"] = "limit"
+    if args.id:
+        body["id"] = args.id
+    response = httpx.post(url, json=body, timeout=5)
+    sys.stdout.write(f"HTTP {response.status_code} {response.text}\n")
+    return 0 if response.status_code == 200 else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="yquant", description="TradingView alerts to KIS orders")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("up", help="run the whole system on this machine (embedded Valkey, KIS simulator)")
+    status = sub.add_parser("status", help="service heartbeats and stream lag")
+    status.add_argument("--json", action="store_true")
+    orders_cmd = sub.add_parser("orders", help="recent orders")
+    orders_cmd.add_argument("--json", action="store_true")
+    orders_cmd.add_argument("--limit", type=int, default=50)
+    positions = sub.add_parser("positions", help="positions per account")
+    positions.add_argument("--json", action="store_true")
+    positions.add_argument("--account")
+    signals = sub.add_parser("signals", help="the decision log: every signal and why it did or did not trade")
+    signals.add_argument("--json", action="store_true")
+    signals.add_argument("--limit", type=int, default=50)
+    signal_cmd = sub.add_parser("signal", help="post a test alert to the local webhook")
+    signal_cmd.add_argument("--ticker", default="005930")
+    signal_cmd.add_argument("--exchange", default="KRX")
+    signal_cmd.add_argument("--action", default="buy")
+    signal_cmd.add_argument("--quantity", type=int, default=1)
+    signal_cmd.add_argument("--price")
+    signal_cmd.add_argument("--strategy", default="demo")
+    signal_cmd.add_argument("--id")
+    signal_cmd.add_argument("--url")
+    signal_cmd.add_argument("--secret")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = get_settings()
+    if args.command == "up":
+        from yquant.supervisor import up
+
+        return up(settings)
+    if args.command == "status":
+        return asyncio.run(_status(settings, args.json))
+    if args.command == "orders":
+        return asyncio.run(_orders(settings, args.json, args.limit))
+    if args.command == "positions":
+        return asyncio.run(_positions(settings, args.json, args.account))
+    if args.command == "signals":
+        return asyncio.run(_signals(settings, args.json, args.limit))
+    if args.command == "signal":
+        return _signal(settings, args)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

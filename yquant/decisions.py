@@ -1,0 +1,71 @@
+"""The decision log: every signal ends accepted (with its orders) or denied (with a reason)."""
+
+from __future__ import annotations
+
+import time
+
+import orjson
+import redis.asyncio as aioredis
+
+from yquant import keys
+from yquant.messages import OrderDenied, Signal, SignalAccepted
+
+DECISION_TTL_S = 90 * 86_400
+
+
+async def record_received(client: aioredis.Redis, signal: Signal) -> None:
+    async with client.pipeline(transaction=False) as pipe:
+        pipe.hsetnx(keys.signal_record(signal.signal_id), "signal", signal.model_dump_json())
+        pipe.hsetnx(keys.signal_record(signal.signal_id), "status", "received")
+        pipe.expire(keys.signal_record(signal.signal_id), DECISION_TTL_S)
+        pipe.zadd(keys.SIGNALS_INDEX, {signal.signal_id: time.time()}, nx=True)
+        await pipe.execute()
+
+
+async def record_decision(
+    client: aioredis.Redis,
+    signal: Signal,
+    decision: SignalAccepted | OrderDenied,
+    maxlen: int,
+) -> None:
+    """Store the outcome on the signal's record and append it to the decision stream."""
+    record = keys.signal_record(signal.signal_id)
+    async with client.pipeline(transaction=True) as pipe:
+        pipe.hset(record, mapping={"signal": signal.model_dump_json()})
+        if isinstance(decision, SignalAccepted):
+            pipe.hset(record, mapping={"status": "accepted"})
+            pipe.hset(record, mapping={"orders": orjson.dumps(decision.client_order_ids)})
+            if decision.note:
+                pipe.hset(record, mapping={"note": decision.note})
+        else:
+            denials = f"{decision.account or '*'}: {decision.reason}"
+            pipe.hset(record, mapping={"status": "denied", "reason_code": decision.reason_code})
+            pipe.hset(record, mapping={"reason": denials})
+        pipe.hset(record, mapping={"decided_at": decision.occurred_at.isoformat()})
+        pipe.expire(record, DECISION_TTL_S)
+        pipe.zadd(keys.SIGNALS_INDEX, {signal.signal_id: time.time()}, nx=True)
+        pipe.xadd(
+            keys.DECISIONS,
+            {"type": decision.type, "data": decision.model_dump_json()},
+            maxlen=maxlen,
+            approximate=True,
+        )
+        await pipe.execute()
+
+
+async def recent_signals(client: aioredis.Redis, limit: int = 100) -> list[dict[str, object]]:
+    ids = await client.zrevrange(keys.SIGNALS_INDEX, 0, limit - 1)
+    async with client.pipeline(transaction=False) as pipe:
+        for signal_id in ids:
+            pipe.hgetall(keys.signal_record(keys.text(signal_id)))
+        rows = await pipe.execute()
+    result: list[dict[str, object]] = []
+    for signal_id, row in zip(ids, rows, strict=True):
+        if not row:
+            continue
+        data = {keys.text(k): keys.text(v) for k, v in row.items()}
+        entry: dict[str, object] = {"signal_id": keys.text(signal_id), **data}
+        entry["signal"] = orjson.loads(data["signal"]) if "signal" in data else None
+        entry["orders"] = orjson.loads(data["orders"]) if "orders" in data else []
+        result.append(entry)
+    return result

@@ -1,0 +1,91 @@
+#!lua name=yquant
+
+-- Server functions: each runs atomically inside Valkey, so a crash between two steps
+-- (dedupe and append, record and append, state change and event) cannot happen.
+
+local function xadd(stream, maxlen, msg_type, data)
+  return redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'type', msg_type, 'data', data)
+end
+
+-- yq_ingest KEYS: dedupe_key, stream  ARGV: ttl_s, maxlen, type, data
+-- Returns the new entry id, or 0 when the dedupe key already existed (a resend).
+local function yq_ingest(keys, args)
+  local ok = redis.call('SET', keys[1], '1', 'NX', 'EX', args[1])
+  if not ok then
+    return 0
+  end
+  return xadd(keys[2], args[2], args[3], args[4])
+end
+
+-- yq_order_create KEYS: order, history, index, open, stream
+-- ARGV: client_order_id, score_ms, maxlen, type, data, history_entry, field, value, ...
+-- Records the order and appends its command once; 0 when it already exists.
+local function yq_order_create(keys, args)
+  if redis.call('EXISTS', keys[1]) == 1 then
+    return 0
+  end
+  local fields = {}
+  for i = 7, #args do
+    fields[#fields + 1] = args[i]
+  end
+  redis.call('HSET', keys[1], unpack(fields))
+  redis.call('RPUSH', keys[2], args[6])
+  redis.call('ZADD', keys[3], args[2], args[1])
+  redis.call('SADD', keys[4], args[1])
+  return xadd(keys[5], args[3], args[4], args[5])
+end
+
+-- yq_order_update KEYS: order, history, open, stream
+-- ARGV: allowed_states (csv, '*' = any), cond_field, cond_value, new_state, maxlen,
+--       event_type, event_data, history_entry, final ('1' removes from the open set),
+--       client_order_id, field, value, ...
+-- Returns {1, previous_state} when applied, {0, current_state} when the state or the
+-- condition did not match, {-1, ''} when the order does not exist.
+local function yq_order_update(keys, args)
+  local current = redis.call('HGET', keys[1], 'state')
+  if not current then
+    return {-1, ''}
+  end
+  if args[1] ~= '*' then
+    local allowed = false
+    for state in string.gmatch(args[1], '([^,]+)') do
+      if state == current then
+        allowed = true
+      end
+    end
+    if not allowed then
+      return {0, current}
+    end
+  end
+  if args[2] ~= '' then
+    local value = redis.call('HGET', keys[1], args[2]) or ''
+    if value ~= args[3] then
+      return {0, current}
+    end
+  end
+  local fields = {}
+  for i = 11, #args do
+    fields[#fields + 1] = args[i]
+  end
+  if args[4] ~= '' then
+    fields[#fields + 1] = 'state'
+    fields[#fields + 1] = args[4]
+  end
+  if #fields > 0 then
+    redis.call('HSET', keys[1], unpack(fields))
+  end
+  if args[8] ~= '' then
+    redis.call('RPUSH', keys[2], args[8])
+  end
+  if args[9] == '1' then
+    redis.call('SREM', keys[3], args[10])
+  end
+  if args[6] ~= '' then
+    xadd(keys[4], args[5], args[6], args[7])
+  end
+  return {1, current}
+end
+
+redis.register_function('yq_ingest', yq_ingest)
+redis.register_function('yq_order_create', yq_order_create)
+redis.register_function('yq_order_update', yq_order_update)

@@ -1,0 +1,147 @@
+"""Every Valkey stream, consumer group and key name used by yQuant, in one place.
+
+All names live under one prefix so an ACL pattern (``~yq:...``) can grant exactly
+what a service needs. Change a name here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+PREFIX = "yq:"
+
+# --- streams -------------------------------------------------------------------------
+SIGNALS = PREFIX + "stream:signals"  # SignalReceived, written by the webhook (and dashboard)
+ORDERS = PREFIX + "stream:orders"  # SubmitOrder / CancelOrder commands for the gateway
+EXECUTIONS = PREFIX + "stream:executions"  # order lifecycle events and AccountSynced
+DECISIONS = PREFIX + "stream:decisions"  # one decision per signal: accepted or denied
+QUERIES = PREFIX + "stream:queries"  # quote / buying-power requests for the gateway
+DEAD_LETTERS = PREFIX + "stream:deadletters"  # entries that failed too often
+
+ALL_STREAMS = (SIGNALS, ORDERS, EXECUTIONS, DECISIONS, QUERIES, DEAD_LETTERS)
+
+# --- consumer groups -----------------------------------------------------------------
+GROUP_ORDERMANAGER = "ordermanager"
+GROUP_BROKERGATEWAY = "brokergateway"
+
+# --- keys ----------------------------------------------------------------------------
+FUNCTIONS_LIBRARY = "yquant"
+
+
+def signal_dedupe(signal_id: str) -> str:
+    """Marks a signal id as seen (with a TTL) so resends are dropped."""
+    return f"{PREFIX}dedupe:signal:{signal_id}"
+
+
+def signal_record(signal_id: str) -> str:
+    """Hash with the decision about one signal (state, reason, order ids)."""
+    return f"{PREFIX}signal:{signal_id}"
+
+
+SIGNALS_INDEX = PREFIX + "signals:index"  # sorted set: signal id by receive time
+
+
+def order(client_order_id: str) -> str:
+    """Hash holding one order record; ``client_order_id`` is deterministic."""
+    return f"{PREFIX}order:{client_order_id}"
+
+
+def order_history(client_order_id: str) -> str:
+    """List of the order's state changes (JSON lines)."""
+    return f"{PREFIX}order:{client_order_id}:history"
+
+
+ORDERS_INDEX = PREFIX + "orders:index"  # sorted set: client order id by creation time
+ORDERS_OPEN = PREFIX + "orders:open"  # set of client order ids not yet final
+
+
+def broker_order(account_alias: str, broker_order_id: str) -> str:
+    """Maps a broker order number back to our client order id."""
+    return f"{PREFIX}brokerorder:{account_alias}:{broker_order_id}"
+
+
+def account(account_alias: str) -> str:
+    """Hash: the latest account snapshot (cash per currency, sync time)."""
+    return f"{PREFIX}account:{account_alias}"
+
+
+def positions(account_alias: str) -> str:
+    """Hash: ticker -> JSON position snapshot for one account."""
+    return f"{PREFIX}positions:{account_alias}"
+
+
+def position_attribution(account_alias: str) -> str:
+    """Hash: ticker -> the strategy (or manual / schedule) that opened the position."""
+    return f"{PREFIX}attribution:{account_alias}"
+
+
+ACCOUNTS_INDEX = PREFIX + "accounts"  # set of known account aliases
+
+
+def text(value: Any) -> str:
+    """A Valkey reply (bytes or str) as text."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()[:16]
+
+
+def token(app_key: str) -> str:
+    """The KIS access token for one app key (the key itself is never part of a name)."""
+    return f"{PREFIX}token:{_digest(app_key)}"
+
+
+def token_lock(app_key: str) -> str:
+    return f"{PREFIX}lock:token:{_digest(app_key)}"
+
+
+def token_issued_at(app_key: str) -> str:
+    """When a token was last issued for the app key (guards KIS's issuance limit)."""
+    return f"{PREFIX}token:{_digest(app_key)}:issued"
+
+
+def rate_limit(account_alias: str) -> str:
+    return f"{PREFIX}ratelimit:{account_alias}"
+
+
+def quote(market: str, ticker: str) -> str:
+    """Cached quote with a TTL."""
+    return f"{PREFIX}quote:{market}:{ticker}"
+
+
+def reply(request_id: str) -> str:
+    """List the gateway pushes a query's answer to (with a TTL)."""
+    return f"{PREFIX}reply:{request_id}"
+
+
+TRADING_STATE = PREFIX + "trading:state"  # hash: "*" (global) or alias -> state
+RISK_LIMITS = PREFIX + "risk:limits"  # hash: limit name -> value
+SCHEDULES = PREFIX + "schedules"  # sorted set: schedule id by next due time
+
+
+def schedule(schedule_id: str) -> str:
+    return f"{PREFIX}schedule:{schedule_id}"
+
+
+def schedule_fired(schedule_id: str, occurrence: str) -> str:
+    """SET NX marker so each occurrence fires once, whatever the number of order managers."""
+    return f"{PREFIX}schedule:{schedule_id}:fired:{occurrence}"
+
+
+def heartbeat(service: str, instance: str) -> str:
+    """Hash with a short TTL, refreshed by a running service."""
+    return f"{PREFIX}hb:{service}:{instance}"
+
+
+HEARTBEAT_PATTERN = PREFIX + "hb:*"
+
+
+def rate_window(scope: str) -> str:
+    """Per-account order-rate window for the pre-trade risk check."""
+    return f"{PREFIX}risk:rate:{scope}"
+
+
+AUDIT_LOG = PREFIX + "stream:audit"  # every manual action on the dashboard
+EQUITY_SNAPSHOTS = PREFIX + "equity:snapshots"  # sorted set of daily equity snapshots

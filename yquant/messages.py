@@ -1,0 +1,291 @@
+"""Versioned, immutable messages that travel on the bus.
+
+Every message is an envelope (``type``, ``v``, ``id``, ``correlation_id``,
+``occurred_at`` in UTC) with a typed payload in the same flat object. Commands are
+imperative (``SubmitOrder``), events past tense (``OrderFilled``). Prices and money
+are ``Decimal``; quantities are integers.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from yquant.errors import MessageDecodeError
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Market(StrEnum):
+    KRX = "KRX"
+    NASD = "NASD"
+    NYSE = "NYSE"
+    AMEX = "AMEX"
+
+    @property
+    def currency(self) -> str:
+        return "KRW" if self is Market.KRX else "USD"
+
+    @property
+    def is_us(self) -> bool:
+        return self is not Market.KRX
+
+
+class Side(StrEnum):
+    BUY = "buy"
+    SELL = "sell"
+
+
+class OrderType(StrEnum):
+    MARKET = "market"
+    LIMIT = "limit"
+
+
+class SignalAction(StrEnum):
+    BUY = "buy"
+    SELL = "sell"
+    EXIT = "exit"
+    REVERSE = "reverse"
+    CANCEL = "cancel"
+
+
+class QuantityType(StrEnum):
+    FIXED = "fixed"  # number of shares
+    AMOUNT = "amount"  # cash amount in the market's currency
+    PERCENT_EQUITY = "percent_of_equity"
+    PERCENT_POSITION = "percent_of_position"
+
+
+class OrderState(StrEnum):
+    NEW = "NEW"  # recorded by the order manager, command appended
+    SUBMITTING = "SUBMITTING"  # the gateway is calling the broker: outcome not yet known
+    ACCEPTED = "ACCEPTED"  # the broker booked it and returned its order number
+    PARTIALLY_FILLED = "PARTIALLY_FILLED"
+    FILLED = "FILLED"
+    CANCELLED = "CANCELLED"
+    REJECTED = "REJECTED"  # refused by the broker (reason kept)
+    FAILED = "FAILED"  # outcome unknown and not found at the broker: not sent again
+
+    @property
+    def is_final(self) -> bool:
+        return self in FINAL_STATES
+
+
+FINAL_STATES = frozenset({OrderState.FILLED, OrderState.CANCELLED, OrderState.REJECTED, OrderState.FAILED})
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Message(Frozen):
+    """The envelope fields every message carries."""
+
+    v: int = 1
+    id: str = Field(default_factory=new_id)
+    correlation_id: str = Field(default_factory=new_id)
+    occurred_at: datetime = Field(default_factory=utcnow)
+
+
+class Signal(Frozen):
+    """A validated trading alert, as the webhook understood it."""
+
+    signal_id: str
+    strategy: str
+    ticker: str
+    market: Market
+    action: SignalAction
+    quantity: Decimal | None = None
+    quantity_type: QuantityType = QuantityType.FIXED
+    order_type: OrderType = OrderType.MARKET
+    price: Decimal | None = None
+    stop_loss: Decimal | None = None
+    take_profit: Decimal | None = None
+    fired_at: datetime | None = None
+    received_at: datetime = Field(default_factory=utcnow)
+    source: str = "webhook"  # webhook | dashboard | schedule | exit
+    order_id: str | None = None  # TradingView's {{strategy.order.id}}
+    comment: str | None = None
+    market_position: str | None = None
+    position_size: Decimal | None = None
+    account: str | None = None  # restrict to one account of the strategy (manual orders)
+
+
+class SignalReceived(Message):
+    type: Literal["SignalReceived"] = "SignalReceived"
+    signal: Signal
+
+
+class SubmitOrder(Message):
+    type: Literal["SubmitOrder"] = "SubmitOrder"
+    client_order_id: str
+    account: str
+    market: Market
+    ticker: str
+    side: Side
+    quantity: int = Field(gt=0)
+    order_type: OrderType = OrderType.MARKET
+    limit_price: Decimal | None = None
+    strategy: str
+    origin: str = "signal"  # signal | manual | schedule | exit | liquidation
+    signal_id: str | None = None
+    reduce_only: bool = False
+
+
+class CancelOrder(Message):
+    type: Literal["CancelOrder"] = "CancelOrder"
+    client_order_id: str
+    account: str
+    reason: str = ""
+
+
+class OrderDenied(Message):
+    type: Literal["OrderDenied"] = "OrderDenied"
+    signal_id: str
+    strategy: str
+    ticker: str
+    account: str | None = None
+    reason_code: str
+    reason: str
+
+
+class SignalAccepted(Message):
+    type: Literal["SignalAccepted"] = "SignalAccepted"
+    signal_id: str
+    strategy: str
+    ticker: str
+    client_order_ids: list[str]
+    note: str = ""
+
+
+class OrderSubmitted(Message):
+    type: Literal["OrderSubmitted"] = "OrderSubmitted"
+    client_order_id: str
+    account: str
+
+
+class OrderAccepted(Message):
+    type: Literal["OrderAccepted"] = "OrderAccepted"
+    client_order_id: str
+    account: str
+    broker_order_id: str
+    broker_org_no: str = ""
+    reconciled: bool = False  # adopted after an unknown outcome
+
+
+class OrderRejected(Message):
+    type: Literal["OrderRejected"] = "OrderRejected"
+    client_order_id: str
+    account: str
+    reason_code: str
+    reason: str
+    final_state: OrderState = OrderState.REJECTED
+
+
+class OrderFilled(Message):
+    type: Literal["OrderFilled"] = "OrderFilled"
+    client_order_id: str
+    account: str
+    broker_order_id: str
+    market: Market
+    ticker: str
+    side: Side
+    fill_quantity: int
+    fill_price: Decimal
+    cumulative_quantity: int
+    average_price: Decimal
+    remaining_quantity: int
+    fee: Decimal = Decimal(0)
+    source: str = "poll"  # poll | websocket
+
+
+class OrderCancelled(Message):
+    type: Literal["OrderCancelled"] = "OrderCancelled"
+    client_order_id: str
+    account: str
+    cancelled_quantity: int
+    reason: str = ""
+
+
+class Position(Frozen):
+    market: Market
+    ticker: str
+    name: str = ""
+    quantity: int
+    sellable_quantity: int
+    average_price: Decimal
+    current_price: Decimal
+    market_value: Decimal
+    unrealized_pnl: Decimal
+    return_pct: Decimal
+    currency: str
+    strategy: str | None = None
+
+
+class AccountSynced(Message):
+    type: Literal["AccountSynced"] = "AccountSynced"
+    account: str
+    cash: dict[str, Decimal]
+    positions: list[Position]
+
+
+class QuoteRequested(Message):
+    type: Literal["QuoteRequested"] = "QuoteRequested"
+    request_id: str = Field(default_factory=new_id)
+    market: Market
+    ticker: str
+    account: str | None = None
+
+
+class Quote(Frozen):
+    market: Market
+    ticker: str
+    price: Decimal
+    tick_size: Decimal | None = None
+    upper_limit: Decimal | None = None
+    lower_limit: Decimal | None = None
+    previous_close: Decimal | None = None
+    currency: str
+    as_of: datetime
+
+
+AnyMessage = Annotated[
+    SignalReceived
+    | SubmitOrder
+    | CancelOrder
+    | OrderDenied
+    | SignalAccepted
+    | OrderSubmitted
+    | OrderAccepted
+    | OrderRejected
+    | OrderFilled
+    | OrderCancelled
+    | AccountSynced
+    | QuoteRequested,
+    Field(discriminator="type"),
+]
+
+_ADAPTER: TypeAdapter[AnyMessage] = TypeAdapter(AnyMessage)
+
+
+def encode(message: Message) -> bytes:
+    return message.model_dump_json().encode()
+
+
+def decode(data: bytes | str) -> AnyMessage:
+    try:
+        return _ADAPTER.validate_python(orjson.loads(data))
+    except (ValidationError, orjson.JSONDecodeError) as exc:
+        raise MessageDecodeError(str(exc)) from exc

