@@ -351,14 +351,18 @@ class Gateway:
             if not by_broker_id:
                 return
             domestic = {k: v for k, v in by_broker_id.items() if v.market is Market.KRX}
-            if domestic:
-                days = {r.created_at.astimezone(SEOUL).date() for r in domestic.values()}
-                for day in sorted(days):
-                    rows = await worker.kis.daily_orders(day)
+            days = {r.created_at.astimezone(SEOUL).date() for r in domestic.values()}
+            for day in sorted(days):
+                wanted = {k for k, v in domestic.items() if v.created_at.astimezone(SEOUL).date() == day}
+                async for rows in worker.kis.daily_order_pages(day):
                     for row in rows:
-                        record = domestic.get(str(row.get("odno", "")).strip())
+                        broker_order_id = str(row.get("odno", "")).strip()
+                        record = domestic.get(broker_order_id)
                         if record is not None:
+                            wanted.discard(broker_order_id)
                             await self.apply_order_status(worker, record, row)
+                    if not wanted:
+                        break  # newest first: the orders we track are on the first pages
             # US order status polling arrives with the overseas order list (not yet).
 
     async def apply_order_status(self, worker: AccountWorker, record: OrderRecord, row: dict[str, Any]) -> None:

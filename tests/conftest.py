@@ -27,12 +27,12 @@ def valkey_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Embedded
 
 
 @pytest.fixture
-def valkey_url(valkey_server: EmbeddedValkey) -> Iterator[str]:
+def valkey_url(valkey_server: EmbeddedValkey) -> str:
     client = Redis.from_url(valkey_server.url, driver_info=None)
     client.flushall()
     valkey.load_functions_sync(client)
     client.close()
-    yield valkey_server.url
+    return valkey_server.url
 
 
 @pytest.fixture

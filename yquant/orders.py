@@ -9,8 +9,8 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any
 from decimal import Decimal
+from typing import Any
 
 import orjson
 import redis.asyncio as aioredis

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -325,6 +326,28 @@ class KisClient:
     ) -> list[dict[str, Any]]:
         """Today's orders with their fills (inquire-daily-ccld), newest first."""
         rows: list[dict[str, Any]] = []
+        async for page in self.daily_order_pages(
+            day,
+            ticker=ticker,
+            broker_order_id=broker_order_id,
+            side=side,
+            max_pages=max_pages,
+            newest_first=newest_first,
+        ):
+            rows.extend(page)
+        return rows
+
+    async def daily_order_pages(
+        self,
+        day: date,
+        *,
+        ticker: str = "",
+        broker_order_id: str = "",
+        side: Side | None = None,
+        max_pages: int = 20,
+        newest_first: bool = True,
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """inquire-daily-ccld page by page, so a caller can stop once it found what it needs."""
         fk = nk = ""
         tr_cont = ""
         stamp = day.strftime("%Y%m%d")
@@ -352,13 +375,12 @@ class KisClient:
                 params,
                 tr_cont,
             )
-            rows.extend(page.body.get("output1") or [])
+            yield list(page.body.get("output1") or [])
             if not page.has_more:
-                break
+                return
             fk = str(page.body.get("ctx_area_fk100", ""))
             nk = str(page.body.get("ctx_area_nk100", ""))
             tr_cont = "N"
-        return rows
 
     async def domestic_price(self, ticker: str) -> dict[str, Any]:
         page = await self.query(

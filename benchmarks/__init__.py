@@ -1,0 +1,1 @@
+"""``make bench``: drives the running system and measures latency, throughput and memory."""

@@ -1,0 +1,218 @@
+"""``make bench``: start the system as ``yquant up`` does and measure it.
+
+* paced: alerts at 100/s; end-to-end = POST sent -> order received by the simulator
+  (the simulator stamps its receive time), and the webhook's own response time;
+* max rate: alerts as fast as the webhook answers; throughput = alerts whose order
+  reached the simulator per second;
+* memory: each process's VmRSS and peak VmHWM from /proc;
+* the dashboard's RSS with 10 concurrent live (SSE) clients, when that probe exists.
+
+Writes benchmarks/results/latest.json and prints a table.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+from benchmarks.loadgen import Result, flood, paced
+from yquant.devsystem import DevSystem
+
+RESULTS = Path(__file__).parent / "results"
+TICKERS = [
+    "005930", "000660", "035420", "005380", "051910", "006400", "035720", "068270", "207940", "005490",
+    "028260", "105560", "055550", "012330", "066570", "003550", "017670", "034730", "015760", "032830",
+]  # fmt: skip
+PACED_RATE = 100.0
+PACED_COUNT = int(os.environ.get("BENCH_PACED_COUNT", "1000"))
+FLOOD_COUNT = int(os.environ.get("BENCH_FLOOD_COUNT", "3000"))
+FLOOD_CONCURRENCY = 32
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def alert_bodies(secret: str, count: int, run: str) -> tuple[list[bytes], list[tuple[str, int]]]:
+    """Each alert's (ticker, quantity) is unique within a phase so its order can be found."""
+    bodies, keys = [], []
+    for index in range(count):
+        ticker = TICKERS[index % len(TICKERS)]
+        quantity = 1 + index // len(TICKERS)
+        keys.append((ticker, quantity))
+        bodies.append(
+            orjson.dumps(
+                {
+                    "secret": secret,
+                    "strategy": "demo",
+                    "ticker": ticker,
+                    "exchange": "KRX",
+                    "action": "buy",
+                    "quantity": quantity,
+                    "id": f"{run}-{index}",
+                }
+            )
+        )
+    return bodies, keys
+
+
+def proc_memory(pid: int) -> tuple[float, float]:
+    rss = hwm = 0.0
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                rss = int(line.split()[1]) / 1024
+            elif line.startswith("VmHWM:"):
+                hwm = int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return rss, hwm
+
+
+def wait_for_orders(system: DevSystem, since_ns: int, expected: int, timeout_s: float) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + timeout_s
+    orders: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        response = httpx.get(f"{system.kissim_url}/admin/orders", params={"since_ns": since_ns}, timeout=30)
+        data = response.json()
+        orders = data["orders"] if isinstance(data, dict) else data
+        if len(orders) >= expected:
+            break
+        time.sleep(0.25)
+    return orders
+
+
+def e2e_latencies(results: list[Result], keys: list[tuple[str, int]], orders: list[dict[str, Any]]) -> list[float]:
+    received = {(o["ticker"], int(o["quantity"])): int(o["received_at_ns"]) for o in orders}
+    latencies = []
+    for result in results:
+        stamp = received.get(keys[result.index])
+        if stamp is not None:
+            latencies.append((stamp - result.sent_ns) / 1e6)
+    return latencies
+
+
+def run() -> dict[str, Any]:
+    state = Path(tempfile.mkdtemp(prefix="yquant-bench-"))
+    env = {
+        "YQ_KISSIM_ARGS": "--no-rate-limit --krw 1000000000000",
+        "YQ_KIS__RATE_LIMIT_PER_S": "0",
+        "YQ_WEBHOOK__RATE_LIMIT_PER_MIN": "0",
+        "YQ_LOG_LEVEL": "WARNING",
+    }
+    system = DevSystem(state, env, secret="bench-secret")
+    started = time.monotonic()
+    system.start()
+    try:
+        host, port = "127.0.0.1", system.webhook_port
+        warm, _ = alert_bodies(system.secret, 50, "warm")
+        asyncio.run(flood(host, port, "/webhook", warm, 4))
+        time.sleep(1.0)
+
+        bodies, keys = alert_bodies(system.secret, PACED_COUNT, "paced")
+        since = time.time_ns()
+        paced_results = asyncio.run(paced(host, port, "/webhook", bodies, PACED_RATE))
+        paced_orders = wait_for_orders(system, since, len(bodies), 30)
+        paced_e2e = e2e_latencies(paced_results, keys, paced_orders)
+
+        time.sleep(1.0)
+        flood_bodies, _ = alert_bodies(system.secret, FLOOD_COUNT, "flood")
+        flood_since = time.time_ns()
+        flood_results = asyncio.run(flood(host, port, "/webhook", flood_bodies, FLOOD_CONCURRENCY))
+        flood_orders = wait_for_orders(system, flood_since, len(flood_bodies), 60)
+        last_ns = max((int(o["received_at_ns"]) for o in flood_orders), default=flood_since)
+        flood_span_s = (last_ns - flood_since) / 1e9
+        webhook_span_s = (max(r.sent_ns for r in flood_results) - flood_since) / 1e9
+
+        dashboard: dict[str, Any] | None = None
+        try:
+            from benchmarks.dashboard_sse import measure_sse_rss  # type: ignore[import-not-found,unused-ignore]
+
+            password_file = state / "admin-password"
+            password = password_file.read_text().strip() if password_file.exists() else ""
+            dashboard = measure_sse_rss(system.dashboard_url, "admin", password, system.pid_of("dashboard"))
+        except ImportError:
+            dashboard = None
+
+        memory = {}
+        for name, pid in system.pids().items():
+            rss, hwm = proc_memory(pid)
+            memory[name] = {"rss_mib": round(rss, 1), "hwm_mib": round(hwm, 1)}
+    finally:
+        system.stop()
+
+    webhook_ms = [r.elapsed_s * 1000 for r in paced_results]
+    statuses = {str(r.status) for r in paced_results + flood_results}
+    return {
+        "generated_at": datetime.now(UTC).isoformat(),
+        "command": "make bench",
+        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0], "platform": platform.platform()},
+        "e2e_ms": {
+            "rate_per_s": PACED_RATE,
+            "count": len(paced_e2e),
+            "sent": len(paced_results),
+            "p50": round(percentile(paced_e2e, 50), 2),
+            "p99": round(percentile(paced_e2e, 99), 2),
+            "max": round(max(paced_e2e, default=float("nan")), 2),
+        },
+        "webhook_ms": {
+            "p50": round(percentile(webhook_ms, 50), 3),
+            "p99": round(percentile(webhook_ms, 99), 3),
+            "mean": round(statistics.fmean(webhook_ms), 3) if webhook_ms else None,
+        },
+        "max_alerts_per_s": round(len(flood_orders) / flood_span_s, 1) if flood_span_s > 0 else None,
+        "max_rate_detail": {
+            "alerts": len(flood_results),
+            "orders_at_simulator": len(flood_orders),
+            "seconds_to_last_order": round(flood_span_s, 2),
+            "webhook_accept_per_s": round(len(flood_results) / webhook_span_s, 1) if webhook_span_s > 0 else None,
+            "concurrency": FLOOD_CONCURRENCY,
+        },
+        "http_statuses": sorted(statuses),
+        "rss_mib": {name: m["hwm_mib"] for name, m in memory.items()},
+        "memory_detail": memory,
+        "dashboard_sse": dashboard,
+        "duration_s": round(time.monotonic() - started, 1),
+    }
+
+
+def table(result: dict[str, Any]) -> str:
+    rows = [
+        ("e2e p50 / p99 at 100/s (ms)", f"{result['e2e_ms']['p50']} / {result['e2e_ms']['p99']}"),
+        ("webhook p50 / p99 (ms)", f"{result['webhook_ms']['p50']} / {result['webhook_ms']['p99']}"),
+        ("max alerts/s end to end", str(result["max_alerts_per_s"])),
+    ]
+    for name, hwm in sorted(result["rss_mib"].items()):
+        rows.append((f"peak RSS {name} (MiB)", str(hwm)))
+    if result.get("dashboard_sse"):
+        rows.append(("dashboard RSS, 10 SSE clients (MiB)", str(result["dashboard_sse"].get("hwm_mib"))))
+    width = max(len(r[0]) for r in rows)
+    return "\n".join(f"{label.ljust(width)}  {value}" for label, value in rows)
+
+
+def main() -> int:
+    result = run()
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "latest.json").write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2) + b"\n")
+    sys.stdout.write(table(result) + "\n")
+    sys.stdout.write(f"written to {RESULTS / 'latest.json'} in {result['duration_s']}s\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

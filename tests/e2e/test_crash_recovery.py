@@ -1,0 +1,63 @@
+"""A crash between reading a signal and acknowledging it loses nothing and duplicates nothing."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import httpx
+import pytest
+from redis import Redis
+
+from tests.e2e.helpers import eventually
+from yquant import keys
+from yquant.devsystem import DevSystem
+
+
+@pytest.mark.parametrize("crash_point", ["after_read", "after_order_append"])
+def test_ordermanager_killed_before_ack_then_restarted_places_exactly_one_order(
+    tmp_path_factory: pytest.TempPathFactory, crash_point: str
+) -> None:
+    state = tmp_path_factory.mktemp(f"crash-{crash_point}")
+    env = {
+        "YQ_ORDERMANAGER__CRASH_AT": crash_point,
+        "YQ_ORDERMANAGER__CRASH_MARKER": str(state / "crashed-once"),
+    }
+    with DevSystem(state, env) as system:
+        first_pid = system.pid_of("ordermanager")
+        body: dict[str, Any] = {
+            "secret": system.secret,
+            "strategy": "demo",
+            "ticker": "035420",
+            "exchange": "KRX",
+            "action": "buy",
+            "quantity": 2,
+            "id": f"crash-{crash_point}",
+        }
+        response = httpx.post(system.webhook_url, json=body, timeout=5)
+        assert response.json()["status"] == "accepted"
+
+        # The order manager read the signal and died before acknowledging it ...
+        eventually(lambda: (state / "crashed-once").exists(), 10)
+        eventually(lambda: "ordermanager exited with code 137" in system.output(), 10)
+        # ... the supervisor started it again, and it finished the work exactly once.
+        eventually(lambda: system.pid_of("ordermanager") != first_pid, 15)
+
+        def filled() -> list[dict[str, Any]]:
+            result = system.yquant("orders", "--json")
+            return [o for o in json.loads(result.stdout) if o["ticker"] == "035420" and o["state"] == "FILLED"]
+
+        eventually(filled, 20)
+        time.sleep(1.0)  # room for a duplicate to show up, if there were one
+        sim = [o for o in system.sim_orders() if o["ticker"] == "035420"]
+        assert len(sim) == 1
+        assert int(sim[0]["quantity"]) == 2
+        assert len(filled()) == 1
+
+        valkey = Redis.from_url(system.valkey_url, driver_info=None)
+        try:
+            pending = valkey.xpending(keys.SIGNALS, keys.GROUP_ORDERMANAGER)
+            assert pending["pending"] == 0
+        finally:
+            valkey.close()

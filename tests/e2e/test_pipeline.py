@@ -1,0 +1,146 @@
+"""The whole system as processes: an alert becomes a filled order, a position, a dashboard row."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from redis import Redis
+
+from tests.e2e.helpers import eventually
+from yquant import keys
+from yquant.devsystem import DevSystem
+
+SECRET = "e2e-secret"
+
+
+@pytest.fixture(scope="module")
+def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevSystem]:
+    with DevSystem(tmp_path_factory.mktemp("system"), secret=SECRET) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def valkey(system: DevSystem) -> Iterator[Redis]:
+    client = Redis.from_url(system.valkey_url, driver_info=None)
+    yield client
+    client.close()
+
+
+def alert(**overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "secret": SECRET,
+        "strategy": "demo",
+        "ticker": "005930",
+        "exchange": "KRX",
+        "action": "buy",
+        "quantity": 1,
+    }
+    body.update(overrides)
+    return body
+
+
+def orders_json(system: DevSystem) -> list[dict[str, Any]]:
+    result = system.yquant("orders", "--json")
+    assert result.returncode == 0, result.stderr
+    data: list[dict[str, Any]] = json.loads(result.stdout)
+    return data
+
+
+def dashboard_html(system: DevSystem) -> str:
+    with httpx.Client(base_url=system.dashboard_url, timeout=5, follow_redirects=True) as client:
+        page = client.get("/")
+        if "/login" in str(page.url):
+            password = (Path(system.state_dir) / "admin-password").read_text().strip()
+            form = client.get("/login")
+            token = _csrf(form.text)
+            page = client.post("/login", data={"username": "admin", "password": password, "csrf_token": token})
+            page = client.get("/")
+        assert page.status_code == 200
+        return page.text
+
+
+def _csrf(html: str) -> str:
+    marker = 'name="csrf_token" value="'
+    start = html.find(marker)
+    if start < 0:
+        return ""
+    start += len(marker)
+    return html[start : html.index('"', start)]
+
+
+def test_alert_becomes_filled_order_position_and_dashboard_row(system: DevSystem, valkey: Redis) -> None:
+    started = time.monotonic()
+    response = httpx.post(system.webhook_url, json=alert(id="first-alert"), timeout=5)
+    assert response.status_code == 200
+    assert response.json()["status"] == "accepted"
+
+    filled = eventually(
+        lambda: [o for o in orders_json(system) if o["ticker"] == "005930" and o["state"] == "FILLED"], 10
+    )
+    assert filled[0]["filled_quantity"] == 1
+    assert filled[0]["broker_order_id"]
+    sim = [o for o in system.sim_orders() if o["ticker"] == "005930"]
+    assert len(sim) == 1
+    assert sim[0]["odno"].lstrip("0") == filled[0]["broker_order_id"].lstrip("0")
+
+    def position() -> dict[str, Any] | None:
+        raw = valkey.hget(keys.positions("main"), "KRX:005930")
+        return json.loads(raw) if raw else None
+
+    held = eventually(position, 10)
+    assert held["quantity"] == 1
+    assert held["strategy"] == "demo"
+    assert time.monotonic() - started < 10
+
+    html = eventually(lambda: (lambda h: h if "005930" in h else None)(dashboard_html(system)), 10)
+    assert "005930" in html
+
+
+def test_same_alert_again_is_acknowledged_without_a_second_order(system: DevSystem) -> None:
+    body = alert(id="resent-alert", ticker="000660")
+    first = httpx.post(system.webhook_url, json=body, timeout=5)
+    assert first.json()["status"] == "accepted"
+    eventually(lambda: [o for o in orders_json(system) if o["ticker"] == "000660" and o["state"] == "FILLED"], 10)
+
+    again = httpx.post(system.webhook_url, json=body, timeout=5)
+    assert again.status_code == 200
+    assert again.json()["status"] == "duplicate"
+    time.sleep(1.0)
+    assert len([o for o in system.sim_orders() if o["ticker"] == "000660"]) == 1
+    assert len([o for o in orders_json(system) if o["ticker"] == "000660"]) == 1
+
+
+def test_wrong_secret_is_refused_and_nothing_is_appended(system: DevSystem, valkey: Redis) -> None:
+    before = valkey.xlen(keys.SIGNALS)
+    response = httpx.post(system.webhook_url, json=alert(secret="guess-9f3a7c", id="intruder"), timeout=5)
+    assert response.status_code == 401
+    assert "guess-9f3a7c" not in response.text
+    assert valkey.xlen(keys.SIGNALS) == before
+
+
+@pytest.mark.parametrize(
+    ("content", "content_type"),
+    [(b'{"secret": "e2e-secret", "strategy": ', "application/json"), (b"buy 005930 now", "text/plain")],
+)
+def test_malformed_alert_gets_a_4xx_and_nothing_is_appended(
+    system: DevSystem, valkey: Redis, content: bytes, content_type: str
+) -> None:
+    before = valkey.xlen(keys.SIGNALS)
+    response = httpx.post(system.webhook_url, content=content, headers={"content-type": content_type}, timeout=5)
+    assert 400 <= response.status_code < 500
+    assert valkey.xlen(keys.SIGNALS) == before
+
+
+def test_status_shows_every_service_alive(system: DevSystem) -> None:
+    def services() -> set[str] | None:
+        result = system.yquant("status", "--json")
+        names = {s["service"] for s in json.loads(result.stdout)["services"]}
+        return names if {"webhook", "ordermanager", "brokergateway", "dashboard"} <= names else None
+
+    assert eventually(services, 15)
