@@ -522,9 +522,9 @@ def _matches(record: OrderRecord, row: dict[str, Any], since: datetime) -> bool:
         return False
     if integer(row.get("ord_qty")) != record.quantity:
         return False
-    if record.order_type is OrderType.LIMIT and record.limit_price is not None:
-        if dec(row.get("ord_unpr")) != record.limit_price:
-            return False
+    limit_order = record.order_type is OrderType.LIMIT and record.limit_price is not None
+    if limit_order and dec(row.get("ord_unpr")) != record.limit_price:
+        return False
     stamp = f"{row.get('ord_dt', '')}{row.get('ord_tmd', '')}".strip()
     try:
         placed = datetime.strptime(stamp, "%Y%m%d%H%M%S").replace(tzinfo=SEOUL)

@@ -63,6 +63,7 @@ class KisClient:
         limiter: RateLimiter,
         *,
         order_timeout_s: float = 5.0,
+        max_in_flight: int = 8,
     ) -> None:
         self.account = account
         self.http = http
@@ -70,6 +71,9 @@ class KisClient:
         self.tokens = tokens
         self.limiter = limiter
         self.order_timeout_s = order_timeout_s
+        # Requests wait here rather than in httpcore's pool, whose wake-up scans every
+        # waiting request and connection (quadratic under a burst).
+        self._in_flight = asyncio.Semaphore(max_in_flight)
 
     # --- plumbing ---------------------------------------------------------------------
     async def _headers(self, tr_id: str, tr_cont: str = "") -> dict[str, str]:
@@ -97,17 +101,18 @@ class KisClient:
     ) -> httpx.Response:
         headers = await self._headers(tr_id, tr_cont)
         await self.limiter.acquire()
-        try:
-            return await self.http.request(
-                method,
-                self.base_url + path,
-                params=params,
-                json=body,
-                headers=headers,
-                timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
-            )
-        except httpx.HTTPError as exc:
-            raise from_transport(exc) from exc
+        async with self._in_flight:
+            try:
+                return await self.http.request(
+                    method,
+                    self.base_url + path,
+                    params=params,
+                    json=body,
+                    headers=headers,
+                    timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+                )
+            except httpx.HTTPError as exc:
+                raise from_transport(exc) from exc
 
     async def query(self, path: str, tr_id: str, params: dict[str, str], tr_cont: str = "") -> Page:
         """A read-only call: retried on rate limits and once on an expired token."""

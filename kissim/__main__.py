@@ -1,0 +1,122 @@
+"""``python -m kissim``: parse the command line, build the app, serve it with uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+from collections.abc import Iterator, Sequence
+from datetime import date, datetime
+from decimal import Decimal
+
+import uvicorn
+import uvloop
+
+from kissim.app import create_app
+from kissim.config import SimConfig
+from kissim.protocol import KST
+
+
+def parse_args(argv: Sequence[str] | None = None) -> SimConfig:
+    parser = argparse.ArgumentParser(prog="python -m kissim", description="KIS Open API simulator")
+    parser.add_argument("--port", type=int, required=True, help="0 picks a free port")
+    parser.add_argument("--mode", choices=["virtual", "real"], required=True)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--always-open", action="store_true", help="ignore market hours and holidays")
+    parser.add_argument("--no-rate-limit", action="store_true")
+    parser.add_argument("--token-throttle-seconds", type=float, default=60.0)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--krw", type=Decimal, default=Decimal("100000000"), help="starting KRW cash")
+    parser.add_argument("--usd", type=Decimal, default=Decimal("100000"), help="starting USD cash")
+    parser.add_argument("--partial-fills", action="store_true")
+    parser.add_argument("--ws-notice-delay-ms", type=int, default=0)
+    parser.add_argument("--ws-ping-seconds", type=float, default=30.0)
+    parser.add_argument("--price-step-seconds", type=float, default=1.0, help="0 freezes prices")
+    parser.add_argument(
+        "--credential",
+        action="append",
+        default=[],
+        metavar="APPKEY:APPSECRET",
+        help="accept only these appkey/appsecret pairs (repeatable); default accepts any",
+    )
+    parser.add_argument("--krx-holiday", action="append", default=[], metavar="YYYYMMDD", help="extra KRX closed day")
+    parser.add_argument("--us-holiday", action="append", default=[], metavar="YYYYMMDD", help="extra US closed day")
+    args = parser.parse_args(argv)
+    credentials = dict(item.split(":", 1) for item in args.credential)
+    return SimConfig(
+        mode=args.mode,
+        host=args.host,
+        port=args.port,
+        always_open=args.always_open,
+        rate_limit=not args.no_rate_limit,
+        token_throttle_seconds=args.token_throttle_seconds,
+        seed=args.seed,
+        krw=args.krw,
+        usd=args.usd,
+        partial_fills=args.partial_fills,
+        ws_notice_delay_ms=args.ws_notice_delay_ms,
+        ws_ping_interval_seconds=args.ws_ping_seconds,
+        price_step_seconds=args.price_step_seconds,
+        credentials=credentials,
+        krx_holidays=frozenset(_day(text) for text in args.krx_holiday),
+        us_holidays=frozenset(_day(text) for text in args.us_holiday),
+    )
+
+
+def _day(text: str) -> date:
+    return datetime.strptime(text, "%Y%m%d").replace(tzinfo=KST).date()
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server without its signal capture: ``serve`` installs loop handlers so a SIGTERM
+    ends in a graceful shutdown and exit status 0 (uvicorn would re-raise the signal)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def serve(config: SimConfig) -> int:
+    server = _Server(
+        uvicorn.Config(
+            create_app(config),
+            host=config.host,
+            port=config.port,
+            loop="uvloop",
+            http="httptools",
+            ws="websockets-sansio",
+            access_log=False,
+            log_level="warning",
+            timeout_graceful_shutdown=2,
+        )
+    )
+    loop = asyncio.get_running_loop()
+
+    def request_exit() -> None:
+        server.force_exit = server.should_exit
+        server.should_exit = True
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, request_exit)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            await task
+            return 1
+        await asyncio.sleep(0.02)
+    port = server.servers[0].sockets[0].getsockname()[1] if server.servers else config.port
+    print(f"kissim listening on http://{config.host}:{port} mode={config.mode}", flush=True)
+    await task
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    config = parse_args(argv)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(serve(config))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

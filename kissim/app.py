@@ -1,0 +1,90 @@
+"""Composition: ``create_app(SimConfig)`` wires the simulator state, KIS routes, WebSocket and admin API."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from starlette.routing import Route, WebSocketRoute
+
+from kissim import admin, daily, domestic, oauth, overseas, quotes
+from kissim import protocol as p
+from kissim.config import SimConfig
+from kissim.gateway import kis_endpoint
+from kissim.state import Simulator
+from kissim.ws import NoticeHub, tryitout
+
+logger = logging.getLogger(__name__)
+
+DOMESTIC_TRADING = "/uapi/domestic-stock/v1/trading"
+OVERSEAS_TRADING = "/uapi/overseas-stock/v1/trading"
+
+
+def kis_routes() -> list[Route]:
+    table = [
+        (f"{DOMESTIC_TRADING}/order-cash", "POST", p.DOMESTIC_ORDER, domestic.order_cash),
+        (f"{DOMESTIC_TRADING}/order-rvsecncl", "POST", p.DOMESTIC_RVSECNCL, domestic.order_rvsecncl),
+        (f"{DOMESTIC_TRADING}/inquire-balance", "GET", p.DOMESTIC_BALANCE, domestic.inquire_balance),
+        (f"{DOMESTIC_TRADING}/inquire-psbl-order", "GET", p.DOMESTIC_PSBL_ORDER, domestic.inquire_psbl_order),
+        (f"{DOMESTIC_TRADING}/inquire-daily-ccld", "GET", p.DOMESTIC_DAILY_CCLD, daily.inquire_daily_ccld),
+        ("/uapi/domestic-stock/v1/quotations/inquire-price", "GET", p.DOMESTIC_PRICE, quotes.inquire_price),
+        (f"{OVERSEAS_TRADING}/order", "POST", p.OVERSEAS_ORDER, overseas.order),
+        (f"{OVERSEAS_TRADING}/order-rvsecncl", "POST", p.OVERSEAS_RVSECNCL, overseas.order_rvsecncl),
+        (f"{OVERSEAS_TRADING}/inquire-balance", "GET", p.OVERSEAS_BALANCE, overseas.inquire_balance),
+        (
+            f"{OVERSEAS_TRADING}/inquire-present-balance",
+            "GET",
+            p.OVERSEAS_PRESENT_BALANCE,
+            overseas.inquire_present_balance,
+        ),
+        ("/uapi/overseas-price/v1/quotations/price", "GET", p.OVERSEAS_PRICE, quotes.overseas_price),
+    ]
+    routes = [
+        Route(path, kis_endpoint(tr_table, handler), methods=[method]) for path, method, tr_table, handler in table
+    ]
+    routes += [
+        Route("/oauth2/tokenP", oauth.token_p, methods=["POST"]),
+        Route("/oauth2/revokeP", oauth.revoke_p, methods=["POST"]),
+        Route("/oauth2/Approval", oauth.approval, methods=["POST"]),
+        Route("/uapi/hashkey", oauth.hash_key, methods=["POST"]),
+    ]
+    return routes
+
+
+async def _match_forever(sim: Simulator) -> None:
+    """Walk prices and fill resting orders the walk reaches (and partial-fill remainders)."""
+    step = sim.config.price_step_seconds
+    interval = min(max(step, 0.2), 1.0) if step > 0 else 0.5
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            sim.engine.match_all()
+        except Exception:
+            logger.exception("matching pass failed")
+
+
+def create_app(config: SimConfig) -> FastAPI:
+    sim = Simulator(config)
+    hub = NoticeHub(sim)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.create_task(_match_forever(sim))
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    app = FastAPI(title="kissim", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
+    app.state.sim = sim
+    app.state.hub = hub
+    app.router.routes.extend(kis_routes())
+    app.router.routes.extend(admin.routes())
+    app.router.routes.append(WebSocketRoute("/tryitout", tryitout))
+    app.router.routes.append(WebSocketRoute("/tryitout/{feed}", tryitout))
+    return app

@@ -1,0 +1,64 @@
+"""Settings come from YQ_ environment variables with nested keys."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from yquant.errors import ConfigurationError
+from yquant.settings import DEMO_APP_KEY, Settings, effective_accounts, effective_strategies
+
+
+def test_nested_environment_variables_configure_an_account(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("YQ_ACCOUNTS__ISA__CANO", "12345678")
+    monkeypatch.setenv("YQ_ACCOUNTS__ISA__APP_KEY", "k" * 36)
+    monkeypatch.setenv("YQ_ACCOUNTS__ISA__APP_SECRET", "s" * 180)
+    monkeypatch.setenv("YQ_ACCOUNTS__ISA__ENV", "real")
+    settings = Settings()
+    account = settings.accounts["isa"]
+    assert account.cano == "12345678"
+    assert account.effective_rate_limit == 18.0
+    assert "s" * 180 not in repr(settings)
+
+
+def test_virtual_accounts_default_to_one_request_per_second(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("YQ_ACCOUNTS", '{"main": {"cano": "87654321", "app_key": "k", "app_secret": "s"}}')
+    assert Settings().accounts["main"].effective_rate_limit == 1.0
+
+
+def test_single_underscore_webhook_secret_is_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("YQ_WEBHOOK_SECRET", "abc")
+    secret = Settings().webhook.secret
+    assert secret is not None
+    assert secret.get_secret_value() == "abc"
+
+
+def test_malformed_account_number_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("YQ_ACCOUNTS", '{"main": {"cano": "123", "app_key": "k", "app_secret": "s"}}')
+    with pytest.raises(ValidationError):
+        Settings()
+
+
+def test_strategy_mapped_to_unknown_account_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("YQ_ACCOUNTS", '{"main": {"cano": "12345678", "app_key": "k", "app_secret": "s"}}')
+    monkeypatch.setenv("YQ_STRATEGIES", '{"swing": {"accounts": ["pension"]}}')
+    with pytest.raises(ValidationError, match="unknown accounts"):
+        Settings()
+
+
+def test_demo_account_only_against_the_simulator(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("YQ_KIS__REST_URL", raising=False)
+    with pytest.raises(ConfigurationError):
+        effective_accounts(Settings())
+    monkeypatch.setenv("YQ_KIS__REST_URL", "http://127.0.0.1:8900")
+    settings = Settings()
+    accounts = effective_accounts(settings)
+    assert accounts["main"].app_key.get_secret_value() == DEMO_APP_KEY
+    assert effective_strategies(settings)["demo"].accounts == ["main"]
+
+
+def test_production_refuses_the_demo_app_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("YQ_ENVIRONMENT", "production")
+    monkeypatch.setenv("YQ_ACCOUNTS", f'{{"main": {{"cano": "12345678", "app_key": "{DEMO_APP_KEY}", "app_secret": "s"}}}}')
+    with pytest.raises(ValidationError, match="demo app key"):
+        Settings()
