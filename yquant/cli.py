@@ -222,6 +222,29 @@ def _signal(settings: Settings, args: argparse.Namespace) -> int:
     return 0 if response.status_code == 200 else 1
 
 
+async def _trading_state(settings: Settings, state: str | None, account: str | None, as_json: bool) -> int:
+    from yquant import trading_state
+
+    client = _client(settings)
+    try:
+        if state is not None:
+            try:
+                chosen = trading_state.parse_state(state)
+            except ValueError as exc:
+                sys.stderr.write(f"{exc}\n")
+                return 2
+            await trading_state.set_trading_state(client, chosen, account)
+        states = await trading_state.get_trading_states(client)
+    finally:
+        await client.aclose()
+    if as_json:
+        _print_json({scope: value.value for scope, value in states.items()})
+        return 0
+    rows = [["global" if scope == trading_state.GLOBAL else scope, value.value] for scope, value in states.items()]
+    _table(rows, ["scope", "state"])
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="yquant", description="TradingView alerts to KIS orders")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -247,6 +270,15 @@ def build_parser() -> argparse.ArgumentParser:
     signal_cmd.add_argument("--id")
     signal_cmd.add_argument("--url")
     signal_cmd.add_argument("--secret")
+    state_cmd = sub.add_parser(
+        "trading-state", help="show the trading states, or set one: ACTIVE, REDUCING (only reducing orders), HALTED"
+    )
+    state_cmd.add_argument("state", nargs="?", help="ACTIVE | REDUCING | HALTED (omit to show the current states)")
+    state_cmd.add_argument("--account", help="an account alias (default: the global state)")
+    state_cmd.add_argument("--json", action="store_true")
+    from dashboard.users import add_user_command
+
+    add_user_command(sub)
     return parser
 
 
@@ -267,6 +299,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_signals(settings, args.json, args.limit))
     if args.command == "signal":
         return _signal(settings, args)
+    if args.command == "trading-state":
+        return asyncio.run(_trading_state(settings, args.state, args.account, args.json))
+    if args.command == "user":
+        from dashboard.users import run_user_command
+
+        return run_user_command(args, settings)
     return 2
 
 

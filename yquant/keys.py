@@ -145,3 +145,66 @@ def rate_window(scope: str) -> str:
 
 AUDIT_LOG = PREFIX + "stream:audit"  # every manual action on the dashboard
 EQUITY_SNAPSHOTS = PREFIX + "equity:snapshots"  # sorted set of daily equity snapshots
+
+# --- dashboard (owned by dashboard/) ---------------------------------------------------
+FX_USDKRW = PREFIX + "fx:USDKRW"  # cached USD/KRW rate: a decimal string or a Quote's JSON
+
+
+def dashboard_session(session_digest: str) -> str:
+    """Hash: one signed-in dashboard session, keyed by a digest of its id, with an idle TTL."""
+    return f"{PREFIX}dash:session:{session_digest}"
+
+
+def login_failures(scope: str) -> str:
+    """Counter (with a TTL) of failed dashboard logins for ``user:<digest>`` or ``addr:<ip>``."""
+    return f"{PREFIX}dash:loginfail:{scope}"
+
+
+def totp_used(username: str, code: str) -> str:
+    """SET NX marker so a TOTP code is accepted once (replay protection)."""
+    return f"{PREFIX}dash:totp:{_digest(username + ':' + code)}"
+
+
+def equity_snapshot_taken(day: str) -> str:
+    """SET NX marker: the daily equity snapshot of ``day`` (YYYY-MM-DD) was taken."""
+    return f"{PREFIX}equity:taken:{day}"
+
+
+# --- order manager: risk, schedules, exits (owned by ordermanager/) -------------------
+GROUP_ORDERMANAGER_EXECUTIONS = "ordermanager-exec"  # the order manager's group on EXECUTIONS
+SCHEDULES_INDEX = PREFIX + "schedules:all"  # set of every schedule id (SCHEDULES holds only due ones)
+
+
+def duplicate_guard(account_alias: str, market: str, ticker: str, side: str, strategy: str) -> str:
+    """SET NX PX marker: the same order intent again within the duplicate window is denied."""
+    return f"{PREFIX}risk:dup:{account_alias}:{market}:{ticker}:{side}:{strategy}"
+
+
+def reservations(account_alias: str) -> str:
+    """Hash: client order id -> JSON price a buy was sized with (values pending market buys for the cash check)."""
+    return f"{PREFIX}risk:reserved:{account_alias}"
+
+
+def daily_equity(account_alias: str, day: str) -> str:
+    """Hash: currency -> equity at the first sync of the market day (the daily-loss baseline)."""
+    return f"{PREFIX}risk:equity:{account_alias}:{day}"
+
+
+def reverse_entry(exit_client_order_id: str) -> str:
+    """The entry of a reverse signal, waiting for its exit order to fill (with a TTL)."""
+    return f"{PREFIX}reverse:{exit_client_order_id}"
+
+
+def exit_rules(account_alias: str) -> str:
+    """Hash: MARKET:TICKER -> JSON stop-loss / take-profit / trailing stop of a position."""
+    return f"{PREFIX}exits:{account_alias}"
+
+
+def exit_triggered(account_alias: str, rule_id: str) -> str:
+    """SET NX marker so an exit rule triggers once, whatever the number of order managers."""
+    return f"{PREFIX}exits:{account_alias}:triggered:{rule_id}"
+
+
+def end_of_day_done(strategy: str, market: str, day: str) -> str:
+    """SET NX marker: the strategy's end-of-day liquidation ran for that market day."""
+    return f"{PREFIX}eod:{strategy}:{market}:{day}"

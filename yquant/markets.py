@@ -2,13 +2,15 @@
 
 Holidays come from the ``holidays`` package (financial calendars XKRX and NYSE);
 session hours are in the market's own zone, so daylight saving is handled by zoneinfo.
+US early closes (the day after Thanksgiving, Christmas Eve) are not in the package and
+count as full days.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from decimal import Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -18,6 +20,8 @@ from yquant.messages import Market
 
 SEOUL = ZoneInfo("Asia/Seoul")
 NEW_YORK = ZoneInfo("America/New_York")
+CENT = Decimal("0.01")
+US_SUB_DOLLAR_TICK = Decimal("0.0001")
 
 
 @dataclass(frozen=True)
@@ -41,11 +45,32 @@ def _holidays(calendar: str, year: int) -> holidays.HolidayBase:
     return holidays.financial_holidays(calendar, years=year)
 
 
+def holiday_name(market: Market, day: date) -> str | None:
+    """The exchange holiday on ``day`` (None on a weekday session or a weekend)."""
+    name = _holidays(SESSIONS[market].calendar, day.year).get(day)
+    return str(name) if name else None
+
+
 def is_trading_day(market: Market, day: date) -> bool:
     session = SESSIONS[market]
     if day.weekday() >= 5:
         return False
     return day not in _holidays(session.calendar, day.year)
+
+
+def local_date(market: Market, now: datetime) -> date:
+    """The calendar day in the market's zone."""
+    return now.astimezone(SESSIONS[market].zone).date()
+
+
+def session_open(market: Market, day: date) -> datetime:
+    session = SESSIONS[market]
+    return datetime.combine(day, session.opens, session.zone)
+
+
+def session_close(market: Market, day: date) -> datetime:
+    session = SESSIONS[market]
+    return datetime.combine(day, session.closes, session.zone)
 
 
 def is_open(market: Market, now: datetime) -> bool:
@@ -67,6 +92,14 @@ def next_open(market: Market, now: datetime) -> datetime:
     return datetime.combine(day, session.opens, session.zone)
 
 
+def next_trading_day(market: Market, day: date) -> date:
+    """The first trading day after ``day``."""
+    day += timedelta(days=1)
+    while not is_trading_day(market, day):
+        day += timedelta(days=1)
+    return day
+
+
 def krx_tick_size(price: Decimal) -> Decimal:
     """KRX tick size since 2023-01-25 (stocks; ETFs/ETNs use 5 KRW)."""
     steps = (
@@ -83,8 +116,21 @@ def krx_tick_size(price: Decimal) -> Decimal:
     return Decimal(1000)
 
 
+def tick_size(market: Market, price: Decimal) -> Decimal:
+    """KRX by the tick table; US in cents, or 1/100 cent below one dollar."""
+    if market is Market.KRX:
+        return krx_tick_size(price)
+    return US_SUB_DOLLAR_TICK if price < 1 else CENT
+
+
 def round_to_tick(market: Market, price: Decimal, *, down: bool = True, tick: Decimal | None = None) -> Decimal:
-    """Round a limit price to the market's tick: KRX by the tick table, US to cents."""
-    step = tick or (krx_tick_size(price) if market is Market.KRX else Decimal("0.01"))
-    units = (price / step).to_integral_value(rounding="ROUND_FLOOR" if down else "ROUND_CEILING")
+    """Round a limit price to the market's tick (down for buys, up for sells)."""
+    step = tick or tick_size(market, price)
+    units = (price / step).to_integral_value(rounding=ROUND_FLOOR if down else ROUND_CEILING)
     return (units * step).quantize(step)
+
+
+def money(currency: str, amount: Decimal) -> Decimal:
+    """An amount in the currency's precision: KRW without fraction, USD in cents (rounded down)."""
+    step = Decimal(1) if currency == "KRW" else CENT
+    return amount.quantize(step, rounding=ROUND_FLOOR)

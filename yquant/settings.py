@@ -59,6 +59,12 @@ class KisSettings(BaseModel):
     use_websocket: bool = True
     poll_interval_s: float = 1.0  # REST fill polling, the fallback for missed notices
     sync_interval_s: float = 60.0  # periodic account sync
+    # Broker gateway details (docs/kis.md lists every variable).
+    token_min_interval_s: float = 61.0  # never ask tokenP more often per app key (KIS: 1 per minute)
+    rate_limit_margin_s: float = 0.1  # widens the 1 s pacing window so network jitter cannot exceed KIS's count
+    safety_poll_interval_s: float = 5.0  # REST fill polling while WebSocket notices flow
+    notice_grace_s: float = 3.0  # an order without news for this long is polled even while notices flow
+    ws_reconnect_max_s: float = 30.0  # longest wait between WebSocket reconnection attempts
 
 
 class AccountSettings(BaseModel):
@@ -86,6 +92,19 @@ class StrategySettings(BaseModel):
     amount: Decimal | None = None
     percent: Decimal | None = None
     order_type: Literal["market", "limit"] = "market"
+    # Sizing details (ordermanager/sizing.py). Percentages are plain numbers: 5 means 5 %.
+    sell_sizing: str | None = None  # policy for sells; None = ``sizing``, always capped at the holding
+    currency: Literal["KRW", "USD"] | None = None  # currency of amount/risk/allocation; None = the market's
+    risk_amount: Decimal | None = None  # sizing "risk": money lost if the stop is hit ...
+    risk_percent: Decimal | None = None  # ... or that loss as a percent of equity
+    allocation: Decimal | None = None  # sizing "risk": cap of one entry's value ...
+    allocation_percent: Decimal | None = None  # ... or that cap as a percent of equity
+    # Exits attached to the positions the strategy opens (an alert's stopLoss/takeProfit prices win).
+    stop_loss_percent: Decimal | None = None  # also the stop distance of sizing "risk"
+    take_profit_percent: Decimal | None = None
+    trailing_stop_percent: Decimal | None = None
+    eod_liquidation: bool = False  # sell the strategy's positions before the market closes
+    eod_minutes_before_close: int = 10
 
 
 class WebhookSettings(BaseModel):
@@ -103,21 +122,77 @@ class WebhookSettings(BaseModel):
         default_factory=lambda: ["52.89.214.238", "34.212.75.30", "54.218.53.128", "52.32.178.7"]
     )
     require_client_cert: bool = False
+    # Webhook hardening (docs/webhook.md). Rejections before authentication are limited per
+    # source on their own, so strangers sending from TradingView's addresses cannot use up
+    # the owner's alert budget; 0 turns a limit off.
+    rejections_per_min: int = 30
+    require_fired_at: bool = False  # refuse alerts without fired_at / {{timenow}}
+    valkey_timeout_s: float = 2.0  # answer 503 before TradingView gives up (3 s)
+    # The client certificate as the TLS terminator forwards it (believed from trusted_proxies only).
+    client_cert_header: str = "X-SSL-Client-S-DN"
+    client_cert_subject: dict[str, str] = Field(
+        default_factory=lambda: {"O": "TradingView, Inc.", "CN": "TradingView Webhooks"}
+    )
+    client_cert_verify_header: str | None = None  # e.g. X-SSL-Client-Verify, set from $ssl_client_verify
+    client_cert_verify_value: str = "SUCCESS"
 
 
 class OrderManagerSettings(BaseModel):
     metrics_port: int = 9101
+    metrics_host: str = "127.0.0.1"  # 0.0.0.0 in a container, so Prometheus can scrape it
     always_open: bool = False  # markets open at any hour; only honoured with the simulator
     max_signal_age_s: float = 120.0
+    quote_timeout_s: float = 2.0  # wait for the gateway's answer to a quote request
+    quote_max_age_s: float = 15.0  # a cached quote older than this is asked for again
+    scheduler_interval_s: float = 1.0
+    misfire_grace_s: float = 300.0  # a schedule later than this (after downtime) is skipped, not fired
+    exit_check_interval_s: float = 2.0  # stop-loss / take-profit / trailing / end-of-day evaluation
+    reverse_entry_timeout_s: float = 300.0  # a reverse's entry is dropped if its exit has not filled by then
     # Fault injection for crash tests: exit abruptly at this point, once per marker file.
     crash_at: Literal["after_read", "after_order_append"] | None = None
     crash_marker: Path | None = None
 
 
+class RiskSettings(BaseModel):
+    """Pre-trade limits (defaults); the dashboard overrides them at runtime in Valkey.
+
+    Money limits are per currency (``YQ_RISK__MAX_ORDER_VALUE__KRW=5000000``); a currency
+    without an entry has no limit. Symbols are ``005930`` or ``KRX:005930``.
+    """
+
+    allowed_symbols: list[str] = Field(default_factory=list)  # empty: every symbol may be bought
+    denied_symbols: list[str] = Field(default_factory=list)  # never bought (selling stays possible)
+    max_order_value: dict[str, Decimal] = Field(
+        default_factory=lambda: {"KRW": Decimal(10_000_000), "USD": Decimal(10_000)}
+    )
+    max_position_value: dict[str, Decimal] = Field(default_factory=dict)  # per symbol and account
+    max_total_exposure: dict[str, Decimal] = Field(default_factory=dict)  # all positions of an account
+    max_orders_per_minute: int = 30  # per account; 0 = no limit
+    max_daily_loss: dict[str, Decimal] = Field(default_factory=dict)  # per account; reached: REDUCING
+    duplicate_window_s: float = 3.0  # same account, ticker, side and strategy again: denied; 0 = off
+    check_cash: bool = True  # buys need cash net of pending buys
+
+    @field_validator("max_order_value", "max_position_value", "max_total_exposure", "max_daily_loss")
+    @classmethod
+    def _upper_currencies(cls, value: dict[str, Decimal]) -> dict[str, Decimal]:
+        # Environment variable names are case-insensitive: YQ_RISK__MAX_ORDER_VALUE__KRW arrives as "krw".
+        return {k.upper(): v for k, v in value.items()}
+
+
 class GatewaySettings(BaseModel):
     metrics_port: int = 9102
+    metrics_host: str = "127.0.0.1"  # 0.0.0.0 in a container, so Prometheus can scrape it
     fill_check_delay_s: float = 0.15  # first fill check after an order is accepted
     sync_debounce_s: float = 0.3  # coalesce account syncs after fills
+    sync_min_interval_s: float = 1.0  # and at most one such sync per account this often
+    us_market_slippage_percent: Decimal = Decimal(1)  # a US "market" order: a limit this far past the quote
+    quote_cache_ttl_s: int = 10  # quotes cached under keys.quote(market, ticker)
+    quote_reply_ttl_s: int = 30  # answer lists keys.reply(request_id) expire after this
+    quote_request_max_age_s: float = 10.0  # older quote requests are dropped: the asker has given up
+    fee_rate_krx: Decimal = Decimal("0.00015")  # estimated commission recorded with KRX fills
+    fee_rate_us: Decimal = Decimal("0.0025")  # estimated commission recorded with US fills
+    reconcile_attempts: int = 3  # daily order list look-ups before an unknown outcome is FAILED
+    reconcile_delay_s: float = 0.5  # wait before the first look-up (grows with each attempt)
 
 
 class DashboardSettings(BaseModel):
@@ -127,6 +202,18 @@ class DashboardSettings(BaseModel):
     users_file: Path | None = None
     secure_cookies: bool = False
     timezone: str = "Asia/Seoul"
+    session_idle_s: int = 43_200  # signed out after this long without a request
+    session_max_s: int = 604_800  # signed out after this long whatever the activity
+    login_max_failures_user: int = 5  # then the user is locked for login_lockout_s
+    login_max_failures_address: int = 20  # then the address is locked for login_lockout_s
+    login_lockout_s: int = 900
+    trusted_proxies: list[str] = Field(default_factory=list)  # X-Forwarded-For believed only from these
+    fx_usdkrw: Decimal | None = None  # a fixed USD/KRW rate; else the cached rate key, else the default
+    fx_default_usdkrw: Decimal = Decimal(1400)
+    manual_strategy: str = "manual"  # the strategy name manual orders carry into the order manager
+    quote_timeout_s: float = 2.0
+    snapshot_time: str = "15:45"  # daily equity snapshot, HH:MM in ``timezone`` on KRX trading days
+    watchlist: list[str] = Field(default_factory=list)  # ticker suggestions: "KRX:005930", "NASD:AAPL"
 
 
 class Settings(BaseSettings):
@@ -151,6 +238,7 @@ class Settings(BaseSettings):
     strategies: dict[str, StrategySettings] = Field(default_factory=dict)
     webhook: WebhookSettings = WebhookSettings()
     ordermanager: OrderManagerSettings = OrderManagerSettings()
+    risk: RiskSettings = RiskSettings()
     gateway: GatewaySettings = GatewaySettings()
     dashboard: DashboardSettings = DashboardSettings()
 

@@ -76,7 +76,8 @@ def webhook_secret(state_dir: Path) -> str:
 
 def layout_from_env(settings: Settings) -> Layout:
     state_dir = settings.state_dir.resolve()
-    use_simulator = bool(os.environ.get("YQ_KIS__REST_URL")) or not settings.accounts
+    # The embedded simulator stands in for KIS unless accounts or a KIS URL are configured.
+    use_simulator = not settings.accounts and not os.environ.get("YQ_KIS__REST_URL")
     return Layout(
         state_dir=state_dir,
         valkey_port=int(os.environ.get("YQ_VALKEY_PORT", "6379")),
@@ -84,7 +85,7 @@ def layout_from_env(settings: Settings) -> Layout:
         webhook_port=settings.webhook.port,
         dashboard_port=settings.dashboard.port,
         webhook_secret=webhook_secret(state_dir),
-        use_simulator=use_simulator and not os.environ.get("YQ_KIS__REST_URL"),
+        use_simulator=use_simulator,
         kissim_args=os.environ.get("YQ_KISSIM_ARGS", "").split(),
     )
 
@@ -262,6 +263,9 @@ def up(settings: Settings) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     supervisor.say(f"state folder {layout.state_dir}")
+    from dashboard.users import ensure_admin_user
+
+    admin_password = ensure_admin_user(settings, layout.state_dir)  # first start only
     try:
         supervisor.start_all()
     except RuntimeError as exc:
@@ -271,6 +275,8 @@ def up(settings: Settings) -> int:
     broker = f"KIS simulator at {layout.kissim_url}" if layout.use_simulator else "KIS (configured domain)"
     supervisor.say("yQuant is up")
     supervisor.say(f"  dashboard:      http://127.0.0.1:{layout.dashboard_port}/")
+    if admin_password:
+        supervisor.say(f"  dashboard user: admin / {admin_password}  (saved in {layout.state_dir / 'admin-password'})")
     supervisor.say(f"  webhook:        POST http://127.0.0.1:{layout.webhook_port}/webhook")
     supervisor.say(f"  webhook secret: {layout.webhook_secret}")
     supervisor.say(f"  broker:         {broker}")

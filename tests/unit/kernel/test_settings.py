@@ -59,6 +59,8 @@ def test_demo_account_only_against_the_simulator(monkeypatch: pytest.MonkeyPatch
 
 def test_production_refuses_the_demo_app_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("YQ_ENVIRONMENT", "production")
-    monkeypatch.setenv("YQ_ACCOUNTS", f'{{"main": {{"cano": "12345678", "app_key": "{DEMO_APP_KEY}", "app_secret": "s"}}}}')
+    monkeypatch.setenv(
+        "YQ_ACCOUNTS", f'{{"main": {{"cano": "12345678", "app_key": "{DEMO_APP_KEY}", "app_secret": "s"}}}}'
+    )
     with pytest.raises(ValidationError, match="demo app key"):
         Settings()

@@ -1,0 +1,117 @@
+"""Quotes for whoever needs a price: the cached quote, else a request/reply to the gateway.
+
+Protocol (the gateway answers):
+
+* cache: ``keys.quote(market, ticker)`` holds the JSON of a ``Quote`` (with a TTL);
+* request: a ``QuoteRequested`` appended to ``keys.QUERIES``;
+* reply: the gateway RPUSHes the JSON of a ``Quote`` to ``keys.reply(request_id)`` (and
+  gives the list a short TTL), or ``{"error": "..."}`` when it cannot quote the ticker.
+
+A caller never assumes a price: ``None`` means "no fresh price", and the caller denies.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+import orjson
+import redis.asyncio as aioredis
+from pydantic import ValidationError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from yquant import keys
+from yquant.bus import publish
+from yquant.messages import Market, Quote, QuoteRequested, utcnow
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_AGE_S = 15.0
+QUERY_STREAM_MAXLEN = 10_000
+SOCKET_MARGIN_S = 0.5
+
+
+def parse_quote(raw: bytes | str | None) -> Quote | None:
+    """A ``Quote`` from its JSON, or None for anything else (an error answer, garbage)."""
+    if raw is None:
+        return None
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(data, dict) or "error" in data:
+        if isinstance(data, dict):
+            logger.info("quote request refused", extra={"error": str(data.get("error"))})
+        return None
+    try:
+        return Quote.model_validate(data)
+    except ValidationError:
+        logger.warning("quote with an unexpected shape ignored")
+        return None
+
+
+def is_fresh(quote: Quote, now: datetime, max_age_s: float) -> bool:
+    return quote.price > 0 and now - quote.as_of <= timedelta(seconds=max_age_s)
+
+
+async def cached_quote(
+    client: aioredis.Redis,
+    market: Market,
+    ticker: str,
+    *,
+    max_age_s: float = DEFAULT_MAX_AGE_S,
+    now: datetime | None = None,
+) -> Quote | None:
+    """The cached quote if it is fresh enough."""
+    quote = parse_quote(await client.get(keys.quote(market.value, ticker)))
+    if quote is None or not is_fresh(quote, now or utcnow(), max_age_s):
+        return None
+    return quote
+
+
+def _blocking_timeout(client: aioredis.Redis, timeout_s: float) -> float:
+    """BLPOP must return before the connection's own socket timeout fires."""
+    socket_timeout = client.connection_pool.connection_kwargs.get("socket_timeout")
+    if isinstance(socket_timeout, int | float) and socket_timeout > SOCKET_MARGIN_S * 2:
+        return max(min(timeout_s, socket_timeout - SOCKET_MARGIN_S), 0.01)
+    return max(timeout_s, 0.01)
+
+
+async def request_quote(
+    client: aioredis.Redis, market: Market, ticker: str, timeout_s: float, *, account: str | None = None
+) -> Quote | None:
+    """Ask the gateway for a quote and wait for its reply (None on timeout or refusal)."""
+    request = QuoteRequested(market=market, ticker=ticker, account=account)
+    try:
+        await publish(client, keys.QUERIES, request, maxlen=QUERY_STREAM_MAXLEN)
+        answer = await client.blpop([keys.reply(request.request_id)], timeout=_blocking_timeout(client, timeout_s))
+    except (RedisTimeoutError, TimeoutError):
+        answer = None
+    except RedisError as exc:
+        logger.warning("quote request failed", extra={"ticker": ticker, "error": str(exc)})
+        return None
+    if not answer:
+        logger.info("no quote answer in time", extra={"market": market.value, "ticker": ticker, "timeout_s": timeout_s})
+        return None
+    return parse_quote(answer[1])
+
+
+async def get_quote(
+    client: aioredis.Redis,
+    market: Market,
+    ticker: str,
+    timeout_s: float,
+    *,
+    max_age_s: float = DEFAULT_MAX_AGE_S,
+    now: datetime | None = None,
+    account: str | None = None,
+) -> Quote | None:
+    """A fresh quote: the cache when fresh, else asked of the gateway; None if neither has one."""
+    quote = await cached_quote(client, market, ticker, max_age_s=max_age_s, now=now)
+    if quote is not None:
+        return quote
+    quote = await request_quote(client, market, ticker, timeout_s, account=account)
+    if quote is None or not is_fresh(quote, now or utcnow(), max_age_s):
+        return None
+    return quote

@@ -1,0 +1,82 @@
+"""Trading state, global and per account: ACTIVE, REDUCING or HALTED.
+
+* ACTIVE: every order the risk checks allow.
+* REDUCING: only orders that reduce a position (sells up to the holding, cancels).
+* HALTED: nothing but cancels and the flatten / liquidation command.
+
+Stored in the hash ``keys.TRADING_STATE`` (field ``*`` for the global state, an account
+alias for an account); a missing field is ACTIVE. The state that applies to an account is
+the stricter of the global one and its own.
+"""
+
+from __future__ import annotations
+
+import logging
+from enum import StrEnum
+
+import redis.asyncio as aioredis
+
+from yquant import keys
+
+logger = logging.getLogger(__name__)
+
+GLOBAL = "*"
+
+
+class TradingState(StrEnum):
+    ACTIVE = "ACTIVE"
+    REDUCING = "REDUCING"
+    HALTED = "HALTED"
+
+    @property
+    def severity(self) -> int:
+        return _SEVERITY[self]
+
+
+_SEVERITY = {TradingState.ACTIVE: 0, TradingState.REDUCING: 1, TradingState.HALTED: 2}
+
+
+def parse_state(value: str) -> TradingState:
+    try:
+        return TradingState(value.strip().upper())
+    except ValueError as exc:
+        raise ValueError(f"unknown trading state {value!r}: use ACTIVE, REDUCING or HALTED") from exc
+
+
+def stricter(first: TradingState, second: TradingState) -> TradingState:
+    return first if first.severity >= second.severity else second
+
+
+async def get_trading_states(client: aioredis.Redis) -> dict[str, TradingState]:
+    """Every state that is set: ``{"*": ..., "<alias>": ...}``; the global one is always present."""
+    raw = await client.hgetall(keys.TRADING_STATE)
+    states: dict[str, TradingState] = {GLOBAL: TradingState.ACTIVE}
+    for field, value in raw.items():
+        try:
+            states[keys.text(field)] = parse_state(keys.text(value))
+        except ValueError:
+            logger.error("ignoring an unknown trading state", extra={"scope": keys.text(field)})
+    return states
+
+
+async def get_trading_state(client: aioredis.Redis, account: str | None = None) -> TradingState:
+    """The state set for ``account`` (or the global one when None), ACTIVE if unset."""
+    value = await client.hget(keys.TRADING_STATE, account or GLOBAL)
+    return parse_state(keys.text(value)) if value is not None else TradingState.ACTIVE
+
+
+async def effective_trading_state(client: aioredis.Redis, account: str) -> tuple[TradingState, str]:
+    """The state that applies to ``account`` and where it comes from ("global" or "account")."""
+    values = await client.hmget(keys.TRADING_STATE, [GLOBAL, account])
+    global_state = parse_state(keys.text(values[0])) if values[0] is not None else TradingState.ACTIVE
+    account_state = parse_state(keys.text(values[1])) if values[1] is not None else TradingState.ACTIVE
+    if global_state.severity >= account_state.severity and global_state is not TradingState.ACTIVE:
+        return global_state, "global"
+    return account_state, "account"
+
+
+async def set_trading_state(client: aioredis.Redis, state: TradingState | str, account: str | None = None) -> None:
+    """Set the global state (``account`` None) or one account's state; persisted in Valkey."""
+    value = state if isinstance(state, TradingState) else parse_state(state)
+    await client.hset(keys.TRADING_STATE, account or GLOBAL, value.value)
+    logger.warning("trading state set", extra={"scope": account or "global", "state": value.value})
