@@ -1,4 +1,8 @@
-"""Composition root of the order manager."""
+"""Composition root of the order manager.
+
+Runs side by side: the signal consumer, the executions consumer (reverse entries, exit
+rules, daily-loss baselines), the scheduler and the exit evaluator, plus a heartbeat.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,13 @@ import logging
 import uvloop
 from prometheus_client import start_http_server
 
+from ordermanager.clock import SystemClock
+from ordermanager.executions import ExecutionHandler
+from ordermanager.exit_watch import ExitWatcher
+from ordermanager.scheduler import Scheduler
 from ordermanager.service import OrderManager
 from yquant import keys, logs, valkey
-from yquant.bus import Consumer
+from yquant.bus import Consumer, ensure_group
 from yquant.runtime import heartbeat_loop, install_stop_handlers
 from yquant.settings import get_settings
 
@@ -25,9 +33,11 @@ async def main() -> None:
     stop = asyncio.Event()
     install_stop_handlers(stop)
     if settings.ordermanager.metrics_port:
-        start_http_server(settings.ordermanager.metrics_port, addr="127.0.0.1")
-    manager = OrderManager(client, settings)
-    consumer = Consumer(
+        start_http_server(settings.ordermanager.metrics_port, addr=settings.ordermanager.metrics_host)
+    clock = SystemClock()
+    manager = OrderManager(client, settings, clock=clock)
+    cfg = settings.ordermanager
+    signals = Consumer(
         client,
         stream=keys.SIGNALS,
         group=keys.GROUP_ORDERMANAGER,
@@ -36,11 +46,43 @@ async def main() -> None:
         settings=settings.bus,
         partition_key=manager.partition_key,
     )
-    beat = asyncio.create_task(heartbeat_loop(client, "ordermanager", settings.instance, stop))
+    # A new group starts at the end of the stream: history before the first start is not replayed.
+    await ensure_group(client, keys.EXECUTIONS, keys.GROUP_ORDERMANAGER_EXECUTIONS, start_id="$")
+    executions = Consumer(
+        client,
+        stream=keys.EXECUTIONS,
+        group=keys.GROUP_ORDERMANAGER_EXECUTIONS,
+        name=settings.instance,
+        handler=ExecutionHandler(manager).handle,
+        settings=settings.bus,
+    )
+    scheduler = Scheduler(client, clock=clock, misfire_grace_s=cfg.misfire_grace_s, maxlen=manager.maxlen)
+    watcher = ExitWatcher(
+        client,
+        accounts=manager.accounts,
+        strategies=manager.strategies,
+        clock=clock,
+        quote_source=manager.quote_source,
+        maxlen=manager.maxlen,
+        always_open=manager.always_open,
+    )
+    tasks = [
+        asyncio.create_task(signals.run(stop), name="signals"),
+        asyncio.create_task(executions.run(stop), name="executions"),
+        asyncio.create_task(scheduler.run(stop, cfg.scheduler_interval_s), name="scheduler"),
+        asyncio.create_task(watcher.run(stop, cfg.exit_check_interval_s), name="exits"),
+        asyncio.create_task(heartbeat_loop(client, "ordermanager", settings.instance, stop), name="heartbeat"),
+    ]
     logger.info("order manager started", extra={"instance": settings.instance})
-    await consumer.run(stop)
-    await beat
-    await client.aclose()
+    try:
+        done, _pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in done:
+            if task.exception() is not None:
+                logger.error("a loop failed; stopping", extra={"task": task.get_name()}, exc_info=task.exception())
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await client.aclose()
     logger.info("order manager stopped")
 
 

@@ -1,63 +1,87 @@
 """The order manager's signal handler: every signal ends accepted or denied, with a reason.
 
-Exactly-once: the ``client_order_id`` is derived from (signal id, account), and the order
-record and its command are written atomically, so a redelivered signal creates nothing.
+Order of the checks: strategy and account mapping, staleness, market hours, then per
+account (``ordermanager.placement``) trading state, symbol lists, daily loss, price,
+sizing, value and cash limits, duplicate window and order rate. Signals of one ticker are
+handled in arrival order (the bus partitions by market and ticker); an account's checks
+and order creation run one at a time in this process, so two buys cannot both spend the
+same cash.
 """
 
 from __future__ import annotations
 
-import hashlib
+import asyncio
 import logging
 import os
+from collections import defaultdict
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from decimal import ROUND_FLOOR
 from pathlib import Path
 
+import orjson
 import redis.asyncio as aioredis
 
-from yquant import decisions, orders, portfolio
-from yquant.markets import is_open, next_open
-from yquant.messages import (
-    AnyMessage,
-    OrderDenied,
-    QuantityType,
-    Side,
-    Signal,
-    SignalAccepted,
-    SignalAction,
-    SignalReceived,
-    SubmitOrder,
-)
+from ordermanager import decision_log, denials, exposure, risk
+from ordermanager.clock import Clock, SystemClock
+from ordermanager.denials import Denial
+from ordermanager.limits import load_limits
+from ordermanager.placement import Placement, QuoteSource, SignalContext, client_order_id
+from ordermanager.sizing import strategy_problems
+from yquant import decisions, keys, quotes, trading_state
+from yquant.errors import ConfigurationError
+from yquant.messages import AnyMessage, Market, Quote, Signal, SignalAction, SignalReceived
 from yquant.settings import Settings, StrategySettings, effective_accounts, effective_strategies
+from yquant.trading_state import TradingState
 
 logger = logging.getLogger(__name__)
 
+__all__ = ["OrderManager", "client_order_id"]
+
 
 @dataclass(frozen=True)
-class Denial:
-    code: str
-    reason: str
+class Placed:
+    client_order_id: str
+    note: str = ""
 
 
-def client_order_id(signal_id: str, account: str, leg: str = "") -> str:
-    digest = hashlib.sha256(f"{signal_id}\x1f{account}\x1f{leg}".encode()).hexdigest()[:24]
-    return f"yq-{digest}"
+AccountOutcome = Placed | Denial
 
 
 class OrderManager:
-    def __init__(self, client: aioredis.Redis, settings: Settings) -> None:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        quote_source: QuoteSource | None = None,
+    ) -> None:
         self.client = client
         self.settings = settings
         self.accounts = effective_accounts(settings)
         self.strategies = effective_strategies(settings)
+        problems = [p for name, s in self.strategies.items() for p in strategy_problems(name, s)]
+        if problems:
+            raise ConfigurationError("; ".join(problems))
         self.maxlen = settings.bus.stream_maxlen
         # Opening hours are relaxed only against the simulator, never a real KIS domain.
         self.always_open = settings.ordermanager.always_open and settings.kis.rest_url is not None
+        self.clock: Clock = clock or SystemClock()
+        self.quote_source: QuoteSource = quote_source or self.fresh_quote
+        self.placement = Placement(
+            client, self.quote_source, self.maxlen, on_created=lambda: self._maybe_crash("after_order_append")
+        )
+        self._account_locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    async def fresh_quote(self, market: Market, ticker: str) -> Quote | None:
+        cfg = self.settings.ordermanager
+        return await quotes.get_quote(
+            self.client, market, ticker, cfg.quote_timeout_s, max_age_s=cfg.quote_max_age_s, now=self.clock.now()
+        )
 
     def partition_key(self, message: AnyMessage) -> str:
+        """Signals of one market and ticker (any strategy, any account) are handled in arrival order."""
         if isinstance(message, SignalReceived):
-            return f"{message.signal.strategy}:{message.signal.market.value}:{message.signal.ticker}"
+            return f"{message.signal.market.value}:{message.signal.ticker}"
         return message.id
 
     async def handle(self, message: AnyMessage) -> None:
@@ -79,113 +103,141 @@ class OrderManager:
         logger.critical("fault injection: exiting abruptly", extra={"point": point})
         os._exit(137)
 
+    # --- one signal ---------------------------------------------------------------------
     async def handle_signal(self, signal: Signal, correlation_id: str) -> None:
         await decisions.record_received(self.client, signal)
-        denial = self._check_signal(signal)
-        if denial is not None:
-            await self._deny(signal, correlation_id, None, denial)
+        limits = await load_limits(self.client, self.settings)
+        now = self.clock.now()
+        resolved = self._resolve(signal)
+        if isinstance(resolved, Denial):
+            await decision_log.deny(self.client, signal, correlation_id, None, resolved, self.maxlen)
             return
-        strategy = self.strategies[signal.strategy]
-        accounts = [signal.account] if signal.account else strategy.accounts
-        created: list[str] = []
-        denials: list[tuple[str, Denial]] = []
-        for account in accounts:
-            if account not in strategy.accounts or account not in self.accounts:
-                denials.append((account, Denial("UNKNOWN_ACCOUNT", f"account {account!r} is not mapped")))
-                continue
-            result = await self._order_for_account(signal, strategy, account, correlation_id)
-            if isinstance(result, Denial):
-                denials.append((account, result))
-            else:
-                created.append(result)
-        if created:
-            note = "; ".join(f"{a}: {d.reason}" for a, d in denials)
-            accepted = SignalAccepted(
-                correlation_id=correlation_id,
-                signal_id=signal.signal_id,
-                strategy=signal.strategy,
-                ticker=signal.ticker,
-                client_order_ids=created,
-                note=note,
-            )
-            await decisions.record_decision(self.client, signal, accepted, self.maxlen)
-            logger.info("signal accepted", extra={"orders": created})
-        else:
-            if denials:
-                await self._deny(signal, correlation_id, denials[0][0], denials[0][1])
-            else:
-                await self._deny(signal, correlation_id, None, Denial("NO_ACCOUNT", "no account"))
-
-    def _check_signal(self, signal: Signal) -> Denial | None:
-        if signal.strategy not in self.strategies:
-            return Denial("UNKNOWN_STRATEGY", f"strategy {signal.strategy!r} is not configured")
-        if signal.fired_at is not None:
-            age = datetime.now(UTC) - signal.fired_at
-            limit = self.settings.ordermanager.max_signal_age_s
-            if age > timedelta(seconds=limit):
-                return Denial("STALE", f"signal is {age.total_seconds():.0f}s old (limit {limit:.0f}s)")
+        strategy, accounts = resolved
+        ctx = SignalContext(signal, correlation_id, limits, now, strategy)
+        denial = risk.check_stale(limits, signal.fired_at, now)
+        if denial is None and signal.action is not SignalAction.CANCEL:
+            denial = risk.check_market_open(signal.market, now, self.always_open)
+        if denial is not None:
+            await decision_log.deny(self.client, signal, correlation_id, None, denial, self.maxlen)
+            return
         if signal.action is SignalAction.CANCEL:
-            return None
-        if not self.always_open and not is_open(signal.market, datetime.now(UTC)):
-            opens = next_open(signal.market, datetime.now(UTC))
-            return Denial("MARKET_CLOSED", f"{signal.market.value} is closed; next open {opens.isoformat()}")
-        return None
+            await self._cancel(ctx, accounts)
+            return
+        outcomes: list[tuple[str, AccountOutcome]] = []
+        for account in accounts:
+            if account not in self.accounts:
+                outcomes.append((account, Denial(denials.UNKNOWN_ACCOUNT, f"account {account!r} is not configured")))
+                continue
+            async with self._account_locks[account]:
+                outcomes.append((account, await self._for_account(ctx, account)))
+        await self._decide(ctx, outcomes)
 
-    async def _order_for_account(
-        self, signal: Signal, strategy: StrategySettings, account: str, correlation_id: str
-    ) -> str | Denial:
-        if signal.action not in (SignalAction.BUY, SignalAction.SELL, SignalAction.EXIT):
-            return Denial("UNSUPPORTED_ACTION", f"action {signal.action.value} is not supported yet")
-        side = Side.BUY if signal.action is SignalAction.BUY else Side.SELL
-        quantity = self._requested_quantity(signal, strategy)
-        if side is Side.SELL:
-            position = await portfolio.get_position(self.client, account, signal.market.value, signal.ticker)
-            held = position.sellable_quantity if position else 0
-            if held <= 0:
-                return Denial("NO_POSITION", f"no {signal.ticker} position to sell")
-            if signal.action is SignalAction.EXIT or quantity is None or quantity > held:
-                quantity = held  # sells are sized from holdings, never above what is held
-        if quantity is None or quantity <= 0:
-            return Denial("NO_QUANTITY", "the alert carries no quantity and the strategy sets none")
-        coid = client_order_id(signal.signal_id, account)
-        command = SubmitOrder(
-            correlation_id=correlation_id,
-            client_order_id=coid,
-            account=account,
-            market=signal.market,
-            ticker=signal.ticker,
-            side=side,
-            quantity=quantity,
-            order_type=signal.order_type,
-            limit_price=signal.price if signal.order_type.value == "limit" else None,
-            strategy=signal.strategy,
-            origin=signal.source if signal.source != "webhook" else "signal",
-            signal_id=signal.signal_id,
-            reduce_only=side is Side.SELL,
+    def _resolve(self, signal: Signal) -> tuple[StrategySettings | None, list[str]] | Denial:
+        """The strategy and the accounts a signal trades in.
+
+        Alerts trade in their strategy's accounts (or the one named, if it is mapped).
+        Internal signals (dashboard, schedule, exit, liquidation) name their account.
+        """
+        strategy = self.strategies.get(signal.strategy)
+        if signal.source != "webhook" and signal.account:
+            if signal.account not in self.accounts:
+                return Denial(denials.UNKNOWN_ACCOUNT, f"account {signal.account!r} is not configured")
+            return strategy, [signal.account]
+        if strategy is None:
+            return Denial(denials.UNKNOWN_STRATEGY, f"strategy {signal.strategy!r} is not configured")
+        if signal.account:
+            if signal.account not in strategy.accounts:
+                return Denial(
+                    denials.UNKNOWN_ACCOUNT,
+                    f"account {signal.account!r} is not mapped to strategy {signal.strategy!r}",
+                )
+            return strategy, [signal.account]
+        return strategy, list(strategy.accounts)
+
+    async def _for_account(self, ctx: SignalContext, account: str) -> AccountOutcome:
+        action = ctx.signal.action
+        result: str | Denial
+        if action is SignalAction.BUY:
+            result = await self.placement.buy(ctx, account)
+        elif action is SignalAction.SELL:
+            result = await self.placement.sell(ctx, account, whole=False)
+        elif action is SignalAction.EXIT:
+            result = await self.placement.sell(ctx, account, whole=True)
+        elif action is SignalAction.REVERSE:
+            return await self._reverse(ctx, account)
+        else:
+            result = Denial(denials.UNSUPPORTED_ACTION, f"action {action.value} is not supported")
+        return result if isinstance(result, Denial) else Placed(result)
+
+    # --- reverse: exit first, the entry waits for the exit's fill -----------------------
+    async def _reverse(self, ctx: SignalContext, account: str) -> AccountOutcome:
+        signal = ctx.signal
+        exit_coid = client_order_id(signal.signal_id, account, "exit")
+        if await self.client.exists(keys.order(exit_coid)):
+            return Placed(exit_coid, "reverse: entry waits for the exit's fill")
+        view = await exposure.load_account_view(self.client, account)
+        if view.sellable(signal.market, signal.ticker) <= 0:
+            entry = await self.placement.buy(ctx, account, leg="entry")
+            return entry if isinstance(entry, Denial) else Placed(entry, "reverse: nothing to exit, entry sent")
+        state, _scope = await trading_state.effective_trading_state(self.client, account)
+        wants_entry = state is TradingState.ACTIVE
+        pending_key = keys.reverse_entry(exit_coid)
+        if wants_entry:
+            # Written before the exit exists, so even an instant fill finds it.
+            payload = {
+                "signal": signal.model_dump(mode="json"),
+                "account": account,
+                "correlation_id": ctx.correlation_id,
+            }
+            timeout = max(int(self.settings.ordermanager.reverse_entry_timeout_s), 1)
+            await self.client.set(pending_key, orjson.dumps(payload), ex=timeout)
+        result = await self.placement.sell(ctx, account, whole=True, leg="exit")
+        if isinstance(result, Denial):
+            await self.client.delete(pending_key)
+            return result
+        if wants_entry:
+            return Placed(result, "reverse: entry waits for the exit's fill")
+        return Placed(result, f"reverse: exit only, entry skipped (trading is {state.value})")
+
+    async def place_reverse_entry(self, signal: Signal, account: str, correlation_id: str) -> str | Denial:
+        """The entry of a reverse, once its exit has filled (called by the executions handler)."""
+        limits = await load_limits(self.client, self.settings)
+        now = self.clock.now()
+        denial = risk.check_market_open(signal.market, now, self.always_open)
+        if denial is not None:
+            return denial
+        ctx = SignalContext(signal, correlation_id, limits, now, self.strategies.get(signal.strategy))
+        async with self._account_locks[account]:
+            return await self.placement.buy(ctx, account, leg="entry")
+
+    # --- cancel -------------------------------------------------------------------------
+    async def _cancel(self, ctx: SignalContext, accounts: list[str]) -> None:
+        cancelled: list[str] = []
+        for account in accounts:
+            cancelled += await self.placement.cancel_open(ctx, account)
+        if not cancelled:
+            denial = Denial(denials.NOTHING_TO_CANCEL, f"no open {ctx.signal.ticker} orders to cancel")
+            await decision_log.deny(self.client, ctx.signal, ctx.correlation_id, None, denial, self.maxlen)
+            return
+        note = f"cancel requested for {len(cancelled)} open order(s)"
+        await decision_log.accept(self.client, ctx.signal, ctx.correlation_id, cancelled, note, self.maxlen)
+
+    # --- the decision -------------------------------------------------------------------
+    async def _decide(self, ctx: SignalContext, outcomes: list[tuple[str, AccountOutcome]]) -> None:
+        placed = [(a, o) for a, o in outcomes if isinstance(o, Placed)]
+        denied = [(a, o) for a, o in outcomes if isinstance(o, Denial)]
+        if placed:
+            notes = [f"{a}: {o.note}" for a, o in placed if o.note]
+            notes += [f"{a}: not traded: {d.reason}" for a, d in denied]
+            order_ids = [o.client_order_id for _, o in placed]
+            await decision_log.accept(
+                self.client, ctx.signal, ctx.correlation_id, order_ids, "; ".join(notes), self.maxlen
+            )
+            return
+        if not denied:
+            denied = [("*", Denial(denials.UNKNOWN_ACCOUNT, "the strategy maps to no account"))]
+        account, first = denied[0]
+        reason = "; ".join([first.reason] + [f"{a}: {d.reason}" for a, d in denied[1:]])
+        await decision_log.deny(
+            self.client, ctx.signal, ctx.correlation_id, account, Denial(first.code, reason), self.maxlen
         )
-        created = await orders.create_order(self.client, command, self.maxlen)
-        if not created:
-            logger.info("order already recorded for this signal; nothing appended", extra={"client_order_id": coid})
-        self._maybe_crash("after_order_append")
-        return coid
-
-    @staticmethod
-    def _requested_quantity(signal: Signal, strategy: StrategySettings) -> int | None:
-        if signal.quantity is not None and signal.quantity_type is QuantityType.FIXED:
-            return int(signal.quantity.to_integral_value(rounding=ROUND_FLOOR))
-        if strategy.quantity is not None:
-            return strategy.quantity
-        return None
-
-    async def _deny(self, signal: Signal, correlation_id: str, account: str | None, denial: Denial) -> None:
-        denied = OrderDenied(
-            correlation_id=correlation_id,
-            signal_id=signal.signal_id,
-            strategy=signal.strategy,
-            ticker=signal.ticker,
-            account=account,
-            reason_code=denial.code,
-            reason=denial.reason,
-        )
-        await decisions.record_decision(self.client, signal, denied, self.maxlen)
-        logger.info("signal denied", extra={"code": denial.code, "reason": denial.reason})

@@ -48,8 +48,9 @@ async def test_published_messages_are_handled_once_and_acknowledged(redis_client
 
     for n in range(3):
         await publish(redis_client, keys.SIGNALS, make_signal(n))
-    consumer = Consumer(redis_client, stream=keys.SIGNALS, group="g", name="c1", handler=handler,
-                        settings=BusSettings(block_ms=50))
+    consumer = Consumer(
+        redis_client, stream=keys.SIGNALS, group="g", name="c1", handler=handler, settings=BusSettings(block_ms=50)
+    )
     await run_until(consumer, done)
     assert seen == ["s0", "s1", "s2"]
     pending = await redis_client.xpending(keys.SIGNALS, "g")
@@ -69,8 +70,14 @@ async def test_entries_of_a_crashed_consumer_are_reclaimed_by_another(redis_clie
         seen.append(message.signal.signal_id)
         done.set()
 
-    consumer = Consumer(redis_client, stream=keys.SIGNALS, group="g", name="alive", handler=handler,
-                        settings=BusSettings(block_ms=50, claim_idle_ms=200))
+    consumer = Consumer(
+        redis_client,
+        stream=keys.SIGNALS,
+        group="g",
+        name="alive",
+        handler=handler,
+        settings=BusSettings(block_ms=50, claim_idle_ms=200),
+    )
     await run_until(consumer, done)
     assert seen == ["s1"]
     assert (await redis_client.xpending(keys.SIGNALS, "g"))["pending"] == 0
@@ -90,8 +97,14 @@ async def test_restarted_consumer_handles_its_own_pending_entries_first(redis_cl
         if len(seen) == 2:
             done.set()
 
-    consumer = Consumer(redis_client, stream=keys.SIGNALS, group="g", name="same", handler=handler,
-                        settings=BusSettings(block_ms=50, claim_idle_ms=60_000))
+    consumer = Consumer(
+        redis_client,
+        stream=keys.SIGNALS,
+        group="g",
+        name="same",
+        handler=handler,
+        settings=BusSettings(block_ms=50, claim_idle_ms=60_000),
+    )
     await run_until(consumer, done)
     assert seen == ["s1", "s2"]
 
@@ -105,8 +118,14 @@ async def test_entry_failing_too_often_goes_to_dead_letters(redis_client: aiored
         raise RuntimeError("boom")
 
     await publish(redis_client, keys.SIGNALS, make_signal(1))
-    consumer = Consumer(redis_client, stream=keys.SIGNALS, group="g", name="c", handler=handler,
-                        settings=BusSettings(block_ms=20, claim_idle_ms=50, max_deliveries=2))
+    consumer = Consumer(
+        redis_client,
+        stream=keys.SIGNALS,
+        group="g",
+        name="c",
+        handler=handler,
+        settings=BusSettings(block_ms=20, claim_idle_ms=50, max_deliveries=2),
+    )
     stop = asyncio.Event()
     task = asyncio.create_task(consumer.run(stop))
     for _ in range(100):
@@ -127,8 +146,9 @@ async def test_undecodable_entry_is_dead_lettered_not_retried(redis_client: aior
     async def handler(message: AnyMessage) -> None:
         called.set()
 
-    consumer = Consumer(redis_client, stream=keys.SIGNALS, group="g", name="c", handler=handler,
-                        settings=BusSettings(block_ms=20))
+    consumer = Consumer(
+        redis_client, stream=keys.SIGNALS, group="g", name="c", handler=handler, settings=BusSettings(block_ms=20)
+    )
     stop = asyncio.Event()
     task = asyncio.create_task(consumer.run(stop))
     for _ in range(50):
@@ -155,8 +175,14 @@ async def test_same_partition_key_is_handled_in_arrival_order(redis_client: aior
 
     for n in range(3):
         await publish(redis_client, keys.SIGNALS, make_signal(n))
-    consumer = Consumer(redis_client, stream=keys.SIGNALS, group="g", name="c", handler=handler,
-                        settings=BusSettings(block_ms=50),
-                        partition_key=lambda m: m.signal.ticker if isinstance(m, SignalReceived) else "")
+    consumer = Consumer(
+        redis_client,
+        stream=keys.SIGNALS,
+        group="g",
+        name="c",
+        handler=handler,
+        settings=BusSettings(block_ms=50),
+        partition_key=lambda m: m.signal.ticker if isinstance(m, SignalReceived) else "",
+    )
     await run_until(consumer, done)
     assert order == ["s0", "s1", "s2"]

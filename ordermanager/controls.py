@@ -1,0 +1,305 @@
+"""Plain async functions the dashboard (and the CLI) call to steer the order manager.
+
+Nothing here places an order directly: liquidation, flatten and manual orders append
+signals, so they are decided by the order manager, checked, and written to the decision
+log like any alert. Refusals of bad input raise ``ValueError`` with a readable message.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from ordermanager import exits, limits, schedule_store
+from ordermanager.limits import RiskLimits
+from ordermanager.schedules import Schedule, ScheduleSpec, next_occurrence, upcoming, why_never
+from yquant import keys, orders, portfolio
+from yquant.bus import publish
+from yquant.messages import Market, OrderType, QuantityType, Signal, SignalAction, SignalReceived, utcnow
+from yquant.settings import Settings, effective_accounts
+from yquant.trading_state import (
+    TradingState,
+    get_trading_state,
+    get_trading_states,
+    parse_state,
+    set_trading_state,
+)
+
+__all__ = [
+    "TradingState",
+    "create_schedule",
+    "delete_exit_rule",
+    "delete_schedule",
+    "flatten_all",
+    "get_risk_limit_overrides",
+    "get_risk_limits",
+    "get_schedule",
+    "get_trading_state",
+    "get_trading_states",
+    "liquidate",
+    "list_exit_rules",
+    "list_schedules",
+    "parse_state",
+    "preview_schedule",
+    "reset_risk_limits",
+    "set_exit_rule",
+    "set_risk_limits",
+    "set_trading_state",
+    "submit_manual_order",
+    "update_schedule",
+]
+
+
+# --- liquidation ---------------------------------------------------------------------------
+async def liquidate(
+    client: aioredis.Redis,
+    settings: Settings,
+    *,
+    account: str | None = None,
+    market: Market | str | None = None,
+    strategy: str | None = None,
+    now: datetime | None = None,
+    source: str = "liquidation",
+) -> list[str]:
+    """Sell every matching position and cancel matching open buys; allowed while HALTED.
+
+    Filters: one account, one market, one owner (strategy name, ``manual`` or
+    ``schedule``). Returns the ids of the signals appended (one per position or ticker).
+    """
+    moment = now or utcnow()
+    market_filter = Market(market) if market is not None else None
+    aliases = (
+        [account]
+        if account
+        else sorted(set(effective_accounts(settings)) | set(await portfolio.account_aliases(client)))
+    )
+    batch = uuid.uuid4().hex[:10]
+    open_records = await orders.open_orders(client)
+    signal_ids: list[str] = []
+    for alias in aliases:
+        attribution = {
+            keys.text(k): keys.text(v) for k, v in (await client.hgetall(keys.position_attribution(alias))).items()
+        }
+        targets: dict[tuple[Market, str], tuple[SignalAction, str]] = {}
+        for position in await portfolio.get_positions(client, alias):
+            owner = attribution.get(f"{position.market.value}:{position.ticker}", position.strategy) or "manual"
+            if position.quantity <= 0 or (market_filter and position.market is not market_filter):
+                continue
+            if strategy and owner != strategy:
+                continue
+            targets[(position.market, position.ticker)] = (SignalAction.EXIT, owner)
+        for record in open_records:
+            if record.account != alias or (market_filter and record.market is not market_filter):
+                continue
+            if strategy and record.strategy != strategy:
+                continue
+            targets.setdefault((record.market, record.ticker), (SignalAction.CANCEL, record.strategy))
+        for (position_market, ticker), (action, owner) in sorted(targets.items()):
+            signal = Signal(
+                signal_id=f"{source}-{batch}-{alias}-{position_market.value}-{ticker}",
+                strategy=owner,
+                ticker=ticker,
+                market=position_market,
+                action=action,
+                fired_at=moment,
+                received_at=moment,
+                source=source,
+                account=alias,
+                comment=f"{source}: account={account or '*'} market={market_filter or '*'} strategy={strategy or '*'}",
+            )
+            await publish(client, keys.SIGNALS, SignalReceived(signal=signal), settings.bus.stream_maxlen)
+            signal_ids.append(signal.signal_id)
+    return signal_ids
+
+
+async def flatten_all(
+    client: aioredis.Redis, settings: Settings, *, account: str | None = None, now: datetime | None = None
+) -> list[str]:
+    """The emergency flatten: every position sold, every open buy cancelled (allowed while HALTED)."""
+    return await liquidate(client, settings, account=account, now=now, source="flatten")
+
+
+async def submit_manual_order(
+    client: aioredis.Redis,
+    settings: Settings,
+    *,
+    account: str,
+    market: Market | str,
+    ticker: str,
+    action: SignalAction | str,
+    quantity: int | None = None,
+    amount: Decimal | None = None,
+    limit_price: Decimal | None = None,
+    now: datetime | None = None,
+) -> str:
+    """A manual order from the dashboard, decided like an alert; returns its signal id."""
+    if account not in effective_accounts(settings):
+        raise ValueError(f"account {account!r} is not configured")
+    chosen = SignalAction(action)
+    if quantity is not None and amount is not None:
+        raise ValueError("set quantity or amount, not both")
+    moment = now or utcnow()
+    signal = Signal(
+        signal_id=f"manual-{uuid.uuid4().hex}",
+        strategy="manual",
+        ticker=ticker.strip().upper(),
+        market=Market(market),
+        action=chosen,
+        quantity=Decimal(quantity) if quantity is not None else amount,
+        quantity_type=QuantityType.AMOUNT if amount is not None else QuantityType.FIXED,
+        order_type=OrderType.LIMIT if limit_price is not None else OrderType.MARKET,
+        price=limit_price,
+        fired_at=moment,
+        received_at=moment,
+        source="dashboard",
+        account=account,
+    )
+    await publish(client, keys.SIGNALS, SignalReceived(signal=signal), settings.bus.stream_maxlen)
+    return signal.signal_id
+
+
+# --- schedules -----------------------------------------------------------------------------
+async def list_schedules(client: aioredis.Redis) -> list[Schedule]:
+    """Every schedule, soonest next run first (``next_run_at`` None: finished or disabled)."""
+    return await schedule_store.list_all(client)
+
+
+async def get_schedule(client: aioredis.Redis, schedule_id: str) -> Schedule | None:
+    return await schedule_store.load(client, schedule_id)
+
+
+def preview_schedule(spec: ScheduleSpec, now: datetime | None = None, count: int = 5) -> list[datetime]:
+    """The next runs of a spec before saving it (holidays skipped)."""
+    return upcoming(spec, now or utcnow(), count)
+
+
+def _validate_account(settings: Settings, spec: ScheduleSpec) -> None:
+    if spec.account not in effective_accounts(settings):
+        raise ValueError(f"account {spec.account!r} is not configured")
+
+
+async def create_schedule(
+    client: aioredis.Redis, settings: Settings, spec: ScheduleSpec | Mapping[str, Any], *, now: datetime | None = None
+) -> Schedule:
+    chosen = spec if isinstance(spec, ScheduleSpec) else ScheduleSpec.model_validate(spec)
+    _validate_account(settings, chosen)
+    moment = now or utcnow()
+    next_run = next_occurrence(chosen, moment)
+    if next_run is None and chosen.enabled:
+        raise ValueError(f"the schedule would never run: {why_never(chosen, moment)}")
+    schedule = Schedule(
+        schedule_id=schedule_store.new_schedule_id(),
+        spec=chosen,
+        created_at=moment,
+        updated_at=moment,
+        next_run_at=next_run,
+    )
+    await schedule_store.save(client, schedule)
+    return schedule
+
+
+async def update_schedule(
+    client: aioredis.Redis,
+    settings: Settings,
+    schedule_id: str,
+    changes: Mapping[str, Any],
+    *,
+    now: datetime | None = None,
+) -> Schedule:
+    """Change fields of a schedule's spec (e.g. ``{"enabled": False}``); the next run is recomputed."""
+    current = await schedule_store.load(client, schedule_id)
+    if current is None:
+        raise ValueError(f"no schedule {schedule_id!r}")
+    spec = ScheduleSpec.model_validate({**current.spec.model_dump(), **changes})
+    _validate_account(settings, spec)
+    moment = now or utcnow()
+    next_run = next_occurrence(spec, moment) if spec.enabled else None
+    if next_run is None and spec.enabled:
+        raise ValueError(f"the schedule would never run: {why_never(spec, moment)}")
+    updated = current.model_copy(update={"spec": spec, "updated_at": moment, "next_run_at": next_run})
+    await schedule_store.save(client, updated)
+    return updated
+
+
+async def delete_schedule(client: aioredis.Redis, schedule_id: str) -> bool:
+    return await schedule_store.delete(client, schedule_id)
+
+
+# --- risk limits ---------------------------------------------------------------------------
+async def get_risk_limits(client: aioredis.Redis, settings: Settings) -> RiskLimits:
+    """The limits in force (settings' defaults with the runtime overrides applied)."""
+    return await limits.load_limits(client, settings)
+
+
+async def get_risk_limit_overrides(client: aioredis.Redis) -> dict[str, Any]:
+    """Only what was changed at runtime (name -> value)."""
+    return await limits.overridden_limits(client)
+
+
+async def set_risk_limits(client: aioredis.Redis, settings: Settings, changes: Mapping[str, object]) -> RiskLimits:
+    """Override limits at runtime, e.g. ``{"max_order_value": {"KRW": "5000000"}, "max_orders_per_minute": 10}``."""
+    return await limits.store_limits(client, settings, changes)
+
+
+async def reset_risk_limits(
+    client: aioredis.Redis, settings: Settings, names: Iterable[str] | None = None
+) -> RiskLimits:
+    return await limits.reset_limits(client, settings, names)
+
+
+# --- exit rules ----------------------------------------------------------------------------
+async def list_exit_rules(client: aioredis.Redis, account: str | None = None) -> list[exits.ExitRule]:
+    aliases = [account] if account else await portfolio.account_aliases(client)
+    rules: list[exits.ExitRule] = []
+    for alias in aliases:
+        rules += await exits.get_rules(client, alias)
+    return rules
+
+
+async def set_exit_rule(
+    client: aioredis.Redis,
+    *,
+    account: str,
+    market: Market | str,
+    ticker: str,
+    stop_loss_price: Decimal | None = None,
+    stop_loss_percent: Decimal | None = None,
+    take_profit_price: Decimal | None = None,
+    take_profit_percent: Decimal | None = None,
+    trailing_percent: Decimal | None = None,
+    trailing_amount: Decimal | None = None,
+    now: datetime | None = None,
+) -> exits.ExitRule:
+    """Set (replace) a position's exit rule; percentages are of the position's average price."""
+    chosen = Market(market)
+    position = await portfolio.get_position(client, account, chosen.value, ticker)
+    if position is None or position.quantity <= 0:
+        raise ValueError(f"no {chosen.value}:{ticker} position in {account}")
+    owner = await client.hget(keys.position_attribution(account), f"{chosen.value}:{ticker}")
+    rule = exits.build_rule(
+        account=account,
+        market=chosen,
+        ticker=ticker,
+        strategy=keys.text(owner) if owner else (position.strategy or "manual"),
+        entry_price=position.average_price,
+        now=now or utcnow(),
+        stop_loss_price=stop_loss_price,
+        stop_loss_percent=stop_loss_percent,
+        take_profit_price=take_profit_price,
+        take_profit_percent=take_profit_percent,
+        trailing_percent=trailing_percent,
+        trailing_amount=trailing_amount,
+    )
+    if rule is None:
+        raise ValueError("set at least one of stop-loss, take-profit or trailing stop")
+    await exits.put_rule(client, rule)
+    return rule
+
+
+async def delete_exit_rule(client: aioredis.Redis, account: str, market: Market | str, ticker: str) -> bool:
+    return await exits.delete_rule(client, account, Market(market), ticker)

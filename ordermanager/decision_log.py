@@ -1,0 +1,87 @@
+"""Writing the decision log (``yquant.decisions``) from the order manager.
+
+Accepted and denied decisions go through ``decisions.record_decision``; a reverse whose
+entry is decided later adds the entry's order (or why there is none) to the same record.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import orjson
+import redis.asyncio as aioredis
+
+from ordermanager.denials import Denial
+from ordermanager.metrics import DECISIONS
+from yquant import decisions, keys
+from yquant.messages import OrderDenied, Signal, SignalAccepted
+
+logger = logging.getLogger(__name__)
+
+
+async def accept(
+    client: aioredis.Redis, signal: Signal, correlation_id: str, order_ids: list[str], note: str, maxlen: int
+) -> None:
+    accepted = SignalAccepted(
+        correlation_id=correlation_id,
+        signal_id=signal.signal_id,
+        strategy=signal.strategy,
+        ticker=signal.ticker,
+        client_order_ids=order_ids,
+        note=note,
+    )
+    await decisions.record_decision(client, signal, accepted, maxlen)
+    DECISIONS.labels("accepted", "").inc()
+    logger.info("signal accepted", extra={"signal_id": signal.signal_id, "orders": order_ids, "note": note})
+
+
+def denied_event(signal: Signal, correlation_id: str, account: str | None, denial: Denial) -> OrderDenied:
+    return OrderDenied(
+        correlation_id=correlation_id,
+        signal_id=signal.signal_id,
+        strategy=signal.strategy,
+        ticker=signal.ticker,
+        account=account,
+        reason_code=denial.code,
+        reason=denial.reason,
+    )
+
+
+async def deny(
+    client: aioredis.Redis, signal: Signal, correlation_id: str, account: str | None, denial: Denial, maxlen: int
+) -> None:
+    await decisions.record_decision(client, signal, denied_event(signal, correlation_id, account, denial), maxlen)
+    DECISIONS.labels("denied", denial.code).inc()
+    logger.info(
+        "signal denied",
+        extra={"signal_id": signal.signal_id, "account": account, "code": denial.code, "reason": denial.reason},
+    )
+
+
+async def annotate(
+    client: aioredis.Redis,
+    signal: Signal,
+    correlation_id: str,
+    *,
+    account: str,
+    order_id: str | None,
+    note: str,
+    denial: Denial | None = None,
+    maxlen: int,
+) -> None:
+    """Add a later outcome (a reverse's entry) to the signal's record; a denial also goes to the stream."""
+    record = keys.signal_record(signal.signal_id)
+    raw = await client.hmget(record, ["orders", "note"])
+    order_ids: list[str] = orjson.loads(raw[0]) if raw[0] else []
+    if order_id is not None and order_id not in order_ids:
+        order_ids.append(order_id)
+    previous = keys.text(raw[1]) if raw[1] else ""
+    line = f"{account}: {note}"
+    combined = previous if line in previous else "; ".join(x for x in (previous, line) if x)
+    await client.hset(record, mapping={"orders": orjson.dumps(order_ids), "note": combined})
+    if denial is not None:
+        event = denied_event(signal, correlation_id, account, denial)
+        await client.xadd(
+            keys.DECISIONS, {"type": event.type, "data": event.model_dump_json()}, maxlen=maxlen, approximate=True
+        )
+        DECISIONS.labels("denied", denial.code).inc()

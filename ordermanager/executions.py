@@ -1,0 +1,198 @@
+"""The order manager's view of executions (its own consumer group on ``keys.EXECUTIONS``).
+
+* A reverse's entry is sent when its exit order has filled completely, and dropped (with
+  the reason in the decision log) when the exit is rejected or cancelled.
+* A filled buy gets its exit rule (stop-loss / take-profit / trailing stop).
+* A sell that closes a position removes its exit rule and its attribution.
+* Account syncs record the day's equity baseline and turn the account to REDUCING when
+  the daily loss limit is reached; they also prune exit rules of positions that are gone.
+
+Every step is idempotent: a redelivered event changes nothing twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+import orjson
+import redis.asyncio as aioredis
+
+from ordermanager import decision_log, denials, exits, exposure, risk
+from ordermanager.denials import Denial
+from ordermanager.limits import load_limits
+from ordermanager.service import OrderManager
+from yquant import keys, orders, portfolio, trading_state
+from yquant.messages import (
+    AccountSynced,
+    AnyMessage,
+    OrderCancelled,
+    OrderFilled,
+    OrderRejected,
+    Side,
+    Signal,
+)
+from yquant.portfolio import AccountSnapshot
+from yquant.trading_state import TradingState
+
+logger = logging.getLogger(__name__)
+
+PRUNE_MARGIN = timedelta(seconds=5)
+
+
+class ExecutionHandler:
+    def __init__(self, manager: OrderManager) -> None:
+        self.manager = manager
+        self.client: aioredis.Redis = manager.client
+
+    async def handle(self, message: AnyMessage) -> None:
+        if isinstance(message, OrderFilled):
+            await self.on_fill(message)
+        elif isinstance(message, OrderRejected):
+            await self.drop_entry(message.client_order_id, f"the exit order was rejected: {message.reason}")
+        elif isinstance(message, OrderCancelled):
+            await self.drop_entry(message.client_order_id, "the exit order was cancelled before it filled")
+        elif isinstance(message, AccountSynced):
+            await self.on_sync(message)
+
+    # --- fills --------------------------------------------------------------------------
+    async def on_fill(self, event: OrderFilled) -> None:
+        if event.side is Side.BUY:
+            await self.attach_exit_rule(event)
+        if event.remaining_quantity == 0:
+            if event.side is Side.SELL:
+                await self.forget_closed_position(event)
+            await self.release_entry(event.client_order_id)
+
+    async def release_entry(self, exit_client_order_id: str) -> None:
+        raw = await self.client.get(keys.reverse_entry(exit_client_order_id))
+        if raw is None:
+            return
+        data = orjson.loads(raw)
+        signal = Signal.model_validate(data["signal"])
+        account = str(data["account"])
+        correlation_id = str(data["correlation_id"])
+        result = await self.manager.place_reverse_entry(signal, account, correlation_id)
+        maxlen = self.manager.maxlen
+        if isinstance(result, Denial):
+            await decision_log.annotate(
+                self.client,
+                signal,
+                correlation_id,
+                account=account,
+                order_id=None,
+                note=f"entry not sent: {result.reason}",
+                denial=result,
+                maxlen=maxlen,
+            )
+        else:
+            await decision_log.annotate(
+                self.client,
+                signal,
+                correlation_id,
+                account=account,
+                order_id=result,
+                note="entry sent after the exit filled",
+                maxlen=maxlen,
+            )
+        await self.client.delete(keys.reverse_entry(exit_client_order_id))
+
+    async def drop_entry(self, exit_client_order_id: str, why: str) -> None:
+        raw = await self.client.get(keys.reverse_entry(exit_client_order_id))
+        if raw is None:
+            return
+        data = orjson.loads(raw)
+        signal = Signal.model_validate(data["signal"])
+        denial = Denial(denials.EXIT_NOT_FILLED, f"entry not sent: {why}")
+        await decision_log.annotate(
+            self.client,
+            signal,
+            str(data["correlation_id"]),
+            account=str(data["account"]),
+            order_id=None,
+            note=denial.reason,
+            denial=denial,
+            maxlen=self.manager.maxlen,
+        )
+        await self.client.delete(keys.reverse_entry(exit_client_order_id))
+
+    async def attach_exit_rule(self, event: OrderFilled) -> None:
+        """The first fill of a buy gives the position its exit rule, unless it has one."""
+        record = await orders.get_order(self.client, event.client_order_id)
+        if record is None:
+            return
+        owner = record.strategy if record.origin == "signal" else record.origin
+        strategy = self.manager.strategies.get(record.strategy) if record.origin == "signal" else None
+        signal = await _signal_of(self.client, record.signal_id)
+        stop_price = signal.stop_loss if signal else None
+        take_price = signal.take_profit if signal else None
+        rule = exits.build_rule(
+            account=event.account,
+            market=event.market,
+            ticker=event.ticker,
+            strategy=owner,
+            entry_price=event.average_price if event.average_price > 0 else event.fill_price,
+            now=self.manager.clock.now(),
+            stop_loss_price=stop_price,
+            stop_loss_percent=strategy.stop_loss_percent if strategy else None,
+            take_profit_price=take_price,
+            take_profit_percent=strategy.take_profit_percent if strategy else None,
+            trailing_percent=strategy.trailing_stop_percent if strategy else None,
+        )
+        if rule is None:
+            return
+        if await exits.put_rule_if_absent(self.client, rule):
+            logger.info(
+                "exit rule set", extra={"account": rule.account, "ticker": rule.ticker, "rule_id": rule.rule_id}
+            )
+        elif stop_price is not None or take_price is not None:
+            # Adding to a position: the alert's explicit prices replace the old ones.
+            current = await exits.get_rule(self.client, event.account, event.market, event.ticker)
+            if current is not None:
+                updated = current.model_copy(
+                    update={
+                        "stop_loss_price": stop_price or current.stop_loss_price,
+                        "take_profit_price": take_price or current.take_profit_price,
+                    }
+                )
+                await exits.update_rule(self.client, updated)
+
+    async def forget_closed_position(self, event: OrderFilled) -> None:
+        """A sell that sold everything held closes the position: its rule and owner go."""
+        position = await portfolio.get_position(self.client, event.account, event.market.value, event.ticker)
+        if position is not None and position.quantity > event.cumulative_quantity:
+            return
+        await exits.delete_rule(self.client, event.account, event.market, event.ticker)
+        await portfolio.forget_attribution(self.client, event.account, event.market.value, event.ticker)
+
+    # --- syncs --------------------------------------------------------------------------
+    async def reduce_after_loss(self, account: str, reason: str) -> None:
+        """The daily loss limit is reached: only position-reducing orders from now on (until set ACTIVE)."""
+        state = await trading_state.get_trading_state(self.client, account)
+        if state is TradingState.ACTIVE:
+            await trading_state.set_trading_state(self.client, TradingState.REDUCING, account)
+            logger.warning("daily loss limit reached", extra={"account": account, "reason": reason})
+
+    async def on_sync(self, event: AccountSynced) -> None:
+        snapshot = AccountSnapshot(
+            account=event.account, cash=event.cash, synced_at=event.occurred_at.isoformat(), positions=event.positions
+        )
+        limits = await load_limits(self.client, self.manager.settings)
+        for currency in event.cash:
+            equity = risk.equity_of(snapshot, currency)
+            baseline = await exposure.daily_baseline(self.client, event.account, currency, equity, event.occurred_at)
+            denial = risk.check_daily_loss(limits, currency, risk.daily_loss(baseline, equity))
+            if denial is not None:
+                await self.reduce_after_loss(event.account, denial.reason)
+        held = {f"{p.market.value}:{p.ticker}" for p in event.positions if p.quantity > 0}
+        for rule in await exits.get_rules(self.client, event.account):
+            if rule.position_key not in held and rule.created_at < event.occurred_at - PRUNE_MARGIN:
+                await exits.delete_rule(self.client, event.account, rule.market, rule.ticker, rule.rule_id)
+                logger.info("exit rule removed: position gone", extra={"account": event.account, "ticker": rule.ticker})
+
+
+async def _signal_of(client: aioredis.Redis, signal_id: str | None) -> Signal | None:
+    if not signal_id:
+        return None
+    raw = await client.hget(keys.signal_record(signal_id), "signal")
+    return Signal.model_validate_json(raw) if raw else None

@@ -1,0 +1,198 @@
+"""What an account holds and has in flight, read from Valkey for the risk checks.
+
+The broker's snapshot (``portfolio``) lags our own orders by up to one sync, so an order
+created after the snapshot, or filled after it, is counted here as pending: buys hold
+cash and add exposure, sells hold shares. Market buys have no limit price, so the order
+manager records the price it sized them with (``keys.reservations``).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+import orjson
+import redis.asyncio as aioredis
+
+from ordermanager.risk import BuyExposure, position_value
+from yquant import keys, orders, portfolio
+from yquant.markets import NEW_YORK, SEOUL
+from yquant.messages import Market, Position, Side
+from yquant.orders import OrderRecord
+from yquant.portfolio import AccountSnapshot
+
+RESERVATION_TTL_S = 7 * 86_400
+BASELINE_TTL_S = 3 * 86_400
+RATE_WINDOW_S = 60.0
+
+
+@dataclass
+class AccountView:
+    account: str
+    snapshot: AccountSnapshot | None
+    synced_at: datetime | None
+    orders: list[OrderRecord] = field(default_factory=list)  # open, or created after the snapshot
+    estimates: dict[str, Decimal] = field(default_factory=dict)  # client order id -> sizing price
+
+    def position(self, market: Market, ticker: str) -> Position | None:
+        if self.snapshot is None:
+            return None
+        for position in self.snapshot.positions:
+            if position.market is market and position.ticker == ticker:
+                return position
+        return None
+
+    def after_sync(self, moment: datetime) -> bool:
+        return self.synced_at is None or moment > self.synced_at
+
+    def sellable(self, market: Market, ticker: str) -> int:
+        """Shares that can be sold now: the broker's sellable quantity less our sells since the sync."""
+        position = self.position(market, ticker)
+        held = position.sellable_quantity if position else 0
+        for order in self.orders:
+            if order.side is not Side.SELL or order.market is not market or order.ticker != ticker:
+                continue
+            if self.after_sync(order.created_at):
+                held -= order.filled_quantity if order.is_final else order.quantity
+        return max(held, 0)
+
+    def pending_buys(self, currency: str, market: Market | None = None, ticker: str | None = None) -> Decimal:
+        """Value of buys the snapshot's cash does not reflect yet (open, or filled since the sync)."""
+        total = Decimal(0)
+        for order in self.orders:
+            if order.side is not Side.BUY or order.market.currency != currency:
+                continue
+            if ticker is not None and (order.market is not market or order.ticker != ticker):
+                continue
+            estimate = order.limit_price or self.estimates.get(order.client_order_id) or Decimal(0)
+            if not order.is_final:
+                total += estimate * order.remaining_quantity
+            if order.filled_quantity and self.after_sync(order.updated_at):
+                total += (order.average_price or estimate) * order.filled_quantity
+        return total
+
+    def buy_exposure(self, market: Market, ticker: str, price: Decimal) -> BuyExposure:
+        currency = market.currency
+        cash = self.snapshot.cash.get(currency) if self.snapshot else None  # None: unknown, never assumed
+        positions_value = Decimal(0)
+        if self.snapshot is not None:
+            for position in self.snapshot.positions:
+                if position.currency != currency:
+                    continue
+                same = position.market is market and position.ticker == ticker
+                positions_value += position_value(position, price) if same else position.market_value
+        return BuyExposure(
+            cash=cash,
+            pending_buys=self.pending_buys(currency),
+            symbol_value=position_value(self.position(market, ticker), price)
+            + self.pending_buys(currency, market, ticker),
+            total_value=positions_value + self.pending_buys(currency),
+        )
+
+
+def _parse_time(value: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+
+
+async def load_account_view(client: aioredis.Redis, account: str) -> AccountView:
+    snapshot = await portfolio.get_account(client, account)
+    synced_at = _parse_time(snapshot.synced_at) if snapshot else None
+    open_ids = {keys.text(i) for i in await client.smembers(keys.ORDERS_OPEN)}
+    since_ms = (synced_at.timestamp() * 1000 - 1000) if synced_at else 0
+    recent_ids = {keys.text(i) for i in await client.zrangebyscore(keys.ORDERS_INDEX, since_ms, "+inf")}
+    records = await orders.get_orders(client, sorted(open_ids | recent_ids))
+    raw = await client.hgetall(keys.reservations(account))
+    estimates: dict[str, Decimal] = {}
+    for coid, value in raw.items():
+        data = orjson.loads(value)
+        estimates[keys.text(coid)] = Decimal(str(data["price"]))
+    return AccountView(
+        account=account,
+        snapshot=snapshot,
+        synced_at=synced_at,
+        orders=[r for r in records if r.account == account],
+        estimates=estimates,
+    )
+
+
+async def reserve(client: aioredis.Redis, account: str, client_order_id: str, currency: str, price: Decimal) -> None:
+    """Remember the price a buy was sized with, for pending-cash accounting."""
+    value = orjson.dumps({"currency": currency, "price": str(price), "at": time.time()})
+    async with client.pipeline(transaction=False) as pipe:
+        pipe.hset(keys.reservations(account), client_order_id, value)
+        pipe.expire(keys.reservations(account), RESERVATION_TTL_S)
+        await pipe.execute()
+
+
+async def release_settled(client: aioredis.Redis, view: AccountView) -> None:
+    """Forget estimates of orders that are final and reflected in the snapshot."""
+    done = [
+        o.client_order_id
+        for o in view.orders
+        if o.is_final and o.client_order_id in view.estimates and not view.after_sync(o.updated_at)
+    ]
+    known = {o.client_order_id for o in view.orders}
+    done += [coid for coid in view.estimates if coid not in known]  # neither open nor recent: settled
+    if done:
+        await client.hdel(keys.reservations(view.account), *done)
+
+
+async def take_rate_slot(client: aioredis.Redis, account: str, limit_per_minute: int, member: str, now: float) -> bool:
+    """Count an order in the account's one-minute window; False when the window is full."""
+    if limit_per_minute <= 0:
+        return True
+    key = keys.rate_window(account)
+    async with client.pipeline(transaction=True) as pipe:
+        pipe.zremrangebyscore(key, "-inf", now - RATE_WINDOW_S)
+        pipe.zadd(key, {member: now})
+        pipe.zcard(key)
+        pipe.expire(key, int(RATE_WINDOW_S * 2))
+        results = await pipe.execute()
+    if int(results[2]) > limit_per_minute:
+        await client.zrem(key, member)
+        return False
+    return True
+
+
+async def claim_duplicate_window(
+    client: aioredis.Redis,
+    *,
+    account: str,
+    market: Market,
+    ticker: str,
+    side: Side,
+    strategy: str,
+    signal_id: str,
+    window_s: float,
+) -> bool:
+    """False when the same intent (account, ticker, side, strategy) came from another signal within the window."""
+    if window_s <= 0:
+        return True
+    key = keys.duplicate_guard(account, market.value, ticker, side.value, strategy)
+    if await client.set(key, signal_id, nx=True, px=max(int(window_s * 1000), 1)):
+        return True
+    holder = await client.get(key)
+    return holder is not None and keys.text(holder) == signal_id  # the same signal, redelivered
+
+
+def market_day(currency: str, now: datetime) -> str:
+    zone = SEOUL if currency == "KRW" else NEW_YORK
+    return now.astimezone(zone).date().isoformat()
+
+
+async def daily_baseline(
+    client: aioredis.Redis, account: str, currency: str, equity: Decimal, now: datetime
+) -> Decimal:
+    """The day's first equity seen for the account (recorded now if it is the first)."""
+    key = keys.daily_equity(account, market_day(currency, now))
+    async with client.pipeline(transaction=True) as pipe:
+        pipe.hsetnx(key, currency, str(equity))
+        pipe.hget(key, currency)
+        pipe.expire(key, BASELINE_TTL_S)
+        results = await pipe.execute()
+    return Decimal(keys.text(results[1]))

@@ -1,0 +1,288 @@
+"""One signal, one account: trading state, sizing, pre-trade risk, then the order (or a denial).
+
+Exactly-once: the ``client_order_id`` is derived from (signal id, account, leg) and the
+order record and its command are written atomically (``orders.create_order``). If the
+order already exists (a redelivered signal) it is returned without checking again, so a
+retry can neither duplicate nor flip an earlier decision.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from decimal import Decimal
+
+import redis.asyncio as aioredis
+
+from ordermanager import denials, exposure, risk
+from ordermanager.denials import Denial
+from ordermanager.limits import RiskLimits
+from ordermanager.metrics import ORDERS_CREATED
+from ordermanager.sizing import SizingInput, SizingPolicy, needs_price, policy_for, size_order
+from yquant import keys, orders, trading_state
+from yquant.bus import publish
+from yquant.markets import round_to_tick
+from yquant.messages import CancelOrder, Market, OrderType, Quote, Side, Signal, SubmitOrder
+from yquant.settings import StrategySettings
+from yquant.trading_state import TradingState
+
+logger = logging.getLogger(__name__)
+
+QuoteSource = Callable[[Market, str], Awaitable[Quote | None]]
+
+# Where an order came from, by the signal's source (SubmitOrder.origin).
+ORIGINS = {
+    "webhook": "signal",
+    "dashboard": "manual",
+    "manual": "manual",
+    "schedule": "schedule",
+    "exit": "exit",
+    "eod": "liquidation",
+    "flatten": "liquidation",
+    "liquidation": "liquidation",
+}
+# Sources exempt from the duplicate window (each triggers once by construction).
+NO_DUPLICATE_CHECK = frozenset({"exit", "eod", "flatten", "liquidation"})
+
+
+def client_order_id(signal_id: str, account: str, leg: str = "") -> str:
+    digest = hashlib.sha256(f"{signal_id}\x1f{account}\x1f{leg}".encode()).hexdigest()[:24]
+    return f"yq-{digest}"
+
+
+@dataclass(frozen=True)
+class SignalContext:
+    signal: Signal
+    correlation_id: str
+    limits: RiskLimits
+    now: datetime
+    strategy: StrategySettings | None  # the configured strategy, when there is one
+
+    @property
+    def sizing_strategy(self) -> StrategySettings | None:
+        """Only alerts are sized by the strategy's policy; manual, schedule and exit signals carry their size."""
+        return self.strategy if self.signal.source == "webhook" else None
+
+
+class Placement:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        quotes: QuoteSource,
+        maxlen: int,
+        on_created: Callable[[], None] | None = None,
+    ) -> None:
+        self.client = client
+        self.quotes = quotes
+        self.maxlen = maxlen
+        self.on_created = on_created  # fault injection hook (crash tests)
+
+    # --- buys ---------------------------------------------------------------------------
+    async def buy(self, ctx: SignalContext, account: str, leg: str = "") -> str | Denial:
+        signal = ctx.signal
+        coid = client_order_id(signal.signal_id, account, leg)
+        if await self.client.exists(keys.order(coid)):
+            return coid
+        state, scope = await trading_state.effective_trading_state(self.client, account)
+        denial = risk.check_trading_state(state, scope, reducing=False, source=signal.source)
+        denial = denial or risk.check_symbol(ctx.limits, signal.market, signal.ticker)
+        if denial:
+            return denial
+        view = await exposure.load_account_view(self.client, account)
+        currency = signal.market.currency
+        equity = risk.equity_of(view.snapshot, currency) if view.snapshot else None
+        if equity is not None and ctx.limits.max_daily_loss.get(currency):
+            baseline = await exposure.daily_baseline(self.client, account, currency, equity, ctx.now)
+            denial = risk.check_daily_loss(ctx.limits, currency, risk.daily_loss(baseline, equity))
+            if denial:
+                await trading_state.set_trading_state(self.client, TradingState.REDUCING, account)
+                return denial
+        price, quote = await self._reference_price(signal)
+        if price is None:
+            return Denial(denials.NO_PRICE, "no price: the alert has none and no fresh quote is available")
+        held = view.position(signal.market, signal.ticker)
+        sizing = self._sizing_input(ctx, Side.BUY, price, equity, held.quantity if held else 0)
+        quantity = size_order(sizing)
+        if isinstance(quantity, Denial):
+            return quantity
+        order_type, limit_price = self._pricing(ctx, Side.BUY, price, quote)
+        unit = limit_price or price
+        denial = risk.check_buy(
+            ctx.limits, currency, unit * quantity, view.buy_exposure(signal.market, signal.ticker, unit)
+        )
+        if denial:
+            return denial
+        denial = await self._throttle(ctx, account, Side.BUY, coid)
+        if denial:
+            return denial
+        await exposure.reserve(self.client, account, coid, currency, unit)
+        await self._create(ctx, account, coid, Side.BUY, quantity, order_type, limit_price)
+        await exposure.release_settled(self.client, view)
+        return coid
+
+    # --- sells --------------------------------------------------------------------------
+    async def sell(self, ctx: SignalContext, account: str, *, whole: bool, leg: str = "") -> str | Denial:
+        signal = ctx.signal
+        coid = client_order_id(signal.signal_id, account, leg)
+        if await self.client.exists(keys.order(coid)):
+            return coid
+        state, scope = await trading_state.effective_trading_state(self.client, account)
+        denial = risk.check_trading_state(state, scope, reducing=True, source=signal.source)
+        if denial:
+            return denial
+        if signal.source in risk.LIQUIDATION_SOURCES:
+            await self.cancel_open(ctx, account, sides=(Side.BUY,), reason="liquidation")
+        view = await exposure.load_account_view(self.client, account)
+        held = view.sellable(signal.market, signal.ticker)
+        if held <= 0:
+            return Denial(denials.NO_POSITION, f"no {signal.market.value}:{signal.ticker} position to sell")
+        currency = signal.market.currency
+        equity = risk.equity_of(view.snapshot, currency) if view.snapshot else None
+        sizing = self._sizing_input(ctx, Side.SELL, None, equity, held)
+        if whole:
+            sizing = SizingInput(
+                side=Side.SELL, policy=SizingPolicy.CLOSE, currency=currency, price=None, equity=equity, held=held
+            )
+        price: Decimal | None = None
+        quote: Quote | None = None
+        if needs_price(sizing) or self._wants_limit(ctx):
+            price, quote = await self._reference_price(signal)
+            if price is None:
+                return Denial(denials.NO_PRICE, "no price: the alert has none and no fresh quote is available")
+            sizing = replace(sizing, price=price)
+        quantity = size_order(sizing)
+        if isinstance(quantity, Denial):
+            return quantity
+        order_type, limit_price = self._pricing(ctx, Side.SELL, price, quote)
+        if signal.source not in risk.LIQUIDATION_SOURCES:
+            denial = await self._throttle(ctx, account, Side.SELL, coid)
+            if denial:
+                return denial
+        await self._create(ctx, account, coid, Side.SELL, quantity, order_type, limit_price)
+        return coid
+
+    # --- cancels ------------------------------------------------------------------------
+    async def cancel_open(
+        self, ctx: SignalContext, account: str, *, sides: tuple[Side, ...] = (Side.BUY, Side.SELL), reason: str = ""
+    ) -> list[str]:
+        """Append a CancelOrder for each open order of the signal's ticker in the account."""
+        signal = ctx.signal
+        cancelled: list[str] = []
+        for record in await orders.open_orders(self.client):
+            if record.account != account or record.market is not signal.market or record.ticker != signal.ticker:
+                continue
+            if record.side not in sides:
+                continue
+            command = CancelOrder(
+                correlation_id=ctx.correlation_id,
+                client_order_id=record.client_order_id,
+                account=account,
+                reason=reason or f"cancel signal {signal.signal_id}",
+            )
+            await publish(self.client, keys.ORDERS, command, self.maxlen)
+            cancelled.append(record.client_order_id)
+        return cancelled
+
+    # --- helpers ------------------------------------------------------------------------
+    def _sizing_input(
+        self, ctx: SignalContext, side: Side, price: Decimal | None, equity: Decimal | None, held: int
+    ) -> SizingInput:
+        strategy = ctx.sizing_strategy
+        return SizingInput(
+            side=side,
+            policy=policy_for(strategy, side),
+            currency=ctx.signal.market.currency,
+            price=price,
+            equity=equity,
+            held=held,
+            strategy=strategy,
+            quantity=ctx.signal.quantity,
+            quantity_type=ctx.signal.quantity_type,
+            stop_price=ctx.signal.stop_loss,
+        )
+
+    @staticmethod
+    def _wants_limit(ctx: SignalContext) -> bool:
+        strategy = ctx.sizing_strategy
+        return ctx.signal.order_type is OrderType.LIMIT or (strategy is not None and strategy.order_type == "limit")
+
+    async def _reference_price(self, signal: Signal) -> tuple[Decimal | None, Quote | None]:
+        """The alert's price when it has one, else a fresh quote; never an assumed price."""
+        if signal.price is not None and signal.price > 0:
+            return signal.price, None
+        quote = await self.quotes(signal.market, signal.ticker)
+        if quote is None or quote.price <= 0:
+            return None, None
+        return quote.price, quote
+
+    def _pricing(
+        self, ctx: SignalContext, side: Side, price: Decimal | None, quote: Quote | None
+    ) -> tuple[OrderType, Decimal | None]:
+        if not self._wants_limit(ctx) or price is None:
+            return OrderType.MARKET, None
+        market = ctx.signal.market
+        tick = quote.tick_size if quote is not None and quote.tick_size and market is Market.KRX else None
+        return OrderType.LIMIT, round_to_tick(market, price, down=side is Side.BUY, tick=tick)
+
+    async def _throttle(self, ctx: SignalContext, account: str, side: Side, coid: str) -> Denial | None:
+        signal = ctx.signal
+        if signal.source not in NO_DUPLICATE_CHECK and not await exposure.claim_duplicate_window(
+            self.client,
+            account=account,
+            market=signal.market,
+            ticker=signal.ticker,
+            side=side,
+            strategy=signal.strategy,
+            signal_id=signal.signal_id,
+            window_s=ctx.limits.duplicate_window_s,
+        ):
+            return Denial(
+                denials.DUPLICATE,
+                f"the same {side.value} of {signal.ticker} for {signal.strategy} came less than "
+                f"{ctx.limits.duplicate_window_s:g}s ago",
+            )
+        limit = ctx.limits.max_orders_per_minute
+        if not await exposure.take_rate_slot(self.client, account, limit, coid, ctx.now.timestamp()):
+            return Denial(denials.RATE_LIMITED, f"more than {limit} orders in a minute for account {account}")
+        return None
+
+    async def _create(
+        self,
+        ctx: SignalContext,
+        account: str,
+        coid: str,
+        side: Side,
+        quantity: int,
+        order_type: OrderType,
+        limit_price: Decimal | None,
+    ) -> None:
+        signal = ctx.signal
+        origin = ORIGINS.get(signal.source, signal.source)
+        command = SubmitOrder(
+            correlation_id=ctx.correlation_id,
+            client_order_id=coid,
+            account=account,
+            market=signal.market,
+            ticker=signal.ticker,
+            side=side,
+            quantity=quantity,
+            order_type=order_type,
+            limit_price=limit_price,
+            strategy=signal.strategy,
+            origin=origin,
+            signal_id=signal.signal_id,
+            reduce_only=side is Side.SELL,
+        )
+        if await orders.create_order(self.client, command, self.maxlen):
+            ORDERS_CREATED.labels(origin, side.value).inc()
+            logger.info(
+                "order created",
+                extra={"client_order_id": coid, "account": account, "side": side.value, "quantity": quantity},
+            )
+        else:
+            logger.info("order already recorded for this signal; nothing appended", extra={"client_order_id": coid})
+        if self.on_created is not None:
+            self.on_created()

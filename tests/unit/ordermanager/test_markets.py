@@ -1,0 +1,64 @@
+"""Market calendars, sessions in the market's zone, tick rounding."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+import pytest
+
+from yquant.markets import (
+    holiday_name,
+    is_open,
+    is_trading_day,
+    money,
+    next_open,
+    next_trading_day,
+    round_to_tick,
+    session_close,
+    tick_size,
+)
+from yquant.messages import Market
+
+
+def test_krx_holidays_and_weekends_are_closed() -> None:
+    assert not is_trading_day(Market.KRX, date(2025, 10, 3))
+    assert holiday_name(Market.KRX, date(2025, 10, 6)) is not None
+    assert not is_trading_day(Market.KRX, date(2025, 6, 7))  # Saturday
+    assert is_trading_day(Market.KRX, date(2025, 6, 10))
+    assert next_trading_day(Market.KRX, date(2025, 10, 2)) == date(2025, 10, 10)
+
+
+def test_nyse_session_follows_daylight_saving() -> None:
+    # 13:45 UTC is 09:45 New York in summer (open) and 08:45 in winter (closed).
+    assert is_open(Market.NASD, datetime(2025, 7, 7, 13, 45, tzinfo=UTC))
+    assert not is_open(Market.NASD, datetime(2025, 1, 6, 13, 45, tzinfo=UTC))
+    assert not is_open(Market.NYSE, datetime(2025, 7, 4, 15, 0, tzinfo=UTC))  # Independence Day
+
+
+def test_krx_session_and_next_open() -> None:
+    assert is_open(Market.KRX, datetime(2025, 6, 10, 0, 0, tzinfo=UTC))  # 09:00 KST
+    assert not is_open(Market.KRX, datetime(2025, 6, 10, 6, 30, tzinfo=UTC))  # 15:30 KST
+    assert next_open(Market.KRX, datetime(2025, 10, 2, 7, 0, tzinfo=UTC)).date() == date(2025, 10, 10)
+    assert session_close(Market.KRX, date(2025, 6, 10)).astimezone(UTC).hour == 6
+
+
+@pytest.mark.parametrize(
+    ("price", "tick"),
+    [(1_999, 1), (2_000, 5), (19_990, 10), (20_000, 50), (70_000, 100), (250_000, 500), (800_000, 1000)],
+)
+def test_krx_tick_table(price: int, tick: int) -> None:
+    assert tick_size(Market.KRX, Decimal(price)) == Decimal(tick)
+
+
+def test_rounding_is_down_for_buys_and_up_for_sells() -> None:
+    assert round_to_tick(Market.KRX, Decimal(70_050)) == Decimal(70_000)
+    assert round_to_tick(Market.KRX, Decimal(70_050), down=False) == Decimal(70_100)
+    assert round_to_tick(Market.NASD, Decimal("190.129")) == Decimal("190.12")
+    assert round_to_tick(Market.NASD, Decimal("0.12345")) == Decimal("0.1234")
+    assert round_to_tick(Market.KRX, Decimal(70_049), tick=Decimal(10)) == Decimal(70_040)
+
+
+def test_money_precision_by_currency() -> None:
+    assert money("KRW", Decimal("1234.9")) == Decimal(1234)
+    assert money("USD", Decimal("12.349")) == Decimal("12.34")
