@@ -1,45 +1,74 @@
-"""Dashboard app (read-only for now): accounts, positions and orders from Valkey."""
+"""The dashboard app: wiring only (the guard, the routers, static assets, the live broadcaster)."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import redis.asyncio as aioredis
-from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, JSONResponse
-from fastapi.templating import Jinja2Templates
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+from fastapi.staticfiles import StaticFiles
 
-from yquant import orders, portfolio
+from dashboard import auth, commands, pages
+from dashboard.data import Reader
+from dashboard.guard import Guard
+from dashboard.live import Broadcaster
+from dashboard.metrics import Metrics
+from dashboard.security import SessionStore, check_startup, cookie_name, load_session_secret
+from dashboard.users import UserStore
+from dashboard.web import Web, make_templates
 from yquant.settings import Settings
 
 HERE = Path(__file__).parent
+ROUTERS = (auth.router, pages.router, commands.router)
 
 
-async def snapshot(client: aioredis.Redis) -> dict[str, Any]:
-    accounts = []
-    for alias in await portfolio.account_aliases(client):
-        account = await portfolio.get_account(client, alias)
-        if account is not None:
-            accounts.append(account.model_dump(mode="json"))
-    recent = await orders.recent_orders(client, 50)
-    return {"accounts": accounts, "orders": [o.model_dump(mode="json") for o in recent]}
+def http_routes() -> list[tuple[str, str]]:
+    """(method, path) of every route the dashboard serves (the tests walk them all)."""
+    found: list[tuple[str, str]] = []
+    for router in ROUTERS:
+        for route in router.routes:
+            if isinstance(route, APIRoute):
+                found.extend((method, route.path) for method in sorted(route.methods or ()))
+    return found
 
 
 def create_app(settings: Settings, client: aioredis.Redis) -> FastAPI:
-    app = FastAPI(title="yQuant dashboard", docs_url=None, redoc_url=None)
-    templates = Jinja2Templates(directory=HERE / "templates")
+    """Raises ``ConfigurationError`` when production is missing a users file or a session secret."""
+    users_file = check_startup(settings)
+    cfg = settings.dashboard
+    metrics = Metrics()
+    web = Web(
+        settings=settings,
+        client=client,
+        users=UserStore(users_file),
+        sessions=SessionStore(client, load_session_secret(settings), cfg.session_idle_s, cfg.session_max_s),
+        metrics=metrics,
+        templates=make_templates(),
+        broadcaster=Broadcaster(client, on_count=metrics.sse_clients.set),
+        reader=Reader(client, settings),
+        cookie_name=cookie_name(cfg.secure_cookies),
+    )
 
-    @app.get("/", response_class=HTMLResponse)
-    async def overview(request: Request) -> HTMLResponse:
-        return templates.TemplateResponse(request, "overview.html", await snapshot(client))
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await web.broadcaster.stop()
+        web.hashing.shutdown(wait=False)
 
-    @app.get("/api/state")
-    async def state() -> JSONResponse:
-        return JSONResponse(await snapshot(client))
-
-    @app.get("/healthz")
-    async def healthz() -> JSONResponse:
-        return JSONResponse({"status": "ok"})
-
+    app = FastAPI(title="yQuant dashboard", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
+    app.state.web = web
+    for router in ROUTERS:
+        app.include_router(router)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.add_middleware(
+        Guard,
+        sessions=web.sessions,
+        users=web.users,
+        metrics=metrics,
+        cookie=web.cookie_name,
+        hsts=cfg.secure_cookies,
+    )
     return app

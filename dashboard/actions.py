@@ -1,0 +1,199 @@
+"""Every action the dashboard takes, in one adapter: Valkey only, never the broker.
+
+* A manual order is a ``SignalReceived`` (``source="dashboard"``, ``account=<alias>``, a fixed
+  quantity the trader confirmed) appended to ``keys.SIGNALS`` by the ``yq_ingest`` server
+  function: it passes the order manager's trading-state and risk checks like any alert and
+  lands in the decision log with the reason if denied. The signal id comes from the
+  confirmation form, so a double submit is dropped as a duplicate.
+* Flatten, trading state, risk limits and schedules go through ``ordermanager.controls``
+  (the order manager's own functions); a flatten confirmation is single-use.
+* Cancel is a ``CancelOrder`` on ``keys.ORDERS`` for the gateway.
+Every action is written to the audit log.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from dashboard import audit
+from ordermanager import controls
+from ordermanager.limits import RiskLimits
+from ordermanager.schedules import Schedule
+from yquant import keys, quotes, trading_state
+from yquant.messages import (
+    CancelOrder,
+    Frozen,
+    Market,
+    OrderType,
+    QuantityType,
+    Quote,
+    Side,
+    Signal,
+    SignalAction,
+    SignalReceived,
+)
+from yquant.orders import OrderRecord
+from yquant.settings import Settings
+
+DEDUPE_TTL_S = 86_400
+NONCE_PATTERN = r"^[0-9a-f]{32}$"
+
+
+def new_nonce() -> str:
+    return secrets.token_hex(16)
+
+
+class ManualOrder(Frozen):
+    account: str
+    market: Market
+    ticker: str
+    side: Side
+    quantity: int
+    order_type: OrderType = OrderType.MARKET
+    limit_price: Decimal | None = None
+
+
+class Actor(Frozen):
+    """Who acts, for the audit log."""
+
+    user: str
+    address: str
+
+
+async def _ingest(client: aioredis.Redis, settings: Settings, signal: Signal, actor: Actor, action: str) -> bool:
+    """Append the signal once (dedupe by id) and audit it, in one round trip. False for a duplicate."""
+    message = SignalReceived(correlation_id=signal.signal_id, signal=signal)
+    async with client.pipeline(transaction=False) as pipe:
+        pipe.fcall(
+            "yq_ingest",
+            2,
+            keys.signal_dedupe(signal.signal_id),
+            keys.SIGNALS,
+            DEDUPE_TTL_S,
+            settings.bus.stream_maxlen,
+            "SignalReceived",
+            message.model_dump_json(),
+        )
+        detail = signal.model_dump(mode="json", include={"signal_id", "account", "market", "ticker", "action"})
+        detail.update({"quantity": str(signal.quantity), "order_type": signal.order_type.value})
+        pipe.xadd(keys.AUDIT_LOG, audit.entry(actor.user, action, detail, actor.address), maxlen=audit.AUDIT_MAXLEN)
+        entry, _ = await pipe.execute()
+    return bool(entry != 0)
+
+
+async def submit_manual_order(
+    client: aioredis.Redis, settings: Settings, order: ManualOrder, nonce: str, actor: Actor
+) -> tuple[str, bool]:
+    """Send a confirmed manual order; returns (signal id, False if it was already sent)."""
+    now = datetime.now(UTC)
+    signal = Signal(
+        signal_id=f"dash-{nonce}",
+        strategy=settings.dashboard.manual_strategy,
+        ticker=order.ticker,
+        market=order.market,
+        action=SignalAction.BUY if order.side is Side.BUY else SignalAction.SELL,
+        quantity=Decimal(order.quantity),
+        quantity_type=QuantityType.FIXED,
+        order_type=order.order_type,
+        price=order.limit_price if order.order_type is OrderType.LIMIT else None,
+        fired_at=now,  # the order manager's age limit applies: never executed late
+        received_at=now,
+        source="dashboard",
+        account=order.account,
+        comment=f"manual order by {actor.user}",
+    )
+    created = await _ingest(client, settings, signal, actor, "manual_order")
+    return signal.signal_id, created
+
+
+async def flatten(client: aioredis.Redis, settings: Settings, nonce: str, actor: Actor) -> list[str] | None:
+    """Sell every position (the order manager cancels open buys first); None if already confirmed."""
+    if not await client.set(keys.signal_dedupe(f"flatten-{nonce}"), "1", nx=True, ex=DEDUPE_TTL_S):
+        return None
+    sent = await controls.flatten_all(client, settings)
+    await audit.record(client, actor.user, "flatten_all", {"signals": len(sent)}, actor.address)
+    return sent
+
+
+async def cancel_order(client: aioredis.Redis, settings: Settings, record: OrderRecord, actor: Actor) -> None:
+    command = CancelOrder(
+        correlation_id=record.correlation_id or record.client_order_id,
+        client_order_id=record.client_order_id,
+        account=record.account,
+        reason=f"cancelled on the dashboard by {actor.user}",
+    )
+    async with client.pipeline(transaction=False) as pipe:
+        pipe.xadd(
+            keys.ORDERS,
+            {"type": "CancelOrder", "data": command.model_dump_json()},
+            maxlen=settings.bus.stream_maxlen,
+            approximate=True,
+        )
+        detail = {"client_order_id": record.client_order_id, "account": record.account, "ticker": record.ticker}
+        pipe.xadd(
+            keys.AUDIT_LOG, audit.entry(actor.user, "cancel_order", detail, actor.address), maxlen=audit.AUDIT_MAXLEN
+        )
+        await pipe.execute()
+
+
+async def set_trading_state(client: aioredis.Redis, scope: str, state: str, actor: Actor) -> None:
+    parsed = trading_state.parse_state(state)
+    account = None if scope == trading_state.GLOBAL else scope
+    await controls.set_trading_state(client, parsed, account)
+    await audit.record(client, actor.user, "trading_state", {"scope": scope, "state": parsed.value}, actor.address)
+
+
+async def load_limits(client: aioredis.Redis, settings: Settings) -> tuple[dict[str, Any], set[str]]:
+    """The limits in force (JSON-ready) and the names overridden at runtime."""
+    current = await controls.get_risk_limits(client, settings)
+    overridden = set(await controls.get_risk_limit_overrides(client))
+    return current.model_dump(mode="json"), overridden
+
+
+LIMIT_NAMES: tuple[str, ...] = tuple(RiskLimits.model_fields)
+
+
+async def set_limit(client: aioredis.Redis, settings: Settings, name: str, value: Any, actor: Actor) -> None:
+    """Raises ValueError with a readable reason when the value does not validate."""
+    await controls.set_risk_limits(client, settings, {name: value})
+    await audit.record(client, actor.user, "risk_limit", {"name": name, "value": value}, actor.address)
+
+
+async def reset_limit(client: aioredis.Redis, settings: Settings, name: str, actor: Actor) -> None:
+    await controls.reset_risk_limits(client, settings, [name])
+    await audit.record(client, actor.user, "risk_limit_reset", {"name": name}, actor.address)
+
+
+async def save_schedule(
+    client: aioredis.Redis, settings: Settings, schedule_id: str | None, spec: dict[str, Any], actor: Actor
+) -> Schedule:
+    """Create (``schedule_id`` None) or replace a schedule's spec; ValueError says what is wrong."""
+    if schedule_id is None:
+        saved = await controls.create_schedule(client, settings, spec)
+    else:
+        saved = await controls.update_schedule(client, settings, schedule_id, spec)
+    detail = {"schedule_id": saved.schedule_id, "schedule": saved.spec.describe(), "enabled": saved.spec.enabled}
+    action = "schedule_create" if schedule_id is None else "schedule_update"
+    await audit.record(client, actor.user, action, detail, actor.address)
+    return saved
+
+
+async def delete_schedule(client: aioredis.Redis, schedule_id: str, actor: Actor) -> bool:
+    deleted = await controls.delete_schedule(client, schedule_id)
+    await audit.record(client, actor.user, "schedule_delete", {"schedule_id": schedule_id}, actor.address)
+    return deleted
+
+
+async def get_quote(client: aioredis.Redis, market: Market, ticker: str, timeout_s: float) -> Quote | None:
+    """A fresh quote from the cache or the gateway (``yquant.quotes``), None when there is none."""
+    return await quotes.get_quote(client, market, ticker, timeout_s)
+
+
+async def cached_quote(client: aioredis.Redis, market: Market, ticker: str) -> Quote | None:
+    """The cached quote if fresh, without asking the gateway."""
+    return await quotes.cached_quote(client, market, ticker)

@@ -1,0 +1,37 @@
+"""The audit log: every manual action on the dashboard (who, what, when, from where)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+
+from yquant import keys
+
+AUDIT_MAXLEN = 100_000
+
+
+def entry(user: str, action: str, detail: dict[str, Any], address: str) -> dict[Any, Any]:
+    """The stream fields of one audit entry (so callers can add it to their own pipeline)."""
+    data = {"at": datetime.now(UTC).isoformat(), "user": user, "action": action, "address": address, "detail": detail}
+    return {"type": "DashboardAction", "data": orjson.dumps(data, default=str)}
+
+
+async def record(client: aioredis.Redis, user: str, action: str, detail: dict[str, Any], address: str) -> None:
+    await client.xadd(keys.AUDIT_LOG, entry(user, action, detail, address), maxlen=AUDIT_MAXLEN, approximate=True)
+
+
+def parse(rows: list[Any]) -> list[dict[str, Any]]:
+    """XREVRANGE rows of the audit stream as dicts (newest first)."""
+    result: list[dict[str, Any]] = []
+    for entry_id, fields in rows:
+        try:
+            data = orjson.loads(fields.get(b"data") or fields.get("data") or b"{}")
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(data, dict):
+            data["id"] = keys.text(entry_id)
+            result.append(data)
+    return result

@@ -1,0 +1,297 @@
+"""Performance: daily equity snapshots, the equity curve, return, drawdown, win rate, CSV exports.
+
+A snapshot is taken once per KRX trading day at ``snapshot_time`` (dashboard time zone) and
+stored in ``keys.EQUITY_SNAPSHOTS`` scored by the day's midnight, so retaking a day replaces
+it; ``keys.equity_snapshot_taken(day)`` (SET NX) makes one dashboard take it, however many run.
+Closed trades are matched first in, first out from the filled orders.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import logging
+from collections import defaultdict, deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import orjson
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from dashboard.data import Reader
+from dashboard.views import Totals, to_decimal
+from yquant import keys
+from yquant.messages import Market, Side
+from yquant.orders import OrderRecord
+
+logger = logging.getLogger(__name__)
+
+CHECK_INTERVAL_S = 60.0
+ZERO = Decimal(0)
+
+
+def snapshot_of(totals: Totals, day: date, now: datetime) -> dict[str, Any]:
+    return {
+        "date": day.isoformat(),
+        "taken_at": now.astimezone(UTC).isoformat(),
+        "fx_usdkrw": str(totals.fx.rate),
+        "fx_source": totals.fx.source,
+        "equity_krw": str(totals.equity_krw),
+        "accounts": {a.alias: str(a.equity_krw) for a in totals.accounts},
+        "cash": {c: str(v) for c, v in totals.cash.items()},
+    }
+
+
+async def store_snapshot(client: aioredis.Redis, snapshot: dict[str, Any], tz: ZoneInfo) -> None:
+    """Replace the day's snapshot (scored by its midnight in ``tz``)."""
+    midnight = datetime.combine(date.fromisoformat(snapshot["date"]), time(0), tz).timestamp()
+    async with client.pipeline(transaction=True) as pipe:
+        pipe.zremrangebyscore(keys.EQUITY_SNAPSHOTS, midnight, midnight)
+        pipe.zadd(keys.EQUITY_SNAPSHOTS, {orjson.dumps(snapshot): midnight})
+        await pipe.execute()
+
+
+async def take_snapshot(reader: Reader, tz: ZoneInfo, now: datetime | None = None) -> dict[str, Any] | None:
+    now = now or datetime.now(UTC)
+    totals, _ = await reader.portfolio(tz)
+    if not totals.accounts:
+        return None
+    snapshot = snapshot_of(totals, now.astimezone(tz).date(), now)
+    await store_snapshot(reader.client, snapshot, tz)
+    return snapshot
+
+
+def snapshot_due(now: datetime, tz: ZoneInfo, at: str) -> date | None:
+    """Today's date (in ``tz``) once it is a KRX trading day past ``at`` (HH:MM), else None."""
+    local = now.astimezone(tz)
+    hour, minute = (int(part) for part in at.split(":"))
+    if local.time() < time(hour, minute):
+        return None
+    from yquant.markets import is_trading_day  # imported on use: the holiday calendars cost 4 MiB
+
+    if not is_trading_day(Market.KRX, local.date()):
+        return None
+    return local.date()
+
+
+async def snapshot_loop(reader: Reader, tz: ZoneInfo, at: str, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        day = snapshot_due(datetime.now(UTC), tz, at)
+        if day is not None:
+            try:
+                if await reader.client.set(keys.equity_snapshot_taken(day.isoformat()), "1", nx=True, ex=4 * 86_400):
+                    snapshot = await take_snapshot(reader, tz)
+                    logger.info("equity snapshot taken", extra={"day": day.isoformat(), "taken": snapshot is not None})
+            except (RedisError, OSError) as exc:
+                logger.warning("equity snapshot failed", extra={"error": str(exc)})
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=CHECK_INTERVAL_S)
+        except TimeoutError:
+            pass
+
+
+# --- statistics ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Trade:
+    account: str
+    market: str
+    ticker: str
+    quantity: int
+    entry_price: Decimal
+    exit_price: Decimal
+    currency: str
+    closed_at: datetime
+
+    @property
+    def pnl(self) -> Decimal:
+        return (self.exit_price - self.entry_price) * self.quantity
+
+    @property
+    def return_percent(self) -> Decimal:
+        return (self.exit_price / self.entry_price - 1) * 100 if self.entry_price else ZERO
+
+
+def closed_trades(records: Iterable[OrderRecord]) -> list[Trade]:
+    """Sells matched against earlier buys of the same account and ticker, first in first out."""
+    lots: dict[tuple[str, str, str], deque[list[Any]]] = defaultdict(deque)
+    trades: list[Trade] = []
+    for record in sorted(records, key=lambda r: r.created_at):
+        if record.filled_quantity <= 0 or record.average_price is None:
+            continue
+        key = (record.account, record.market.value, record.ticker)
+        if record.side is Side.BUY:
+            lots[key].append([record.filled_quantity, record.average_price])
+            continue
+        remaining = record.filled_quantity
+        while remaining > 0 and lots[key]:
+            lot = lots[key][0]
+            used = min(remaining, lot[0])
+            trades.append(
+                Trade(
+                    record.account,
+                    key[1],
+                    record.ticker,
+                    used,
+                    lot[1],
+                    record.average_price,
+                    record.market.currency,
+                    record.updated_at,
+                )
+            )
+            lot[0] -= used
+            remaining -= used
+            if lot[0] == 0:
+                lots[key].popleft()
+    return trades
+
+
+def win_rate(trades: list[Trade]) -> Decimal | None:
+    if not trades:
+        return None
+    return Decimal(sum(1 for t in trades if t.pnl > 0)) / len(trades) * 100
+
+
+def equity_series(snapshots: list[dict[str, Any]]) -> list[tuple[str, Decimal]]:
+    series = []
+    for snapshot in snapshots:
+        value = to_decimal(snapshot.get("equity_krw"))
+        if value is not None:
+            series.append((str(snapshot.get("date", "")), value))
+    return series
+
+
+def total_return(series: list[tuple[str, Decimal]]) -> Decimal | None:
+    if len(series) < 2 or series[0][1] <= 0:
+        return None
+    return (series[-1][1] / series[0][1] - 1) * 100
+
+
+def max_drawdown(series: list[tuple[str, Decimal]]) -> Decimal | None:
+    """The largest fall from a peak, in percent of the peak (0 when it only rose)."""
+    if len(series) < 2:
+        return None
+    peak = series[0][1]
+    worst = ZERO
+    for _, value in series:
+        peak = max(peak, value)
+        if peak > 0:
+            worst = max(worst, (peak - value) / peak * 100)
+    return worst
+
+
+@dataclass(frozen=True)
+class Chart:
+    width: int
+    height: int
+    points: str  # SVG polyline points
+    area: str  # SVG polygon points (the area under the line)
+    low: Decimal
+    high: Decimal
+    first: str
+    last: str
+
+
+def chart(series: list[tuple[str, Decimal]], width: int = 600, height: int = 200, pad: int = 4) -> Chart | None:
+    """Coordinates for a small hand-drawn SVG line chart (no library, no script)."""
+    if len(series) < 2:
+        return None
+    values = [v for _, v in series]
+    low, high = min(values), max(values)
+    span = high - low or Decimal(1)
+    step = Decimal(width - 2 * pad) / (len(values) - 1)
+    coordinates = []
+    for index, value in enumerate(values):
+        x = Decimal(pad) + step * index
+        y = Decimal(height - pad) - (value - low) / span * (height - 2 * pad)
+        coordinates.append(f"{x:.1f},{y:.1f}")
+    points = " ".join(coordinates)
+    area = f"{pad},{height - pad} {points} {width - pad},{height - pad}"
+    return Chart(width, height, points, area, low, high, series[0][0], series[-1][0])
+
+
+# --- CSV ----------------------------------------------------------------------------------
+
+
+def _cell(value: object) -> str:
+    """A spreadsheet must not read a cell as a formula (CSV injection)."""
+    text = "" if value is None else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") and not _is_number(text) else text
+
+
+def _is_number(text: str) -> bool:
+    return to_decimal(text) is not None
+
+
+def to_csv(header: list[str], rows: Iterable[Iterable[object]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow([_cell(v) for v in row])
+    return buffer.getvalue()
+
+
+def trades_csv(records: list[OrderRecord]) -> str:
+    header = [
+        "created_at",
+        "updated_at",
+        "account",
+        "market",
+        "ticker",
+        "side",
+        "quantity",
+        "filled_quantity",
+        "average_price",
+        "fee",
+        "state",
+        "origin",
+        "strategy",
+        "client_order_id",
+        "broker_order_id",
+    ]
+    rows = (
+        [
+            r.created_at.isoformat(),
+            r.updated_at.isoformat(),
+            r.account,
+            r.market.value,
+            r.ticker,
+            r.side.value,
+            r.quantity,
+            r.filled_quantity,
+            r.average_price or "",
+            r.fee,
+            r.state.value,
+            r.origin,
+            r.strategy,
+            r.client_order_id,
+            r.broker_order_id,
+        ]
+        for r in records
+        if r.filled_quantity > 0
+    )
+    return to_csv(header, rows)
+
+
+def snapshots_csv(snapshots: list[dict[str, Any]]) -> str:
+    header = ["date", "taken_at", "equity_krw", "fx_usdkrw", "fx_source", "accounts"]
+    rows = (
+        [
+            s.get("date"),
+            s.get("taken_at"),
+            s.get("equity_krw"),
+            s.get("fx_usdkrw"),
+            s.get("fx_source"),
+            ";".join(f"{k}={v}" for k, v in (s.get("accounts") or {}).items()),
+        ]
+        for s in snapshots
+    )
+    return to_csv(header, rows)

@@ -1,0 +1,224 @@
+"""What the pages show, computed without I/O: money formats, the FX rate, equity per account."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import orjson
+from jinja2 import pass_context
+from jinja2.runtime import Context
+
+from yquant.messages import Position
+from yquant.settings import DashboardSettings
+
+ZERO = Decimal(0)
+CURRENCY_SYMBOLS = {"KRW": "₩", "USD": "$"}
+
+
+def to_decimal(value: Any) -> Decimal | None:
+    if value is None or value == "":
+        return None
+    try:
+        result = Decimal(str(value))
+    except InvalidOperation:
+        return None
+    return result if result.is_finite() else None
+
+
+def money(value: Any, currency: str = "KRW", signed: bool = False) -> str:
+    """KRW without decimals, USD with two, thousands separated: ``₩1,234,567``, ``-$12.50``."""
+    amount = to_decimal(value)
+    if amount is None:
+        return "—"
+    places = Decimal(1) if currency == "KRW" else Decimal("0.01")
+    rounded = amount.quantize(places, rounding=ROUND_HALF_UP)
+    sign = "-" if rounded < 0 else ("+" if signed and rounded > 0 else "")
+    symbol = CURRENCY_SYMBOLS.get(currency, "")
+    text = f"{abs(rounded):,}"
+    return f"{sign}{symbol}{text}" if symbol else f"{sign}{text} {currency}"
+
+
+def price(value: Any, currency: str = "KRW") -> str:
+    amount = to_decimal(value)
+    if amount is None:
+        return "—"
+    places = Decimal(1) if currency == "KRW" else Decimal("0.01")
+    return f"{amount.quantize(places, rounding=ROUND_HALF_UP):,}"
+
+
+def percent(value: Any, signed: bool = True) -> str:
+    amount = to_decimal(value)
+    if amount is None:
+        return "—"
+    rounded = amount.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    return f"{'+' if signed and rounded > 0 else ''}{rounded}%"
+
+
+def quantity(value: Any) -> str:
+    amount = to_decimal(value)
+    return "—" if amount is None else f"{int(amount):,}"
+
+
+def tone(value: Any) -> str:
+    """CSS class for a gain or a loss."""
+    amount = to_decimal(value)
+    if amount is None or amount == 0:
+        return ""
+    return "gain" if amount > 0 else "loss"
+
+
+def parse_time(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, int | float | Decimal):
+        return datetime.fromtimestamp(float(value), UTC)
+    if isinstance(value, str) and value:
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            number = to_decimal(value)
+            return datetime.fromtimestamp(float(number), UTC) if number is not None else None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return None
+
+
+@pass_context
+def localtime(context: Context, value: Any, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
+    """A time in the viewer's zone (``tz`` in the template context)."""
+    moment = parse_time(value)
+    if moment is None:
+        return "—"
+    zone = context.get("tz") or ZoneInfo("Asia/Seoul")
+    return moment.astimezone(zone).strftime(fmt)
+
+
+def filters() -> dict[str, Any]:
+    return {
+        "money": money,
+        "price": price,
+        "percent": percent,
+        "quantity": quantity,
+        "tone": tone,
+        "localtime": localtime,
+    }
+
+
+@dataclass(frozen=True)
+class FxRate:
+    rate: Decimal
+    source: str  # "fixed" | "cached" | "default"
+    as_of: str = ""
+
+
+def resolve_fx(settings: DashboardSettings, cached: bytes | str | None) -> FxRate:
+    """The fixed setting, else the cached rate (a decimal or a Quote's JSON), else the default."""
+    if settings.fx_usdkrw is not None:
+        return FxRate(settings.fx_usdkrw, "fixed")
+    if cached:
+        text = cached.decode() if isinstance(cached, bytes) else cached
+        rate = to_decimal(text)
+        if rate is not None and rate > 0:
+            return FxRate(rate, "cached")
+        try:
+            data = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            data = None
+        if isinstance(data, dict):
+            rate = to_decimal(data.get("price") or data.get("rate"))
+            if rate is not None and rate > 0:
+                return FxRate(rate, "cached", str(data.get("as_of", "")))
+    return FxRate(settings.fx_default_usdkrw, "default")
+
+
+def to_krw(amount: Decimal, currency: str, fx: FxRate) -> Decimal:
+    return amount * fx.rate if currency == "USD" else amount
+
+
+@dataclass
+class AccountView:
+    alias: str
+    cash: dict[str, Decimal]
+    positions: list[Position]
+    synced_at: str
+    fx: FxRate
+    previous_equity_krw: Decimal | None = None
+    market_value: dict[str, Decimal] = field(default_factory=dict)
+    unrealized: dict[str, Decimal] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for position in self.positions:
+            self.market_value[position.currency] = (
+                self.market_value.get(position.currency, ZERO) + position.market_value
+            )
+            self.unrealized[position.currency] = self.unrealized.get(position.currency, ZERO) + position.unrealized_pnl
+
+    @property
+    def equity_krw(self) -> Decimal:
+        cash = sum((to_krw(v, c, self.fx) for c, v in self.cash.items()), ZERO)
+        held = sum((to_krw(v, c, self.fx) for c, v in self.market_value.items()), ZERO)
+        return cash + held
+
+    @property
+    def unrealized_krw(self) -> Decimal:
+        return sum((to_krw(v, c, self.fx) for c, v in self.unrealized.items()), ZERO)
+
+    @property
+    def day_pnl_krw(self) -> Decimal | None:
+        if self.previous_equity_krw is None:
+            return None
+        return self.equity_krw - self.previous_equity_krw
+
+    @property
+    def day_pnl_percent(self) -> Decimal | None:
+        pnl = self.day_pnl_krw
+        if pnl is None or not self.previous_equity_krw:
+            return None
+        return pnl / self.previous_equity_krw * 100
+
+
+@dataclass
+class Totals:
+    accounts: list[AccountView]
+    fx: FxRate
+    previous_equity_krw: Decimal | None
+
+    @property
+    def cash(self) -> dict[str, Decimal]:
+        total: dict[str, Decimal] = {}
+        for account in self.accounts:
+            for currency, amount in account.cash.items():
+                total[currency] = total.get(currency, ZERO) + amount
+        return total
+
+    @property
+    def equity_krw(self) -> Decimal:
+        return sum((a.equity_krw for a in self.accounts), ZERO)
+
+    @property
+    def unrealized_krw(self) -> Decimal:
+        return sum((a.unrealized_krw for a in self.accounts), ZERO)
+
+    @property
+    def day_pnl_krw(self) -> Decimal | None:
+        if self.previous_equity_krw is None:
+            return None
+        return self.equity_krw - self.previous_equity_krw
+
+    @property
+    def day_pnl_percent(self) -> Decimal | None:
+        pnl = self.day_pnl_krw
+        if pnl is None or not self.previous_equity_krw:
+            return None
+        return pnl / self.previous_equity_krw * 100
+
+
+def parse_snapshot(raw: bytes | str) -> dict[str, Any] | None:
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    return data if isinstance(data, dict) else None

@@ -1,0 +1,186 @@
+"""Actions go to Valkey only: manual orders as signals, cancels, trading state, limits, schedules."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import orjson
+import redis.asyncio as aioredis
+
+from tests.integration.dashboard.conftest import csrf_of, form_token, login
+from tests.integration.dashboard.seed import seed_all
+from yquant import keys
+from yquant.messages import SignalReceived, decode
+
+
+async def _signed_in(http: httpx.AsyncClient) -> str:
+    await login(http)
+    return await csrf_of(http)
+
+
+async def test_manual_order_is_confirmed_then_sent_once_as_a_dashboard_signal(
+    http: httpx.AsyncClient, redis_client: aioredis.Redis
+) -> None:
+    await seed_all(redis_client)
+    token = await _signed_in(http)
+    form = {
+        "csrf_token": token,
+        "account": "main",
+        "market": "KRX",
+        "ticker": "005930",
+        "side": "buy",
+        "sizing": "quantity",
+        "value": "3",
+        "order_type": "limit",
+        "limit_price": "70123",
+    }
+    preview = await http.post("/order/preview", data=form)
+    assert preview.status_code == 200
+    assert "Confirm buy" in preview.text
+    assert "70,100" in preview.text  # the limit price rounded down to the KRX tick (100 KRW)
+    assert await redis_client.xlen(keys.SIGNALS) == 0  # nothing is sent before the confirmation
+    confirm = {
+        name: form_token(preview.text, name)
+        for name in ("nonce", "account", "market", "ticker", "side", "quantity", "order_type", "limit_price")
+    }
+    sent = await http.post("/order/submit", data={**confirm, "csrf_token": token})
+    assert sent.status_code == 303
+    assert sent.headers["location"].startswith("/orders?sent=dash-")
+    again = await http.post("/order/submit", data={**confirm, "csrf_token": token})  # double submit
+    assert again.status_code == 303
+    entries = await redis_client.xrange(keys.SIGNALS)
+    assert len(entries) == 1
+    message = decode(entries[0][1][b"data"])
+    assert isinstance(message, SignalReceived)
+    signal = message.signal
+    assert (signal.source, signal.account, signal.ticker, signal.action.value) == ("dashboard", "main", "005930", "buy")
+    assert signal.quantity == 3
+    assert str(signal.price) == "70100"
+    assert signal.fired_at is not None
+    audit = [orjson.loads(f[b"data"]) for _, f in await redis_client.xrange(keys.AUDIT_LOG)]
+    assert [a["user"] for a in audit if a["action"] == "manual_order"] == ["alice", "alice"]
+    page = await http.get(sent.headers["location"])
+    assert "waiting for the order manager" in page.text
+
+
+async def test_amount_without_a_quote_asks_for_a_quantity_or_a_limit(
+    http: httpx.AsyncClient, redis_client: aioredis.Redis
+) -> None:
+    await seed_all(redis_client)
+    token = await _signed_in(http)
+    form = {
+        "csrf_token": token,
+        "account": "main",
+        "market": "KRX",
+        "ticker": "005930",
+        "side": "buy",
+        "sizing": "amount",
+        "value": "1000000",
+        "order_type": "market",
+    }
+    response = await http.post("/order/preview", data=form)
+    assert response.status_code == 422
+    assert "No quote available" in response.text
+    limit = await http.post("/order/preview", data={**form, "order_type": "limit", "limit_price": "74000"})
+    assert limit.status_code == 200
+    assert "BUY 13 × 005930" in limit.text
+
+
+async def test_cancel_appends_a_cancel_order_command(http: httpx.AsyncClient, redis_client: aioredis.Redis) -> None:
+    await seed_all(redis_client)
+    token = await _signed_in(http)
+    before = await redis_client.xlen(keys.ORDERS)
+    response = await http.post(
+        "/orders/yq-seed00000000000000002/cancel", headers={"X-CSRF-Token": token, "X-Requested-With": "fetch"}
+    )
+    assert response.status_code == 200
+    entries = await redis_client.xrange(keys.ORDERS)
+    assert len(entries) == before + 1
+    assert entries[-1][1][b"type"] == b"CancelOrder"
+    final = await http.post("/orders/yq-seed00000000000000000/cancel", headers={"X-CSRF-Token": token})
+    assert final.status_code == 409  # already filled
+
+
+async def test_kill_switch_and_limits_are_written_and_audited(
+    http: httpx.AsyncClient, redis_client: aioredis.Redis
+) -> None:
+    token = await _signed_in(http)
+    halted = await http.post("/risk/state", data={"csrf_token": token, "scope": "*", "state": "HALTED", "back": "/"})
+    assert halted.status_code == 303
+    assert await redis_client.hget(keys.TRADING_STATE, "*") == b"HALTED"
+    page = await http.get("/risk")
+    assert "HALTED" in page.text
+    limit = await http.post(
+        "/risk/limits", data={"csrf_token": token, "name": "max_order_value", "value_KRW": "5000000"}
+    )
+    assert limit.status_code == 303
+    assert orjson.loads(await redis_client.hget(keys.RISK_LIMITS, "max_order_value")) == {"KRW": "5000000"}
+    bad = await http.post("/risk/limits", data={"csrf_token": token, "name": "max_orders_per_minute", "value": "-3"})
+    assert bad.status_code == 422
+    actions = [orjson.loads(f[b"data"])["action"] for _, f in await redis_client.xrange(keys.AUDIT_LOG)]
+    assert "trading_state" in actions
+    assert "risk_limit" in actions
+
+
+async def test_flatten_is_confirmed_once_and_halts_first(http: httpx.AsyncClient, redis_client: aioredis.Redis) -> None:
+    await seed_all(redis_client)
+    token = await _signed_in(http)
+    page = await http.get("/risk/flatten")
+    nonce = form_token(page.text, "nonce")
+    response = await http.post("/risk/flatten", data={"csrf_token": token, "nonce": nonce, "halt": "1"})
+    assert response.status_code == 200
+    assert "liquidation signal(s) sent" in response.text
+    signals = [decode(f[b"data"]) for _, f in await redis_client.xrange(keys.SIGNALS)]
+    assert signals
+    assert {s.signal.source for s in signals if isinstance(s, SignalReceived)} == {"flatten"}
+    assert await redis_client.hget(keys.TRADING_STATE, "*") == b"HALTED"
+    again = await http.post("/risk/flatten", data={"csrf_token": token, "nonce": nonce})
+    assert again.status_code == 409
+    assert await redis_client.xlen(keys.SIGNALS) == len(signals)
+
+
+async def test_schedule_created_edited_and_deleted(http: httpx.AsyncClient, redis_client: aioredis.Redis) -> None:
+    await seed_all(redis_client)
+    token = await _signed_in(http)
+    form = {"csrf_token": token, "name": "monthly", "account": "main", "market": "KRX", "ticker": "069500",
+            "action": "buy", "size_by": "amount", "size": "500000", "order_type": "market", "kind": "recurring",
+            "at_time": "09:05", "timezone": "", "days": ["mon", "wed"], "enabled": "1"}  # fmt: skip
+    created = await http.post("/schedules", data=form)
+    assert created.status_code == 303, created.text
+    (schedule_id,) = [m.decode() for m in await redis_client.smembers(keys.SCHEDULES_INDEX)]
+    assert await redis_client.zscore(keys.SCHEDULES, schedule_id) is not None
+    listing = await http.get("/schedules")
+    assert "monthly" in listing.text
+    assert "₩500,000" in listing.text
+    edit = await http.get(f"/schedules/{schedule_id}/edit")
+    assert 'value="500000"' in edit.text
+    edited = await http.post(f"/schedules/{schedule_id}", data={**form, "enabled": "", "name": "paused"})
+    assert edited.status_code == 303
+    assert await redis_client.zscore(keys.SCHEDULES, schedule_id) is None  # disabled: never due
+    weekend = await http.post("/schedules", data={**form, "days": ["sat", "sun"]})
+    assert weekend.status_code == 422
+    assert "never run" in weekend.text
+    deleted = await http.post(f"/schedules/{schedule_id}/delete", data={"csrf_token": token})
+    assert deleted.status_code == 303
+    assert not await redis_client.exists(keys.schedule(schedule_id))
+    actions = [orjson.loads(f[b"data"])["action"] for _, f in await redis_client.xrange(keys.AUDIT_LOG)]
+    assert {"schedule_create", "schedule_update", "schedule_delete"} <= set(actions)
+
+
+async def test_pages_show_money_in_the_right_format(http: httpx.AsyncClient, redis_client: aioredis.Redis) -> None:
+    await seed_all(redis_client)
+    await _signed_in(http)
+    overview = (await http.get("/")).text
+    assert "₩12,450,000" in overview
+    assert "$3,250.55" in overview
+    assert re.search(r"USD/KRW</dt><dd>1,400.00", overview)
+    performance = (await http.get("/performance")).text
+    assert "<polyline" in performance
+    assert "Max drawdown" in performance
+    csv = (await http.get("/performance/trades.csv")).text
+    assert csv.splitlines()[0].startswith("created_at,")
+    assert "005930" in csv
+    system = (await http.get("/system")).text
+    assert "yq:stream:executions" in system
+    assert "Valkey memory" in system

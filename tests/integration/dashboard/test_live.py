@@ -1,0 +1,90 @@
+"""Live updates: one XREAD loop fans out to every browser; Last-Event-ID resumes without a gap."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import orjson
+import redis.asyncio as aioredis
+
+from dashboard.live import Broadcaster, event_stream, parse_cursor
+from yquant import keys
+
+
+async def next_event(stream: AsyncIterator[bytes]) -> dict[str, object]:
+    while True:
+        chunk = await asyncio.wait_for(anext(stream), timeout=5)
+        if b"data: " in chunk:
+            lines = dict(line.split(": ", 1) for line in chunk.decode().strip().splitlines() if ": " in line)
+            return {**orjson.loads(lines["data"]), "event_id": lines["id"]}
+
+
+async def test_two_browsers_share_one_reader_and_both_see_a_decision(redis_client: aioredis.Redis) -> None:
+    broadcaster = Broadcaster(redis_client)
+    first, second = event_stream(broadcaster, None), event_stream(broadcaster, None)
+    try:
+        assert (await anext(first)).startswith(b"retry:")
+        assert (await anext(second)).startswith(b"retry:")
+        await redis_client.xadd(
+            keys.DECISIONS, {"type": "OrderDenied", "data": b'{"signal_id": "s1", "ticker": "005930"}'}
+        )
+        one, two = await next_event(first), await next_event(second)
+        assert one["signal_id"] == two["signal_id"] == "s1"
+        assert one["stream"] == "decisions"
+        assert len(broadcaster.subscribers) == 2
+    finally:
+        await first.aclose()
+        await second.aclose()
+        await broadcaster.stop()
+    assert not broadcaster.subscribers
+
+
+async def test_reconnect_with_last_event_id_replays_what_was_missed_once(redis_client: aioredis.Redis) -> None:
+    broadcaster = Broadcaster(redis_client)
+    stream = event_stream(broadcaster, None)
+    await anext(stream)
+    await redis_client.xadd(keys.EXECUTIONS, {"type": "OrderAccepted", "data": b'{"client_order_id": "a"}'})
+    seen = await next_event(stream)
+    await stream.aclose()  # the browser goes away ...
+    for name in ("b", "c"):  # ... and misses two events
+        await redis_client.xadd(
+            keys.EXECUTIONS, {"type": "OrderFilled", "data": orjson.dumps({"client_order_id": name})}
+        )
+    await redis_client.xadd(keys.SIGNALS, {"type": "SignalReceived", "data": b'{"signal": {"signal_id": "s9"}}'})
+    resumed = event_stream(broadcaster, str(seen["event_id"]))
+    try:
+        await anext(resumed)
+        replayed = [await next_event(resumed) for _ in range(3)]
+        assert [e.get("client_order_id") or e.get("signal_id") for e in replayed] == ["b", "c", "s9"]
+        await redis_client.xadd(keys.EXECUTIONS, {"type": "OrderFilled", "data": b'{"client_order_id": "d"}'})
+        live = await next_event(resumed)
+        assert live["client_order_id"] == "d"  # the live loop did not send b or c a second time
+        cursor = parse_cursor(str(live["event_id"]))
+        assert cursor is not None
+        assert cursor["signals"] != "0-0"
+    finally:
+        await resumed.aclose()
+        await broadcaster.stop()
+
+
+async def test_a_browser_too_far_behind_is_told_to_reload(redis_client: aioredis.Redis) -> None:
+    broadcaster = Broadcaster(redis_client)
+    start = "0-0,0-0,0-0"
+    async with redis_client.pipeline(transaction=False) as pipe:
+        for index in range(600):
+            pipe.xadd(keys.EXECUTIONS, {"type": "AccountSynced", "data": orjson.dumps({"account": str(index)})})
+        await pipe.execute()
+    stream = event_stream(broadcaster, start)
+    try:
+        await anext(stream)
+        assert (await anext(stream)).startswith(b"event: reload")
+    finally:
+        await stream.aclose()
+        await broadcaster.stop()
+
+
+def test_a_malformed_last_event_id_is_ignored() -> None:
+    assert parse_cursor("1-0,2-0") is None
+    assert parse_cursor("1-0,2-0,x") is None
+    assert parse_cursor("1-0,2-0,3-4") == {"executions": "1-0", "decisions": "2-0", "signals": "3-4"}
