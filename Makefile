@@ -28,7 +28,10 @@ browser-deps:
 pytest: $(STAMP) browser-deps
 	$(BIN)/pytest
 
-test: lint typecheck pytest
+test: deploy-check lint typecheck pytest
+
+deploy-check: $(STAMP)
+	$(BIN)/python scripts/deploy_check.py
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks

@@ -1,0 +1,190 @@
+"""deploy_check passes on the real files and fails, saying why, on each kind of seeded fault."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.deploy.conftest import RunCheck, replace_once
+
+STATIC = "compose,memory,image,monitoring"
+
+
+def test_deployment_files_when_unchanged_then_every_check_but_wheels_passes(
+    deployment: Path, run_check: RunCheck
+) -> None:
+    result = run_check(deployment, "--only", STATIC + ",acl")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "FAIL" not in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("compose_file", "old", "new", "expected"),
+    [
+        pytest.param(
+            "docker-compose.vm1.yml",
+            "  read_only: true\n",
+            "  read_onyl: true\n",
+            "docker-compose.vm1.yml: `docker compose config -q` failed",
+            id="typo-in-a-key",
+        ),
+        pytest.param(
+            "docker-compose.vm1.yml",
+            '"${VM1_PRIVATE_IP:?VM1\'s private address}:6379:6379"',
+            '"6379:6379"',
+            "Valkey's port 0.0.0.0:6379->6379 must be bound to VM1's private address only",
+            id="valkey-on-every-address",
+        ),
+        pytest.param(
+            "docker-compose.allinone.yml",
+            "    # No ports: only the services on this compose network reach Valkey.\n",
+            '    ports: ["0.0.0.0:6379:6379"]\n',
+            "port 0.0.0.0:6379->6379 is published on every address",
+            id="valkey-on-0.0.0.0",
+        ),
+        pytest.param(
+            "docker-compose.vm3.yml",
+            "YQ_VALKEY__PASSWORD: ${YQ_VALKEY_WEBHOOK_PASSWORD:?}",
+            "YQ_VALKEY__PASSWORD: ${YQ_VALKEY_WEBHOOK_PASSWORD:-}",
+            "secret ${YQ_VALKEY_WEBHOOK_PASSWORD} must be required",
+            id="optional-secret",
+        ),
+        pytest.param(
+            "docker-compose.vm3.yml",
+            "    cap_add: [NET_BIND_SERVICE]\n",
+            "    cap_add: [NET_BIND_SERVICE, SYS_ADMIN]\n",
+            "only Caddy may add NET_BIND_SERVICE",
+            id="extra-capability",
+        ),
+        pytest.param(
+            "docker-compose.vm2.yml",
+            "  dashboard:\n    <<: *yquant\n",
+            "  dashboard:\n    <<: *yquant\n    read_only: false\n",
+            "service dashboard: read_only must be true",
+            id="writable-root",
+        ),
+        pytest.param(
+            "docker-compose.vm1.yml",
+            "          memory: 176M\n",
+            "          memory: 276M\n",
+            "docker-compose.vm1.yml: memory limits add up to 724 MiB of 700",
+            id="over-the-memory-budget",
+        ),
+        pytest.param(
+            "docker-compose.vm3.yml",
+            "      YQ_LOG_LEVEL: ${YQ_LOG_LEVEL:-INFO}\n",
+            "      YQ_LOG_LEVEL: ${YQ_LOG_LEVEL:-INFO}\n      YQ_UNDOCUMENTED: ${YQ_UNDOCUMENTED:-x}\n",
+            "${YQ_UNDOCUMENTED} is not documented in vm3.env.example",
+            id="undocumented-variable",
+        ),
+    ],
+)
+def test_compose_file_when_faulty_then_check_fails_with_reason(
+    deployment: Path, run_check: RunCheck, compose_file: str, old: str, new: str, expected: str
+) -> None:
+    replace_once(deployment / compose_file, old, new)
+
+    result = run_check(deployment, "--only", "compose,memory", "--compose", compose_file)
+
+    assert result.returncode == 1, result.stdout
+    assert expected in result.stdout, result.stdout
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        pytest.param(
+            "    (+xadd %W~yq:stream:signals)\n",
+            "    (+xadd %W~yq:stream:*)\n",
+            "user webhook may run `XADD yq:stream:orders * type T data {}` but must not",
+            id="webhook-may-append-orders",
+        ),
+        pytest.param(
+            "user webhook on resetpass {{sha256:YQ_VALKEY_WEBHOOK_PASSWORD}} resetkeys resetchannels -@all +ping\n",
+            "user webhook on resetpass {{sha256:YQ_VALKEY_WEBHOOK_PASSWORD}} resetkeys resetchannels -@all +ping\n"
+            "    (+@read %R~yq:*)\n",
+            "user webhook may run `HGETALL yq:account:main` but must not",
+            id="webhook-may-read-accounts",
+        ),
+        pytest.param(
+            "    (+@read +scan -@dangerous %R~yq:[^tl]* %R~yq:trading:*)\n",
+            "    (+@read +scan -@dangerous %R~yq:*)\n",
+            "user dashboard may run `GET yq:token:abc` but must not",
+            id="dashboard-may-read-tokens",
+        ),
+        pytest.param(
+            "resetkeys resetchannels -@all +ping\n\n# Operators",
+            "resetkeys resetchannels +@all\n\n# Operators",
+            "user healthcheck may run `FLUSHALL` but must not",
+            id="healthcheck-may-flush",
+        ),
+        pytest.param(
+            "user default off resetpass resetkeys resetchannels -@all\n",
+            "user default on nopass resetkeys resetchannels -@all +ping\n",
+            "an unauthenticated client may PING",
+            id="default-user-on",
+        ),
+        pytest.param(
+            "        ~yq:trading:* ~yq:risk:limits ~yq:schedule* ~yq:exits:* ~yq:equity:* ~yq:reply:*\n",
+            "        ~yq:trading:* ~yq:risk:limits ~yq:schedule* ~yq:exits:* ~yq:equity:* ~yq:reply:* ~yq:order:*\n",
+            "user dashboard may run `HSET yq:order:o1 state FILLED` but must not",
+            id="dashboard-may-write-orders",
+        ),
+    ],
+)
+def test_acl_template_when_too_permissive_then_check_fails_with_reason(
+    deployment: Path, run_check: RunCheck, old: str, new: str, expected: str
+) -> None:
+    replace_once(deployment / "valkey" / "users.acl.template", old, new)
+
+    result = run_check(deployment, "--only", "acl", "--compose", "docker-compose.vm1.yml")
+
+    assert result.returncode == 1, result.stdout
+    assert expected in result.stdout, result.stdout
+
+
+def test_acl_template_when_a_permitted_command_is_lost_then_check_fails(deployment: Path, run_check: RunCheck) -> None:
+    replace_once(
+        deployment / "valkey" / "users.acl.template",
+        "    (+set %W~yq:dedupe:signal:*)\n    (+xadd %W~yq:stream:signals)\n",
+        "    (+xadd %W~yq:stream:signals)\n",
+    )
+
+    result = run_check(deployment, "--only", "acl", "--compose", "docker-compose.vm1.yml")
+
+    assert result.returncode == 1, result.stdout
+    assert "user webhook may not run `SET yq:dedupe:signal:s1 1 NX EX 60` but must" in result.stdout
+
+
+def test_valkey_conf_when_unsafe_then_check_fails_naming_each_setting(deployment: Path, run_check: RunCheck) -> None:
+    conf = deployment / "valkey" / "valkey.conf"
+    replace_once(conf, "maxmemory-policy noeviction", "maxmemory-policy allkeys-lru")
+    replace_once(conf, "appendfsync everysec", "appendfsync always")
+    replace_once(conf, "maxmemory 200mb", "maxmemory 280mb")
+
+    result = run_check(deployment, "--only", "acl", "--compose", "docker-compose.vm1.yml")
+
+    assert result.returncode == 1, result.stdout
+    assert "maxmemory-policy is 'allkeys-lru', want 'noeviction'" in result.stdout
+    assert "appendfsync is 'always', want 'everysec'" in result.stdout
+    assert "maxmemory 280 MiB is not well below the container limit 288 MiB" in result.stdout
+
+
+def test_dockerfile_when_final_stage_runs_as_root_then_check_fails(deployment: Path, run_check: RunCheck) -> None:
+    replace_once(deployment / "Dockerfile", "USER 10001:10001", "USER root")
+
+    result = run_check(deployment, "--only", "image")
+
+    assert result.returncode == 1
+    assert "Dockerfile: the final stage must run as a non-root USER" in result.stdout
+
+
+def test_dockerfile_when_installing_without_hashes_then_check_fails(deployment: Path, run_check: RunCheck) -> None:
+    replace_once(deployment / "Dockerfile", "--require-hashes ", "")
+
+    result = run_check(deployment, "--only", "image")
+
+    assert result.returncode == 1
+    assert "with --require-hashes" in result.stdout
