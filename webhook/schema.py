@@ -1,226 +1,209 @@
 """The alert body TradingView sends, and how it becomes a ``Signal``.
 
-Accepts yQuant's own fields and TradingView's strategy placeholders. Tickers and
-exchanges are normalised (``KRX:005930``, ``NASDAQ``, ``_DL`` suffixes).
+Accepts yQuant's own fields, TradingView's strategy placeholders and TradersPost-style
+camelCase spellings. Unknown keys are refused, so a typo (``"quantiy"``) is a clear 422
+instead of an order sized by a default; free-form indicator values go under ``meta``.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    JsonValue,
+    SecretStr,
+    WithJsonSchema,
+)
 
+from webhook.normalise import (
+    AlertError,
+    canonical_strategy,
+    normalise_action,
+    normalise_order_type,
+    normalise_quantity_type,
+    parse_fired_at,
+    split_ticker,
+)
 from yquant.messages import Market, OrderType, QuantityType, Signal, SignalAction
 
-EXCHANGE_ALIASES: dict[str, Market] = {
-    "KRX": Market.KRX,
-    "KOSPI": Market.KRX,
-    "KOSDAQ": Market.KRX,
-    "KRW": Market.KRX,
-    "NASDAQ": Market.NASD,
-    "NASD": Market.NASD,
-    "NAS": Market.NASD,
-    "NYSE": Market.NYSE,
-    "NYS": Market.NYSE,
-    "AMEX": Market.AMEX,
-    "AMS": Market.AMEX,
-    "NYSEAMERICAN": Market.AMEX,
-    "NYSE AMERICAN": Market.AMEX,
-    "NYSEARCA": Market.AMEX,
-}
+__all__ = ["Alert", "AlertError", "derive_signal_id", "to_signal"]
 
-ACTION_ALIASES: dict[str, SignalAction] = {
-    "buy": SignalAction.BUY,
-    "long": SignalAction.BUY,
-    "sell": SignalAction.SELL,
-    "short": SignalAction.SELL,
-    "exit": SignalAction.EXIT,
-    "close": SignalAction.EXIT,
-    "flat": SignalAction.EXIT,
-    "reverse": SignalAction.REVERSE,
-    "cancel": SignalAction.CANCEL,
-}
-
-QUANTITY_TYPE_ALIASES: dict[str, QuantityType] = {
-    "fixed": QuantityType.FIXED,
-    "shares": QuantityType.FIXED,
-    "amount": QuantityType.AMOUNT,
-    "cash": QuantityType.AMOUNT,
-    "dollar_amount": QuantityType.AMOUNT,
-    "percent_of_equity": QuantityType.PERCENT_EQUITY,
-    "percent_equity": QuantityType.PERCENT_EQUITY,
-    "percent_of_position": QuantityType.PERCENT_POSITION,
-    "percent_position": QuantityType.PERCENT_POSITION,
-}
-
-_KRX_CODE = re.compile(r"^[0-9A-Z]\d{4}[0-9A-Z]$|^\d{6}$|^Q?\d{6}$")
-_US_TICKER = re.compile(r"^[A-Z][A-Z0-9.\-]{0,9}$")
-_DELAYED_SUFFIX = re.compile(r"_(DL|D)$")
+MAX_DIGITS = 20
 
 
-class AlertError(ValueError):
-    """The alert is well-formed JSON but cannot be traded as it is."""
-
-
-def normalise_exchange(value: str) -> Market:
-    cleaned = _DELAYED_SUFFIX.sub("", value.strip().upper())
-    market = EXCHANGE_ALIASES.get(cleaned)
-    if market is None:
-        raise AlertError(f"unsupported exchange {value!r}: use KRX, NASDAQ, NYSE or AMEX")
-    return market
-
-
-def split_ticker(ticker: str, exchange: str | None) -> tuple[str, Market]:
-    """``KRX:005930`` / ``005930`` + ``KRX`` / ``NASDAQ:AAPL`` -> (code, market)."""
-    raw = ticker.strip().upper()
-    prefix = None
-    if ":" in raw:
-        prefix, raw = raw.split(":", 1)
-    raw = _DELAYED_SUFFIX.sub("", raw)
-    source = exchange or prefix
-    if not source:
-        source = "KRX" if raw.isdigit() else ""
-    if not source:
-        raise AlertError('exchange missing: add "exchange" or write the ticker as EXCHANGE:TICKER')
-    market = normalise_exchange(source)
-    if market is Market.KRX:
-        if raw.startswith("A") and len(raw) == 7 and raw[1:].isdigit():
-            raw = raw[1:]
-        if not _KRX_CODE.match(raw):
-            raise AlertError(f"{ticker!r} is not a KRX stock code (six digits, e.g. 005930)")
-    elif not _US_TICKER.match(raw):
-        raise AlertError(f"{ticker!r} is not a US ticker")
-    return raw, market
-
-
-def parse_time(value: str | int | float | None) -> datetime | None:
-    if value is None or value == "":
+def _number(value: Any) -> Any:
+    """TradingView writes numbers bare or quoted; floats become exact decimals of their text."""
+    if isinstance(value, bool):
+        raise ValueError("a number is required")
+    if isinstance(value, str) and not value.strip():
         return None
-    if isinstance(value, int | float):
-        seconds = value / 1000 if value > 10**11 else value
-        return datetime.fromtimestamp(seconds, UTC)
-    text = value.strip()
-    if text.isdigit():
-        return parse_time(int(text))
-    try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise AlertError(f"time {value!r} is not ISO 8601 (TradingView's {{{{timenow}}}})") from exc
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)  # TradingView's times are UTC
-    return parsed.astimezone(UTC)
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    return value
+
+
+def _lower(value: Any) -> Any:
+    return value.strip().lower() if isinstance(value, str) else value
+
+
+def _optional(normalise: Callable[[object], Any]) -> Callable[[Any], Any]:
+    """Apply a spelling normaliser unless the value is absent (null or an empty string)."""
+
+    def apply(value: Any) -> Any:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        return normalise(value)
+
+    return apply
+
+
+def _strategy(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    name = canonical_strategy(value)
+    if name is None:
+        raise ValueError("use 1-64 letters, digits, '.', '_' or '-'")
+    return name
+
+
+# Constraints sit on the Decimal inside the optional, so an absent value is never compared.
+# Pydantic refuses NaN and infinities for Decimal by default.
+Amount = Annotated[
+    Annotated[Decimal, Field(gt=0, max_digits=MAX_DIGITS)] | None,
+    BeforeValidator(_number),
+    WithJsonSchema({"anyOf": [{"type": "number", "exclusiveMinimum": 0}, {"type": "string"}, {"type": "null"}]}),
+]
+Count = Annotated[
+    Annotated[Decimal, Field(ge=0, max_digits=MAX_DIGITS)] | None,
+    BeforeValidator(_number),
+    WithJsonSchema({"anyOf": [{"type": "number", "minimum": 0}, {"type": "string"}, {"type": "null"}]}),
+]
+SignedNumber = Annotated[
+    Annotated[Decimal, Field(max_digits=MAX_DIGITS)] | None,
+    BeforeValidator(_number),
+    WithJsonSchema({"anyOf": [{"type": "number"}, {"type": "string"}, {"type": "null"}]}),
+]
+MarketPosition = Annotated[Literal["long", "flat", "short"] | None, BeforeValidator(_lower)]
+ShortText = Annotated[str | None, Field(default=None, max_length=64)]
 
 
 class Alert(BaseModel):
-    """The JSON an alert message carries. Unknown keys are ignored (TradingView extras)."""
+    """The JSON object an alert message carries."""
 
-    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, populate_by_name=True)
 
-    secret: SecretStr | None = None
-    strategy: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
-    ticker: str = Field(min_length=1, max_length=32)
-    exchange: str | None = Field(default=None, max_length=32)
-    action: str = Field(max_length=16)
-    quantity: Decimal | None = Field(default=None, ge=0, max_digits=20)
-    contracts: Decimal | None = Field(default=None, ge=0, max_digits=20)
-    quantity_type: str | None = Field(default=None, alias="quantityType", max_length=32)
-    price: Decimal | None = Field(default=None, gt=0, max_digits=20)
-    order_type: str | None = Field(default=None, alias="orderType", max_length=16)
-    stop_loss: Decimal | None = Field(default=None, alias="stopLoss", gt=0, max_digits=20)
-    take_profit: Decimal | None = Field(default=None, alias="takeProfit", gt=0, max_digits=20)
-    fired_at: str | int | None = Field(default=None, alias="timenow")
-    id: str | None = Field(default=None, max_length=128)
-    order_id: str | None = Field(default=None, max_length=128)
-    comment: str | None = Field(default=None, max_length=256)
-    market_position: str | None = Field(default=None, max_length=16)
-    position_size: Decimal | None = Field(default=None, max_digits=20)
-    account: str | None = Field(default=None, max_length=32)
+    # --- authentication (checked before this model; never stored, logged or echoed) ---
+    secret: SecretStr | None = Field(default=None, max_length=256, description="the strategy's or the global secret")
 
-    @model_validator(mode="before")
-    @classmethod
-    def _aliases(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "fired_at" in data and "timenow" not in data:
-            data = dict(data)
-            data["timenow"] = data.pop("fired_at")
-        return data
+    # --- what to trade ---
+    strategy: Annotated[
+        str,
+        BeforeValidator(_strategy),
+        WithJsonSchema({"type": "string", "pattern": r"^\s*[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}\s*$"}),
+    ] = Field(description="strategy name as configured (compared in lower case)")
+    ticker: str = Field(min_length=1, max_length=32, description="005930, KRX:005930, AAPL, NASDAQ:AAPL_DL")
+    exchange: str | None = Field(default=None, max_length=32, description="KRX, NASDAQ, NYSE, AMEX ({{exchange}})")
+    action: Annotated[SignalAction, BeforeValidator(normalise_action)] = Field(
+        description="buy, sell, exit, reverse or cancel ({{strategy.order.action}}; long/short/close also read)"
+    )
+    quantity: Count = Field(default=None, description="how much; the meaning depends on quantity_type")
+    contracts: Count = Field(default=None, description="{{strategy.order.contracts}}; used when quantity is absent")
+    quantity_type: Annotated[QuantityType | None, BeforeValidator(_optional(normalise_quantity_type))] = Field(
+        default=None, validation_alias=AliasChoices("quantity_type", "quantityType")
+    )
+    price: Amount = Field(default=None, description="limit price, or the reference price of a market order")
+    order_type: Annotated[OrderType | None, BeforeValidator(_optional(normalise_order_type))] = Field(
+        default=None, validation_alias=AliasChoices("order_type", "orderType")
+    )
+    stop_loss: Amount = Field(default=None, validation_alias=AliasChoices("stop_loss", "stopLoss"))
+    take_profit: Amount = Field(default=None, validation_alias=AliasChoices("take_profit", "takeProfit"))
+    account: str | None = Field(default=None, max_length=32, description="restrict to one of the strategy's accounts")
 
-    @field_validator("quantity", "contracts", "price", "stop_loss", "take_profit", "position_size", mode="before")
-    @classmethod
-    def _numbers(cls, value: Any) -> Any:
-        if isinstance(value, bool):
-            raise ValueError("a number is required")
-        if isinstance(value, str) and value.strip() == "":
-            return None
-        if isinstance(value, float):
-            return Decimal(repr(value))
-        return value
+    # --- identity and time ---
+    fired_at: Annotated[
+        datetime | None,
+        BeforeValidator(parse_fired_at),
+        WithJsonSchema({"anyOf": [{"type": "string", "format": "date-time"}, {"type": "integer"}, {"type": "null"}]}),
+    ] = Field(
+        default=None,
+        validation_alias=AliasChoices("fired_at", "timenow"),
+        description="{{timenow}}: when the alert fired (UTC); older alerts are rejected as stale",
+    )
+    id: str | None = Field(default=None, min_length=1, max_length=128, description="idempotency key, if you have one")
 
-    @field_validator("quantity", "contracts", "price", "stop_loss", "take_profit", "position_size")
-    @classmethod
-    def _finite(cls, value: Decimal | None) -> Decimal | None:
-        if value is not None and not value.is_finite():
-            raise ValueError("must be a finite number")
-        return value
+    # --- TradingView strategy placeholders ---
+    order_id: str | None = Field(default=None, max_length=128, description="{{strategy.order.id}}")
+    comment: str | None = Field(default=None, max_length=256, description="{{strategy.order.comment}}")
+    alert_message: str | None = Field(default=None, max_length=256, description="{{strategy.order.alert_message}}")
+    market_position: MarketPosition = Field(default=None, description="{{strategy.market_position}}")
+    prev_market_position: MarketPosition = Field(default=None, description="{{strategy.prev_market_position}}")
+    position_size: SignedNumber = Field(default=None, description="{{strategy.position_size}} (signed)")
+    market_position_size: Count = Field(default=None, description="{{strategy.market_position_size}}")
+    prev_market_position_size: Count = Field(default=None, description="{{strategy.prev_market_position_size}}")
+
+    # --- informational, kept out of the signal ---
+    interval: ShortText = Field(default=None, description="{{interval}}")
+    bar_time: ShortText = Field(default=None, description="{{time}}")
+    open: SignedNumber = None
+    high: SignedNumber = None
+    low: SignedNumber = None
+    close: SignedNumber = None
+    volume: SignedNumber = None
+    meta: dict[str, JsonValue] | None = Field(default=None, description="free-form values, e.g. indicator plots")
 
 
-def derive_signal_id(alert: Alert, ticker: str, market: Market, fired_at: datetime | None) -> str:
-    """The alert's idempotency key: its explicit id, else a hash of what identifies it."""
+def derive_signal_id(alert: Alert, ticker: str, market: Market) -> str:
+    """The alert's idempotency key: its explicit id, else a hash of what identifies it.
+
+    A resend from TradingView carries the same body, hence the same key.
+    """
     if alert.id:
         return "id-" + hashlib.sha256(f"{alert.strategy}\x1f{alert.id}".encode()).hexdigest()[:32]
+    quantity = alert.quantity if alert.quantity is not None else alert.contracts
     parts = [
         alert.strategy,
         market.value,
         ticker,
-        alert.action.lower(),
+        alert.action.value,
         alert.order_id or "",
-        fired_at.isoformat() if fired_at else "",
-        str(alert.quantity if alert.quantity is not None else alert.contracts or ""),
-        str(alert.price or ""),
+        alert.fired_at.isoformat() if alert.fired_at else "",
+        "" if quantity is None else str(quantity),
+        "" if alert.price is None else str(alert.price),
     ]
     return "h-" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
 
 
 def to_signal(alert: Alert, received_at: datetime) -> Signal:
+    """The trading signal the alert asks for; ``AlertError`` when it cannot be traded as written."""
     ticker, market = split_ticker(alert.ticker, alert.exchange)
-    action = ACTION_ALIASES.get(alert.action.lower())
-    if action is None:
-        raise AlertError(f"unknown action {alert.action!r}: use buy, sell, exit, reverse or cancel")
-    quantity_type = QuantityType.FIXED
-    if alert.quantity_type:
-        found = QUANTITY_TYPE_ALIASES.get(alert.quantity_type.lower())
-        if found is None:
-            raise AlertError(f"unknown quantity type {alert.quantity_type!r}")
-        quantity_type = found
-    order_type = OrderType.MARKET
-    if alert.order_type:
-        try:
-            order_type = OrderType(alert.order_type.lower())
-        except ValueError as exc:
-            raise AlertError(f"unknown order type {alert.order_type!r}: use market or limit") from exc
+    order_type = alert.order_type or OrderType.MARKET
     if order_type is OrderType.LIMIT and alert.price is None:
-        raise AlertError("a limit order needs a price")
-    fired_at = parse_time(alert.fired_at)
-    quantity = alert.quantity if alert.quantity is not None else alert.contracts
+        raise AlertError("limit_without_price", "a limit order needs a price")
     return Signal(
-        signal_id=derive_signal_id(alert, ticker, market, fired_at),
+        signal_id=derive_signal_id(alert, ticker, market),
         strategy=alert.strategy,
         ticker=ticker,
         market=market,
-        action=action,
-        quantity=quantity,
-        quantity_type=quantity_type,
+        action=alert.action,
+        quantity=alert.quantity if alert.quantity is not None else alert.contracts,
+        quantity_type=alert.quantity_type or QuantityType.FIXED,
         order_type=order_type,
         price=alert.price,
         stop_loss=alert.stop_loss,
         take_profit=alert.take_profit,
-        fired_at=fired_at,
+        fired_at=alert.fired_at,
         received_at=received_at,
         order_id=alert.order_id,
-        comment=alert.comment,
+        comment=alert.comment or alert.alert_message,
         market_position=alert.market_position,
         position_size=alert.position_size,
         account=alert.account,

@@ -9,12 +9,19 @@ end
 
 -- yq_ingest KEYS: dedupe_key, stream  ARGV: ttl_s, maxlen, type, data
 -- Returns the new entry id, or 0 when the dedupe key already existed (a resend).
+-- A script's error does not undo its earlier writes: when the append fails (wrong type,
+-- bad argument) the dedupe key is released (expires at once, with the same SET right) and
+-- the error returned, so the caller's retry is not mistaken for a resend.
 local function yq_ingest(keys, args)
   local ok = redis.call('SET', keys[1], '1', 'NX', 'EX', args[1])
   if not ok then
     return 0
   end
-  return xadd(keys[2], args[2], args[3], args[4])
+  local entry = redis.pcall('XADD', keys[2], 'MAXLEN', '~', args[2], '*', 'type', args[3], 'data', args[4])
+  if type(entry) == 'table' and entry.err then
+    redis.call('SET', keys[1], '0', 'PX', 1)
+  end
+  return entry
 end
 
 -- yq_order_create KEYS: order, history, index, open, stream

@@ -1,0 +1,154 @@
+"""Valkey stops, fills up or restarts empty: 503 with nothing written, then accepted again.
+
+Each test runs its own Valkey server; the session's server is never stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+from redis import Redis
+
+from tests.integration.webhook.conftest import WebhookClient, appended, strategy_alert
+from webhook.app import create_app
+from yquant import keys, valkey
+from yquant.embedded import EmbeddedValkey
+from yquant.settings import Settings, ValkeySettings
+
+
+@pytest.fixture
+def own_valkey(tmp_path: Path) -> Iterator[EmbeddedValkey]:
+    server = EmbeddedValkey(tmp_path / "valkey", appendonly=True)
+    server.start()
+    loader = Redis.from_url(server.url, driver_info=None)
+    valkey.load_functions_sync(loader)
+    loader.close()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def own_client(own_valkey: EmbeddedValkey) -> AsyncIterator[aioredis.Redis]:
+    client = valkey.connect(ValkeySettings(url=own_valkey.url, socket_timeout_s=1.0))
+    yield client
+    await client.aclose()
+
+
+def own_settings(settings: Settings, server: EmbeddedValkey) -> Settings:
+    return settings.model_copy(update={"valkey": ValkeySettings(url=server.url, socket_timeout_s=1.0)})
+
+
+async def test_valkey_stopped_gets_503_with_nothing_written_then_accepted_after_restart(
+    webhook_client: WebhookClient, settings: Settings, own_valkey: EmbeddedValkey, own_client: aioredis.Redis
+) -> None:
+    app = create_app(own_settings(settings, own_valkey), own_client)
+    before, headers = strategy_alert(**{"strategy.order.id": "before"})
+    during, _ = strategy_alert(**{"strategy.order.id": "during"})
+    async with webhook_client(app=app) as http:
+        assert (await http.post("/webhook", content=before, headers=headers)).json()["status"] == "accepted"
+
+        await asyncio.to_thread(own_valkey.stop)
+        refused = await http.post("/webhook", content=during, headers=headers)
+        assert refused.status_code == 503
+        assert refused.json() == {
+            "status": "rejected",
+            "error": "unavailable",
+            "code": "valkey",
+            "reason": "queue unavailable, retry",
+        }
+        assert refused.headers["retry-after"] == "5"
+        assert (await http.get("/readyz")).status_code == 503
+
+        await asyncio.to_thread(own_valkey.start)  # same port and data: the webhook is not restarted
+        # TradingView's resend of the refused alert: nothing of it was written, so it is new.
+        resend = await http.post("/webhook", content=during, headers=headers)
+        assert resend.json()["status"] == "accepted"
+        # The alert accepted before the outage is still known (AOF kept its dedupe key).
+        assert (await http.post("/webhook", content=before, headers=headers)).json()["status"] == "duplicate"
+        assert (await http.get("/readyz")).status_code == 200
+        exposition = (await http.get("/metrics")).text
+    assert "yquant_webhook_unavailable_total 1.0" in exposition
+    assert [m.signal.order_id for m in await appended(own_client)] == ["before", "during"]
+
+
+async def test_valkey_out_of_memory_gets_503_and_neither_key_nor_entry(
+    webhook_client: WebhookClient, settings: Settings, own_valkey: EmbeddedValkey, own_client: aioredis.Redis
+) -> None:
+    app = create_app(own_settings(settings, own_valkey), own_client)
+    body, headers = strategy_alert()
+    await own_client.config_set("maxmemory", "1")  # noeviction: every write is refused
+    try:
+        async with webhook_client(app=app) as http:
+            refused = await http.post("/webhook", content=body, headers=headers)
+    finally:
+        await own_client.config_set("maxmemory", "256mb")
+    assert refused.status_code == 503
+    assert await own_client.keys(keys.signal_dedupe("*")) == []
+    assert await own_client.xlen(keys.SIGNALS) == 0
+    async with webhook_client(app=app) as http:
+        assert (await http.post("/webhook", content=body, headers=headers)).json()["status"] == "accepted"
+
+
+async def test_valkey_restarted_empty_gets_its_functions_back(
+    webhook_client: WebhookClient, settings: Settings, tmp_path: Path
+) -> None:
+    server = EmbeddedValkey(tmp_path / "volatile", appendonly=False)  # a restart loses everything
+    server.start()
+    client = valkey.connect(ValkeySettings(url=server.url, socket_timeout_s=1.0))
+    try:
+        app = create_app(own_settings(settings, server), client)
+        body, headers = strategy_alert()
+        async with webhook_client(app=app) as http:
+            # Never loaded: the webhook loads the library itself (valkey.load_functions is on).
+            assert (await http.post("/webhook", content=body, headers=headers)).json()["status"] == "accepted"
+            # Restarted between two alerts, so fast that the pooled connection still looks alive.
+            server.stop()
+            server.start()
+            with Redis.from_url(server.url, driver_info=None) as probe:
+                assert probe.function_list() == []
+            again = await http.post("/webhook", content=body, headers=headers)
+        assert again.json()["status"] == "accepted"  # the dedupe key died with the data, as expected
+        assert len(await appended(client)) == 1
+    finally:
+        await client.aclose()
+        server.stop()
+
+
+async def test_functions_missing_and_not_ours_to_load_is_503(
+    webhook_client: WebhookClient, settings: Settings, tmp_path: Path
+) -> None:
+    server = EmbeddedValkey(tmp_path / "bare", appendonly=False)
+    server.start()
+    client = valkey.connect(ValkeySettings(url=server.url))
+    try:
+        restricted = settings.model_copy(update={"valkey": ValkeySettings(url=server.url, load_functions=False)})
+        async with webhook_client(app=create_app(restricted, client)) as http:
+            body, headers = strategy_alert()
+            response = await http.post("/webhook", content=body, headers=headers)
+        assert response.status_code == 503
+        assert json.loads(response.text)["code"] == "valkey"
+        assert await client.exists(keys.SIGNALS) == 0
+    finally:
+        await client.aclose()
+        server.stop()
+
+
+async def test_failed_append_leaves_no_dedupe_key_behind(
+    webhook_client: WebhookClient, redis_client: aioredis.Redis
+) -> None:
+    await redis_client.set(keys.SIGNALS, "not a stream")  # XADD fails after the SET NX succeeded
+    body, headers = strategy_alert()
+    async with webhook_client() as http:
+        refused = await http.post("/webhook", content=body, headers=headers)
+        assert refused.status_code == 503
+        await asyncio.sleep(0.01)  # the released key expires after a millisecond
+        assert await redis_client.keys(keys.signal_dedupe("*")) == []
+        await redis_client.delete(keys.SIGNALS)
+        resend = await http.post("/webhook", content=body, headers=headers)
+    assert resend.json()["status"] == "accepted"  # not mistaken for a duplicate
+    assert len(await appended(redis_client)) == 1
