@@ -17,7 +17,7 @@ from ordermanager.executions import ExecutionHandler
 from ordermanager.exit_watch import ExitWatcher
 from ordermanager.scheduler import Scheduler
 from ordermanager.service import OrderManager
-from yquant import keys, logs, valkey
+from yquant import hubmetrics, keys, logs, valkey
 from yquant.bus import Consumer, ensure_group
 from yquant.runtime import heartbeat_loop, install_stop_handlers
 from yquant.settings import get_settings
@@ -72,6 +72,7 @@ async def main() -> None:
         asyncio.create_task(scheduler.run(stop, cfg.scheduler_interval_s), name="scheduler"),
         asyncio.create_task(watcher.run(stop, cfg.exit_check_interval_s), name="exits"),
         asyncio.create_task(heartbeat_loop(client, "ordermanager", settings.instance, stop), name="heartbeat"),
+        asyncio.create_task(hubmetrics.loop(client, stop), name="valkey-metrics"),
     ]
     logger.info("order manager started", extra={"instance": settings.instance})
     try:

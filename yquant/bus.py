@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
+from prometheus_client import Counter, Gauge
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -32,6 +33,13 @@ from yquant.messages import AnyMessage, Message, decode, encode
 from yquant.settings import BusSettings
 
 logger = logging.getLogger(__name__)
+
+STREAM_LAG = Gauge("yquant_stream_lag", "Entries not yet delivered to the group", ["stream", "group"])
+STREAM_PENDING = Gauge("yquant_stream_pending", "Entries delivered but not acknowledged", ["stream", "group"])
+HANDLED = Counter("yquant_bus_handled", "Entries handled", ["stream", "group", "type"])
+FAILED = Counter("yquant_bus_handler_failures", "Handler failures (the entry is retried)", ["stream", "group"])
+DEAD_LETTERED = Counter("yquant_bus_dead_lettered", "Entries moved to the dead-letter stream", ["stream"])
+LAG_REFRESH_S = 5.0
 
 Handler = Callable[[AnyMessage], Awaitable[None]]
 PartitionKey = Callable[[AnyMessage], str]
@@ -91,6 +99,7 @@ class Consumer:
         self.dead_letter_stream = dead_letter_stream
         self.stats = ConsumerStats()
         self._last_claim = 0.0
+        self._last_lag = 0.0
 
     async def run(self, stop: asyncio.Event) -> None:
         await ensure_group(self.client, self.stream, self.group)
@@ -99,6 +108,7 @@ class Consumer:
         while not stop.is_set():
             try:
                 await self._maybe_reclaim()
+                await self._maybe_export_lag()
                 response: Any = await self.client.xreadgroup(
                     self.group,
                     self.name,
@@ -161,6 +171,24 @@ class Consumer:
                 return
             start = next_start
 
+    async def _maybe_export_lag(self) -> None:
+        now = time.monotonic()
+        if now - self._last_lag < LAG_REFRESH_S:
+            return
+        self._last_lag = now
+        try:
+            groups: Any = await self.client.xinfo_groups(self.stream)
+        except ResponseError:
+            return
+        for group in groups:
+            name = keys.text(group.get("name", b""))
+            if name != self.group:
+                continue
+            STREAM_PENDING.labels(self.stream, self.group).set(int(group.get("pending") or 0))
+            lag = group.get("lag")
+            if lag is not None:
+                STREAM_LAG.labels(self.stream, self.group).set(int(lag))
+
     async def _delivery_counts(self, entry_ids: Sequence[EntryId]) -> dict[bytes, int]:
         counts: dict[bytes, int] = {}
         for entry_id in entry_ids:
@@ -209,6 +237,7 @@ class Consumer:
                     await self.handler(message)
                 except Exception as exc:
                     self.stats.failed += 1
+                    FAILED.labels(self.stream, self.group).inc()
                     self.stats.last_error = repr(exc)
                     logger.exception(
                         "handler failed; entry stays pending for a retry",
@@ -220,12 +249,14 @@ class Consumer:
                         logger.warning("holding back later entries of the same key", extra={"count": remaining})
                     return acked
             self.stats.handled += 1
+            HANDLED.labels(self.stream, self.group, message.type).inc()
             self.stats.by_type[message.type] += 1
             acked.append(entry_id)
         return acked
 
     async def _dead_letter(self, entry_id: EntryId, fields: dict[bytes, bytes], reason: str) -> None:
         self.stats.dead_lettered += 1
+        DEAD_LETTERED.labels(self.stream).inc()
         logger.error("dead-lettering entry", extra={"entry_id": _text(entry_id), "reason": reason})
         payload = {
             "stream": self.stream,
