@@ -1,4 +1,4 @@
-"""Composition root of the broker gateway."""
+"""Composition root of the broker gateway: settings, Valkey, HTTP pool, gateway, consumers, metrics."""
 
 from __future__ import annotations
 
@@ -9,53 +9,13 @@ import httpx
 import uvloop
 from prometheus_client import start_http_server
 
-from brokergateway.kis.client import AccountRef, KisClient
-from brokergateway.kis.tokens import TokenManager
-from brokergateway.ratelimit import RateLimiter
-from brokergateway.service import AccountWorker, Gateway
+from brokergateway.bootstrap import build_gateway
 from yquant import keys, logs, valkey
 from yquant.bus import Consumer
 from yquant.runtime import heartbeat_loop, install_stop_handlers
-from yquant.settings import (
-    KIS_REAL_URL,
-    KIS_VIRTUAL_URL,
-    AccountSettings,
-    Settings,
-    effective_accounts,
-    get_settings,
-)
+from yquant.settings import get_settings
 
 logger = logging.getLogger("brokergateway")
-
-
-def build_workers(settings: Settings, client: object, http: httpx.AsyncClient) -> dict[str, AccountWorker]:
-    import redis.asyncio as aioredis
-
-    assert isinstance(client, aioredis.Redis)
-    workers: dict[str, AccountWorker] = {}
-    tokens: dict[str, TokenManager] = {}
-    for alias, acct in effective_accounts(settings).items():
-        base_url = settings.kis.rest_url or (KIS_REAL_URL if acct.env == "real" else KIS_VIRTUAL_URL)
-        app_key = acct.app_key.get_secret_value()
-        if app_key not in tokens:
-            tokens[app_key] = TokenManager(client, http, base_url, app_key, acct.app_secret.get_secret_value())
-        ref = AccountRef(alias, acct.cano, acct.product_code, app_key, acct.app_secret.get_secret_value(), acct.env)
-        kis = KisClient(
-            ref,
-            http,
-            base_url,
-            tokens[app_key],
-            RateLimiter(client, alias, _rate(settings, acct)),
-            order_timeout_s=settings.kis.order_timeout_s,
-        )
-        workers[alias] = AccountWorker(alias, kis, acct.markets)
-    return workers
-
-
-def _rate(settings: Settings, acct: AccountSettings) -> float:
-    if acct.rate_limit_per_s is None and settings.kis.rate_limit_per_s is not None:
-        return settings.kis.rate_limit_per_s
-    return acct.effective_rate_limit
 
 
 async def main() -> None:
@@ -72,29 +32,25 @@ async def main() -> None:
     # of CPU per order under load).
     limits = httpx.Limits(max_connections=8, max_keepalive_connections=8, keepalive_expiry=60)
     async with httpx.AsyncClient(timeout=settings.kis.timeout_s, limits=limits, trust_env=False) as http:
-        workers = build_workers(settings, client, http)
-        gateway = Gateway(
-            client,
-            workers,
-            maxlen=settings.bus.stream_maxlen,
-            poll_interval_s=settings.kis.poll_interval_s,
-            fill_check_delay_s=settings.gateway.fill_check_delay_s,
-            sync_debounce_s=settings.gateway.sync_debounce_s,
-            sync_interval_s=settings.kis.sync_interval_s,
-        )
+        gateway = build_gateway(settings, client, http)
         await gateway.start()
-        consumer = Consumer(
-            client,
-            stream=keys.ORDERS,
-            group=keys.GROUP_BROKERGATEWAY,
-            name=settings.instance,
-            handler=gateway.handle,
-            settings=settings.bus,
+        consumers = [
+            Consumer(
+                client,
+                stream=stream,
+                group=keys.GROUP_BROKERGATEWAY,
+                name=settings.instance,
+                handler=handler,
+                settings=settings.bus,
+            )
+            for stream, handler in ((keys.ORDERS, gateway.handle), (keys.QUERIES, gateway.handle_query))
+        ]
+        beat = asyncio.create_task(
+            heartbeat_loop(client, "brokergateway", settings.instance, stop, details=gateway.health)
         )
-        beat = asyncio.create_task(heartbeat_loop(client, "brokergateway", settings.instance, stop))
         background = asyncio.create_task(gateway.run_background(stop))
-        logger.info("broker gateway started", extra={"accounts": sorted(workers)})
-        await consumer.run(stop)
+        logger.info("broker gateway started", extra={"accounts": sorted(gateway.workers), "feeds": len(gateway.feeds)})
+        await asyncio.gather(*(consumer.run(stop) for consumer in consumers))
         await background
         await beat
     await client.aclose()

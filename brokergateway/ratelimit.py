@@ -1,7 +1,9 @@
 """Per-account request pacing, shared through Valkey when several processes use an account.
 
-A sliding one-second window kept in a sorted set; a caller waits for a free slot
-instead of being refused, so a burst is spread out at or under the limit.
+A sliding window kept in a sorted set; a caller waits for a free slot instead of being
+refused, so a burst is spread out at or under the limit. The window is one second plus a
+margin: KIS counts requests when they arrive, and network jitter must not squeeze 19 of
+our 18 slots into one of its seconds.
 """
 
 from __future__ import annotations
@@ -32,24 +34,26 @@ return math.ceil(tonumber(oldest[2]) + window - now) + 1
 
 
 class RateLimiter:
-    def __init__(self, client: aioredis.Redis, account: str, per_second: float) -> None:
+    def __init__(self, client: aioredis.Redis, account: str, per_second: float, *, margin_s: float = 0.1) -> None:
         self.client = client
         self.key = keys.rate_limit(account)
         self.per_second = per_second
         # Whole requests per window; a fractional limit (e.g. 0.5/s) widens the window.
         self.limit = max(int(per_second), 1)
-        self.window_ms = 1000.0 * self.limit / per_second if per_second > 0 else 1000.0
+        base_ms = 1000.0 * self.limit / per_second if per_second > 0 else 1000.0
+        self.window_ms = base_ms + max(margin_s, 0.0) * 1000
         self._script = client.register_script(_ACQUIRE)
-        self._local = asyncio.Lock()
+        self._prefix = uuid.uuid4().hex[:12]
+        self._counter = 0
 
     async def acquire(self) -> None:
         if self.per_second <= 0:
             return
         while True:
+            self._counter += 1
+            member = f"{self._prefix}{self._counter}"
             now_ms = time.time() * 1000
-            wait_ms = int(
-                await self._script(keys=[self.key], args=[now_ms, self.window_ms, self.limit, uuid.uuid4().hex])
-            )
+            wait_ms = int(await self._script(keys=[self.key], args=[now_ms, self.window_ms, self.limit, member]))
             if wait_ms <= 0:
                 return
             await asyncio.sleep(wait_ms / 1000)

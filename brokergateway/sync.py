@@ -1,7 +1,8 @@
-"""Turn KIS balance answers into the project's account snapshot."""
+"""Turn KIS balance answers into the project's account snapshot (pure functions)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -11,16 +12,17 @@ from yquant.messages import Market, Position
 def dec(value: Any, default: str = "0") -> Decimal:
     text = str(value if value not in (None, "") else default).strip().replace(",", "")
     try:
-        return Decimal(text)
+        result = Decimal(text)
     except InvalidOperation:
         return Decimal(default)
+    return result if result.is_finite() else Decimal(default)
 
 
 def integer(value: Any) -> int:
     return int(dec(value))
 
 
-def domestic_positions(rows: list[dict[str, Any]]) -> list[Position]:
+def domestic_positions(rows: Iterable[dict[str, Any]]) -> list[Position]:
     positions = []
     for row in rows:
         quantity = integer(row.get("hldg_qty"))
@@ -54,13 +56,13 @@ US_MARKETS = {
 }
 
 
-def overseas_positions(rows: list[dict[str, Any]], default_market: Market) -> list[Position]:
+def overseas_positions(rows: Iterable[dict[str, Any]], default_market: Market) -> list[Position]:
     positions = []
     for row in rows:
         quantity = integer(row.get("ovrs_cblc_qty"))
         if quantity <= 0:
             continue
-        market = US_MARKETS.get(str(row.get("ovrs_excg_cd", "")).strip(), default_market)
+        market = US_MARKETS.get(str(row.get("ovrs_excg_cd", "")).strip().upper(), default_market)
         positions.append(
             Position(
                 market=market,
@@ -84,3 +86,22 @@ def domestic_cash(summary: dict[str, Any]) -> Decimal:
     if "prvs_rcdl_excc_amt" in summary:
         return dec(summary.get("prvs_rcdl_excc_amt"))
     return dec(summary.get("dnca_tot_amt"))
+
+
+def usd_cash(currencies: Iterable[dict[str, Any]]) -> Decimal | None:
+    """The USD deposit from inquire-present-balance's per-currency rows (None if absent)."""
+    for row in currencies:
+        if str(row.get("crcy_cd", "")).strip().upper() != "USD":
+            continue
+        for name in ("frcr_dncl_amt_2", "frcr_drwg_psbl_amt_1"):
+            if str(row.get(name, "")).strip():
+                return dec(row.get(name)).quantize(Decimal("0.01"))
+    return None
+
+
+def unique_positions(positions: Iterable[Position]) -> list[Position]:
+    """One position per market and ticker (the last one wins: virtual US balances overlap)."""
+    seen: dict[tuple[str, str], Position] = {}
+    for position in positions:
+        seen[(position.market.value, position.ticker)] = position
+    return list(seen.values())

@@ -15,6 +15,7 @@ from kissim.market import Family, family_of
 from kissim.orders import OrderDenied
 from kissim.protocol import plain_json
 from kissim.state import Faults, Simulator
+from kissim.ws import NoticeHub
 
 
 class AdminError(Exception):
@@ -96,7 +97,7 @@ async def price(request: Request) -> Response:
 async def faults(request: Request) -> Response:
     sim = _sim(request)
     data = await _body(request)
-    for name in ("latency_ms", "http500_burst", "egw00201_burst", "drop_order_response"):
+    for name in ("latency_ms", "http500_burst", "egw00201_burst", "drop_order_response", "drop_before_booking"):
         if name in data:
             value = data[name]
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
@@ -148,9 +149,20 @@ async def fill(request: Request) -> Response:
 
 
 async def ws(request: Request) -> Response:
+    """``{"drop_notices": bool}`` switches notices off/on; ``{"disconnect": true}`` closes every session."""
     sim = _sim(request)
-    sim.switches.drop_notices = _flag(await _body(request), "drop_notices")
-    return plain_json({"drop_notices": sim.switches.drop_notices})
+    data = await _body(request)
+    if "drop_notices" not in data and "disconnect" not in data:
+        raise AdminError("drop_notices or disconnect is required")
+    if "drop_notices" in data:
+        sim.switches.drop_notices = _flag(data, "drop_notices")
+    disconnected = 0
+    if "disconnect" in data and _flag(data, "disconnect"):
+        hub: NoticeHub = request.app.state.hub
+        for session in list(hub.sessions):
+            await session.websocket.close(code=1001)  # "going away", as a server restart looks
+            disconnected += 1
+    return plain_json({"drop_notices": sim.switches.drop_notices, "disconnected": disconnected})
 
 
 async def healthz(request: Request) -> Response:

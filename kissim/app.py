@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 from starlette.routing import Route, WebSocketRoute
 
-from kissim import admin, daily, domestic, oauth, overseas, quotes
+from kissim import admin, daily, domestic, oauth, overseas, overseas_ccnl, quotes
 from kissim import protocol as p
 from kissim.config import SimConfig
 from kissim.gateway import kis_endpoint
@@ -40,6 +40,7 @@ def kis_routes() -> list[Route]:
             p.OVERSEAS_PRESENT_BALANCE,
             overseas.inquire_present_balance,
         ),
+        (f"{OVERSEAS_TRADING}/inquire-ccnl", "GET", p.OVERSEAS_CCNL, overseas_ccnl.inquire_ccnl),
         ("/uapi/overseas-price/v1/quotations/price", "GET", p.OVERSEAS_PRICE, quotes.overseas_price),
     ]
     routes = [

@@ -43,6 +43,16 @@ async def answer_order(call: Call, order: Order, msg: p.Msg) -> Response:
     return p.json_response(p.ok_body(msg, output=order_output(order)), tr_id=call.tr_id)
 
 
+async def dropped_before_booking(call: Call) -> Response | None:
+    """Fault ``drop_before_booking``: the order is lost before the engine books it and no answer comes
+    until the client hangs up, so a client that timed out finds nothing to reconcile with."""
+    if not call.sim.faults.take("drop_before_booking"):
+        return None
+    call.sim.counters["dropped_before_booking"] += 1
+    await withhold_response(call.request, call.sim.config.drop_response_seconds)
+    return p.error_response(KisError.gateway(Messages.SERVER_ERROR), call.tr_id)
+
+
 def accepted_message(call: Call, side: Side) -> p.Msg:
     if not call.virtual:
         return Messages.ORDER_SENT
@@ -79,6 +89,9 @@ async def order_cash(call: Call) -> Response:
     if refusal is not None:
         call.sim.engine.record_rejected(request, refusal)
         raise OrderDenied(refusal)
+    dropped = await dropped_before_booking(call)
+    if dropped is not None:
+        return dropped
     order = call.sim.engine.submit(request)
     return await answer_order(call, order, accepted_message(call, order.side))
 

@@ -12,7 +12,14 @@ from starlette.responses import Response
 
 from kissim import protocol as p
 from kissim.accounts import Account, Holding
-from kissim.domestic import accepted_message, answer_order, order_output, parse_price, parse_quantity
+from kissim.domestic import (
+    accepted_message,
+    answer_order,
+    dropped_before_booking,
+    order_output,
+    parse_price,
+    parse_quantity,
+)
 from kissim.fmt import fixed, rate
 from kissim.gateway import Call
 from kissim.market import US_EXCHANGES
@@ -55,6 +62,9 @@ async def order(call: Call) -> Response:
     if refusal is not None:
         call.sim.engine.record_rejected(request, refusal)
         raise OrderDenied(refusal)
+    dropped = await dropped_before_booking(call)
+    if dropped is not None:
+        return dropped
     booked = call.sim.engine.submit(request)
     return await answer_order(call, booked, accepted_message(call, booked.side))
 

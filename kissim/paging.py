@@ -34,9 +34,11 @@ def page(
     size: int,
     fk: str,
     width: int,
+    rows_key: str = "output1",
     **outputs: Any,
 ) -> Response:
-    """One page of ``keyed_rows`` as ``output1`` plus ``outputs`` (output2, output3) unchanged."""
+    """One page of ``keyed_rows`` as ``rows_key`` (``output1``; ``output`` for overseas inquire-ccnl)
+    plus ``outputs`` (output2, output3) unchanged."""
     fk_name, nk_name = f"CTX_AREA_FK{width}", f"CTX_AREA_NK{width}"
     keys = [key for key, _ in keyed_rows]
     start = _start_after(call, keys, nk_name)
@@ -48,7 +50,7 @@ def page(
     body: dict[str, Any] = {
         fk_name.lower(): pad_ctx(fk, width),
         nk_name.lower(): pad_ctx(nk, width),
-        "output1": [row for _, row in chunk],
+        rows_key: [row for _, row in chunk],
         **outputs,
         "rt_cd": "0",
         "msg_cd": msg.code,

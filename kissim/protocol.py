@@ -194,6 +194,9 @@ OVERSEAS_RVSECNCL = _table(("TTTT1004U", "rvsecncl"))
 OVERSEAS_BALANCE = _table(("TTTS3012R", "balance"))
 OVERSEAS_PRESENT_BALANCE = {"CTRP6504R": TrSpec(False, "present-balance"), "VTRP6504R": TrSpec(True, "present-balance")}
 OVERSEAS_PRICE = {"HHDFS00000300": TrSpec(False, "price")}
+# UNCERTAIN: not in docs/kis-api.md. The overseas order list (해외주식 주문체결내역) as in OT
+# examples_llm/overseas_stock/inquire_ccnl: TTTS3035R real, VTTS3035R virtual.
+OVERSEAS_CCNL = _table(("TTTS3035R", "ccnl"))
 # Quotation tr_ids are the same on both domains.
 SHARED_TR_IDS = frozenset({"FHKST01010100", "HHDFS00000300"})
 

@@ -35,6 +35,9 @@ class Faults:
     http500_burst: int = 0
     egw00201_burst: int = 0
     drop_order_response: int = 0
+    # The next N new orders are received but never booked, and their answer is withheld: a client
+    # that times out must find nothing at the broker (not a KIS behaviour; a test fault).
+    drop_before_booking: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return {
@@ -42,6 +45,7 @@ class Faults:
             "http500_burst": self.http500_burst,
             "egw00201_burst": self.egw00201_burst,
             "drop_order_response": self.drop_order_response,
+            "drop_before_booking": self.drop_before_booking,
         }
 
     def take(self, name: str) -> bool:

@@ -5,6 +5,7 @@ YQuantError
  ├── BusError                  Valkey unavailable or a stream misconfigured; retry later
  ├── MessageDecodeError        a stream entry that cannot be decoded; dead-letter it
  └── BrokerError               anything from the broker boundary (KIS)
+      ├── BrokerUnreachable      no connection could be made: the request never left, nothing happened
       ├── BrokerTransportError   timeout, reset, 5xx without a KIS body: outcome unknown
       │    └── BrokerTimeout       the request may or may not have reached the broker
       ├── BrokerRateLimited      EGW00201 / EGW00215: back off and retry (queries only)
@@ -43,6 +44,10 @@ class BrokerError(YQuantError):
         self.message = message
         self.code = code
         self.http_status = http_status
+
+
+class BrokerUnreachable(BrokerError):
+    """The broker could not be reached (connection refused, no free connection): nothing was sent."""
 
 
 class BrokerTransportError(BrokerError):

@@ -52,6 +52,11 @@ def order_history(client_order_id: str) -> str:
     return f"{PREFIX}order:{client_order_id}:history"
 
 
+def order_lease(client_order_id: str) -> str:
+    """SET NX PX marker: a gateway is submitting or reconciling the order (its owner's instance)."""
+    return f"{PREFIX}order:{client_order_id}:lease"
+
+
 ORDERS_INDEX = PREFIX + "orders:index"  # sorted set: client order id by creation time
 ORDERS_OPEN = PREFIX + "orders:open"  # set of client order ids not yet final
 

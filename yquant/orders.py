@@ -137,11 +137,36 @@ async def update_order(
 
     Returns (applied, state before). ``state before`` is None when the order is unknown.
     """
+    arguments = update_arguments(
+        client_order_id,
+        allowed=allowed,
+        new_state=new_state,
+        fields=fields,
+        event=event,
+        note=note,
+        condition=condition,
+        maxlen=maxlen,
+    )
+    return update_result(await client.fcall("yq_order_update", *arguments))
+
+
+def update_arguments(
+    client_order_id: str,
+    *,
+    allowed: Iterable[OrderState] | None,
+    new_state: OrderState | None = None,
+    fields: Mapping[str, object] | None = None,
+    event: Message | None = None,
+    note: str = "",
+    condition: tuple[str, str] | None = None,
+    maxlen: int = 100_000,
+) -> list[Any]:
+    """The ``yq_order_update`` arguments of ``update_order`` (to queue several changes on a pipeline:
+    ``pipe.fcall("yq_order_update", *update_arguments(...))``, each result read by ``update_result``)."""
     all_fields = dict(fields or {})
     all_fields["updated_at"] = utcnow().isoformat()
     final = new_state is not None and new_state in FINAL_STATES
-    result = await client.fcall(
-        "yq_order_update",
+    return [
         4,
         keys.order(client_order_id),
         keys.order_history(client_order_id),
@@ -158,12 +183,15 @@ async def update_order(
         "1" if final else "",
         client_order_id,
         *_flatten(all_fields),
-    )
+    ]
+
+
+def update_result(result: Any) -> tuple[bool, OrderState | None]:
+    """(applied, state before) from a ``yq_order_update`` reply."""
     code, previous = int(result[0]), result[1]
-    previous_text = keys.text(previous)
     if code == -1:
         return False, None
-    return code == 1, OrderState(previous_text)
+    return code == 1, OrderState(keys.text(previous))
 
 
 def parse_record(raw: Mapping[Any, Any]) -> OrderRecord:

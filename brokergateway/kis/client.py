@@ -1,32 +1,53 @@
-"""The KIS REST client for one account: headers, token, pacing, error translation.
+"""The KIS REST transport for one account: headers, token, pacing, error translation, retries.
 
-Orders are never retried here: an order whose outcome is unknown raises
-``BrokerTransportError``/``BrokerTimeout`` and the caller reconciles. Queries are
-retried after a rate-limit answer and once after a token expiry.
+Commands (orders) are never re-sent once they may have reached KIS: a timeout or reset
+raises ``BrokerTransportError``/``BrokerTimeout`` and the caller reconciles. Answers that
+prove KIS refused the request before booking it (rate limit, expired token) are retried.
+Queries are also retried after a transport failure: reading twice does no harm.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import date
-from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
+from brokergateway import metrics
 from brokergateway.kis import trids
 from brokergateway.kis.errors import check, from_transport
-from brokergateway.kis.tokens import TokenManager
-from brokergateway.ratelimit import RateLimiter
-from yquant.errors import BrokerRateLimited, TokenExpired, TokenInvalid
-from yquant.messages import Market, OrderType, Side
+from yquant.errors import (
+    BrokerError,
+    BrokerRateLimited,
+    BrokerTransportError,
+    BrokerUnreachable,
+    TokenExpired,
+    TokenInvalid,
+)
 
 logger = logging.getLogger(__name__)
 
-QUERY_RETRIES = 4
+RATE_LIMIT_RETRIES = 4
+TRANSPORT_RETRIES = 2
+MAX_PAGES = 50
+
+
+class TokenSource(Protocol):
+    """What the client needs of ``tokens.TokenManager``."""
+
+    async def get(self) -> str: ...
+
+    async def refresh_after_expiry(self, stale_token: str) -> str: ...
+
+
+class Pacer(Protocol):
+    """What the client needs of ``ratelimit.RateLimiter``: wait for a request slot."""
+
+    async def acquire(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -38,13 +59,10 @@ class AccountRef:
     app_secret: str
     env: trids.Env
 
-
-@dataclass(frozen=True)
-class OrderAck:
-    broker_order_id: str
-    broker_org_no: str
-    order_time: str
-    message: str
+    @property
+    def number(self) -> str:
+        """CANO + ACNT_PRDT_CD, as KIS writes the account in execution notices."""
+        return self.cano + self.product_code
 
 
 @dataclass(frozen=True)
@@ -59,11 +77,12 @@ class KisClient:
         account: AccountRef,
         http: httpx.AsyncClient,
         base_url: str,
-        tokens: TokenManager,
-        limiter: RateLimiter,
+        tokens: TokenSource,
+        limiter: Pacer,
         *,
         order_timeout_s: float = 5.0,
         max_in_flight: int = 8,
+        retry_delay_s: float = 0.2,
     ) -> None:
         self.account = account
         self.http = http
@@ -71,23 +90,23 @@ class KisClient:
         self.tokens = tokens
         self.limiter = limiter
         self.order_timeout_s = order_timeout_s
+        self.retry_delay_s = retry_delay_s
         # Requests wait here rather than in httpcore's pool, whose wake-up scans every
-        # waiting request and connection (quadratic under a burst).
+        # waiting request and connection (quadratic under a burst). The pacing slot is taken
+        # inside, right before the request leaves, so a slot is never spent long before use.
         self._in_flight = asyncio.Semaphore(max_in_flight)
-
-    # --- plumbing ---------------------------------------------------------------------
-    async def _headers(self, tr_id: str, tr_cont: str = "") -> dict[str, str]:
-        token = await self.tokens.get()
-        return {
+        self._static_headers = {
             "content-type": "application/json; charset=utf-8",
-            "authorization": f"Bearer {token}",
-            "appkey": self.account.app_key,
-            "appsecret": self.account.app_secret,
-            "tr_id": tr_id,
-            "tr_cont": tr_cont,
+            "appkey": account.app_key,
+            "appsecret": account.app_secret,
             "custtype": "P",
         }
 
+    @property
+    def env(self) -> trids.Env:
+        return self.account.env
+
+    # --- plumbing ---------------------------------------------------------------------
     async def _send(
         self,
         method: str,
@@ -99,9 +118,15 @@ class KisClient:
         tr_cont: str = "",
         timeout: float | None = None,
     ) -> httpx.Response:
-        headers = await self._headers(tr_id, tr_cont)
-        await self.limiter.acquire()
+        endpoint = path.rsplit("/", 1)[-1]
         async with self._in_flight:
+            token = await self.tokens.get()
+            headers = dict(self._static_headers)
+            headers["authorization"] = f"Bearer {token}"
+            headers["tr_id"] = tr_id
+            headers["tr_cont"] = tr_cont
+            await self.limiter.acquire()
+            started = time.perf_counter()
             try:
                 return await self.http.request(
                     method,
@@ -112,19 +137,39 @@ class KisClient:
                     timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
                 )
             except httpx.HTTPError as exc:
-                raise from_transport(exc) from exc
+                error = from_transport(exc)
+                metrics.KIS_ERRORS.labels(error.code).inc()
+                raise error from exc
+            finally:
+                metrics.KIS_REQUEST_SECONDS.labels(endpoint).observe(time.perf_counter() - started)
+
+    @staticmethod
+    def _checked(response: httpx.Response) -> dict[str, Any]:
+        try:
+            return check(response)
+        except BrokerError as exc:
+            metrics.KIS_ERRORS.labels(exc.code or f"HTTP{response.status_code}").inc()
+            raise
 
     async def query(self, path: str, tr_id: str, params: dict[str, str], tr_cont: str = "") -> Page:
-        """A read-only call: retried on rate limits and once on an expired token."""
+        """A read-only call: retried on rate limits and transport failures, once on an expired token."""
         refreshed = False
-        for attempt in range(QUERY_RETRIES + 1):
-            response = await self._send("GET", path, tr_id, params=params, tr_cont=tr_cont)
+        rate_limited = transport_failures = 0
+        while True:
             try:
-                body = check(response)
+                response = await self._send("GET", path, tr_id, params=params, tr_cont=tr_cont)
+                body = self._checked(response)
             except BrokerRateLimited:
-                if attempt == QUERY_RETRIES:
+                rate_limited += 1
+                if rate_limited > RATE_LIMIT_RETRIES:
                     raise
-                await asyncio.sleep(0.1 * (attempt + 1))
+                await asyncio.sleep(self.retry_delay_s * 2 ** (rate_limited - 1))
+                continue
+            except (BrokerTransportError, BrokerUnreachable):
+                transport_failures += 1
+                if transport_failures > TRANSPORT_RETRIES:
+                    raise
+                await asyncio.sleep(self.retry_delay_s * transport_failures)
                 continue
             except (TokenExpired, TokenInvalid):
                 if refreshed:
@@ -132,284 +177,60 @@ class KisClient:
                 refreshed = True
                 await self.tokens.refresh_after_expiry(_bearer(response.request))
                 continue
-            more = response.headers.get("tr_cont", "") in ("F", "M")
-            return Page(body, more)
-        raise BrokerRateLimited("rate limited")  # pragma: no cover - loop always returns or raises
+            return Page(body, response.headers.get("tr_cont", "").strip() in ("F", "M"))
 
     async def command(self, path: str, tr_id: str, body: dict[str, str]) -> dict[str, Any]:
         """A state-changing call: never re-sent once it may have reached KIS.
 
-        Rate-limit and token answers mean KIS refused it before booking, so those are
-        retried; a timeout or reset propagates for reconciliation.
+        Rate-limit and token answers mean KIS refused it before booking, and a failed
+        connection means nothing left, so those are retried; a timeout, reset or unknown
+        server error propagates for reconciliation.
         """
         refreshed = False
-        for attempt in range(QUERY_RETRIES + 1):
-            response = await self._send("POST", path, tr_id, body=body, timeout=self.order_timeout_s)
+        rate_limited = unreachable = 0
+        while True:
             try:
-                return check(response)
-            except BrokerRateLimited:
-                if attempt == QUERY_RETRIES:
+                response = await self._send("POST", path, tr_id, body=body, timeout=self.order_timeout_s)
+            except BrokerUnreachable:
+                unreachable += 1  # no connection was made: nothing left, so trying again is safe
+                if unreachable > TRANSPORT_RETRIES:
                     raise
-                await asyncio.sleep(0.2 * (attempt + 1))
+                await asyncio.sleep(self.retry_delay_s * unreachable)
+                continue
+            try:
+                return self._checked(response)
+            except BrokerRateLimited:
+                rate_limited += 1
+                if rate_limited > RATE_LIMIT_RETRIES:
+                    raise
+                await asyncio.sleep(self.retry_delay_s * 2 ** (rate_limited - 1))
             except (TokenExpired, TokenInvalid):
                 if refreshed:
                     raise
                 refreshed = True
                 await self.tokens.refresh_after_expiry(_bearer(response.request))
-        raise BrokerRateLimited("rate limited")  # pragma: no cover
 
-    # --- orders -----------------------------------------------------------------------
-    async def place_order(
+    async def pages(
         self,
-        market: Market,
-        ticker: str,
-        side: Side,
-        quantity: int,
-        order_type: OrderType,
-        price: Decimal | None,
-    ) -> OrderAck:
-        tr_id = trids.order_tr_id(self.account.env, market, side)
-        if market is Market.KRX:
-            body = {
-                "CANO": self.account.cano,
-                "ACNT_PRDT_CD": self.account.product_code,
-                "PDNO": ticker,
-                "ORD_DVSN": "01" if order_type is OrderType.MARKET else "00",
-                "ORD_QTY": str(quantity),
-                "ORD_UNPR": "0" if order_type is OrderType.MARKET else _plain(price),
-                "EXCG_ID_DVSN_CD": "KRX",
-            }
-            if side is Side.SELL:
-                body["SLL_TYPE"] = "01"
-            path = "/uapi/domestic-stock/v1/trading/order-cash"
-        else:
-            if price is None:
-                raise ValueError("US orders need a limit price (KIS has no US market order)")
-            body = {
-                "CANO": self.account.cano,
-                "ACNT_PRDT_CD": self.account.product_code,
-                "OVRS_EXCG_CD": trids.ORDER_EXCHANGE[market],
-                "PDNO": ticker,
-                "ORD_QTY": str(quantity),
-                "OVRS_ORD_UNPR": _plain(price),
-                "CTAC_TLNO": "",
-                "MGCO_APTM_ODNO": "",
-                "SLL_TYPE": "00" if side is Side.SELL else "",
-                "ORD_SVR_DVSN_CD": "0",
-                "ORD_DVSN": "00",
-            }
-            path = "/uapi/overseas-stock/v1/trading/order"
-        data = await self.command(path, tr_id, body)
-        output = data.get("output") or {}
-        return OrderAck(
-            broker_order_id=str(output.get("ODNO", "")).strip(),
-            broker_org_no=str(output.get("KRX_FWDG_ORD_ORGNO", "")).strip(),
-            order_time=str(output.get("ORD_TMD", "")).strip(),
-            message=str(data.get("msg1", "")).strip(),
-        )
-
-    async def cancel_order(
-        self, market: Market, ticker: str, broker_order_id: str, broker_org_no: str, quantity: int
-    ) -> OrderAck:
-        env = self.account.env
-        if market is Market.KRX:
-            body = {
-                "CANO": self.account.cano,
-                "ACNT_PRDT_CD": self.account.product_code,
-                "KRX_FWDG_ORD_ORGNO": broker_org_no,
-                "ORGN_ODNO": broker_order_id,
-                "ORD_DVSN": "00",
-                "RVSE_CNCL_DVSN_CD": "02",
-                "ORD_QTY": "0",
-                "ORD_UNPR": "0",
-                "QTY_ALL_ORD_YN": "Y",
-                "EXCG_ID_DVSN_CD": "KRX",
-            }
-            data = await self.command(
-                "/uapi/domestic-stock/v1/trading/order-rvsecncl", trids.DOMESTIC_REVISE_CANCEL[env], body
-            )
-        else:
-            body = {
-                "CANO": self.account.cano,
-                "ACNT_PRDT_CD": self.account.product_code,
-                "OVRS_EXCG_CD": trids.ORDER_EXCHANGE[market],
-                "PDNO": ticker,
-                "ORGN_ODNO": broker_order_id,
-                "RVSE_CNCL_DVSN_CD": "02",
-                "ORD_QTY": str(quantity),
-                "OVRS_ORD_UNPR": "0",
-                "MGCO_APTM_ODNO": "",
-                "ORD_SVR_DVSN_CD": "0",
-            }
-            data = await self.command(
-                "/uapi/overseas-stock/v1/trading/order-rvsecncl", trids.OVERSEAS_REVISE_CANCEL[env], body
-            )
-        output = data.get("output") or {}
-        return OrderAck(
-            broker_order_id=str(output.get("ODNO", "")).strip(),
-            broker_org_no=str(output.get("KRX_FWDG_ORD_ORGNO", "")).strip(),
-            order_time=str(output.get("ORD_TMD", "")).strip(),
-            message=str(data.get("msg1", "")).strip(),
-        )
-
-    # --- queries ----------------------------------------------------------------------
-    async def domestic_balance(self) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-        rows: list[dict[str, Any]] = []
-        summary: dict[str, Any] = {}
-        fk = nk = ""
-        tr_cont = ""
-        for _ in range(50):
-            params = {
-                "CANO": self.account.cano,
-                "ACNT_PRDT_CD": self.account.product_code,
-                "AFHR_FLPR_YN": "N",
-                "OFL_YN": "",
-                "INQR_DVSN": "02",
-                "UNPR_DVSN": "01",
-                "FUND_STTL_ICLD_YN": "N",
-                "FNCG_AMT_AUTO_RDPT_YN": "N",
-                "PRCS_DVSN": "00",
-                "CTX_AREA_FK100": fk,
-                "CTX_AREA_NK100": nk,
-            }
-            page = await self.query(
-                "/uapi/domestic-stock/v1/trading/inquire-balance",
-                trids.DOMESTIC_BALANCE[self.account.env],
-                params,
-                tr_cont,
-            )
-            rows.extend(page.body.get("output1") or [])
-            output2 = page.body.get("output2") or []
-            if output2:
-                summary = output2[0] if isinstance(output2, list) else output2
-            if not page.has_more:
-                break
-            fk = str(page.body.get("ctx_area_fk100", ""))
-            nk = str(page.body.get("ctx_area_nk100", ""))
-            tr_cont = "N"
-        return rows, summary
-
-    async def overseas_balance(self, market: Market) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-        rows: list[dict[str, Any]] = []
-        summary: dict[str, Any] = {}
-        fk = nk = ""
-        tr_cont = ""
-        for _ in range(50):
-            params = {
-                "CANO": self.account.cano,
-                "ACNT_PRDT_CD": self.account.product_code,
-                "OVRS_EXCG_CD": trids.ORDER_EXCHANGE[market],
-                "TR_CRCY_CD": "USD",
-                "CTX_AREA_FK200": fk,
-                "CTX_AREA_NK200": nk,
-            }
-            page = await self.query(
-                "/uapi/overseas-stock/v1/trading/inquire-balance",
-                trids.OVERSEAS_BALANCE[self.account.env],
-                params,
-                tr_cont,
-            )
-            rows.extend(page.body.get("output1") or [])
-            output2 = page.body.get("output2") or {}
-            summary = output2[0] if isinstance(output2, list) and output2 else output2 or summary
-            if not page.has_more:
-                break
-            fk = str(page.body.get("ctx_area_fk200", ""))
-            nk = str(page.body.get("ctx_area_nk200", ""))
-            tr_cont = "N"
-        return rows, summary
-
-    async def daily_orders(
-        self,
-        day: date,
-        *,
-        ticker: str = "",
-        broker_order_id: str = "",
-        side: Side | None = None,
-        max_pages: int = 20,
-        newest_first: bool = True,
-    ) -> list[dict[str, Any]]:
-        """Today's orders with their fills (inquire-daily-ccld), newest first."""
-        rows: list[dict[str, Any]] = []
-        async for page in self.daily_order_pages(
-            day,
-            ticker=ticker,
-            broker_order_id=broker_order_id,
-            side=side,
-            max_pages=max_pages,
-            newest_first=newest_first,
-        ):
-            rows.extend(page)
-        return rows
-
-    async def daily_order_pages(
-        self,
-        day: date,
-        *,
-        ticker: str = "",
-        broker_order_id: str = "",
-        side: Side | None = None,
-        max_pages: int = 20,
-        newest_first: bool = True,
-    ) -> AsyncIterator[list[dict[str, Any]]]:
-        """inquire-daily-ccld page by page, so a caller can stop once it found what it needs."""
-        fk = nk = ""
-        tr_cont = ""
-        stamp = day.strftime("%Y%m%d")
+        path: str,
+        tr_id: str,
+        params: Callable[[str, str], dict[str, str]],
+        context_width: int,
+        max_pages: int = MAX_PAGES,
+    ) -> AsyncIterator[Page]:
+        """Every page of a continued query; ``params(fk, nk)`` builds each page's parameters."""
+        fk = nk = tr_cont = ""
         for _ in range(max_pages):
-            params = {
-                "CANO": self.account.cano,
-                "ACNT_PRDT_CD": self.account.product_code,
-                "INQR_STRT_DT": stamp,
-                "INQR_END_DT": stamp,
-                "SLL_BUY_DVSN_CD": {None: "00", Side.SELL: "01", Side.BUY: "02"}[side],
-                "PDNO": ticker,
-                "ORD_GNO_BRNO": "",
-                "ODNO": broker_order_id,
-                "CCLD_DVSN": "00",
-                "INQR_DVSN": "00" if newest_first else "01",
-                "INQR_DVSN_1": "",
-                "INQR_DVSN_3": "00",
-                "EXCG_ID_DVSN_CD": "KRX",
-                "CTX_AREA_FK100": fk,
-                "CTX_AREA_NK100": nk,
-            }
-            page = await self.query(
-                "/uapi/domestic-stock/v1/trading/inquire-daily-ccld",
-                trids.DOMESTIC_DAILY_CCLD[self.account.env],
-                params,
-                tr_cont,
-            )
-            yield list(page.body.get("output1") or [])
+            page = await self.query(path, tr_id, params(fk, nk), tr_cont)
+            yield page
             if not page.has_more:
                 return
-            fk = str(page.body.get("ctx_area_fk100", ""))
-            nk = str(page.body.get("ctx_area_nk100", ""))
+            fk = str(page.body.get(f"ctx_area_fk{context_width}", ""))
+            nk = str(page.body.get(f"ctx_area_nk{context_width}", ""))
             tr_cont = "N"
-
-    async def domestic_price(self, ticker: str) -> dict[str, Any]:
-        page = await self.query(
-            "/uapi/domestic-stock/v1/quotations/inquire-price",
-            trids.DOMESTIC_PRICE,
-            {"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": ticker},
-        )
-        return dict(page.body.get("output") or {})
-
-    async def overseas_price(self, market: Market, ticker: str) -> dict[str, Any]:
-        page = await self.query(
-            "/uapi/overseas-price/v1/quotations/price",
-            trids.OVERSEAS_PRICE,
-            {"AUTH": "", "EXCD": trids.QUOTE_EXCHANGE[market], "SYMB": ticker},
-        )
-        return dict(page.body.get("output") or {})
+        logger.warning("stopped paging after %d pages", max_pages, extra={"path": path})
 
 
 def _bearer(request: httpx.Request) -> str:
     value = str(request.headers.get("authorization", ""))
     return value.removeprefix("Bearer ").strip()
-
-
-def _plain(value: Decimal | None) -> str:
-    if value is None:
-        return "0"
-    return format(value.normalize(), "f")

@@ -34,6 +34,8 @@ OVERSEAS_REVISE_CANCEL = {"real": "TTTT1004U", "virtual": "VTTT1004U"}
 OVERSEAS_BALANCE = {"real": "TTTS3012R", "virtual": "VTTS3012R"}
 OVERSEAS_PRESENT_BALANCE = {"real": "CTRP6504R", "virtual": "VTRP6504R"}
 OVERSEAS_PRICE = "HHDFS00000300"
+# Not in docs/kis-api.md (UNCERTAIN): the overseas order list with fills, OT examples_llm inquire_ccnl.
+OVERSEAS_ORDER_LIST = {"real": "TTTS3035R", "virtual": "VTTS3035R"}
 
 EXECUTION_NOTICE = {"real": "H0STCNI0", "virtual": "H0STCNI9"}
 OVERSEAS_EXECUTION_NOTICE = {"real": "H0GSCNI0", "virtual": "H0GSCNI9"}
@@ -46,3 +48,13 @@ ORDER_EXCHANGE = {Market.NASD: "NASD", Market.NYSE: "NYSE", Market.AMEX: "AMEX"}
 def order_tr_id(env: Env, market: Market, side: Side) -> str:
     table = DOMESTIC_ORDER if market is Market.KRX else OVERSEAS_ORDER
     return table[(env, side)]
+
+
+def execution_notice_tr_ids(env: Env, markets: list[Market]) -> list[str]:
+    """The WebSocket execution-notice feeds an account with ``markets`` needs."""
+    tr_ids = []
+    if Market.KRX in markets:
+        tr_ids.append(EXECUTION_NOTICE[env])
+    if any(market.is_us for market in markets):
+        tr_ids.append(OVERSEAS_EXECUTION_NOTICE[env])
+    return tr_ids

@@ -85,6 +85,17 @@ def test_drop_order_response_when_set_then_order_booked_but_no_answer(real_serve
     assert real.order_cash("buy", "005930", 1, "60000").json()["rt_cd"] == "0"
 
 
+def test_drop_before_booking_when_set_then_no_order_and_no_answer(real_server: SimServer, real: Kis) -> None:
+    real_server.admin("/admin/faults", {"drop_before_booking": 1})
+    since = time.time_ns()
+    body = real.acct | {"PDNO": "005930", "ORD_DVSN": "01", "ORD_QTY": "1", "ORD_UNPR": "0"}
+    with pytest.raises(httpx.ReadTimeout):
+        real.post(f"{DOMESTIC}/trading/order-cash", "TTTC0012U", body, timeout=0.5)
+    assert real_server.admin(f"/admin/orders?since_ns={since}") == []
+    assert real_server.admin("/admin/stats")["faults"]["drop_before_booking"] == 0
+    assert real.order_cash("buy", "005930", 1, "0", ord_dvsn="01").json()["rt_cd"] == "0"
+
+
 @pytest.fixture(scope="module")
 def closed_server() -> Iterator[SimServer]:
     now = datetime.now(KST)

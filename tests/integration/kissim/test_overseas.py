@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from .helpers import OVERSEAS, Kis, SimServer
 
@@ -105,3 +106,46 @@ def test_price_when_nas_symbol_then_rsym_and_decimals(real_server: SimServer, re
         "180.0000",
     )
     assert (output["sign"], output["diff"], output["rate"]) == ("2", "1.2500", "0.69")
+
+
+def ccnl(kis: Kis, **params: str) -> dict[str, Any]:
+    query = kis.acct | {"PDNO": "", "ORD_STRT_DT": "20000101", "ORD_END_DT": "20991231", "SLL_BUY_DVSN": "00",
+                        "CCLD_NCCS_DVSN": "00", "OVRS_EXCG_CD": "", "SORT_SQN": "DS", "ORD_DT": "",
+                        "ORD_GNO_BRNO": "", "ODNO": "", "CTX_AREA_NK200": "", "CTX_AREA_FK200": ""}  # fmt: skip
+    query |= params
+    body: dict[str, Any] = kis.get(f"{OVERSEAS}/trading/inquire-ccnl", kis.tr("TTTS3035R"), query).json()
+    return body
+
+
+def test_inquire_ccnl_when_orders_then_rows_with_fills_newest_first(real_server: SimServer, real: Kis) -> None:
+    set_price(real_server, "QQQ", "480.00")
+    filled = real.us_order("TTTT1002U", "QQQ", 2, "481.00").json()["output"]["ODNO"]
+    resting = real.us_order("TTTT1002U", "QQQ", 1, "470.00").json()["output"]["ODNO"]
+    body = ccnl(real)
+    assert (body["rt_cd"], body["msg_cd"]) == ("0", "KIOK0510")
+    assert [r["odno"] for r in body["output"]] == [resting, filled]
+    newest, oldest = body["output"]
+    assert (oldest["ft_ord_qty"], oldest["ft_ccld_qty"], oldest["nccs_qty"], oldest["sll_buy_dvsn_cd"]) == (
+        "2", "2", "0", "02",
+    )  # fmt: skip
+    assert Decimal(oldest["ft_ccld_unpr3"]) == Decimal(480)
+    assert Decimal(oldest["ft_ccld_amt3"]) == Decimal(960)
+    assert (newest["ft_ccld_qty"], newest["nccs_qty"], newest["ovrs_excg_cd"]) == ("0", "1", "NASD")
+    assert len(newest["dmst_ord_dt"]) == len(newest["thco_ord_tmd"]) + 2 == 8
+    assert [r["odno"] for r in ccnl(real, SORT_SQN="AS")["output"]] == [filled, resting]
+    assert [r["odno"] for r in ccnl(real, CCLD_NCCS_DVSN="02")["output"]] == [resting]
+
+
+def test_inquire_ccnl_when_virtual_then_vtts3035r_and_paging(virtual_server: SimServer, virtual: Kis) -> None:
+    set_price(virtual_server, "SPY", "550.00")
+    for _ in range(16):
+        assert virtual.us_order("VTTT1002U", "SPY", 1, "540.00").json()["rt_cd"] == "0"
+    first = virtual.get(f"{OVERSEAS}/trading/inquire-ccnl", "VTTS3035R", virtual.acct | {"SORT_SQN": "DS"})
+    assert (first.status_code, first.headers["tr_cont"]) == (200, "M")
+    page = first.json()
+    assert len(page["output"]) == 15
+    params = virtual.acct | {"CTX_AREA_FK200": page["ctx_area_fk200"], "CTX_AREA_NK200": page["ctx_area_nk200"]}
+    rest = virtual.get(f"{OVERSEAS}/trading/inquire-ccnl", "VTTS3035R", params, tr_cont="N")
+    assert (rest.headers["tr_cont"], len(rest.json()["output"])) == ("D", 1)
+    wrong = virtual.get(f"{OVERSEAS}/trading/inquire-ccnl", "TTTS3035R", virtual.acct)
+    assert wrong.status_code == 500

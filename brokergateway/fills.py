@@ -1,0 +1,353 @@
+"""Fills: WebSocket execution notices first, REST polling as the safety net, each fill applied once.
+
+* Every source is turned into KIS's cumulative view of an order (filled quantity and
+  amount); ``apply_fill`` stores it only if the stored filled quantity is still the one it
+  read (a condition inside ``yq_order_update``), so a notice and a poll that report the
+  same fill apply it once, in either order.
+* Notices are tallied per broker order number (tallies.py; a notice may arrive before the
+  POST's answer); a tally only ever lags the truth, so a missed or duplicated notice can
+  delay a fill until the next poll (polling.py), never invent one.
+* Followed orders are kept in memory as last stored, so a fill costs one round trip.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from brokergateway import metrics
+from brokergateway.accounts import AccountSync, segment_of
+from brokergateway.config import GatewayConfig
+from brokergateway.kis.notices import ExecutionNotice
+from brokergateway.order_rows import BrokerOrderStatus, order_number
+from brokergateway.tallies import (
+    TALLY_MAX_AGE_S,
+    TALLY_RESOLVE_AFTER_S,
+    NoticeTally,
+    Snapshot,
+    all_plausible,
+    notice_amount,
+)
+from brokergateway.worker import AccountWorker
+from yquant import keys, orders
+from yquant.logs import correlation
+from yquant.messages import Market, OrderCancelled, OrderFilled, OrderState, Side
+from yquant.orders import OrderRecord
+
+logger = logging.getLogger(__name__)
+
+LIVE_STATES = (OrderState.ACCEPTED, OrderState.PARTIALLY_FILLED)
+
+
+@dataclass(frozen=True)
+class FillChange:
+    """One cumulative fill, ready to be queued on a pipeline."""
+
+    before: OrderRecord
+    after: OrderRecord
+    event: OrderFilled
+    arguments: list[Any]  # of yq_order_update
+    notices: Snapshot | None = None  # the notice tally it came from, if any
+
+    @property
+    def final(self) -> bool:
+        return self.after.state is OrderState.FILLED
+
+
+def money(market: Market, amount: Decimal) -> Decimal:
+    if market is Market.KRX:
+        return amount.quantize(Decimal(1), rounding=ROUND_FLOOR)
+    return amount.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+
+
+class Fills:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        config: GatewayConfig,
+        sync: AccountSync,
+        request_poll: Callable[[AccountWorker], None],
+    ) -> None:
+        self.client = client
+        self.config = config
+        self.sync = sync
+        self.request_poll = request_poll  # a REST look at the worker's orders soon (polling.FillPoller)
+        self._tallies: dict[tuple[str, str], NoticeTally] = {}
+        self._owners: dict[tuple[str, str], str] = {}  # (alias, order number) -> client order id
+        self._numbers: dict[str, tuple[str, str]] = {}  # client order id -> (alias, order number)
+        self._records: dict[str, OrderRecord] = {}  # followed orders as last stored
+
+    # --- tracking -----------------------------------------------------------------------
+    def track(self, worker: AccountWorker, record: OrderRecord) -> None:
+        """Follow an accepted order until it is final (``record`` as stored, kept in memory)."""
+        key = (worker.alias, order_number(record.broker_order_id))
+        coid = record.client_order_id
+        self._owners[key] = coid
+        self._numbers[coid] = key
+        self._records[coid] = record
+        worker.track(coid)
+
+    def pending_fill(self, worker: AccountWorker, record: OrderRecord) -> FillChange | None:
+        """The fill that notices reported before the order's answer came, if any."""
+        tally = self._tallies.get((worker.alias, order_number(record.broker_order_id)))
+        if tally is None or not tally.pending or not all_plausible(record, tally):
+            return None
+        return self._notice_change(worker, record, tally)
+
+    def _notice_change(self, worker: AccountWorker, record: OrderRecord, tally: NoticeTally) -> FillChange | None:
+        cumulative = min(tally.quantity, record.quantity)
+        amount = notice_amount(record, tally.snapshot, tally.applied, cumulative)
+        change = self.fill_change(worker, record, cumulative, amount, "websocket")
+        return replace(change, notices=tally.snapshot) if change is not None else None
+
+    async def after_acceptance(
+        self, worker: AccountWorker, accepted: OrderRecord, fill: FillChange | None, applied: bool
+    ) -> None:
+        """Follow the accepted order; settle the fill stored with it and notices that came meanwhile."""
+        self.track(worker, accepted)
+        if fill is None:
+            self.poll_soon(worker)
+        elif self.finish_fill(worker, fill, applied):
+            self._mark_applied(worker, fill)
+        tally = self._tallies.get((worker.alias, order_number(accepted.broker_order_id)))
+        if tally is not None and tally.pending:
+            await self._apply_tally(worker, accepted.client_order_id, tally)
+
+    def _mark_applied(self, worker: AccountWorker, change: FillChange) -> None:
+        tally = self._tallies.get((worker.alias, order_number(change.before.broker_order_id)))
+        if tally is not None and change.notices is not None:
+            tally.applied = change.notices
+
+    def poll_soon(self, worker: AccountWorker) -> None:
+        """A first look at a new order, unless notices will tell."""
+        if not worker.notices_live:
+            self.request_poll(worker)
+
+    def remember(self, record: OrderRecord) -> None:
+        if record.client_order_id in self._records or record.client_order_id in self._numbers:
+            self._records[record.client_order_id] = record
+
+    def forget(self, worker: AccountWorker, client_order_id: str) -> None:
+        worker.tracking.pop(client_order_id, None)
+        self._records.pop(client_order_id, None)
+        key = self._numbers.pop(client_order_id, None)
+        if key is not None:
+            self._owners.pop(key, None)
+            self._tallies.pop(key, None)
+
+    async def _record(self, client_order_id: str) -> OrderRecord | None:
+        record = self._records.get(client_order_id)
+        if record is None:
+            record = await orders.get_order(self.client, client_order_id)
+        return record
+
+    async def resolve_waiting_notices(self, worker: AccountWorker) -> None:
+        """Notices whose order is not followed here (accepted by another process): look it up."""
+        now = time.monotonic()
+        for (alias, number), tally in list(self._tallies.items()):
+            if alias != worker.alias or (alias, number) in self._owners:
+                continue
+            if now - tally.updated > TALLY_MAX_AGE_S:
+                self._tallies.pop((alias, number), None)
+            elif now - tally.updated > TALLY_RESOLVE_AFTER_S and not tally.looked_up:
+                tally.looked_up = True
+                raw = await self.client.get(keys.broker_order(alias, number))
+                record = await orders.get_order(self.client, keys.text(raw)) if raw is not None else None
+                if record is None or record.state not in LIVE_STATES:
+                    continue  # not ours, or already final: the tally ages out
+                self.track(worker, record)
+                await self._apply_tally(worker, record.client_order_id, tally)
+
+    # --- notices ------------------------------------------------------------------------
+    async def on_notice(self, worker: AccountWorker, notice: ExecutionNotice) -> None:
+        if not notice.is_fill or notice.refused:
+            await self._on_order_notice(worker, notice)
+            return
+        key = (worker.alias, notice.broker_order_id)
+        tally = self._tallies.setdefault(key, NoticeTally())
+        if not tally.add(notice):
+            return  # counted once: a lagging tally is safe, an inflated one is not
+        owner = self._owners.get(key)  # unknown: not answered yet, or accepted elsewhere (see the sweep)
+        if owner is not None:
+            await self._apply_tally(worker, owner, tally)
+
+    async def _on_order_notice(self, worker: AccountWorker, notice: ExecutionNotice) -> None:
+        """A refusal or cancel confirmation: REST has the authoritative view, so look soon."""
+        if not (notice.refused or notice.amendment == "2"):
+            return
+        for number in (notice.broker_order_id, notice.original_order_id):
+            owner = self._owners.get((worker.alias, number))
+            if owner is not None and owner in worker.tracking:
+                worker.tracking[owner] = 0.0
+                self.request_poll(worker)
+
+    async def _apply_tally(self, worker: AccountWorker, client_order_id: str, tally: NoticeTally) -> None:
+        for attempt in range(2):
+            record = await self._record(client_order_id)
+            if record is None or record.state not in LIVE_STATES:
+                return  # unknown, final, or not accepted yet (the acceptance applies the tally then)
+            if not all_plausible(record, tally):
+                logger.warning(
+                    "execution notices do not fit the order; asking KIS instead",
+                    extra={"client_order_id": client_order_id},
+                )
+                worker.tracking[client_order_id] = 0.0
+                self.request_poll(worker)
+                return
+            change = self._notice_change(worker, record, tally)
+            if change is None:
+                return  # nothing beyond what is stored
+            if await self._store(worker, change):
+                self._mark_applied(worker, change)
+                return
+            if attempt == 0:  # another process changed the order since we read it: read it again, once
+                logger.info(
+                    "order changed meanwhile; applying notices again", extra={"client_order_id": client_order_id}
+                )
+
+    async def apply_status(
+        self, worker: AccountWorker, record: OrderRecord, status: BrokerOrderStatus, *, source: str = "poll"
+    ) -> None:
+        """Apply KIS's cumulative view of one order (idempotent)."""
+        if status.filled_quantity > record.filled_quantity:
+            cumulative = min(status.filled_quantity, record.quantity)
+            amount = status.filled_amount if status.filled_amount > 0 else status.average_price * cumulative
+            await self.apply_fill(worker, record, cumulative, amount, source=source)
+            refreshed = await self._record(record.client_order_id)
+            if refreshed is None:
+                return
+            record = refreshed
+        if record.is_final or not status.done or status.filled_quantity >= record.quantity:
+            return
+        if record.filled_quantity != status.filled_quantity:
+            return  # our fills lag KIS's; the next poll settles them first
+        reason = "rejected by the exchange" if status.rejected else "cancelled or expired at KIS"
+        event = OrderCancelled(
+            correlation_id=record.correlation_id or record.client_order_id,
+            client_order_id=record.client_order_id,
+            account=worker.alias,
+            cancelled_quantity=record.quantity - status.filled_quantity,
+            reason=reason,
+        )
+        applied, _ = await orders.update_order(
+            self.client,
+            record.client_order_id,
+            allowed=LIVE_STATES,
+            new_state=OrderState.CANCELLED,
+            event=event,
+            condition=("filled_quantity", str(status.filled_quantity)),
+            note=reason,
+            maxlen=self.config.maxlen,
+        )
+        if applied:
+            metrics.ORDERS.labels("cancelled").inc()
+            self.forget(worker, record.client_order_id)
+
+    def fill_change(
+        self, worker: AccountWorker, record: OrderRecord, cumulative: int, amount: Decimal, source: str
+    ) -> FillChange | None:
+        """The change that takes ``record`` to ``cumulative`` shares for ``amount`` in total."""
+        previous_quantity = record.filled_quantity
+        if cumulative <= previous_quantity or amount <= 0:
+            return None
+        delta = cumulative - previous_quantity
+        average = amount / cumulative
+        previous_amount = (record.average_price or Decimal(0)) * previous_quantity
+        fill_price = (amount - previous_amount) / delta
+        if fill_price <= 0:
+            fill_price = average  # sources disagree on earlier fills' amounts: keep the average honest
+        rate = self.config.fee_rate_krx if record.market is Market.KRX else self.config.fee_rate_us
+        fee = money(record.market, fill_price * delta * rate)
+        final = cumulative >= record.quantity
+        event = OrderFilled(
+            correlation_id=record.correlation_id or record.client_order_id,
+            client_order_id=record.client_order_id,
+            account=worker.alias,
+            broker_order_id=record.broker_order_id,
+            market=record.market,
+            ticker=record.ticker,
+            side=record.side,
+            fill_quantity=delta,
+            fill_price=fill_price.quantize(Decimal("0.0001")),
+            cumulative_quantity=cumulative,
+            average_price=average.quantize(Decimal("0.0001")),
+            remaining_quantity=max(record.quantity - cumulative, 0),
+            fee=fee,
+            source=source,
+        )
+        state = OrderState.FILLED if final else OrderState.PARTIALLY_FILLED
+        fields = {"filled_quantity": cumulative, "average_price": event.average_price, "fee": record.fee + fee}
+        arguments = orders.update_arguments(
+            record.client_order_id,
+            allowed=LIVE_STATES,
+            new_state=state,
+            fields=fields,
+            condition=("filled_quantity", str(previous_quantity)),
+            event=event,
+            note=f"{delta} @ {event.fill_price} ({source})",
+            maxlen=self.config.maxlen,
+        )
+        after = record.model_copy(
+            update={
+                "state": state,
+                "filled_quantity": cumulative,
+                "average_price": event.average_price,
+                "fee": record.fee + fee,
+            }
+        )
+        return FillChange(record, after, event, arguments)
+
+    def queue_fill(self, pipe: Any, worker: AccountWorker, change: FillChange) -> None:
+        """Queue ``change`` on a pipeline: the order update, and who opened the position (buys)."""
+        pipe.fcall("yq_order_update", *change.arguments)
+        record = change.before
+        if record.side is Side.BUY:
+            # The first order that opens a position names its owner (yquant.portfolio.remember_attribution).
+            owner = record.strategy if record.origin == "signal" else record.origin
+            pipe.hsetnx(keys.position_attribution(worker.alias), f"{record.market.value}:{record.ticker}", owner)
+
+    def finish_fill(self, worker: AccountWorker, change: FillChange, applied: bool) -> bool:
+        """After the pipeline ran: remember the new state, count, log, sync the account soon."""
+        coid = change.before.client_order_id
+        if not applied:
+            self._records.pop(coid, None)  # someone else changed it: read it again next time
+            return False
+        metrics.FILLS.labels(change.event.source).inc()
+        with correlation(change.before.correlation_id or coid):
+            logger.info(
+                "order filled" if change.final else "order partially filled",
+                extra={
+                    "client_order_id": coid,
+                    "quantity": change.event.fill_quantity,
+                    "price": str(change.event.fill_price),
+                    "source": change.event.source,
+                },
+            )
+        if change.final:
+            metrics.ORDERS.labels("filled").inc()
+            self.forget(worker, coid)
+        else:
+            self._records[coid] = change.after
+            worker.note_news(coid)
+        self.sync.schedule(worker, segment_of(change.before.market))
+        return True
+
+    async def apply_fill(
+        self, worker: AccountWorker, record: OrderRecord, cumulative: int, amount: Decimal, *, source: str
+    ) -> bool:
+        """Store the cumulative fill if nothing changed the order meanwhile; emit ``OrderFilled``."""
+        change = self.fill_change(worker, record, cumulative, amount, source)
+        return change is not None and await self._store(worker, change)
+
+    async def _store(self, worker: AccountWorker, change: FillChange) -> bool:
+        async with self.client.pipeline(transaction=False) as pipe:
+            self.queue_fill(pipe, worker, change)
+            results = await pipe.execute()
+        applied, _ = orders.update_result(results[0])
+        return self.finish_fill(worker, change, applied)

@@ -1,0 +1,383 @@
+"""Order commands at KIS, exactly once.
+
+* ``SubmitOrder``: NEW -> SUBMITTING (only from NEW) before the POST; a definite answer
+  gives ACCEPTED (with KIS's order number) or REJECTED (with KIS's message for the user).
+  No connection at all gives FAILED ("not sent"). A timeout, reset or unreadable answer
+  leaves the outcome unknown: the order is reconciled against KIS's order list and
+  adopted or marked FAILED, never posted again.
+* A US "market" order is sent as a marketable limit: the latest quote plus a slippage,
+  on the cent. Without a quote it is refused; a price is never assumed.
+* ``CancelOrder``: cancels what is left of a live order; the poll confirms it.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import datetime
+from decimal import Decimal
+
+import redis.asyncio as aioredis
+
+from brokergateway import metrics
+from brokergateway.config import GatewayConfig
+from brokergateway.fills import LIVE_STATES, Fills
+from brokergateway.kis import trading
+from brokergateway.order_rows import order_number
+from brokergateway.quotes import QuoteDesk, marketable_limit
+from brokergateway.reconcile import BROKER_ORDER_TTL_S, find_order
+from brokergateway.worker import AccountWorker
+from yquant import keys
+from yquant import orders as order_store
+from yquant.errors import (
+    BrokerError,
+    BrokerProtocolError,
+    BrokerRateLimited,
+    BrokerRejected,
+    BrokerTransportError,
+    BrokerUnreachable,
+    TokenError,
+)
+from yquant.logs import correlation
+from yquant.messages import (
+    CancelOrder,
+    OrderAccepted,
+    OrderRejected,
+    OrderState,
+    OrderSubmitted,
+    OrderType,
+    SubmitOrder,
+    utcnow,
+)
+from yquant.orders import OrderRecord
+
+logger = logging.getLogger(__name__)
+
+# Held while an order is submitted or reconciled; it outlives any POST (pacing wait + timeout),
+# so a lease that expired means its holder died, and the order may be reconciled.
+LEASE_TTL_MS = 120_000
+
+
+class OrderDesk:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        workers: dict[str, AccountWorker],
+        config: GatewayConfig,
+        fills: Fills,
+        quotes: QuoteDesk,
+        instance: str = "",
+    ) -> None:
+        self.client = client
+        self.workers = workers
+        self.config = config
+        self.fills = fills
+        self.quotes = quotes
+        self.instance = instance or uuid.uuid4().hex
+        self._busy: set[str] = set()  # client order ids being submitted or settled in this process
+
+    # --- submit -------------------------------------------------------------------------
+    async def submit(self, command: SubmitOrder) -> None:
+        coid, alias = command.client_order_id, command.account
+        worker = self.workers.get(alias)
+        if worker is None:
+            reason = f"account {alias!r} is not configured"
+            await self.reject(coid, alias, "UNKNOWN_ACCOUNT", reason, allowed=(OrderState.NEW,))
+            return
+        if not worker.serves(command.market):
+            reason = f"account {alias!r} does not trade {command.market.value}"
+            await self.reject(coid, alias, "MARKET_NOT_TRADED", reason, allowed=(OrderState.NEW,))
+            return
+        if coid in self._busy:
+            logger.info("order already being handled here", extra={"client_order_id": coid})
+            return
+        self._busy.add(coid)
+        try:
+            await self._submit(worker, command)
+        finally:
+            self._busy.discard(coid)
+
+    async def _submit(self, worker: AccountWorker, command: SubmitOrder) -> None:
+        coid, alias = command.client_order_id, command.account
+        submitted_at = utcnow()
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.fcall(
+                "yq_order_update",
+                *order_store.update_arguments(
+                    coid,
+                    allowed=(OrderState.NEW,),
+                    new_state=OrderState.SUBMITTING,
+                    fields={"submitted_at": submitted_at.isoformat()},
+                    event=OrderSubmitted(correlation_id=command.correlation_id, client_order_id=coid, account=alias),
+                    maxlen=self.config.maxlen,
+                ),
+            )
+            # The lease says "being submitted": a redelivered command must not reconcile it meanwhile.
+            pipe.set(keys.order_lease(coid), self.instance, nx=True, px=LEASE_TTL_MS)
+            results = await pipe.execute()
+        applied, previous = order_store.update_result(results[0])
+        own_lease = bool(results[1])
+        if not applied:
+            await self._not_submitted(worker, coid, previous, own_lease)
+            return
+        metrics.ORDERS.labels("submitted").inc()
+        price = command.limit_price
+        if command.market.is_us and (command.order_type is OrderType.MARKET or price is None):
+            price = await self._marketable_price(worker, command)
+            if price is None:
+                return
+        try:
+            ack = await trading.place_order(
+                worker.kis, command.market, command.ticker, command.side, command.quantity, command.order_type, price
+            )
+        except (BrokerRejected, BrokerRateLimited) as exc:
+            # KIS refused before booking: its message is what the user sees.
+            await self.reject(coid, alias, exc.code or "REJECTED", exc.message)
+        except TokenError as exc:
+            await self.reject(coid, alias, exc.code or "TOKEN", f"no usable KIS access token: {exc.message}")
+        except BrokerUnreachable as exc:
+            await self.reject(
+                coid, alias, "UNREACHABLE", f"KIS could not be reached; the order was not sent ({exc.message})",
+                final_state=OrderState.FAILED,
+            )  # fmt: skip
+        except (BrokerTransportError, BrokerProtocolError) as exc:
+            logger.warning("order outcome unknown; reconciling", extra={"client_order_id": coid, "error": exc.message})
+            record = await order_store.get_order(self.client, coid)
+            if record is not None:
+                await self.settle_unknown(worker, record)
+        except ValueError as exc:
+            await self.reject(coid, alias, "INVALID", str(exc))
+        else:
+            record = submitting_record(command, price, submitted_at)
+            await self.accept(worker, record, ack.broker_order_id, ack.broker_org_no)
+
+    async def _not_submitted(
+        self, worker: AccountWorker, coid: str, previous: OrderState | None, own_lease: bool
+    ) -> None:
+        """The command came again (or has no record): never post; reconcile an abandoned submission."""
+        record = await order_store.get_order(self.client, coid) if own_lease else None
+        if record is not None and record.state is OrderState.SUBMITTING:
+            # An earlier attempt may have reached KIS and nobody holds the order: reconcile it.
+            await self.settle_unknown(worker, record)
+            return
+        if own_lease:
+            await self.client.delete(keys.order_lease(coid))
+        if previous is None:
+            logger.error("order command without a record; ignored", extra={"client_order_id": coid})
+        elif previous is OrderState.SUBMITTING:
+            logger.info("order is being submitted or reconciled elsewhere", extra={"client_order_id": coid})
+        else:
+            logger.info("order already handled", extra={"client_order_id": coid, "state": previous.value})
+
+    async def _marketable_price(self, worker: AccountWorker, command: SubmitOrder) -> Decimal | None:
+        try:
+            quote = await self.quotes.recent(
+                command.market, command.ticker, worker.alias, self.config.us_quote_max_age_s
+            )
+        except BrokerError as exc:
+            await self.reject(
+                command.client_order_id,
+                worker.alias,
+                "NO_PRICE",
+                f"a US market order is sent as a limit near the quote, and there is no quote: {exc.message}",
+            )
+            return None
+        price = marketable_limit(quote, command.side, self.config.us_market_slippage_percent)
+        await order_store.update_order(
+            self.client,
+            command.client_order_id,
+            allowed=(OrderState.SUBMITTING,),
+            fields={"limit_price": price},
+            maxlen=self.config.maxlen,
+        )
+        logger.info(
+            "US market order sent as a marketable limit",
+            extra={"client_order_id": command.client_order_id, "quote": str(quote.price), "limit": str(price)},
+        )
+        return price
+
+    # --- outcomes -----------------------------------------------------------------------
+    async def reject(
+        self,
+        coid: str,
+        account: str,
+        code: str,
+        reason: str,
+        *,
+        allowed: tuple[OrderState, ...] = (OrderState.SUBMITTING,),
+        final_state: OrderState = OrderState.REJECTED,
+    ) -> None:
+        record = await order_store.get_order(self.client, coid)
+        correlation_id = (record.correlation_id if record else "") or coid
+        event = OrderRejected(
+            correlation_id=correlation_id,
+            client_order_id=coid,
+            account=account,
+            reason_code=code,
+            reason=reason,
+            final_state=final_state,
+        )
+        applied, _ = await order_store.update_order(
+            self.client,
+            coid,
+            allowed=allowed,
+            new_state=final_state,
+            fields={"reason": reason},
+            event=event,
+            note=reason,
+            maxlen=self.config.maxlen,
+        )
+        if applied:
+            metrics.ORDERS.labels(final_state.value.lower()).inc()
+        await self.client.delete(keys.order_lease(coid))
+        with correlation(correlation_id):
+            logger.info("order %s", final_state.value.lower(), extra={"client_order_id": coid, "reason": reason})
+
+    async def accept(
+        self,
+        worker: AccountWorker,
+        record: OrderRecord,
+        broker_order_id: str,
+        org_no: str,
+        *,
+        reconciled: bool = False,
+    ) -> bool:
+        """SUBMITTING -> ACCEPTED with KIS's order number, in one round trip with the broker-order
+        key and any fill that notices reported before KIS's answer came."""
+        coid = record.client_order_id
+        event = OrderAccepted(
+            correlation_id=record.correlation_id or coid,
+            client_order_id=coid,
+            account=worker.alias,
+            broker_order_id=broker_order_id,
+            broker_org_no=org_no,
+            reconciled=reconciled,
+        )
+        accepted = record.model_copy(
+            update={"state": OrderState.ACCEPTED, "broker_order_id": broker_order_id, "broker_org_no": org_no}
+        )
+        fill = self.fills.pending_fill(worker, accepted)
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.set(keys.broker_order(worker.alias, order_number(broker_order_id)), coid, ex=BROKER_ORDER_TTL_S)
+            pipe.fcall(
+                "yq_order_update",
+                *order_store.update_arguments(
+                    coid,
+                    allowed=(OrderState.SUBMITTING,),
+                    new_state=OrderState.ACCEPTED,
+                    fields={"broker_order_id": broker_order_id, "broker_org_no": org_no},
+                    event=event,
+                    note="adopted after reconciliation" if reconciled else "",
+                    maxlen=self.config.maxlen,
+                ),
+            )
+            if fill is not None:
+                self.fills.queue_fill(pipe, worker, fill)
+            pipe.delete(keys.order_lease(coid))
+            results = await pipe.execute()
+        applied, previous = order_store.update_result(results[1])
+        if not applied:
+            logger.error(
+                "KIS booked an order whose record is no longer SUBMITTING; check it at KIS",
+                extra={"client_order_id": coid, "broker_order_id": broker_order_id, "state": str(previous)},
+            )
+            return False
+        metrics.ORDERS.labels("adopted" if reconciled else "accepted").inc()
+        logger.info("order accepted", extra={"client_order_id": coid, "broker_order_id": broker_order_id})
+        fill_applied = fill is not None and order_store.update_result(results[2])[0]
+        await self.fills.after_acceptance(worker, accepted, fill, fill_applied)
+        return True
+
+    async def settle_abandoned(self, worker: AccountWorker, coid: str) -> None:
+        """Reconcile a SUBMITTING order nobody is working on (its lease expired, e.g. after a crash)."""
+        if coid in self._busy:
+            return
+        self._busy.add(coid)
+        try:
+            await self._settle_if_free(worker, coid)
+        finally:
+            self._busy.discard(coid)
+
+    async def _settle_if_free(self, worker: AccountWorker, coid: str) -> None:
+        if not await self.client.set(keys.order_lease(coid), self.instance, nx=True, px=LEASE_TTL_MS):
+            logger.info("order is being submitted or reconciled elsewhere", extra={"client_order_id": coid})
+            return
+        record = await order_store.get_order(self.client, coid)
+        if record is not None and record.state is OrderState.SUBMITTING:
+            await self.settle_unknown(worker, record)
+        else:
+            await self.client.delete(keys.order_lease(coid))
+
+    def busy(self, coid: str) -> bool:
+        return coid in self._busy
+
+    async def settle_unknown(self, worker: AccountWorker, record: OrderRecord) -> None:
+        """An order whose POST outcome is unknown: adopt KIS's order or mark it FAILED; never re-post.
+        The caller holds the order's lease; the outcome (accept or reject) releases it."""
+        metrics.ORDERS.labels("unknown").inc()
+        with correlation(record.correlation_id or record.client_order_id):
+            status = await find_order(self.client, worker, record, self.config)
+            if status is None:
+                await self.reject(
+                    record.client_order_id,
+                    worker.alias,
+                    "UNCONFIRMED",
+                    "no answer from KIS and the order is not in KIS's order list; it was not sent again",
+                    final_state=OrderState.FAILED,
+                )
+                return
+            logger.warning(
+                "order adopted after an unknown outcome",
+                extra={"client_order_id": record.client_order_id, "broker_order_id": status.broker_order_id},
+            )
+            if await self.accept(worker, record, status.broker_order_id, status.branch, reconciled=True):
+                accepted = await order_store.get_order(self.client, record.client_order_id)
+                if accepted is not None:
+                    await self.fills.apply_status(worker, accepted, status)
+
+    # --- cancel -------------------------------------------------------------------------
+    async def cancel(self, command: CancelOrder) -> None:
+        worker = self.workers.get(command.account)
+        record = await order_store.get_order(self.client, command.client_order_id)
+        if worker is None or record is None or record.is_final:
+            return
+        if record.state not in LIVE_STATES or not record.broker_order_id:
+            logger.info("cancel skipped: order not live at the broker", extra={"state": record.state.value})
+            return
+        try:
+            await trading.cancel_order(
+                worker.kis,
+                record.market,
+                record.ticker,
+                record.broker_order_id,
+                record.broker_org_no,
+                record.remaining_quantity,
+            )
+        except BrokerError as exc:
+            logger.warning("cancel refused", extra={"client_order_id": record.client_order_id, "error": exc.message})
+            return
+        worker.tracking[record.client_order_id] = 0.0  # the poll confirms the cancellation
+        self.fills.request_poll(worker)
+
+
+def submitting_record(command: SubmitOrder, price: Decimal | None, submitted_at: datetime) -> OrderRecord:
+    """The order as stored once SUBMITTING (what ``yquant.orders.get_order`` would read back)."""
+    return OrderRecord(
+        client_order_id=command.client_order_id,
+        account=command.account,
+        market=command.market,
+        ticker=command.ticker,
+        side=command.side,
+        quantity=command.quantity,
+        order_type=command.order_type,
+        limit_price=price,
+        strategy=command.strategy,
+        origin=command.origin,
+        signal_id=command.signal_id,
+        reduce_only=command.reduce_only,
+        correlation_id=command.correlation_id,
+        state=OrderState.SUBMITTING,
+        created_at=command.occurred_at,
+        updated_at=submitted_at,
+        submitted_at=submitted_at,
+    )

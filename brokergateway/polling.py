@@ -1,0 +1,130 @@
+"""REST fill polling: KIS's order lists read for the orders the gateway follows.
+
+Domestic orders are read from inquire-daily-ccld (per Korean trading day, newest first,
+stopping once every wanted order was seen); US orders from inquire-ccnl (UNCERTAIN: not
+in the protocol notes). Without notices every followed order is wanted; with notices,
+only those without news for a while (the safety net).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from brokergateway.config import GatewayConfig
+from brokergateway.fills import Fills
+from brokergateway.kis import inquiry
+from brokergateway.order_rows import (
+    NEW_YORK,
+    SEOUL,
+    BrokerOrderStatus,
+    domestic_status,
+    order_number,
+    overseas_status,
+)
+from brokergateway.worker import AccountWorker
+from yquant import orders
+from yquant.errors import BrokerError
+from yquant.messages import Market
+from yquant.orders import OrderRecord
+
+logger = logging.getLogger(__name__)
+
+Spawn = Callable[[Coroutine[Any, Any, None]], None]
+
+
+class FillPoller:
+    def __init__(self, client: aioredis.Redis, config: GatewayConfig, fills: Fills, spawn: Spawn) -> None:
+        self.client = client
+        self.config = config
+        self.fills = fills
+        self.spawn = spawn
+
+    def schedule(self, worker: AccountWorker, delay: float, *, stale_only: bool = False) -> None:
+        if worker.poll_scheduled:
+            return
+        worker.poll_scheduled = True
+
+        async def later() -> None:
+            try:
+                await asyncio.sleep(delay)
+                worker.poll_scheduled = False
+                await self.poll(worker, stale_only=stale_only)
+            except BrokerError as exc:
+                logger.warning("fill poll failed", extra={"account": worker.alias, "error": exc.message})
+            finally:
+                worker.poll_scheduled = False
+
+        self.spawn(later())
+
+    async def poll(self, worker: AccountWorker, *, stale_only: bool = False) -> None:
+        """Ask KIS for the tracked orders (only those without recent news if ``stale_only``)."""
+        async with worker.poll_lock:
+            worker.last_poll = time.monotonic()
+            if not worker.tracking:
+                return
+            records = await orders.get_orders(self.client, list(worker.tracking))
+            known = {record.client_order_id for record in records}
+            for coid in list(worker.tracking):
+                if coid not in known:
+                    self.fills.forget(worker, coid)
+            for record in records:
+                if record.is_final:
+                    self.fills.forget(worker, record.client_order_id)
+                else:
+                    self.fills.remember(record)  # Valkey's copy is the truth
+            live = [r for r in records if not r.is_final and r.broker_order_id]
+            wanted = set(worker.stale_orders(self.config.notice_grace_s)) if stale_only else set(worker.tracking)
+            domestic = [r for r in live if r.market is Market.KRX]
+            overseas = [r for r in live if r.market.is_us]
+            if any(r.client_order_id in wanted for r in domestic):
+                await self._poll_domestic(worker, domestic, wanted)
+            if any(r.client_order_id in wanted for r in overseas):
+                await self._poll_overseas(worker, overseas, wanted)
+
+    async def _poll_domestic(self, worker: AccountWorker, records: list[OrderRecord], wanted: set[str]) -> None:
+        by_number = {order_number(r.broker_order_id): r for r in records}
+        for day in sorted({_placed(r).astimezone(SEOUL).date() for r in records if r.client_order_id in wanted}):
+            missing = {
+                number
+                for number, r in by_number.items()
+                if r.client_order_id in wanted and _placed(r).astimezone(SEOUL).date() == day
+            }
+            async for rows in inquiry.daily_order_pages(worker.kis, day):
+                await self._apply_rows(worker, by_number, missing, [domestic_status(row) for row in rows])
+                if not missing:
+                    break  # newest first: the orders we follow are on the first pages
+
+    async def _poll_overseas(self, worker: AccountWorker, records: list[OrderRecord], wanted: set[str]) -> None:
+        by_number = {order_number(r.broker_order_id): r for r in records}
+        missing = {number for number, r in by_number.items() if r.client_order_id in wanted}
+        start = min(_placed(r).astimezone(NEW_YORK).date() for r in records if r.client_order_id in wanted)
+        end = max(datetime.now(UTC).astimezone(NEW_YORK).date(), start)
+        async for rows in inquiry.overseas_order_pages(worker.kis, start, end):
+            await self._apply_rows(worker, by_number, missing, [overseas_status(row) for row in rows])
+            if not missing:
+                break
+
+    async def _apply_rows(
+        self,
+        worker: AccountWorker,
+        by_number: dict[str, OrderRecord],
+        missing: set[str],
+        statuses: list[BrokerOrderStatus],
+    ) -> None:
+        for status in statuses:
+            record = by_number.get(status.broker_order_id)
+            if record is None or status.amendment:
+                continue
+            missing.discard(status.broker_order_id)
+            await self.fills.apply_status(worker, record, status)
+
+
+def _placed(record: OrderRecord) -> datetime:
+    return record.submitted_at or record.created_at

@@ -1,0 +1,76 @@
+"""Find an order whose POST outcome is unknown in KIS's own order list.
+
+The order is never posted again. Domestic orders are looked up in inquire-daily-ccld
+(filtered by ticker and side at KIS), US orders in inquire-ccnl (filtered here). A row
+matches on ticker, side, quantity, the price we sent and a placement time no earlier
+than our POST minus a window; a broker order already claimed by another of our orders
+is skipped (the claim is a SET NX on its broker order key).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime, timedelta
+
+import redis.asyncio as aioredis
+
+from brokergateway.config import GatewayConfig
+from brokergateway.kis import inquiry
+from brokergateway.order_rows import NEW_YORK, SEOUL, BrokerOrderStatus, domestic_status, matches, overseas_status
+from brokergateway.worker import AccountWorker
+from yquant import keys
+from yquant.errors import BrokerError
+from yquant.messages import Market
+from yquant.orders import OrderRecord
+
+logger = logging.getLogger(__name__)
+
+BROKER_ORDER_TTL_S = 7 * 86_400
+
+
+async def candidates(worker: AccountWorker, record: OrderRecord, since: datetime) -> list[BrokerOrderStatus]:
+    """KIS's orders that could be ``record`` (newest first where KIS sorts so)."""
+    if record.market is Market.KRX:
+        rows = await inquiry.daily_orders(
+            worker.kis, since.astimezone(SEOUL).date(), ticker=record.ticker, side=record.side
+        )
+        statuses = [domestic_status(row) for row in rows]
+    else:
+        start = since.astimezone(NEW_YORK).date()
+        end = max(datetime.now(UTC).astimezone(NEW_YORK).date(), start)
+        statuses = []
+        async for rows in inquiry.overseas_order_pages(worker.kis, start, end):
+            statuses.extend(overseas_status(row) for row in rows)
+    return [status for status in statuses if matches(record, status, since)]
+
+
+async def claim(client: aioredis.Redis, worker: AccountWorker, record: OrderRecord, status: BrokerOrderStatus) -> bool:
+    """Bind the broker order to ``record`` unless another of our orders owns it."""
+    key = keys.broker_order(worker.alias, status.broker_order_id)
+    if await client.set(key, record.client_order_id, nx=True, ex=BROKER_ORDER_TTL_S):
+        return True
+    owner = await client.get(key)
+    return owner is not None and keys.text(owner) == record.client_order_id
+
+
+async def find_order(
+    client: aioredis.Redis, worker: AccountWorker, record: OrderRecord, config: GatewayConfig
+) -> BrokerOrderStatus | None:
+    """The broker's order for ``record``, claimed for it; None when KIS does not have it."""
+    placed = record.submitted_at or record.created_at
+    since = placed - timedelta(seconds=config.reconcile_window_s)
+    for attempt in range(config.reconcile_attempts):
+        await asyncio.sleep(config.reconcile_delay_s * (attempt + 1))
+        try:
+            found = await candidates(worker, record, since)
+        except BrokerError as exc:
+            logger.warning(
+                "reconciliation query failed",
+                extra={"client_order_id": record.client_order_id, "attempt": attempt + 1, "error": exc.message},
+            )
+            continue
+        for status in found:
+            if await claim(client, worker, record, status):
+                return status
+    return None

@@ -1,0 +1,96 @@
+"""The KIS client against the simulator over HTTP: every endpoint, each tr_id pinned (docs/kis-api.md)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from brokergateway.kis import inquiry, trading
+from tests.integration.kissim.helpers import SimServer
+from yquant.messages import Market, OrderType, Side
+
+from .conftest import MakeHarness
+
+ORDER_CODES = {
+    "real": {("KRX", "buy"): "TTTC0012U", ("KRX", "sell"): "TTTC0011U", ("US", "buy"): "TTTT1002U",
+             ("US", "sell"): "TTTT1006U"},
+    "virtual": {("KRX", "buy"): "VTTC0012U", ("KRX", "sell"): "VTTC0011U", ("US", "buy"): "VTTT1002U",
+                ("US", "sell"): "VTTT1001U"},
+}  # fmt: skip
+QUERY_CODES = {
+    "real": {"inquire-balance": {"TTTC8434R", "TTTS3012R"}, "inquire-present-balance": {"CTRP6504R"},
+             "inquire-daily-ccld": {"TTTC0081R"}, "inquire-ccnl": {"TTTS3035R"}, "inquire-price": {"FHKST01010100"},
+             "price": {"HHDFS00000300"}, "order-rvsecncl": {"TTTC0013U", "TTTT1004U"}},
+    "virtual": {"inquire-balance": {"VTTC8434R", "VTTS3012R"}, "inquire-present-balance": {"VTRP6504R"},
+                "inquire-daily-ccld": {"VTTC0081R"}, "inquire-ccnl": {"VTTS3035R"}, "inquire-price": {"FHKST01010100"},
+                "price": {"HHDFS00000300"}, "order-rvsecncl": {"VTTC0013U", "VTTT1004U"}},
+}  # fmt: skip
+NEW_YORK = ZoneInfo("America/New_York")
+
+
+@pytest.fixture(params=["real", "virtual"])
+def any_sim(request: pytest.FixtureRequest, sim: SimServer, virtual_sim: SimServer) -> SimServer:
+    return sim if request.param == "real" else virtual_sim
+
+
+async def test_orders_go_out_with_the_tr_id_of_their_side_and_domain(
+    any_sim: SimServer, make_harness: MakeHarness
+) -> None:
+    harness = await make_harness(any_sim, start=False)
+    kis = harness.gateway.workers[harness.alias].kis
+    any_sim.admin("/admin/price", {"ticker": "005930", "price": "70000"})
+    any_sim.admin("/admin/price", {"ticker": "AAPL", "price": "190.00", "market": "US"})
+    await trading.place_order(kis, Market.KRX, "005930", Side.BUY, 2, OrderType.MARKET, None)
+    await trading.place_order(kis, Market.KRX, "005930", Side.SELL, 1, OrderType.LIMIT, Decimal(69000))
+    await trading.place_order(kis, Market.NASD, "AAPL", Side.BUY, 3, OrderType.LIMIT, Decimal("191.00"))
+    await trading.place_order(kis, Market.NASD, "AAPL", Side.SELL, 1, OrderType.LIMIT, Decimal("189.00"))
+    booked = [(o["market"], o["side"], o["tr_id"], o["quantity"], o["state"]) for o in harness.sim_orders()]
+    codes = ORDER_CODES[kis.env]
+    assert booked == [
+        ("KRX", "buy", codes[("KRX", "buy")], 2, "filled"),
+        ("KRX", "sell", codes[("KRX", "sell")], 1, "filled"),
+        ("NASD", "buy", codes[("US", "buy")], 3, "filled"),
+        ("NASD", "sell", codes[("US", "sell")], 1, "filled"),  # a US sell never goes out as a buy
+    ]
+
+
+async def test_every_query_and_cancel_uses_its_pinned_tr_id(any_sim: SimServer, make_harness: MakeHarness) -> None:
+    harness = await make_harness(any_sim, start=False)
+    kis = harness.gateway.workers[harness.alias].kis
+    any_sim.admin("/admin/price", {"ticker": "005930", "price": "70000"})
+    any_sim.admin("/admin/price", {"ticker": "IBM", "price": "220.00", "market": "US"})
+    await trading.place_order(kis, Market.KRX, "005930", Side.BUY, 3, OrderType.MARKET, None)
+    await trading.place_order(kis, Market.NYSE, "IBM", Side.BUY, 2, OrderType.LIMIT, Decimal("221.00"))
+    resting = await trading.place_order(kis, Market.KRX, "005930", Side.BUY, 1, OrderType.LIMIT, Decimal(60000))
+    resting_us = await trading.place_order(kis, Market.NYSE, "IBM", Side.BUY, 1, OrderType.LIMIT, Decimal("200.00"))
+
+    rows, summary = await inquiry.domestic_balance(kis)
+    assert [(r["pdno"], r["hldg_qty"]) for r in rows] == [("005930", "3")]
+    assert Decimal(summary["prvs_rcdl_excc_amt"]) < Decimal(summary["dnca_tot_amt"])
+    us_rows, _ = await inquiry.overseas_balance(kis, Market.NYSE)
+    assert [(r["ovrs_pdno"], r["ovrs_cblc_qty"], r["ovrs_excg_cd"]) for r in us_rows] == [("IBM", "2", "NYSE")]
+    present = await inquiry.overseas_present_balance(kis)
+    assert [c["crcy_cd"] for c in present.currencies] == ["USD"]
+    today = datetime.now(UTC).astimezone(ZoneInfo("Asia/Seoul")).date()
+    daily = await inquiry.daily_orders(kis, today, ticker="005930", side=Side.BUY)
+    assert len(daily) == 2
+    us_today = datetime.now(UTC).astimezone(NEW_YORK).date()
+    us_orders = [
+        row async for page in inquiry.overseas_order_pages(kis, us_today - timedelta(days=1), us_today) for row in page
+    ]
+    assert [row["pdno"] for row in us_orders] == ["IBM", "IBM"]
+    assert (await inquiry.domestic_price(kis, "005930"))["stck_prpr"] == "70000"
+    assert Decimal((await inquiry.overseas_price(kis, Market.NYSE, "IBM"))["last"]) == Decimal(220)
+    await trading.cancel_order(kis, Market.KRX, "005930", resting.broker_order_id, resting.broker_org_no, 1)
+    await trading.cancel_order(kis, Market.NYSE, "IBM", resting_us.broker_order_id, resting_us.broker_org_no, 1)
+    states = {o["odno"]: o["state"] for o in harness.sim_orders()}
+    assert states[resting.broker_order_id] == states[resting_us.broker_order_id] == "cancelled"
+
+    for path_end, expected in QUERY_CODES[kis.env].items():
+        used = set(harness.tr_ids("/" + path_end))
+        assert used == expected, path_end
+    quote_exchanges = [r.url.params["EXCD"] for r in harness.sent if r.url.path.endswith("/quotations/price")]
+    assert quote_exchanges == ["NYS"]  # quotes use NAS/NYS/AMS, orders NASD/NYSE/AMEX

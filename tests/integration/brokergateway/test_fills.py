@@ -1,0 +1,114 @@
+"""Fills from WebSocket notices or REST polling, partial fills applied once, cancels confirmed."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from tests.integration.kissim.helpers import SimServer
+from yquant.messages import CancelOrder, Market, OrderCancelled, OrderFilled, OrderState, OrderType
+
+from .conftest import NO_POLLING, MakeHarness
+
+
+def fills(events: list[object]) -> list[OrderFilled]:
+    return [e for e in events if isinstance(e, OrderFilled)]
+
+
+async def test_fill_delivered_only_by_websocket_ends_filled_and_updates_the_position(
+    sim: SimServer, make_harness: MakeHarness
+) -> None:
+    sim.admin("/admin/price", {"ticker": "105560", "price": "80000"})
+    harness = await make_harness(sim, config=NO_POLLING)
+    command = await harness.submit(ticker="105560", quantity=4, order_type=OrderType.LIMIT, limit_price=Decimal(79000))
+    await harness.state(command.client_order_id, OrderState.ACCEPTED)
+    sim.admin("/admin/price", {"ticker": "105560", "price": "79000"})  # the resting buy fills at the simulator
+
+    record = await harness.state(command.client_order_id, OrderState.FILLED)
+    assert (record.filled_quantity, record.average_price) == (4, Decimal(79000))
+    assert record.fee == Decimal(47)  # 316,000 KRW x 0.015 %, floored to the won
+    [fill] = fills(await harness.events(command.client_order_id))
+    assert (fill.source, fill.fill_quantity, fill.cumulative_quantity) == ("websocket", 4, 4)
+    assert harness.tr_ids("/inquire-daily-ccld") == []  # no REST poll was involved
+    position = await harness.until(lambda: harness.position("KRX", "105560"), "position synced")
+    assert (position["quantity"], Decimal(position["average_price"])) == (4, Decimal(79000))
+
+
+async def test_fill_delivered_only_by_polling_when_notices_are_dropped(
+    sim: SimServer, make_harness: MakeHarness
+) -> None:
+    sim.admin("/admin/price", {"ticker": "051910", "price": "300000"})
+    harness = await make_harness(sim)
+    sim.admin("/admin/ws", {"drop_notices": True})
+    try:
+        command = await harness.submit(
+            ticker="051910", quantity=2, order_type=OrderType.LIMIT, limit_price=Decimal(299500)
+        )
+        await harness.state(command.client_order_id, OrderState.ACCEPTED)
+        sim.admin("/admin/price", {"ticker": "051910", "price": "299500"})
+        record = await harness.state(command.client_order_id, OrderState.FILLED)
+    finally:
+        sim.admin("/admin/ws", {"drop_notices": False})
+    assert harness.gateway.feeds[0].connected  # the feed was up: the safety-net poll found the fill
+    [fill] = fills(await harness.events(command.client_order_id))
+    assert (fill.source, fill.fill_quantity, record.average_price) == ("poll", 2, Decimal(299500))
+    position = await harness.until(lambda: harness.position("KRX", "051910"), "position synced")
+    assert position["quantity"] == 2
+
+
+async def test_partial_fills_reported_by_notices_and_polls_are_applied_once(
+    sim: SimServer, make_harness: MakeHarness
+) -> None:
+    sim.admin("/admin/price", {"ticker": "035420", "price": "190000"})
+    harness = await make_harness(sim, config=NO_POLLING)
+    worker = harness.gateway.workers[harness.alias]
+    command = await harness.submit(
+        ticker="035420", quantity=10, order_type=OrderType.LIMIT, limit_price=Decimal(189000)
+    )
+    record = await harness.state(command.client_order_id, OrderState.ACCEPTED)
+
+    sim.admin("/admin/fill", {"odno": record.broker_order_id, "quantity": 4})
+    await harness.state(command.client_order_id, OrderState.PARTIALLY_FILLED)
+    await harness.gateway.poller.poll(worker)  # KIS's list says the same 4 shares: nothing new
+    sim.admin("/admin/fill", {"odno": record.broker_order_id, "quantity": 6})
+    record = await harness.state(command.client_order_id, OrderState.FILLED)
+    await harness.gateway.poller.poll(worker)
+
+    events = fills(await harness.events(command.client_order_id))
+    assert [(e.fill_quantity, e.cumulative_quantity, e.remaining_quantity) for e in events] == [(4, 4, 6), (6, 10, 0)]
+    assert {e.source for e in events} == {"websocket"}
+    assert (record.filled_quantity, record.average_price) == (10, Decimal(189000))
+    assert record.fee == sum((e.fee for e in events), Decimal(0))
+
+
+async def test_us_fill_found_by_polling_the_overseas_order_list(sim: SimServer, make_harness: MakeHarness) -> None:
+    sim.admin("/admin/price", {"ticker": "NVDA", "price": "120.00", "market": "US"})
+    harness = await make_harness(sim)
+    sim.admin("/admin/ws", {"drop_notices": True})
+    try:
+        command = await harness.submit(
+            market=Market.NASD, ticker="NVDA", quantity=3, order_type=OrderType.LIMIT, limit_price=Decimal("119.50")
+        )
+        await harness.state(command.client_order_id, OrderState.ACCEPTED)
+        sim.admin("/admin/price", {"ticker": "NVDA", "price": "119.50", "market": "US"})
+        record = await harness.state(command.client_order_id, OrderState.FILLED)
+    finally:
+        sim.admin("/admin/ws", {"drop_notices": False})
+    assert record.average_price == Decimal("119.5")
+    assert set(harness.tr_ids("/inquire-ccnl")) == {"TTTS3035R"}
+    position = await harness.until(lambda: harness.position("NASD", "NVDA"), "US position synced")
+    assert (position["quantity"], position["currency"]) == (3, "USD")
+
+
+async def test_cancel_of_a_resting_order_is_confirmed_by_kis(sim: SimServer, make_harness: MakeHarness) -> None:
+    sim.admin("/admin/price", {"ticker": "068270", "price": "180000"})
+    harness = await make_harness(sim)
+    command = await harness.submit(ticker="068270", quantity=5, order_type=OrderType.LIMIT, limit_price=Decimal(170000))
+    record = await harness.state(command.client_order_id, OrderState.ACCEPTED)
+    sim.admin("/admin/fill", {"odno": record.broker_order_id, "quantity": 2})
+    await harness.state(command.client_order_id, OrderState.PARTIALLY_FILLED)
+
+    await harness.gateway.handle(CancelOrder(client_order_id=command.client_order_id, account=harness.alias))
+    record = await harness.state(command.client_order_id, OrderState.CANCELLED)
+    [cancelled] = [e for e in await harness.events(command.client_order_id) if isinstance(e, OrderCancelled)]
+    assert (cancelled.cancelled_quantity, record.filled_quantity) == (3, 2)
+    assert set(harness.tr_ids("/order-rvsecncl")) == {"TTTC0013U"}

@@ -1,0 +1,195 @@
+"""Orders at KIS exactly once: pacing, unknown outcomes, rejections, US market orders."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+
+import pytest
+from prometheus_client import REGISTRY
+
+from tests.integration.kissim.helpers import SimServer, base_config
+from yquant import keys, orders
+from yquant.messages import (
+    Market,
+    OrderAccepted,
+    OrderRejected,
+    OrderState,
+    OrderType,
+    Side,
+    SubmitOrder,
+)
+
+from .conftest import MakeHarness
+
+
+@pytest.fixture(scope="module")
+def limited_sim() -> Iterator[SimServer]:
+    """A real-domain simulator that enforces KIS's 18 requests per second per account."""
+    server = SimServer(base_config(mode="real", rate_limit=True)).start()
+    yield server
+    server.stop()
+
+
+def sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def busiest_second(stamps_ns: list[int]) -> int:
+    """The most requests received in any one-second window."""
+    stamps = sorted(stamps_ns)
+    most, start = 0, 0
+    for end, stamp in enumerate(stamps):
+        while stamp - stamps[start] >= 1_000_000_000:
+            start += 1
+        most = max(most, end - start + 1)
+    return most
+
+
+async def test_burst_of_100_orders_is_paced_at_the_real_limit_without_loss_or_duplicate(
+    limited_sim: SimServer, make_harness: MakeHarness
+) -> None:
+    limited_sim.admin("/admin/price", {"ticker": "005930", "price": "70000"})
+    harness = await make_harness(limited_sim, rate_limit_per_s=None)  # the account's default: 18/s real
+    # Wait for the start-up sync, so the window below sees orders and the syncs after fills only.
+    await harness.until(lambda: harness.cash(), "first account sync")
+    commands = [
+        SubmitOrder(
+            client_order_id=f"yq-burst-{index:03d}",
+            account=harness.alias,
+            market=Market.KRX,
+            ticker="005930",
+            side=Side.BUY,
+            quantity=1 + index % 3,
+            strategy="burst",
+        )
+        for index in range(100)
+    ]
+    for command in commands:
+        assert await orders.create_order(harness.client, command, 100_000)
+    accepted_before = sample("yquant_gateway_orders_total", result="accepted")
+    await asyncio.gather(*(harness.gateway.handle(command) for command in commands))
+    records = [await harness.state(c.client_order_id, OrderState.FILLED, timeout_s=20) for c in commands]
+    assert sample("yquant_gateway_orders_total", result="accepted") - accepted_before == 100
+    app = harness.alias
+    assert sample("yquant_gateway_token_expires_at_seconds", app=app) > time.time() + 3600
+    assert sample("yquant_gateway_ws_connected", app=app) == 1
+    assert sample("yquant_gateway_kis_request_seconds_count", endpoint="order-cash") >= 100
+
+    booked = harness.sim_orders()
+    assert len(booked) == 100
+    assert sorted(int(o["odno"]) for o in booked) == sorted(int(r.broker_order_id) for r in records)
+    stats = limited_sim.admin("/admin/stats")
+    assert stats["counters"].get("rate_limited", 0) == 0
+    # Every request the account sent (orders, syncs, polls) counts against KIS's limit.
+    assert busiest_second([o["received_at_ns"] for o in booked]) <= 18
+    assert all(r.filled_quantity == r.quantity and r.broker_order_id for r in records)
+
+
+async def test_order_whose_answer_is_lost_but_booked_is_adopted_once(sim: SimServer, make_harness: MakeHarness) -> None:
+    harness = await make_harness(sim)
+    sim.admin("/admin/faults", {"drop_order_response": 1})
+    command = await harness.submit(ticker="000660", quantity=2)
+    record = await harness.state(command.client_order_id, OrderState.FILLED)
+
+    [booked] = [o for o in harness.sim_orders() if o["ticker"] == "000660"]
+    assert booked["response_dropped"] is True
+    assert int(record.broker_order_id) == int(booked["odno"])
+    accepted = [e for e in await harness.events(command.client_order_id) if isinstance(e, OrderAccepted)]
+    assert [e.reconciled for e in accepted] == [True]
+    history = await orders.order_history(harness.client, command.client_order_id)
+    assert any(h.get("note") == "adopted after reconciliation" for h in history)
+
+
+async def test_order_lost_before_booking_is_failed_visibly_and_never_resent(
+    sim: SimServer, make_harness: MakeHarness
+) -> None:
+    harness = await make_harness(sim)
+    sim.admin("/admin/faults", {"drop_before_booking": 1})
+    command = await harness.submit(ticker="035720", quantity=3)
+    record = await harness.state(command.client_order_id, OrderState.FAILED)
+
+    assert "not in KIS's order list" in record.reason
+    [event] = [e for e in await harness.events(command.client_order_id) if isinstance(e, OrderRejected)]
+    assert (event.final_state, event.reason_code) == (OrderState.FAILED, "UNCONFIRMED")
+    await harness.gateway.handle(command)  # the command delivered again: still nothing is sent
+    await asyncio.sleep(0.3)
+    assert [o for o in harness.sim_orders() if o["ticker"] == "035720"] == []
+    assert sim.admin("/admin/stats")["counters"]["dropped_before_booking"] >= 1
+
+
+async def test_redelivered_command_of_a_submitting_order_is_reconciled_not_reposted(
+    sim: SimServer, make_harness: MakeHarness
+) -> None:
+    harness = await make_harness(sim)
+    command = SubmitOrder(
+        client_order_id="yq-crashed", account=harness.alias, market=Market.KRX, ticker="005380", side=Side.BUY,
+        quantity=1, strategy="test",
+    )  # fmt: skip
+    await orders.create_order(harness.client, command, 100_000)
+    # A gateway died after SUBMITTING, before (or while) posting: the outcome is unknown.
+    await orders.update_order(harness.client, "yq-crashed", allowed=(OrderState.NEW,), new_state=OrderState.SUBMITTING)
+    await harness.gateway.handle(command)
+    await harness.state("yq-crashed", OrderState.FAILED)
+    assert [o for o in harness.sim_orders() if o["ticker"] == "005380"] == []
+
+
+async def test_command_delivered_again_while_another_gateway_submits_it_is_left_alone(
+    sim: SimServer, make_harness: MakeHarness
+) -> None:
+    harness = await make_harness(sim)
+    command = SubmitOrder(
+        client_order_id="yq-in-flight", account=harness.alias, market=Market.KRX, ticker="207940", side=Side.BUY,
+        quantity=1, strategy="test",
+    )  # fmt: skip
+    await orders.create_order(harness.client, command, 100_000)
+    await orders.update_order(harness.client, command.client_order_id, allowed=None, new_state=OrderState.SUBMITTING)
+    await harness.client.set(keys.order_lease(command.client_order_id), "gateway-b", px=60_000)
+    await harness.gateway.handle(command)  # e.g. reclaimed from a busy consumer: gateway-b is posting it
+    assert (await harness.order(command.client_order_id)).state is OrderState.SUBMITTING
+    assert harness.tr_ids("/inquire-daily-ccld") == []  # not even reconciled while gateway-b holds it
+
+    await harness.client.delete(keys.order_lease(command.client_order_id))  # gateway-b died
+    await harness.gateway.orders.settle_abandoned(harness.gateway.workers[harness.alias], command.client_order_id)
+    assert (await harness.order(command.client_order_id)).state is OrderState.FAILED
+    assert [o for o in harness.sim_orders() if o["ticker"] == "207940"] == []
+    assert not await harness.client.exists(keys.order_lease(command.client_order_id))
+
+
+async def test_business_rejection_is_an_order_rejected_with_kis_message(
+    sim: SimServer, make_harness: MakeHarness
+) -> None:
+    harness = await make_harness(sim)
+    errors_before = sample("yquant_gateway_kis_errors_total", code="APBK0986")
+    command = await harness.submit(side=Side.SELL, ticker="068270", quantity=5)  # nothing to sell
+    record = await harness.state(command.client_order_id, OrderState.REJECTED)
+    assert "주문가능수량을 초과" in record.reason
+    [event] = [e for e in await harness.events(command.client_order_id) if isinstance(e, OrderRejected)]
+    assert event.reason_code == "APBK0986"
+    assert event.reason == record.reason
+    assert sample("yquant_gateway_kis_errors_total", code="APBK0986") - errors_before == 1
+
+
+async def test_us_market_order_goes_out_as_a_marketable_limit_from_the_quote(
+    sim: SimServer, make_harness: MakeHarness
+) -> None:
+    sim.admin("/admin/price", {"ticker": "MSFT", "price": "410.00", "market": "US"})
+    harness = await make_harness(sim)
+    command = await harness.submit(market=Market.NASD, ticker="MSFT", quantity=2, order_type=OrderType.MARKET)
+    record = await harness.state(command.client_order_id, OrderState.FILLED)
+    assert record.limit_price == Decimal("414.10")  # 410.00 + 1 %, on the cent
+    [booked] = [o for o in harness.sim_orders() if o["ticker"] == "MSFT"]
+    assert (booked["tr_id"], Decimal(booked["price"]), booked["ord_dvsn"]) == ("TTTT1002U", Decimal("414.10"), "00")
+    assert record.average_price == Decimal(410)
+
+
+async def test_order_for_an_unknown_account_or_market_is_rejected_without_calling_kis(
+    sim: SimServer, make_harness: MakeHarness
+) -> None:
+    harness = await make_harness(sim, start=False)
+    command = await harness.submit(account="nobody")
+    record = await harness.state(command.client_order_id, OrderState.REJECTED)
+    assert record.reason == "account 'nobody' is not configured"
+    assert harness.tr_ids("/order-cash") == []
