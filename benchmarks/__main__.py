@@ -114,6 +114,10 @@ def run() -> dict[str, Any]:
         "YQ_KIS__RATE_LIMIT_PER_S": "0",
         "YQ_WEBHOOK__RATE_LIMIT_PER_MIN": "0",
         "YQ_LOG_LEVEL": "WARNING",
+        # The load is many small buys of the same tickers: open the limits that exist to stop that.
+        "YQ_RISK__MAX_ORDERS_PER_MINUTE": "0",
+        "YQ_RISK__DUPLICATE_WINDOW_S": "0",
+        "YQ_RISK__MAX_ORDER_VALUE__KRW": "1000000000000",
     }
     system = DevSystem(state, env, secret="bench-secret")
     started = time.monotonic()
@@ -145,7 +149,9 @@ def run() -> dict[str, Any]:
 
             password_file = state / "admin-password"
             password = password_file.read_text().strip() if password_file.exists() else ""
-            dashboard = measure_sse_rss(system.dashboard_url, "admin", password, system.pid_of("dashboard"))
+            dashboard = measure_sse_rss(
+                system.dashboard_url, "admin", password, system.pid_of("dashboard"), valkey_url=system.valkey_url
+            )
         except ImportError:
             dashboard = None
 

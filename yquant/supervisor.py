@@ -7,6 +7,7 @@ says so; stops everything cleanly on Ctrl-C / SIGTERM.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import secrets
 import signal
@@ -22,6 +23,7 @@ import orjson
 from yquant import embedded, valkey
 from yquant.settings import Settings
 
+PR_SET_PDEATHSIG = 1
 STOP_ORDER = ("webhook", "dashboard", "ordermanager", "brokergateway", "kissim", "valkey")
 
 
@@ -57,6 +59,15 @@ class Layout:
     @property
     def kissim_url(self) -> str:
         return f"http://127.0.0.1:{self.kissim_port}"
+
+
+def _die_with_parent() -> None:
+    """Linux: a child gets SIGTERM when the supervisor dies, even by SIGKILL (no orphans)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:
+        pass
 
 
 def webhook_secret(state_dir: Path) -> str:
@@ -153,7 +164,12 @@ class Supervisor:
     def start_child(self, child: Child) -> None:
         child.log = child.log_path.open("ab")
         child.process = subprocess.Popen(
-            child.argv, env=child.env, stdout=child.log, stderr=subprocess.STDOUT, start_new_session=True
+            child.argv,
+            env=child.env,
+            stdout=child.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C reaches the supervisor only; it stops children in order
+            preexec_fn=_die_with_parent,  # the supervisor starts no threads
         )
         child.started_at = time.monotonic()
         (self.layout.state_dir / "run").mkdir(exist_ok=True)
