@@ -99,13 +99,18 @@ def _parse_time(value: str) -> datetime | None:
         return None
 
 
-async def load_account_view(client: aioredis.Redis, account: str) -> AccountView:
+_RECORDS = orders.RecordCache()
+
+
+async def load_account_view(
+    client: aioredis.Redis, account: str, cache: orders.RecordCache | None = None
+) -> AccountView:
     snapshot = await portfolio.get_account(client, account)
     synced_at = _parse_time(snapshot.synced_at) if snapshot else None
     open_ids = {keys.text(i) for i in await client.smembers(keys.ORDERS_OPEN)}
     since_ms = (synced_at.timestamp() * 1000 - 1000) if synced_at else 0
     recent_ids = {keys.text(i) for i in await client.zrangebyscore(keys.ORDERS_INDEX, since_ms, "+inf")}
-    records = await orders.get_orders(client, sorted(open_ids | recent_ids))
+    records = await (cache or _RECORDS).get_many(client, sorted(open_ids | recent_ids))
     raw = await client.hgetall(keys.reservations(account))
     estimates: dict[str, Decimal] = {}
     for coid, value in raw.items():

@@ -230,3 +230,49 @@ async def open_orders(client: aioredis.Redis) -> list[OrderRecord]:
 async def order_history(client: aioredis.Redis, client_order_id: str) -> list[dict[str, object]]:
     rows = await client.lrange(keys.order_history(client_order_id), 0, -1)
     return [orjson.loads(r) for r in rows]
+
+
+class RecordCache:
+    """Parsed order records kept between reads; an order is fetched again only when it changed.
+
+    A risk check reads every open and recently settled order of the account for each
+    signal. Asking for one field (``updated_at``) per order and re-reading only the
+    orders that changed keeps that from growing with the number of orders.
+    """
+
+    def __init__(self, max_size: int = 20_000) -> None:
+        self.max_size = max_size
+        self._records: dict[str, tuple[str, OrderRecord]] = {}
+
+    async def get_many(self, client: aioredis.Redis, client_order_ids: Iterable[str]) -> list[OrderRecord]:
+        ids = list(client_order_ids)
+        if not ids:
+            return []
+        async with client.pipeline(transaction=False) as pipe:
+            for coid in ids:
+                pipe.hget(keys.order(coid), "updated_at")
+            stamps = [None if raw is None else keys.text(raw) for raw in await pipe.execute()]
+        stale = [
+            coid
+            for coid, stamp in zip(ids, stamps, strict=True)
+            if stamp is not None and (coid not in self._records or self._records[coid][0] != stamp)
+        ]
+        if stale:
+            async with client.pipeline(transaction=False) as pipe:
+                for coid in stale:
+                    pipe.hgetall(keys.order(coid))
+                rows = await pipe.execute()
+            for coid, row in zip(stale, rows, strict=True):
+                if row:
+                    record = parse_record(row)
+                    stamp_field = row.get(b"updated_at", row.get("updated_at", ""))
+                    self._records[coid] = (keys.text(stamp_field), record)
+            if len(self._records) > self.max_size:
+                for coid in list(self._records)[: len(self._records) - self.max_size]:
+                    del self._records[coid]
+        records = []
+        for coid, stamp in zip(ids, stamps, strict=True):
+            cached = self._records.get(coid)
+            if stamp is not None and cached is not None:
+                records.append(cached[1])
+        return records

@@ -87,7 +87,7 @@ def _wait_http(url: str, timeout_s: float = 20.0) -> None:
     raise RuntimeError(f"{url} did not answer in {timeout_s:.0f}s")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSystem]:
     state = tmp_path_factory.mktemp("browser-system")
     env = {"YQ_DASHBOARD__QUOTE_TIMEOUT_S": "0.5", "YQ_LOG_LEVEL": "WARNING"}
@@ -135,7 +135,7 @@ def _dashboard_alone(state: Path, extra: dict[str, str]) -> Iterator[RunningSyst
         server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
@@ -151,7 +151,7 @@ def sign_in(page: Page, system: RunningSystem, path: str = "/") -> None:
     page.wait_for_url(f"{system.dashboard_url}{path}")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def signed_in(browser: Browser, system: RunningSystem) -> Any:
     """The cookies of one sign-in, reused by every test that is not about signing in."""
     context = browser.new_context(base_url=system.dashboard_url)
@@ -191,7 +191,7 @@ def run(coroutine: Any) -> Any:
         return pool.submit(asyncio.run, coroutine).result()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def screenshots() -> Path:
     shutil.rmtree(SCREENSHOTS, ignore_errors=True)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
