@@ -36,7 +36,9 @@ TICKERS = [
 ]  # fmt: skip
 PACED_RATE = 100.0
 PACED_COUNT = int(os.environ.get("BENCH_PACED_COUNT", "1000"))
-FLOOD_COUNT = int(os.environ.get("BENCH_FLOOD_COUNT", "3000"))
+GENTLE_RATE = 20.0  # about KIS's real-account limit (18 requests/s): the rate a trader can reach
+GENTLE_COUNT = int(os.environ.get("BENCH_GENTLE_COUNT", "200"))
+FLOOD_COUNT = int(os.environ.get("BENCH_FLOOD_COUNT", "1500"))
 FLOOD_CONCURRENCY = 32
 
 
@@ -128,6 +130,13 @@ def run() -> dict[str, Any]:
         asyncio.run(flood(host, port, "/webhook", warm, 4))
         time.sleep(1.0)
 
+        gentle_bodies, gentle_keys = alert_bodies(system.secret, GENTLE_COUNT, "gentle")
+        gentle_since = time.time_ns()
+        gentle_results = asyncio.run(paced(host, port, "/webhook", gentle_bodies, GENTLE_RATE))
+        gentle_orders = wait_for_orders(system, gentle_since, len(gentle_bodies), 30)
+        gentle_e2e = e2e_latencies(gentle_results, gentle_keys, gentle_orders)
+        time.sleep(1.0)
+
         bodies, keys = alert_bodies(system.secret, PACED_COUNT, "paced")
         since = time.time_ns()
         paced_results = asyncio.run(paced(host, port, "/webhook", bodies, PACED_RATE))
@@ -162,7 +171,7 @@ def run() -> dict[str, Any]:
     finally:
         system.stop()
 
-    webhook_ms = [r.elapsed_s * 1000 for r in paced_results]
+    webhook_ms = [r.elapsed_s * 1000 for r in paced_results + gentle_results]
     statuses = {str(r.status) for r in paced_results + flood_results}
     return {
         "generated_at": datetime.now(UTC).isoformat(),
@@ -175,6 +184,13 @@ def run() -> dict[str, Any]:
             "p50": round(percentile(paced_e2e, 50), 2),
             "p99": round(percentile(paced_e2e, 99), 2),
             "max": round(max(paced_e2e, default=float("nan")), 2),
+        },
+        "e2e_ms_at_20_per_s": {
+            "rate_per_s": GENTLE_RATE,
+            "count": len(gentle_e2e),
+            "sent": len(gentle_results),
+            "p50": round(percentile(gentle_e2e, 50), 2),
+            "p99": round(percentile(gentle_e2e, 99), 2),
         },
         "webhook_ms": {
             "p50": round(percentile(webhook_ms, 50), 3),
@@ -200,6 +216,10 @@ def run() -> dict[str, Any]:
 def table(result: dict[str, Any]) -> str:
     rows = [
         ("e2e p50 / p99 at 100/s (ms)", f"{result['e2e_ms']['p50']} / {result['e2e_ms']['p99']}"),
+        (
+            "e2e p50 / p99 at 20/s (ms)",
+            f"{result['e2e_ms_at_20_per_s']['p50']} / {result['e2e_ms_at_20_per_s']['p99']}",
+        ),
         ("webhook p50 / p99 (ms)", f"{result['webhook_ms']['p50']} / {result['webhook_ms']['p99']}"),
         ("max alerts/s end to end", str(result["max_alerts_per_s"])),
     ]

@@ -236,8 +236,8 @@ class RecordCache:
     """Parsed order records kept between reads; an order is fetched again only when it changed.
 
     A risk check reads every open and recently settled order of the account for each
-    signal. Asking for one field (``updated_at``) per order and re-reading only the
-    orders that changed keeps that from growing with the number of orders.
+    signal. Final orders are served from memory (they never change again); for the others
+    one field (``updated_at``) is asked and only the orders that changed are re-read.
     """
 
     def __init__(self, max_size: int = 20_000) -> None:
@@ -248,10 +248,21 @@ class RecordCache:
         ids = list(client_order_ids)
         if not ids:
             return []
-        async with client.pipeline(transaction=False) as pipe:
-            for coid in ids:
-                pipe.hget(keys.order(coid), "updated_at")
-            stamps = [None if raw is None else keys.text(raw) for raw in await pipe.execute()]
+        # A final order (filled, cancelled, rejected, failed) never changes again: no look-up.
+        unsettled = [coid for coid in ids if coid not in self._records or not self._records[coid][1].is_final]
+        stamp_of = {coid: self._records[coid][0] for coid in ids if coid in self._records}
+        if unsettled:
+            async with client.pipeline(transaction=False) as pipe:
+                for coid in unsettled:
+                    pipe.hget(keys.order(coid), "updated_at")
+                replies = await pipe.execute()
+            for coid, raw in zip(unsettled, replies, strict=True):
+                if raw is None:
+                    stamp_of.pop(coid, None)
+                    self._records.pop(coid, None)
+                else:
+                    stamp_of[coid] = keys.text(raw)
+        stamps = [stamp_of.get(coid) for coid in ids]
         stale = [
             coid
             for coid, stamp in zip(ids, stamps, strict=True)

@@ -32,6 +32,17 @@ async def test_cache_returns_current_records_after_a_change(redis_client: aiored
     assert second[0] is first[0]  # unchanged orders are not parsed again
 
 
+async def test_final_orders_are_served_from_memory(redis_client: aioredis.Redis) -> None:
+    assert await orders.create_order(redis_client, command(3), 1000)
+    await orders.update_order(redis_client, "yq-3", allowed=None, new_state=OrderState.REJECTED)
+    cache = orders.RecordCache()
+    first = await cache.get_many(redis_client, ["yq-3"])
+    assert first[0].state is OrderState.REJECTED
+    await redis_client.hset("yq:order:yq-3", "reason", "changed behind the cache's back")
+    again = await cache.get_many(redis_client, ["yq-3"])
+    assert again[0] is first[0]
+
+
 async def test_cache_drops_orders_that_disappeared(redis_client: aioredis.Redis) -> None:
     assert await orders.create_order(redis_client, command(7), 1000)
     cache = orders.RecordCache()
