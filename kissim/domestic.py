@@ -53,6 +53,22 @@ async def dropped_before_booking(call: Call) -> Response | None:
     return p.error_response(KisError.gateway(Messages.SERVER_ERROR), call.tr_id)
 
 
+async def book_order(call: Call, request: OrderRequest, refusal: Refusal | None) -> Response:
+    """Refuse (recorded), lose before booking (fault), or book and answer a new order."""
+    if refusal is None and request.quantity < 0:
+        refusal = Refusal.BAD_QUANTITY
+    elif refusal is None and request.price < 0:
+        refusal = Refusal.BAD_PRICE
+    if refusal is not None:
+        call.sim.engine.record_rejected(request, refusal)
+        raise OrderDenied(refusal)
+    dropped = await dropped_before_booking(call)
+    if dropped is not None:
+        return dropped
+    order = call.sim.engine.submit(request)
+    return await answer_order(call, order, accepted_message(call, order.side))
+
+
 def accepted_message(call: Call, side: Side) -> p.Msg:
     if not call.virtual:
         return Messages.ORDER_SENT
@@ -82,18 +98,7 @@ async def order_cash(call: Call) -> Response:
         refusal = Refusal.BAD_EXCHANGE
     elif family_of(ticker) != "KRX":
         refusal = Refusal.NOT_TRADABLE
-    elif request.quantity < 0:
-        refusal = Refusal.BAD_QUANTITY
-    elif request.price < 0:
-        refusal = Refusal.BAD_PRICE
-    if refusal is not None:
-        call.sim.engine.record_rejected(request, refusal)
-        raise OrderDenied(refusal)
-    dropped = await dropped_before_booking(call)
-    if dropped is not None:
-        return dropped
-    order = call.sim.engine.submit(request)
-    return await answer_order(call, order, accepted_message(call, order.side))
+    return await book_order(call, request, refusal)
 
 
 async def order_rvsecncl(call: Call) -> Response:

@@ -13,9 +13,7 @@ from starlette.responses import Response
 from kissim import protocol as p
 from kissim.accounts import Account, Holding
 from kissim.domestic import (
-    accepted_message,
-    answer_order,
-    dropped_before_booking,
+    book_order,
     order_output,
     parse_price,
     parse_quantity,
@@ -52,21 +50,8 @@ async def order(call: Call) -> Response:
         parse_price(call.field("OVRS_ORD_UNPR")),
         call.received_at_ns,
     )
-    refusal = None
-    if request.exchange not in US_EXCHANGES:
-        refusal = Refusal.BAD_EXCHANGE
-    elif request.quantity < 0:
-        refusal = Refusal.BAD_QUANTITY
-    elif request.price < 0:
-        refusal = Refusal.BAD_PRICE
-    if refusal is not None:
-        call.sim.engine.record_rejected(request, refusal)
-        raise OrderDenied(refusal)
-    dropped = await dropped_before_booking(call)
-    if dropped is not None:
-        return dropped
-    booked = call.sim.engine.submit(request)
-    return await answer_order(call, booked, accepted_message(call, booked.side))
+    refusal = Refusal.BAD_EXCHANGE if request.exchange not in US_EXCHANGES else None
+    return await book_order(call, request, refusal)
 
 
 async def order_rvsecncl(call: Call) -> Response:
