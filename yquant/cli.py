@@ -7,6 +7,7 @@ import asyncio
 import os
 import sys
 import time
+import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
@@ -40,12 +41,21 @@ def _print_json(data: Any) -> None:
     sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2, default=str).decode() + "\n")
 
 
+def _width(text: str) -> int:
+    """Display width: East Asian wide characters (Korean stock names) take two columns."""
+    return sum(2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1 for ch in text)
+
+
+def _pad(text: str, width: int) -> str:
+    return text + " " * (width - _width(text))
+
+
 def _table(rows: list[list[str]], headers: list[str]) -> None:
-    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows, strict=False)]
-    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
-    sys.stdout.write(line + "\n" + "  ".join("-" * w for w in widths) + "\n")
+    widths = [max(_width(str(x)) for x in col) for col in zip(headers, *rows, strict=False)]
+    line = "  ".join(_pad(h, w) for h, w in zip(headers, widths, strict=True))
+    sys.stdout.write(line.rstrip() + "\n" + "  ".join("-" * w for w in widths) + "\n")
     for row in rows:
-        sys.stdout.write("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) + "\n")
+        sys.stdout.write("  ".join(_pad(str(c), w) for c, w in zip(row, widths, strict=True)).rstrip() + "\n")
 
 
 async def _status(settings: Settings, as_json: bool) -> int:
