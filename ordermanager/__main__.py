@@ -55,6 +55,7 @@ async def main() -> None:
         name=settings.instance,
         handler=ExecutionHandler(manager).handle,
         settings=settings.bus,
+        accept_types=ExecutionHandler.HANDLED_TYPES,
     )
     scheduler = Scheduler(client, clock=clock, misfire_grace_s=cfg.misfire_grace_s, maxlen=manager.maxlen)
     watcher = ExitWatcher(

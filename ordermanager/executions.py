@@ -41,6 +41,8 @@ PRUNE_MARGIN = timedelta(seconds=5)
 
 
 class ExecutionHandler:
+    HANDLED_TYPES = frozenset({"OrderFilled", "OrderRejected", "OrderCancelled", "AccountSynced"})
+
     def __init__(self, manager: OrderManager) -> None:
         self.manager = manager
         self.client: aioredis.Redis = manager.client

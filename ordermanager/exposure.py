@@ -107,11 +107,15 @@ async def load_account_view(
 ) -> AccountView:
     snapshot = await portfolio.get_account(client, account)
     synced_at = _parse_time(snapshot.synced_at) if snapshot else None
-    open_ids = {keys.text(i) for i in await client.smembers(keys.ORDERS_OPEN)}
     since_ms = (synced_at.timestamp() * 1000 - 1000) if synced_at else 0
-    recent_ids = {keys.text(i) for i in await client.zrangebyscore(keys.ORDERS_INDEX, since_ms, "+inf")}
+    async with client.pipeline(transaction=False) as pipe:
+        pipe.smembers(keys.ORDERS_OPEN)
+        pipe.zrangebyscore(keys.ORDERS_INDEX, since_ms, "+inf")
+        pipe.hgetall(keys.reservations(account))
+        open_raw, recent_raw, raw = await pipe.execute()
+    open_ids = {keys.text(i) for i in open_raw}
+    recent_ids = {keys.text(i) for i in recent_raw}
     records = await (cache or _RECORDS).get_many(client, sorted(open_ids | recent_ids))
-    raw = await client.hgetall(keys.reservations(account))
     estimates: dict[str, Decimal] = {}
     for coid, value in raw.items():
         data = orjson.loads(value)

@@ -88,6 +88,7 @@ class Consumer:
         settings: BusSettings,
         partition_key: PartitionKey | None = None,
         dead_letter_stream: str = keys.DEAD_LETTERS,
+        accept_types: frozenset[str] | None = None,
     ) -> None:
         self.client = client
         self.stream = stream
@@ -97,6 +98,8 @@ class Consumer:
         self.settings = settings
         self.partition_key = partition_key
         self.dead_letter_stream = dead_letter_stream
+        # Entries of other types are acknowledged unread (a stream carries several kinds).
+        self.accept_types = {t.encode() for t in accept_types} if accept_types else None
         self.stats = ConsumerStats()
         self._last_claim = 0.0
         self._last_lag = 0.0
@@ -212,6 +215,9 @@ class Consumer:
             raw_id = entry_id if isinstance(entry_id, bytes) else entry_id.encode()
             if counts.get(raw_id, 0) > self.settings.max_deliveries:
                 await self._dead_letter(entry_id, fields, f"delivered {counts[raw_id]} times")
+                to_ack.append(entry_id)
+                continue
+            if self.accept_types is not None and fields.get(b"type") not in self.accept_types:
                 to_ack.append(entry_id)
                 continue
             try:

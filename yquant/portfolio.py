@@ -67,17 +67,18 @@ async def get_position(client: aioredis.Redis, account: str, market: str, ticker
 
 
 async def get_account(client: aioredis.Redis, account: str) -> AccountSnapshot | None:
-    raw = await client.hgetall(keys.account(account))
+    async with client.pipeline(transaction=False) as pipe:
+        pipe.hgetall(keys.account(account))
+        pipe.hgetall(keys.positions(account))
+        raw, raw_positions = await pipe.execute()
     if not raw:
         return None
     data = {keys.text(k): keys.text(v) for k, v in raw.items()}
     cash = {k: Decimal(v) for k, v in orjson.loads(data["cash"]).items()}
-    return AccountSnapshot(
-        account=account,
-        cash=cash,
-        synced_at=data.get("synced_at", ""),
-        positions=await get_positions(client, account),
+    positions = sorted(
+        (Position.model_validate_json(v) for v in raw_positions.values()), key=lambda p: (p.market, p.ticker)
     )
+    return AccountSnapshot(account=account, cash=cash, synced_at=data.get("synced_at", ""), positions=positions)
 
 
 async def remember_attribution(client: aioredis.Redis, account: str, market: str, ticker: str, source: str) -> None:

@@ -186,3 +186,28 @@ async def test_same_partition_key_is_handled_in_arrival_order(redis_client: aior
     )
     await run_until(consumer, done)
     assert order == ["s0", "s1", "s2"]
+
+
+async def test_entries_of_other_types_are_acknowledged_without_handling(redis_client: aioredis.Redis) -> None:
+    seen: list[str] = []
+    done = asyncio.Event()
+
+    async def handler(message: AnyMessage) -> None:
+        seen.append(message.type)
+        done.set()
+
+    await redis_client.xadd(keys.SIGNALS, {"type": "OrderSubmitted", "data": b"{}"})
+    await publish(redis_client, keys.SIGNALS, make_signal(1))
+    consumer = Consumer(
+        redis_client,
+        stream=keys.SIGNALS,
+        group="g",
+        name="c",
+        handler=handler,
+        settings=BusSettings(block_ms=20),
+        accept_types=frozenset({"SignalReceived"}),
+    )
+    await run_until(consumer, done)
+    assert seen == ["SignalReceived"]
+    assert (await redis_client.xpending(keys.SIGNALS, "g"))["pending"] == 0
+    assert await redis_client.xlen(keys.DEAD_LETTERS) == 0
