@@ -103,6 +103,8 @@ class Consumer:
         self.stats = ConsumerStats()
         self._last_claim = 0.0
         self._last_lag = 0.0
+        # Handled entries whose XACK rides with the next XREADGROUP (one round trip, not two).
+        self._unacked: list[EntryId] = []
 
     async def run(self, stop: asyncio.Event) -> None:
         await ensure_group(self.client, self.stream, self.group)
@@ -112,16 +114,10 @@ class Consumer:
             try:
                 await self._maybe_reclaim()
                 await self._maybe_export_lag()
-                response: Any = await self.client.xreadgroup(
-                    self.group,
-                    self.name,
-                    {self.stream: ">"},
-                    count=self.settings.batch,
-                    block=self.settings.block_ms,
-                )
+                response = await self._ack_and_read()
                 backoff = 0.1
                 for _stream, entries in response or []:
-                    await self._handle_batch(entries)
+                    await self._handle_batch(entries, defer_ack=True)
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
                 logger.warning("valkey unavailable, retrying", extra={"error": str(exc), "stream": self.stream})
                 await _sleep_or_stop(stop, backoff)
@@ -133,6 +129,32 @@ class Consumer:
                 else:
                     logger.exception("stream read failed", extra={"stream": self.stream})
                     await _sleep_or_stop(stop, 1.0)
+        await self._flush_acks()
+
+    async def _ack_and_read(self) -> Any:
+        """XACK what was handled and XREADGROUP the next batch, in one round trip."""
+        if not self._unacked:
+            return await self.client.xreadgroup(
+                self.group, self.name, {self.stream: ">"}, count=self.settings.batch, block=self.settings.block_ms
+            )
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.xack(self.stream, self.group, *self._unacked)
+            pipe.xreadgroup(
+                self.group, self.name, {self.stream: ">"}, count=self.settings.batch, block=self.settings.block_ms
+            )
+            replies = await pipe.execute()
+        self._unacked = []
+        return replies[1]
+
+    async def _flush_acks(self) -> None:
+        if not self._unacked:
+            return
+        try:
+            await self.client.xack(self.stream, self.group, *self._unacked)
+            self._unacked = []
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            # Not lost: the entries stay pending and are handled again (idempotently) later.
+            logger.warning("could not acknowledge handled entries", extra={"error": str(exc)})
 
     async def _drain_own_pending(self, stop: asyncio.Event) -> None:
         """After a restart, handle what this consumer read but never acknowledged."""
@@ -204,7 +226,10 @@ class Consumer:
         return counts
 
     async def _handle_batch(
-        self, entries: list[tuple[EntryId, dict[bytes, bytes]]], check_deliveries: bool = False
+        self,
+        entries: list[tuple[EntryId, dict[bytes, bytes]]],
+        check_deliveries: bool = False,
+        defer_ack: bool = False,
     ) -> None:
         counts: dict[bytes, int] = {}
         if check_deliveries:
@@ -232,7 +257,9 @@ class Consumer:
         results = await asyncio.gather(*(self._handle_in_order(items) for items in groups.values()))
         for acked in results:
             to_ack.extend(acked)
-        if to_ack:
+        if defer_ack:
+            self._unacked.extend(to_ack)
+        elif to_ack:
             await self.client.xack(self.stream, self.group, *to_ack)
 
     async def _handle_in_order(self, items: list[tuple[EntryId, AnyMessage]]) -> list[EntryId]:
