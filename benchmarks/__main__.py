@@ -86,6 +86,19 @@ def proc_memory(pid: int) -> tuple[float, float]:
     return rss, hwm
 
 
+def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
+    """User + system CPU time of each process, from /proc/PID/stat."""
+    tick = os.sysconf("SC_CLK_TCK")
+    used = {}
+    for name, pid in pids.items():
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        used[name] = (int(fields[11]) + int(fields[12])) / tick
+    return used
+
+
 def wait_for_orders(system: DevSystem, since_ns: int, expected: int, timeout_s: float) -> list[dict[str, Any]]:
     deadline = time.monotonic() + timeout_s
     orders: list[dict[str, Any]] = []
@@ -138,9 +151,17 @@ def run() -> dict[str, Any]:
         time.sleep(1.0)
 
         bodies, keys = alert_bodies(system.secret, PACED_COUNT, "paced")
+        cpu_before = cpu_seconds(system.pids())
         since = time.time_ns()
         paced_results = asyncio.run(paced(host, port, "/webhook", bodies, PACED_RATE))
         paced_orders = wait_for_orders(system, since, len(bodies), 30)
+        time.sleep(1.0)  # fills and syncs of the last orders
+        cpu_after = cpu_seconds(system.pids())
+        cpu_ms_per_alert = {
+            name: round((cpu_after[name] - cpu_before[name]) * 1000 / len(bodies), 2)
+            for name in cpu_before
+            if name in cpu_after
+        }
         paced_e2e = e2e_latencies(paced_results, keys, paced_orders)
 
         time.sleep(1.0)
@@ -206,6 +227,7 @@ def run() -> dict[str, Any]:
             "concurrency": FLOOD_CONCURRENCY,
         },
         "http_statuses": sorted(statuses),
+        "cpu_ms_per_alert_at_100_per_s": cpu_ms_per_alert,
         "rss_mib": {name: m["hwm_mib"] for name, m in memory.items()},
         "memory_detail": memory,
         "dashboard_sse": dashboard,
@@ -225,6 +247,8 @@ def table(result: dict[str, Any]) -> str:
     ]
     for name, hwm in sorted(result["rss_mib"].items()):
         rows.append((f"peak RSS {name} (MiB)", str(hwm)))
+    for name, cpu in sorted(result["cpu_ms_per_alert_at_100_per_s"].items()):
+        rows.append((f"CPU per alert {name} (ms)", str(cpu)))
     if result.get("dashboard_sse"):
         rows.append(("dashboard RSS, 10 SSE clients (MiB)", str(result["dashboard_sse"].get("hwm_mib"))))
     width = max(len(r[0]) for r in rows)
