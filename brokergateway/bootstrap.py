@@ -42,18 +42,28 @@ def rate(settings: Settings, account: AccountSettings) -> float:
     return account.effective_rate_limit
 
 
+def key_pair(alias: str, account: AccountSettings) -> tuple[str, str]:
+    """The account's app key and secret, which the gateway (alone) cannot run without."""
+    if account.app_key is None or account.app_secret is None:
+        raise ConfigurationError(
+            f"account {alias!r} has no KIS app key pair: set YQ_ACCOUNTS__{alias.upper()}__APP_KEY and __APP_SECRET"
+        )
+    return account.app_key.get_secret_value(), account.app_secret.get_secret_value()
+
+
 def build_workers(
     settings: Settings, client: aioredis.Redis, http: httpx.AsyncClient
 ) -> tuple[dict[str, AccountWorker], dict[str, TokenManager]]:
     """One worker per account; one token manager per app key (returned by app key)."""
     accounts = effective_accounts(settings)
+    credentials = {alias: key_pair(alias, account) for alias, account in accounts.items()}
     aliases_by_key: dict[str, list[str]] = defaultdict(list)
-    for alias, account in accounts.items():
-        aliases_by_key[account.app_key.get_secret_value()].append(alias)
+    for alias, (app_key, _) in credentials.items():
+        aliases_by_key[app_key].append(alias)
     tokens: dict[str, TokenManager] = {}
     workers: dict[str, AccountWorker] = {}
     for alias, account in accounts.items():
-        app_key, app_secret = account.app_key.get_secret_value(), account.app_secret.get_secret_value()
+        app_key, app_secret = credentials[alias]
         base_url = rest_url(settings, account)
         if app_key not in tokens:
             tokens[app_key] = TokenManager(

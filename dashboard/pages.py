@@ -209,7 +209,7 @@ def _token_keys(request: Request) -> dict[str, str]:
         accounts = effective_accounts(web.settings)
     except ConfigurationError:
         return {}
-    return {alias: keys.token(a.app_key.get_secret_value()) for alias, a in accounts.items()}
+    return {alias: keys.token(a.app_key.get_secret_value()) for alias, a in accounts.items() if a.app_key is not None}
 
 
 @router.get("/system")

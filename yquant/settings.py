@@ -70,8 +70,10 @@ class KisSettings(BaseModel):
 class AccountSettings(BaseModel):
     cano: str = Field(pattern=r"^\d{8}$")
     product_code: str = Field(default="01", pattern=r"^\d{2}$")
-    app_key: SecretStr
-    app_secret: SecretStr
+    # Only the broker gateway needs the key pair; other processes may be given the account
+    # without it (aliases for the dashboard's manual orders and schedules, mapping checks).
+    app_key: SecretStr | None = None
+    app_secret: SecretStr | None = None
     env: Literal["real", "virtual"] = "virtual"
     hts_id: str = ""
     rate_limit_per_s: float | None = None  # default: 18/s real, 1/s virtual (KIS limits)
@@ -275,7 +277,7 @@ class Settings(BaseSettings):
                 raise ValueError(f"strategy {name!r} maps to unknown accounts {unknown}")
         if self.environment == "production":
             for alias, acct in self.accounts.items():
-                if acct.app_key.get_secret_value() == DEMO_APP_KEY:
+                if acct.app_key is not None and acct.app_key.get_secret_value() == DEMO_APP_KEY:
                     raise ValueError(f"account {alias!r} uses the demo app key in production")
         return self
 
@@ -297,7 +299,7 @@ def demo_accounts() -> dict[str, AccountSettings]:
 def effective_accounts(settings: Settings) -> dict[str, AccountSettings]:
     if settings.accounts:
         return settings.accounts
-    if settings.kis.rest_url is None:
+    if not settings.kis.rest_url:  # compose passes an empty URL for "the official domain"
         raise ConfigurationError("no KIS account configured: set YQ_ACCOUNTS (or YQ_KIS__REST_URL for the simulator)")
     return demo_accounts()
 

@@ -130,6 +130,12 @@ def _env_files(workdir: Path, passwords: dict[str, str], webhook_secret: str) ->
         "vm2": {
             **common,
             "YQ_DASHBOARD_SESSION_SECRET": secrets.token_urlsafe(32),
+            "YQ_DASHBOARD_ACCOUNTS": json.dumps(
+                {
+                    alias: {k: v for k, v in account.items() if k not in ("app_key", "app_secret")}
+                    for alias, account in ACCOUNTS.items()
+                }
+            ),
             "YQ_DASHBOARD_PROXY": ADDRESSES["vm3"],
             "YQ_WEBHOOK_HOST_IP": ADDRESSES["vm3"],
             "YQ_GRAFANA_ADMIN_PASSWORD": secrets.token_urlsafe(16),

@@ -64,3 +64,17 @@ def test_production_refuses_the_demo_app_key(monkeypatch: pytest.MonkeyPatch) ->
     )
     with pytest.raises(ValidationError, match="demo app key"):
         Settings()
+
+
+def test_an_account_without_its_key_pair_is_valid_outside_the_gateway(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("YQ_ACCOUNTS", '{"main": {"cano": "12345678", "env": "real"}}')
+    monkeypatch.setenv("YQ_STRATEGIES", '{"swing": {"accounts": ["main"]}}')
+    settings = Settings()
+    assert settings.accounts["main"].app_key is None
+    assert effective_accounts(settings)["main"].cano == "12345678"
+
+
+def test_empty_kis_url_means_the_official_domain_not_the_simulator(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("YQ_KIS__REST_URL", "")
+    with pytest.raises(ConfigurationError):
+        effective_accounts(Settings())
