@@ -1,9 +1,8 @@
-"""Quotes by cache or request/reply (a stand-in answers for the gateway); runtime risk limits."""
+"""When the order manager asks the gateway for a quote; runtime risk limits."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -11,57 +10,29 @@ import pytest
 import redis.asyncio as aioredis
 
 from ordermanager import controls
-from yquant import keys, quotes, valkey
+from yquant import keys, quotes
 from yquant.messages import Market, Quote, QuoteRequested, decode
-from yquant.settings import Settings, ValkeySettings
+from yquant.settings import Settings
 
 
-@pytest.fixture
-async def responder(valkey_url: str) -> AsyncIterator[list[QuoteRequested]]:
-    """Answers quote requests the way the gateway will: RPUSH the Quote's JSON to the reply list."""
-    client = valkey.connect(ValkeySettings(url=valkey_url))
-    seen: list[QuoteRequested] = []
-    stop = asyncio.Event()
-
-    async def answer() -> None:
-        last = "0"
-        while not stop.is_set():
-            response = await client.xread({keys.QUERIES: last}, block=50)
-            for _stream, entries in response or []:
-                for entry_id, fields in entries:
-                    last = entry_id
-                    request = decode(fields[b"data"])
-                    assert isinstance(request, QuoteRequested)
-                    seen.append(request)
-                    if request.ticker == "UNKNOWN":
-                        await client.rpush(keys.reply(request.request_id), b'{"error": "no such ticker"}')
-                        continue
-                    quote = Quote(
-                        market=request.market,
-                        ticker=request.ticker,
-                        price=Decimal("190.12"),
-                        currency="USD",
-                        as_of=datetime.now(UTC),
-                    )
-                    await client.rpush(keys.reply(request.request_id), quote.model_dump_json())
-
-    task = asyncio.create_task(answer())
-    yield seen
-    stop.set()
-    await task
-    await client.aclose()
+async def requests_on_the_query_stream(client: aioredis.Redis) -> list[QuoteRequested]:
+    requests = [decode(fields[b"data"]) for _id, fields in await client.xrange(keys.QUERIES)]
+    assert all(isinstance(r, QuoteRequested) for r in requests)
+    return [r for r in requests if isinstance(r, QuoteRequested)]
 
 
-async def test_a_fresh_cached_quote_needs_no_request(
-    redis_client: aioredis.Redis, responder: list[QuoteRequested]
-) -> None:
+# The gateway's answer to a request is tested against the real gateway and the simulator in
+# tests/integration/brokergateway/test_sync_and_quotes.py; here: when the order manager asks.
+
+
+async def test_a_fresh_cached_quote_needs_no_request(redis_client: aioredis.Redis) -> None:
     cached = Quote(market=Market.NASD, ticker="AAPL", price=Decimal(191), currency="USD", as_of=datetime.now(UTC))
     await redis_client.set(keys.quote("NASD", "AAPL"), cached.model_dump_json())
     assert await quotes.get_quote(redis_client, Market.NASD, "AAPL", 0.5) == cached
-    assert responder == []
+    assert await requests_on_the_query_stream(redis_client) == []
 
 
-async def test_a_stale_cache_asks_the_gateway(redis_client: aioredis.Redis, responder: list[QuoteRequested]) -> None:
+async def test_a_stale_cached_quote_is_not_used_and_the_gateway_is_asked(redis_client: aioredis.Redis) -> None:
     old = Quote(
         market=Market.NASD,
         ticker="AAPL",
@@ -70,11 +41,9 @@ async def test_a_stale_cache_asks_the_gateway(redis_client: aioredis.Redis, resp
         as_of=datetime.now(UTC) - timedelta(minutes=5),
     )
     await redis_client.set(keys.quote("NASD", "AAPL"), old.model_dump_json())
-    quote = await quotes.get_quote(redis_client, Market.NASD, "AAPL", 1.0)
-    assert quote is not None
-    assert quote.price == Decimal("190.12")
-    assert [r.ticker for r in responder] == ["AAPL"]
-    assert await quotes.get_quote(redis_client, Market.NASD, "UNKNOWN", 1.0) is None
+    assert await quotes.get_quote(redis_client, Market.NASD, "AAPL", 0.2) is None
+    [request] = await requests_on_the_query_stream(redis_client)
+    assert (request.market, request.ticker) == (Market.NASD, "AAPL")
 
 
 async def test_no_answer_is_none_after_the_timeout(redis_client: aioredis.Redis) -> None:
