@@ -218,11 +218,14 @@ class Fills:
         if status.filled_quantity > record.filled_quantity:
             cumulative = min(status.filled_quantity, record.quantity)
             amount = status.filled_amount if status.filled_amount > 0 else status.average_price * cumulative
-            await self.apply_fill(worker, record, cumulative, amount, source=source)
-            refreshed = await self._record(record.client_order_id)
-            if refreshed is None:
-                return
-            record = refreshed
+            change = self.fill_change(worker, record, cumulative, amount, source)
+            if change is not None and await self._store(worker, change):
+                record = change.after  # what was just stored: no read back
+            else:
+                refreshed = await self._record(record.client_order_id)  # changed elsewhere meanwhile
+                if refreshed is None:
+                    return
+                record = refreshed
         if record.is_final or not status.done or status.filled_quantity >= record.quantity:
             return
         if record.filled_quantity != status.filled_quantity:

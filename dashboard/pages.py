@@ -25,7 +25,6 @@ from yquant.settings import effective_accounts
 router = APIRouter()
 
 TICKER_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9.\-]{0,11}$")
-OPEN_STATES = frozenset({"NEW", "SUBMITTING", "ACCEPTED", "PARTIALLY_FILLED"})
 
 
 def partial(request: Request) -> bool:
@@ -59,7 +58,7 @@ async def orders(request: Request) -> Response:
     show = request.query_params.get("show", "all")
     account = request.query_params.get("account", "")
     if show == "open":
-        records = [r for r in records if r.state.value in OPEN_STATES]
+        records = [r for r in records if not r.is_final]
     if account:
         records = [r for r in records if r.account == account]
     sent = request.query_params.get("sent", "")
@@ -70,7 +69,6 @@ async def orders(request: Request) -> Response:
         "account": account,
         "sent": sent,
         "decision": text_map(decision),
-        "open_states": OPEN_STATES,
         "trading_state": states,
     }
     return page(request, "orders", context)
@@ -181,18 +179,20 @@ async def schedule_edit(request: Request, schedule_id: str) -> Response:
 @router.get("/risk")
 async def risk(request: Request) -> Response:
     web = web_of(request)
-    totals, states = await web.reader.portfolio(web.tz)
-    limits, overridden = await load_limits(web.client, web.settings)
-    context = {
-        "limits": limits,
-        "limit_names": LIMIT_NAMES,
-        "limit_labels": {name: limit_label(name) for name in LIMIT_NAMES},
-        "overridden": overridden,
-        "accounts": [a.alias for a in totals.accounts],
-        "position_count": sum(len(a.positions) for a in totals.accounts),
-        "trading_state": states,
+    # The partial refresh shows only the trading state; limits only on a full page.
+    context: dict[str, object] = {
+        "accounts": await web.reader.aliases(),
+        "trading_state": await web.reader.trading_states(),
         "error": request.query_params.get("error", "")[:300],
     }
+    if not partial(request):
+        limits, overridden = await load_limits(web.client, web.settings)
+        context.update(
+            limits=limits,
+            limit_names=LIMIT_NAMES,
+            limit_labels={name: limit_label(name) for name in LIMIT_NAMES},
+            overridden=overridden,
+        )
     return page(request, "risk", context)
 
 

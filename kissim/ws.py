@@ -181,6 +181,7 @@ class NoticeHub:
         except (orjson.JSONDecodeError, AttributeError):
             return control("", "", "1", "OPSP9999", "JSON PARSING ERROR : invalid json", None)
         if header.get("tr_id") == "PINGPONG":
+            self.sim.counters["ws_pingpong_echoes"] += 1  # a client answering the keep-alive
             return None
         inputs = body.get("input", {}) if isinstance(body, dict) else {}
         tr_id, tr_key = str(inputs.get("tr_id", "")), str(inputs.get("tr_key", ""))

@@ -20,7 +20,7 @@ from ordermanager.limits import RiskLimits
 from ordermanager.schedules import Schedule, ScheduleSpec, next_occurrence, upcoming, why_never
 from yquant import keys, orders, portfolio
 from yquant.bus import publish
-from yquant.messages import Market, OrderType, QuantityType, Signal, SignalAction, SignalReceived, utcnow
+from yquant.messages import Market, Signal, SignalAction, SignalReceived, utcnow
 from yquant.settings import Settings, effective_accounts
 from yquant.trading_state import (
     TradingState,
@@ -50,7 +50,6 @@ __all__ = [
     "set_exit_rule",
     "set_risk_limits",
     "set_trading_state",
-    "submit_manual_order",
     "update_schedule",
 ]
 
@@ -122,45 +121,6 @@ async def flatten_all(
 ) -> list[str]:
     """The emergency flatten: every position sold, every open buy cancelled (allowed while HALTED)."""
     return await liquidate(client, settings, account=account, now=now, source="flatten")
-
-
-async def submit_manual_order(
-    client: aioredis.Redis,
-    settings: Settings,
-    *,
-    account: str,
-    market: Market | str,
-    ticker: str,
-    action: SignalAction | str,
-    quantity: int | None = None,
-    amount: Decimal | None = None,
-    limit_price: Decimal | None = None,
-    now: datetime | None = None,
-) -> str:
-    """A manual order from the dashboard, decided like an alert; returns its signal id."""
-    if account not in effective_accounts(settings):
-        raise ValueError(f"account {account!r} is not configured")
-    chosen = SignalAction(action)
-    if quantity is not None and amount is not None:
-        raise ValueError("set quantity or amount, not both")
-    moment = now or utcnow()
-    signal = Signal(
-        signal_id=f"manual-{uuid.uuid4().hex}",
-        strategy="manual",
-        ticker=ticker.strip().upper(),
-        market=Market(market),
-        action=chosen,
-        quantity=Decimal(quantity) if quantity is not None else amount,
-        quantity_type=QuantityType.AMOUNT if amount is not None else QuantityType.FIXED,
-        order_type=OrderType.LIMIT if limit_price is not None else OrderType.MARKET,
-        price=limit_price,
-        fired_at=moment,
-        received_at=moment,
-        source="dashboard",
-        account=account,
-    )
-    await publish(client, keys.SIGNALS, SignalReceived(signal=signal), settings.bus.stream_maxlen)
-    return signal.signal_id
 
 
 # --- schedules -----------------------------------------------------------------------------

@@ -83,12 +83,13 @@ class AccountView:
                     continue
                 same = position.market is market and position.ticker == ticker
                 positions_value += position_value(position, price) if same else position.market_value
+        pending = self.pending_buys(currency)
         return BuyExposure(
             cash=cash,
-            pending_buys=self.pending_buys(currency),
+            pending_buys=pending,
             symbol_value=position_value(self.position(market, ticker), price)
             + self.pending_buys(currency, market, ticker),
-            total_value=positions_value + self.pending_buys(currency),
+            total_value=positions_value + pending,
         )
 
 

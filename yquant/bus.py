@@ -16,7 +16,6 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -38,6 +37,7 @@ STREAM_LAG = Gauge("yquant_stream_lag", "Entries not yet delivered to the group"
 STREAM_PENDING = Gauge("yquant_stream_pending", "Entries delivered but not acknowledged", ["stream", "group"])
 HANDLED = Counter("yquant_bus_handled", "Entries handled", ["stream", "group", "type"])
 FAILED = Counter("yquant_bus_handler_failures", "Handler failures (the entry is retried)", ["stream", "group"])
+RECLAIMED = Counter("yquant_bus_reclaimed", "Idle entries taken over from a consumer", ["stream", "group"])
 DEAD_LETTERED = Counter("yquant_bus_dead_lettered", "Entries moved to the dead-letter stream", ["stream"])
 LAG_REFRESH_S = 5.0
 
@@ -62,16 +62,6 @@ async def ensure_group(client: aioredis.Redis, stream: str, group: str, start_id
     except ResponseError as exc:
         if "BUSYGROUP" not in str(exc):
             raise
-
-
-@dataclass
-class ConsumerStats:
-    handled: int = 0
-    failed: int = 0
-    dead_lettered: int = 0
-    reclaimed: int = 0
-    last_error: str = ""
-    by_type: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
 
 class Consumer:
@@ -100,7 +90,6 @@ class Consumer:
         self.dead_letter_stream = dead_letter_stream
         # Entries of other types are acknowledged unread (a stream carries several kinds).
         self.accept_types = {t.encode() for t in accept_types} if accept_types else None
-        self.stats = ConsumerStats()
         self._last_claim = 0.0
         self._last_lag = 0.0
         # Handled entries whose XACK rides with the next XREADGROUP (one round trip, not two).
@@ -189,7 +178,7 @@ class Consumer:
             next_start, entries = result[0], result[1]
             entries = [e for e in entries if e[1] is not None]
             if entries:
-                self.stats.reclaimed += len(entries)
+                RECLAIMED.labels(self.stream, self.group).inc(len(entries))
                 logger.warning("reclaimed idle entries", extra={"count": len(entries), "stream": self.stream})
                 await self._handle_batch(entries, check_deliveries=True)
             if next_start in (b"0-0", "0-0"):
@@ -268,10 +257,8 @@ class Consumer:
             with correlation(message.correlation_id):
                 try:
                     await self.handler(message)
-                except Exception as exc:
-                    self.stats.failed += 1
+                except Exception:
                     FAILED.labels(self.stream, self.group).inc()
-                    self.stats.last_error = repr(exc)
                     logger.exception(
                         "handler failed; entry stays pending for a retry",
                         extra={"entry_id": _text(entry_id), "type": message.type},
@@ -281,14 +268,11 @@ class Consumer:
                     if remaining:
                         logger.warning("holding back later entries of the same key", extra={"count": remaining})
                     return acked
-            self.stats.handled += 1
             HANDLED.labels(self.stream, self.group, message.type).inc()
-            self.stats.by_type[message.type] += 1
             acked.append(entry_id)
         return acked
 
     async def _dead_letter(self, entry_id: EntryId, fields: dict[bytes, bytes], reason: str) -> None:
-        self.stats.dead_lettered += 1
         DEAD_LETTERED.labels(self.stream).inc()
         logger.error("dead-lettering entry", extra={"entry_id": _text(entry_id), "reason": reason})
         payload = {

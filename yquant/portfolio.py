@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
@@ -57,7 +58,10 @@ async def account_aliases(client: aioredis.Redis) -> list[str]:
 
 
 async def get_positions(client: aioredis.Redis, account: str) -> list[Position]:
-    raw = await client.hgetall(keys.positions(account))
+    return _positions(await client.hgetall(keys.positions(account)))
+
+
+def _positions(raw: dict[Any, Any]) -> list[Position]:
     return sorted((Position.model_validate_json(v) for v in raw.values()), key=lambda p: (p.market, p.ticker))
 
 
@@ -75,10 +79,9 @@ async def get_account(client: aioredis.Redis, account: str) -> AccountSnapshot |
         return None
     data = {keys.text(k): keys.text(v) for k, v in raw.items()}
     cash = {k: Decimal(v) for k, v in orjson.loads(data["cash"]).items()}
-    positions = sorted(
-        (Position.model_validate_json(v) for v in raw_positions.values()), key=lambda p: (p.market, p.ticker)
+    return AccountSnapshot(
+        account=account, cash=cash, synced_at=data.get("synced_at", ""), positions=_positions(raw_positions)
     )
-    return AccountSnapshot(account=account, cash=cash, synced_at=data.get("synced_at", ""), positions=positions)
 
 
 async def remember_attribution(client: aioredis.Redis, account: str, market: str, ticker: str, source: str) -> None:

@@ -65,14 +65,23 @@ async def get_trading_state(client: aioredis.Redis, account: str | None = None) 
     return parse_state(keys.text(value)) if value is not None else TradingState.ACTIVE
 
 
+def _stored(raw: object, scope: str) -> TradingState:
+    """A stored state; one that cannot be read fails closed (HALTED), never open."""
+    if raw is None:
+        return TradingState.ACTIVE
+    try:
+        return parse_state(keys.text(raw))
+    except ValueError:
+        logger.error("unreadable trading state treated as HALTED", extra={"scope": scope})
+        return TradingState.HALTED
+
+
 async def effective_trading_state(client: aioredis.Redis, account: str) -> tuple[TradingState, str]:
     """The state that applies to ``account`` and where it comes from ("global" or "account")."""
     values = await client.hmget(keys.TRADING_STATE, [GLOBAL, account])
-    global_state = parse_state(keys.text(values[0])) if values[0] is not None else TradingState.ACTIVE
-    account_state = parse_state(keys.text(values[1])) if values[1] is not None else TradingState.ACTIVE
-    if global_state.severity >= account_state.severity and global_state is not TradingState.ACTIVE:
-        return global_state, "global"
-    return account_state, "account"
+    global_state, account_state = _stored(values[0], GLOBAL), _stored(values[1], account)
+    state = stricter(global_state, account_state)
+    return state, ("global" if state is global_state and state is not TradingState.ACTIVE else "account")
 
 
 async def set_trading_state(client: aioredis.Redis, state: TradingState | str, account: str | None = None) -> None:

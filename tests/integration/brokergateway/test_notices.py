@@ -28,7 +28,11 @@ async def test_session_survives_pings_and_reconnects_after_a_drop(
     harness = await make_harness(pinging_sim, config=NO_POLLING)
     [feed] = harness.gateway.feeds
     assert feed.tr_ids == ["H0STCNI9", "H0GSCNI9"]  # the virtual domain's notice feeds
-    await asyncio.sleep(0.7)  # a few PINGPONGs come and are answered
+    await harness.until(
+        lambda: pinging_sim.admin("/admin/stats")["counters"].get("ws_pingpong_echoes", 0) >= 2,
+        "PINGPONGs answered",
+        5,
+    )
     assert (feed.connected, feed.sessions) == (True, 1)
 
     assert pinging_sim.admin("/admin/ws", {"disconnect": True})["disconnected"] == 1

@@ -122,3 +122,11 @@ async def test_cli_sets_and_shows_trading_states(valkey_url: str) -> None:
     refused = await asyncio.to_thread(cli, "trading-state", "PAUSED")
     assert refused.returncode == 2
     assert b"unknown trading state" in refused.stderr
+
+
+async def test_an_unreadable_stored_state_fails_closed(redis_client: aioredis.Redis) -> None:
+    from yquant import keys, trading_state
+
+    await redis_client.hset(keys.TRADING_STATE, "main", "PAUSED-ISH")
+    state, scope = await trading_state.effective_trading_state(redis_client, "main")
+    assert (state.value, scope) == ("HALTED", "account")
