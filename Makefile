@@ -6,9 +6,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest bench deploy-check clean browser-deps
+.PHONY: run test lint typecheck pytest bench deploy-check clean browser-deps lock-dev
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements-dev.lock
 	@scripts/bootstrap.sh "$(PYTHON)" "$(VENV)"
 	@touch $(STAMP)
 
@@ -18,6 +18,7 @@ run: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -38,3 +39,9 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .yquant .mypy_cache .ruff_cache
+
+# Re-pin the development environment after a dependency change (then commit requirements-dev.lock).
+lock-dev: $(STAMP)
+	$(BIN)/pip install -q -e '.[dev]'
+	@{ sed -n '1,4p' requirements-dev.lock; $(BIN)/pip freeze --exclude-editable | grep -v '^-e'; } > requirements-dev.lock.new
+	@mv requirements-dev.lock.new requirements-dev.lock

@@ -5,7 +5,7 @@
   function: it passes the order manager's trading-state and risk checks like any alert and
   lands in the decision log with the reason if denied. The signal id comes from the
   confirmation form, so a double submit is dropped as a duplicate.
-* Flatten, trading state, risk limits and schedules go through ``ordermanager.controls``
+* Flatten, trading state, risk limits and schedules go through ``yquant.controls``
   (the order manager's own functions); a flatten confirmation is single-use.
 * Cancel is a ``CancelOrder`` on ``keys.ORDERS`` for the gateway.
 Every action is written to the audit log.
@@ -21,10 +21,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from dashboard import audit
-from ordermanager import controls
-from ordermanager.limits import RiskLimits
-from ordermanager.schedules import Schedule
-from yquant import keys, quotes, trading_state
+from yquant import controls, keys, quotes, trading_state
 from yquant.messages import (
     CancelOrder,
     Frozen,
@@ -38,6 +35,8 @@ from yquant.messages import (
     SignalReceived,
 )
 from yquant.orders import OrderRecord
+from yquant.risk_limits import RiskLimits
+from yquant.schedules import Schedule
 from yquant.settings import Settings
 
 DEDUPE_TTL_S = 86_400

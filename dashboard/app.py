@@ -17,9 +17,9 @@ from dashboard.guard import Guard
 from dashboard.live import Broadcaster
 from dashboard.metrics import Metrics
 from dashboard.security import SessionStore, check_startup, cookie_name, load_session_secret
-from dashboard.users import UserStore
 from dashboard.web import Web, make_templates
 from yquant.settings import Settings
+from yquant.users import UserStore
 
 HERE = Path(__file__).parent
 ROUTERS = (auth.router, pages.router, commands.router)

@@ -25,10 +25,10 @@ from fastapi.responses import RedirectResponse, Response
 from dashboard import audit
 from dashboard.guard import cookie_value
 from dashboard.security import tokens_match
-from dashboard.users import User, dummy_verify, verify_password
 from dashboard.web import client_address, render, session_of, web_of
 from yquant import keys
 from yquant.settings import DashboardSettings
+from yquant.users import User, dummy_verify, verify_password
 
 LOGIN_COOKIE = "yq_login"
 REFUSED = "Wrong user name, password or code."

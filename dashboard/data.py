@@ -17,10 +17,10 @@ from pydantic import ValidationError
 
 from dashboard import audit
 from dashboard.views import AccountView, Totals, parse_snapshot, resolve_fx, to_decimal
-from ordermanager.schedules import Schedule, ScheduleSpec
 from yquant import keys
 from yquant.messages import Position
 from yquant.orders import OrderRecord, parse_record
+from yquant.schedules import Schedule, ScheduleSpec
 from yquant.settings import Settings
 from yquant.trading_state import GLOBAL
 
@@ -267,7 +267,7 @@ def _time(value: str | None) -> datetime | None:
 
 
 def parse_schedule(schedule_id: str, data: dict[str, str]) -> Schedule | None:
-    """A schedule hash as ``ordermanager.schedule_store`` writes it (``spec`` + run fields)."""
+    """A schedule hash as ``yquant.schedule_store`` writes it (``spec`` + run fields)."""
     try:
         spec = ScheduleSpec.model_validate_json(data["spec"])
     except (KeyError, ValidationError):

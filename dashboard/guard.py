@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dashboard.metrics import Metrics
 from dashboard.security import Session, SessionStore, tokens_match
-from dashboard.users import UserStore
+from yquant.users import UserStore
 
 PUBLIC_PATHS = frozenset({"/login", "/healthz", "/metrics", "/favicon.ico"})
 PUBLIC_PREFIXES = ("/static/",)

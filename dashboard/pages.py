@@ -15,8 +15,7 @@ from dashboard.data import text_map
 from dashboard.live import event_stream
 from dashboard.schedules import DAYS, SCHEDULE_ID, ZONES, blank_form, form_from_schedule
 from dashboard.web import render, web_of
-from ordermanager import controls
-from yquant import keys
+from yquant import controls, keys
 from yquant.errors import ConfigurationError
 from yquant.messages import Market
 from yquant.orders import OrderRecord

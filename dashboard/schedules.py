@@ -1,7 +1,7 @@
 """The schedule form and the order manager's ``ScheduleSpec``, both ways.
 
-Schedules are stored and fired by the order manager (``ordermanager.controls`` /
-``ordermanager.schedule_store``): the dashboard only turns its form into a spec and back.
+Schedules are stored and fired by the order manager (``yquant.controls`` /
+``yquant.schedule_store``): the dashboard only turns its form into a spec and back.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from datetime import date, time
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
-from ordermanager.schedules import Schedule, ScheduleKind, ScheduleSpec
 from yquant.messages import Market, OrderType, SignalAction
+from yquant.schedules import Schedule, ScheduleKind, ScheduleSpec
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 SCHEDULE_ID = re.compile(r"^sch-[0-9a-f]{8,32}$")

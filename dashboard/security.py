@@ -22,10 +22,10 @@ from pathlib import Path
 
 import redis.asyncio as aioredis
 
-from dashboard.users import users_path, write_private
 from yquant import keys
 from yquant.errors import ConfigurationError
 from yquant.settings import Settings
+from yquant.users import users_path, write_private
 
 CACHE_TTL_S = 15.0
 CACHE_SIZE = 1024

@@ -21,8 +21,8 @@ from dashboard.guard import SESSION_SCOPE_KEY
 from dashboard.live import Broadcaster
 from dashboard.metrics import Metrics
 from dashboard.security import Session, SessionStore
-from dashboard.users import UserStore
 from yquant.settings import Settings
+from yquant.users import UserStore
 
 HERE = Path(__file__).parent
 

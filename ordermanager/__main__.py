@@ -14,8 +14,8 @@ from prometheus_client import start_http_server
 
 from ordermanager.clock import SystemClock
 from ordermanager.executions import ExecutionHandler
-from ordermanager.exit_watch import ExitWatcher
-from ordermanager.scheduler import Scheduler
+from ordermanager.exit_triggers import ExitWatcher
+from ordermanager.schedule_runner import Scheduler
 from ordermanager.service import OrderManager
 from yquant import hubmetrics, keys, logs, valkey
 from yquant.bus import Consumer, ensure_group

@@ -18,11 +18,10 @@ from datetime import timedelta
 import orjson
 import redis.asyncio as aioredis
 
-from ordermanager import decision_log, denials, exits, exposure, risk
+from ordermanager import decision_log, denials, exposure, risk
 from ordermanager.denials import Denial
-from ordermanager.limits import load_limits
 from ordermanager.service import OrderManager
-from yquant import keys, orders, portfolio, trading_state
+from yquant import exit_rules, keys, orders, portfolio, trading_state
 from yquant.messages import (
     AccountSynced,
     AnyMessage,
@@ -33,6 +32,7 @@ from yquant.messages import (
     Signal,
 )
 from yquant.portfolio import AccountSnapshot
+from yquant.risk_limits import load_limits
 from yquant.trading_state import TradingState
 
 logger = logging.getLogger(__name__)
@@ -128,7 +128,7 @@ class ExecutionHandler:
         signal = await _signal_of(self.client, record.signal_id)
         stop_price = signal.stop_loss if signal else None
         take_price = signal.take_profit if signal else None
-        rule = exits.build_rule(
+        rule = exit_rules.build_rule(
             account=event.account,
             market=event.market,
             ticker=event.ticker,
@@ -143,13 +143,13 @@ class ExecutionHandler:
         )
         if rule is None:
             return
-        if await exits.put_rule_if_absent(self.client, rule):
+        if await exit_rules.put_rule_if_absent(self.client, rule):
             logger.info(
                 "exit rule set", extra={"account": rule.account, "ticker": rule.ticker, "rule_id": rule.rule_id}
             )
         elif stop_price is not None or take_price is not None:
             # Adding to a position: the alert's explicit prices replace the old ones.
-            current = await exits.get_rule(self.client, event.account, event.market, event.ticker)
+            current = await exit_rules.get_rule(self.client, event.account, event.market, event.ticker)
             if current is not None:
                 updated = current.model_copy(
                     update={
@@ -157,14 +157,14 @@ class ExecutionHandler:
                         "take_profit_price": take_price or current.take_profit_price,
                     }
                 )
-                await exits.update_rule(self.client, updated)
+                await exit_rules.update_rule(self.client, updated)
 
     async def forget_closed_position(self, event: OrderFilled) -> None:
         """A sell that sold everything held closes the position: its rule and owner go."""
         position = await portfolio.get_position(self.client, event.account, event.market.value, event.ticker)
         if position is not None and position.quantity > event.cumulative_quantity:
             return
-        await exits.delete_rule(self.client, event.account, event.market, event.ticker)
+        await exit_rules.delete_rule(self.client, event.account, event.market, event.ticker)
         await portfolio.forget_attribution(self.client, event.account, event.market.value, event.ticker)
 
     # --- syncs --------------------------------------------------------------------------
@@ -187,9 +187,9 @@ class ExecutionHandler:
             if denial is not None:
                 await self.reduce_after_loss(event.account, denial.reason)
         held = {f"{p.market.value}:{p.ticker}" for p in event.positions if p.quantity > 0}
-        for rule in await exits.get_rules(self.client, event.account):
+        for rule in await exit_rules.get_rules(self.client, event.account):
             if rule.position_key not in held and rule.created_at < event.occurred_at - PRUNE_MARGIN:
-                await exits.delete_rule(self.client, event.account, rule.market, rule.ticker, rule.rule_id)
+                await exit_rules.delete_rule(self.client, event.account, rule.market, rule.ticker, rule.rule_id)
                 logger.info("exit rule removed: position gone", extra={"account": event.account, "ticker": rule.ticker})
 
 

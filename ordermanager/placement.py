@@ -19,13 +19,13 @@ import redis.asyncio as aioredis
 
 from ordermanager import denials, exposure, risk
 from ordermanager.denials import Denial
-from ordermanager.limits import RiskLimits
 from ordermanager.metrics import ORDERS_CREATED
 from ordermanager.sizing import SizingInput, SizingPolicy, needs_price, policy_for, size_order
 from yquant import keys, orders, trading_state
 from yquant.bus import publish
 from yquant.markets import round_to_tick
 from yquant.messages import CancelOrder, Market, OrderType, Quote, Side, Signal, SubmitOrder
+from yquant.risk_limits import RiskLimits
 from yquant.settings import StrategySettings
 from yquant.trading_state import TradingState
 

@@ -12,10 +12,10 @@ from decimal import Decimal
 
 from ordermanager import denials
 from ordermanager.denials import Denial
-from ordermanager.limits import RiskLimits
 from yquant.markets import is_open, next_open
 from yquant.messages import Market, Position
 from yquant.portfolio import AccountSnapshot
+from yquant.risk_limits import RiskLimits
 from yquant.trading_state import TradingState
 
 # Sources allowed to trade while HALTED: the flatten command and its filtered form.

@@ -23,12 +23,12 @@ import redis.asyncio as aioredis
 from ordermanager import decision_log, denials, exposure, risk
 from ordermanager.clock import Clock, SystemClock
 from ordermanager.denials import Denial
-from ordermanager.limits import load_limits
 from ordermanager.placement import Placement, QuoteSource, SignalContext, client_order_id
 from ordermanager.sizing import strategy_problems
 from yquant import decisions, keys, quotes, trading_state
 from yquant.errors import ConfigurationError
 from yquant.messages import AnyMessage, Market, Quote, Signal, SignalAction, SignalReceived
+from yquant.risk_limits import load_limits
 from yquant.settings import Settings, StrategySettings, effective_accounts, effective_strategies
 from yquant.trading_state import TradingState
 

@@ -28,5 +28,5 @@ if [ ! -x "$venv/bin/python" ]; then
         fi
     fi
 fi
-"$venv/bin/python" -m pip install -q --upgrade pip
-"$venv/bin/python" -m pip install -q -e '.[dev]'
+"$venv/bin/python" -m pip install -q "pip==26.3"
+"$venv/bin/python" -m pip install -q -e '.[dev]' -c requirements-dev.lock

@@ -286,7 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     state_cmd.add_argument("state", nargs="?", help="ACTIVE | REDUCING | HALTED (omit to show the current states)")
     state_cmd.add_argument("--account", help="an account alias (default: the global state)")
     state_cmd.add_argument("--json", action="store_true")
-    from dashboard.users import add_user_command
+    from yquant.users import add_user_command
 
     add_user_command(sub)
     return parser
@@ -312,7 +312,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "trading-state":
         return asyncio.run(_trading_state(settings, args.state, args.account, args.json))
     if args.command == "user":
-        from dashboard.users import run_user_command
+        from yquant.users import run_user_command
 
         return run_user_command(args, settings)
     return 2

@@ -279,7 +279,7 @@ def up(settings: Settings) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     supervisor.say(f"state folder {layout.state_dir}")
-    from dashboard.users import ensure_admin_user
+    from yquant.users import ensure_admin_user
 
     admin_password = ensure_admin_user(settings, layout.state_dir)  # first start only
     try:

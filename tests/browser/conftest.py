@@ -109,9 +109,9 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSystem]:
 
 
 def _dashboard_alone(state: Path, extra: dict[str, str]) -> Iterator[RunningSystem]:
-    from dashboard.users import ensure_admin_user
     from yquant import valkey
     from yquant.settings import Settings
+    from yquant.users import ensure_admin_user
 
     server = EmbeddedValkey(state / "valkey", appendonly=False)
     server.start()

@@ -168,21 +168,21 @@ def _fake_valkey_cli(lab: Lab) -> None:
 
 
 def _dashboard_user(lab: Lab, launch_env: dict[str, str], cwd: Path) -> tuple[str, tuple[str, str] | None]:
-    """A dashboard user, made the way an operator would: `yquant user add`, else dashboard.users."""
+    """A dashboard user, made the way an operator would: `yquant user add`, else yquant.users."""
     name, password = "topology", secrets.token_urlsafe(18)
     command = [sys.executable, "-m", "yquant", "user", "add", name, "--password-stdin"]
     result = subprocess.run(command, input=password + "\n", env=launch_env, cwd=cwd, capture_output=True, text=True)
     if result.returncode == 0:
         return "yquant user add", (name, password)
     script = (
-        "import sys\nfrom dashboard.users import add_user, users_path\nfrom yquant.settings import Settings\n"
+        "import sys\nfrom yquant.users import add_user, users_path\nfrom yquant.settings import Settings\n"
         "add_user(users_path(Settings()), sys.argv[1], sys.argv[2])\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", script, name, password], env=launch_env, cwd=cwd, capture_output=True, text=True
     )
     if result.returncode == 0:
-        return "dashboard.users.add_user", (name, password)
+        return "yquant.users.add_user", (name, password)
     return "no user store", None
 
 

@@ -13,8 +13,8 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 
 from dashboard.app import create_app
-from dashboard.users import add_user
 from yquant.settings import DashboardSettings, Settings
+from yquant.users import add_user
 
 PASSWORD = "correct horse battery staple"
 BASE_URL = "http://dashboard.test"

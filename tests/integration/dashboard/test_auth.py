@@ -8,10 +8,10 @@ import pytest
 import redis.asyncio as aioredis
 
 from dashboard.app import http_routes
-from dashboard.users import ARGON2_MEMORY_KIB, add_user, load_users
 from tests.integration.dashboard.conftest import PASSWORD, csrf_of, form_token, login
 from yquant import keys
 from yquant.settings import Settings
+from yquant.users import ARGON2_MEMORY_KIB, add_user, load_users
 
 PUBLIC = {"/login", "/healthz", "/metrics"}
 

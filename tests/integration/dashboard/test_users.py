@@ -14,10 +14,10 @@ from pydantic import SecretStr
 
 from dashboard.app import create_app
 from dashboard.security import load_session_secret
-from dashboard.users import ensure_admin_user, load_users, run_user_command, verify_password
 from yquant.cli import build_parser
 from yquant.errors import ConfigurationError
 from yquant.settings import DashboardSettings, Settings
+from yquant.users import ensure_admin_user, load_users, run_user_command, verify_password
 
 
 def test_user_add_reads_the_password_from_stdin_and_enrols_totp(

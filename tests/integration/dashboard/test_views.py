@@ -10,10 +10,10 @@ import pytest
 from dashboard.performance import closed_trades, max_drawdown, snapshot_due, to_csv, total_return, win_rate
 from dashboard.schedules import form_from_schedule, spec_from_form
 from dashboard.views import AccountView, money, resolve_fx
-from ordermanager.schedules import Schedule, ScheduleSpec
 from tests.integration.dashboard.seed import SEOUL, position
 from yquant.messages import Market, OrderState, OrderType, Side
 from yquant.orders import OrderRecord
+from yquant.schedules import Schedule, ScheduleSpec
 from yquant.settings import DashboardSettings
 
 

@@ -9,10 +9,9 @@ from zoneinfo import ZoneInfo
 
 import redis.asyncio as aioredis
 
-from ordermanager import controls, exits
 from ordermanager.clock import ManualClock
 from ordermanager.executions import ExecutionHandler
-from ordermanager.exit_watch import ExitWatcher
+from ordermanager.exit_triggers import ExitWatcher
 from ordermanager.service import OrderManager
 from tests.integration.ordermanager.factories import (
     all_orders,
@@ -24,7 +23,7 @@ from tests.integration.ordermanager.factories import (
     seed_account,
     stream,
 )
-from yquant import keys
+from yquant import controls, exit_rules, keys
 from yquant.messages import Market, OrderFilled, Side, SignalAction, SignalReceived
 from yquant.settings import Settings, StrategySettings
 
@@ -85,7 +84,7 @@ async def test_a_filled_buy_gets_its_strategys_stop_and_a_closing_sell_removes_i
     await manager.handle_signal(make_signal(clock, strategy="guarded", quantity=Decimal(3)), "c")
     [buy] = await all_orders(redis_client)
     await handler.handle(await fill(redis_client, buy.client_order_id, 70_000))
-    rule = await exits.get_rule(redis_client, "main", Market.KRX, "005930")
+    rule = await exit_rules.get_rule(redis_client, "main", Market.KRX, "005930")
     assert rule is not None
     assert (rule.stop_loss_price, rule.strategy) == (Decimal(67_900), "guarded")
 
@@ -95,7 +94,7 @@ async def test_a_filled_buy_gets_its_strategys_stop_and_a_closing_sell_removes_i
     event = await fill(redis_client, sell.client_order_id, 69_000)
     assert isinstance(event, OrderFilled)
     await handler.handle(event)
-    assert await exits.get_rule(redis_client, "main", Market.KRX, "005930") is None
+    assert await exit_rules.get_rule(redis_client, "main", Market.KRX, "005930") is None
 
 
 async def test_alert_stop_and_target_prices_become_the_rule(
@@ -106,7 +105,7 @@ async def test_alert_stop_and_target_prices_become_the_rule(
     await manager.handle_signal(signal, "c")
     [buy] = await all_orders(redis_client)
     await ExecutionHandler(manager).handle(await fill(redis_client, buy.client_order_id, 70_000))
-    rule = await exits.get_rule(redis_client, "main", Market.KRX, "005930")
+    rule = await exit_rules.get_rule(redis_client, "main", Market.KRX, "005930")
     assert rule is not None
     assert (rule.stop_loss_price, rule.take_profit_price, rule.strategy) == (Decimal(66_000), Decimal(80_000), "swing")
 

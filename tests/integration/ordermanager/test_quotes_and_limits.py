@@ -9,8 +9,7 @@ from decimal import Decimal
 import pytest
 import redis.asyncio as aioredis
 
-from ordermanager import controls
-from yquant import keys, quotes
+from yquant import controls, keys, quotes
 from yquant.messages import Market, Quote, QuoteRequested, decode
 from yquant.settings import Settings
 

@@ -9,7 +9,6 @@ from decimal import Decimal
 import pytest
 import redis.asyncio as aioredis
 
-from ordermanager import controls
 from ordermanager.clock import ManualClock
 from ordermanager.executions import ExecutionHandler
 from ordermanager.placement import client_order_id
@@ -25,7 +24,7 @@ from tests.integration.ordermanager.factories import (
     seed_account,
     stream,
 )
-from yquant import keys, orders
+from yquant import controls, keys, orders
 from yquant.bus import Consumer, ensure_group
 from yquant.messages import OrderFilled, Side, SignalAction, SubmitOrder
 from yquant.settings import Settings

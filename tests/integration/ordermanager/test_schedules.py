@@ -11,14 +11,13 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 
-from ordermanager import controls
 from ordermanager.clock import ManualClock
-from ordermanager.scheduler import Scheduler
-from ordermanager.schedules import ScheduleKind, ScheduleSpec
+from ordermanager.schedule_runner import Scheduler
 from ordermanager.service import OrderManager
 from tests.integration.ordermanager.factories import all_orders, decision_of, put_quote, seed_account, stream
-from yquant import keys, valkey
+from yquant import controls, keys, valkey
 from yquant.messages import Market, QuantityType, SignalReceived
+from yquant.schedules import ScheduleKind, ScheduleSpec
 from yquant.settings import Settings, ValkeySettings
 
 KST = ZoneInfo("Asia/Seoul")

@@ -12,7 +12,6 @@ from decimal import Decimal
 import orjson
 import redis.asyncio as aioredis
 
-from ordermanager import controls
 from ordermanager.clock import ManualClock
 from ordermanager.executions import ExecutionHandler
 from ordermanager.service import OrderManager
@@ -25,7 +24,7 @@ from tests.integration.ordermanager.factories import (
     seed_account,
     stream,
 )
-from yquant import keys
+from yquant import controls, keys
 from yquant.bus import Consumer, publish
 from yquant.messages import (
     AccountSynced,

@@ -11,7 +11,6 @@ from decimal import Decimal
 import orjson
 import redis.asyncio as aioredis
 
-from ordermanager import controls
 from ordermanager.clock import ManualClock
 from ordermanager.service import OrderManager
 from tests.integration.ordermanager.factories import (
@@ -22,7 +21,7 @@ from tests.integration.ordermanager.factories import (
     seed_account,
     stream,
 )
-from yquant import keys
+from yquant import controls, keys
 from yquant.messages import CancelOrder, Side, SignalAction, SignalReceived
 from yquant.settings import Settings
 from yquant.trading_state import TradingState, effective_trading_state

@@ -7,11 +7,11 @@ from decimal import Decimal
 from typing import Any
 
 from ordermanager.exposure import AccountView
-from ordermanager.limits import default_limits
 from yquant.messages import Market, OrderState, OrderType, Position, Quote, Side
 from yquant.orders import OrderRecord
 from yquant.portfolio import AccountSnapshot
 from yquant.quotes import is_fresh, parse_quote
+from yquant.risk_limits import default_limits
 from yquant.settings import Settings
 from yquant.trading_state import TradingState, parse_state, stricter
 

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from ordermanager.exits import ExitRule, build_rule, evaluate, raise_high_water
+from yquant.exit_rules import ExitRule, build_rule, evaluate, raise_high_water
 from yquant.messages import Market
 
 NOW = datetime(2025, 6, 10, 1, 0, tzinfo=UTC)

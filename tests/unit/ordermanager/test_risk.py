@@ -8,10 +8,10 @@ from decimal import Decimal
 import pytest
 
 from ordermanager import denials, risk
-from ordermanager.limits import RiskLimits
 from ordermanager.risk import BuyExposure
 from yquant.messages import Market, Position
 from yquant.portfolio import AccountSnapshot
+from yquant.risk_limits import RiskLimits
 from yquant.trading_state import TradingState
 
 MONDAY_10_KST = datetime(2025, 6, 9, 1, 0, tzinfo=UTC)

@@ -9,7 +9,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from ordermanager.schedules import (
+from yquant.messages import Market, SignalAction
+from yquant.schedules import (
     ScheduleKind,
     ScheduleSpec,
     next_occurrence,
@@ -18,7 +19,6 @@ from ordermanager.schedules import (
     upcoming,
     why_never,
 )
-from yquant.messages import Market, SignalAction
 
 KST = ZoneInfo("Asia/Seoul")
 NEW_YORK = ZoneInfo("America/New_York")

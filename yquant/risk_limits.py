@@ -1,7 +1,7 @@
 """Risk limits: defaults from settings, overridden at runtime in Valkey (``keys.RISK_LIMITS``).
 
 The hash maps a limit's name to its JSON value; the dashboard edits it through
-``ordermanager.controls``. Every signal reads the limits afresh, so a change applies to
+``yquant.controls``. Every signal reads the limits afresh, so a change applies to
 the next signal without a restart. An override that no longer validates is ignored
 (and logged) rather than taking the order manager down.
 """

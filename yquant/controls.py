@@ -15,12 +15,11 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from ordermanager import exits, limits, schedule_store
-from ordermanager.limits import RiskLimits
-from ordermanager.schedules import Schedule, ScheduleSpec, next_occurrence, upcoming, why_never
-from yquant import keys, orders, portfolio
+from yquant import exit_rules, keys, orders, portfolio, risk_limits, schedule_store
 from yquant.bus import publish
 from yquant.messages import Market, Signal, SignalAction, SignalReceived, utcnow
+from yquant.risk_limits import RiskLimits
+from yquant.schedules import Schedule, ScheduleSpec, next_occurrence, upcoming, why_never
 from yquant.settings import Settings, effective_accounts
 from yquant.trading_state import (
     TradingState,
@@ -193,31 +192,31 @@ async def delete_schedule(client: aioredis.Redis, schedule_id: str) -> bool:
 # --- risk limits ---------------------------------------------------------------------------
 async def get_risk_limits(client: aioredis.Redis, settings: Settings) -> RiskLimits:
     """The limits in force (settings' defaults with the runtime overrides applied)."""
-    return await limits.load_limits(client, settings)
+    return await risk_limits.load_limits(client, settings)
 
 
 async def get_risk_limit_overrides(client: aioredis.Redis) -> dict[str, Any]:
     """Only what was changed at runtime (name -> value)."""
-    return await limits.overridden_limits(client)
+    return await risk_limits.overridden_limits(client)
 
 
 async def set_risk_limits(client: aioredis.Redis, settings: Settings, changes: Mapping[str, object]) -> RiskLimits:
     """Override limits at runtime, e.g. ``{"max_order_value": {"KRW": "5000000"}, "max_orders_per_minute": 10}``."""
-    return await limits.store_limits(client, settings, changes)
+    return await risk_limits.store_limits(client, settings, changes)
 
 
 async def reset_risk_limits(
     client: aioredis.Redis, settings: Settings, names: Iterable[str] | None = None
 ) -> RiskLimits:
-    return await limits.reset_limits(client, settings, names)
+    return await risk_limits.reset_limits(client, settings, names)
 
 
 # --- exit rules ----------------------------------------------------------------------------
-async def list_exit_rules(client: aioredis.Redis, account: str | None = None) -> list[exits.ExitRule]:
+async def list_exit_rules(client: aioredis.Redis, account: str | None = None) -> list[exit_rules.ExitRule]:
     aliases = [account] if account else await portfolio.account_aliases(client)
-    rules: list[exits.ExitRule] = []
+    rules: list[exit_rules.ExitRule] = []
     for alias in aliases:
-        rules += await exits.get_rules(client, alias)
+        rules += await exit_rules.get_rules(client, alias)
     return rules
 
 
@@ -234,14 +233,14 @@ async def set_exit_rule(
     trailing_percent: Decimal | None = None,
     trailing_amount: Decimal | None = None,
     now: datetime | None = None,
-) -> exits.ExitRule:
+) -> exit_rules.ExitRule:
     """Set (replace) a position's exit rule; percentages are of the position's average price."""
     chosen = Market(market)
     position = await portfolio.get_position(client, account, chosen.value, ticker)
     if position is None or position.quantity <= 0:
         raise ValueError(f"no {chosen.value}:{ticker} position in {account}")
     owner = await client.hget(keys.position_attribution(account), f"{chosen.value}:{ticker}")
-    rule = exits.build_rule(
+    rule = exit_rules.build_rule(
         account=account,
         market=chosen,
         ticker=ticker,
@@ -257,9 +256,9 @@ async def set_exit_rule(
     )
     if rule is None:
         raise ValueError("set at least one of stop-loss, take-profit or trailing stop")
-    await exits.put_rule(client, rule)
+    await exit_rules.put_rule(client, rule)
     return rule
 
 
 async def delete_exit_rule(client: aioredis.Redis, account: str, market: Market | str, ticker: str) -> bool:
-    return await exits.delete_rule(client, account, Market(market), ticker)
+    return await exit_rules.delete_rule(client, account, Market(market), ticker)

@@ -18,15 +18,15 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from ordermanager import decision_log, denials, schedule_store
+from ordermanager import decision_log, denials
 from ordermanager.clock import Clock
 from ordermanager.denials import Denial
 from ordermanager.metrics import SCHEDULES_FIRED
-from ordermanager.schedules import Schedule, next_occurrence, occurrence_key
-from yquant import keys
+from yquant import keys, schedule_store
 from yquant.bus import publish
 from yquant.markets import SESSIONS
 from yquant.messages import QuantityType, Signal, SignalReceived
+from yquant.schedules import Schedule, next_occurrence, occurrence_key
 
 logger = logging.getLogger(__name__)
 

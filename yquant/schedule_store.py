@@ -21,8 +21,8 @@ import orjson
 import redis.asyncio as aioredis
 from pydantic import ValidationError
 
-from ordermanager.schedules import Schedule, ScheduleSpec, spec_from_dashboard
 from yquant import keys
+from yquant.schedules import Schedule, ScheduleSpec, spec_from_dashboard
 
 logger = logging.getLogger(__name__)
 

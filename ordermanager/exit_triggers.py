@@ -14,11 +14,10 @@ from datetime import datetime, timedelta
 
 import redis.asyncio as aioredis
 
-from ordermanager import exits
 from ordermanager.clock import Clock
 from ordermanager.metrics import EXITS_TRIGGERED
 from ordermanager.placement import QuoteSource
-from yquant import keys, portfolio
+from yquant import exit_rules, keys, portfolio
 from yquant.bus import publish
 from yquant.markets import is_open, is_trading_day, local_date, session_close
 from yquant.messages import Market, Signal, SignalAction, SignalReceived
@@ -64,25 +63,25 @@ class ExitWatcher:
         """One round: every rule against a fresh quote, then end-of-day. Returns the signal ids appended."""
         appended: list[str] = []
         for account in self.accounts:
-            for rule in await exits.get_rules(self.client, account):
+            for rule in await exit_rules.get_rules(self.client, account):
                 signal_id = await self._check_rule(rule)
                 if signal_id:
                     appended.append(signal_id)
         appended += await self.end_of_day()
         return appended
 
-    async def _check_rule(self, rule: exits.ExitRule) -> str | None:
+    async def _check_rule(self, rule: exit_rules.ExitRule) -> str | None:
         now = self.clock.now()
         if not (self.always_open or is_open(rule.market, now)):
             return None
         quote = await self.quote_source(rule.market, rule.ticker)
         if quote is None:
             return None
-        hit = exits.evaluate(rule, quote.price)
+        hit = exit_rules.evaluate(rule, quote.price)
         if hit is None:
-            raised = exits.raise_high_water(rule, quote.price)
+            raised = exit_rules.raise_high_water(rule, quote.price)
             if raised is not None:
-                await exits.update_rule(self.client, raised)
+                await exit_rules.update_rule(self.client, raised)
             return None
         claimed = await self.client.set(
             keys.exit_triggered(rule.account, rule.rule_id), hit.kind, nx=True, ex=MARKER_TTL_S
@@ -102,7 +101,7 @@ class ExitWatcher:
             comment=hit.reason,
         )
         await publish(self.client, keys.SIGNALS, SignalReceived(signal=signal), self.maxlen)
-        await exits.delete_rule(self.client, rule.account, rule.market, rule.ticker, rule.rule_id)
+        await exit_rules.delete_rule(self.client, rule.account, rule.market, rule.ticker, rule.rule_id)
         EXITS_TRIGGERED.labels(hit.kind).inc()
         logger.warning(
             "exit triggered",
