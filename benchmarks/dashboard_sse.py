@@ -4,7 +4,7 @@
 flow for ``seconds`` and returns the dashboard process's VmRSS / VmHWM from ``/proc/PID/status``
 (sampled throughout; the HWM includes the login's argon2 peak).
 
-Events: with ``valkey_url``, synthetic ``OrderDenied`` decisions are appended to the decisions
+Events: with ``valkey_url``, synthetic ``SignalDenied`` decisions are appended to the decisions
 stream (only the dashboard reads it; nothing trades). Without it, they are made through the
 dashboard itself: manual *sells of a ticker nobody holds*, which the order manager denies
 (``NO_POSITION``) before anything reaches a broker; they do appear in the decision log.
@@ -69,7 +69,7 @@ async def _produce_valkey(valkey_url: str, rate_per_s: float, stop: asyncio.Even
     try:
         while not stop.is_set():
             denied = {
-                "type": "OrderDenied",
+                "type": "SignalDenied",
                 "signal_id": f"bench-{uuid.uuid4().hex}",
                 "strategy": "bench",
                 "ticker": BENCH_TICKER,
@@ -77,7 +77,7 @@ async def _produce_valkey(valkey_url: str, rate_per_s: float, stop: asyncio.Even
                 "reason": "synthetic event for the dashboard SSE benchmark",
             }
             await client.xadd(
-                "yq:stream:decisions", {"type": "OrderDenied", "data": orjson.dumps(denied)}, maxlen=100_000
+                "yq:stream:decisions", {"type": "SignalDenied", "data": orjson.dumps(denied)}, maxlen=100_000
             )
             sent += 1
             await asyncio.sleep(1 / rate_per_s)

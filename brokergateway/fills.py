@@ -241,7 +241,6 @@ class Fills:
         applied, _ = await orders.update_order(
             self.client,
             record.client_order_id,
-            allowed=LIVE_STATES,
             new_state=OrderState.CANCELLED,
             event=event,
             condition=("filled_quantity", str(status.filled_quantity)),
@@ -288,7 +287,6 @@ class Fills:
         fields = {"filled_quantity": cumulative, "average_price": event.average_price, "fee": record.fee + fee}
         arguments = orders.update_arguments(
             record.client_order_id,
-            allowed=LIVE_STATES,
             new_state=state,
             fields=fields,
             condition=("filled_quantity", str(previous_quantity)),

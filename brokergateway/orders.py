@@ -42,6 +42,7 @@ from yquant.logs import correlation
 from yquant.messages import (
     CancelOrder,
     OrderAccepted,
+    OrderFailed,
     OrderRejected,
     OrderState,
     OrderSubmitted,
@@ -82,11 +83,11 @@ class OrderDesk:
         worker = self.workers.get(alias)
         if worker is None:
             reason = f"account {alias!r} is not configured"
-            await self.reject(coid, alias, "UNKNOWN_ACCOUNT", reason, allowed=(OrderState.NEW,))
+            await self.reject(coid, alias, "UNKNOWN_ACCOUNT", reason)
             return
         if not worker.serves(command.market):
             reason = f"account {alias!r} does not trade {command.market.value}"
-            await self.reject(coid, alias, "MARKET_NOT_TRADED", reason, allowed=(OrderState.NEW,))
+            await self.reject(coid, alias, "MARKET_NOT_TRADED", reason)
             return
         if coid in self._busy:
             logger.info("order already being handled here", extra={"client_order_id": coid})
@@ -105,7 +106,6 @@ class OrderDesk:
                 "yq_order_update",
                 *order_store.update_arguments(
                     coid,
-                    allowed=(OrderState.NEW,),
                     new_state=OrderState.SUBMITTING,
                     fields={"submitted_at": submitted_at.isoformat()},
                     event=OrderSubmitted(correlation_id=command.correlation_id, client_order_id=coid, account=alias),
@@ -186,7 +186,7 @@ class OrderDesk:
         await order_store.update_order(
             self.client,
             command.client_order_id,
-            allowed=(OrderState.SUBMITTING,),
+            only_in=(OrderState.SUBMITTING,),
             fields={"limit_price": price},
             maxlen=self.config.maxlen,
         )
@@ -204,23 +204,23 @@ class OrderDesk:
         code: str,
         reason: str,
         *,
-        allowed: tuple[OrderState, ...] = (OrderState.SUBMITTING,),
         final_state: OrderState = OrderState.REJECTED,
     ) -> None:
+        """End an order REJECTED (the broker refused it: ``OrderRejected``) or FAILED (it never
+        reached the broker, or the broker does not have it: ``OrderFailed``)."""
         record = await order_store.get_order(self.client, coid)
         correlation_id = (record.correlation_id if record else "") or coid
-        event = OrderRejected(
+        event_type = OrderFailed if final_state is OrderState.FAILED else OrderRejected
+        event = event_type(
             correlation_id=correlation_id,
             client_order_id=coid,
             account=account,
             reason_code=code,
             reason=reason,
-            final_state=final_state,
         )
         applied, _ = await order_store.update_order(
             self.client,
             coid,
-            allowed=allowed,
             new_state=final_state,
             fields={"reason": reason},
             event=event,
@@ -263,7 +263,6 @@ class OrderDesk:
                 "yq_order_update",
                 *order_store.update_arguments(
                     coid,
-                    allowed=(OrderState.SUBMITTING,),
                     new_state=OrderState.ACCEPTED,
                     fields={"broker_order_id": broker_order_id, "broker_org_no": org_no},
                     event=event,

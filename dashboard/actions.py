@@ -1,7 +1,7 @@
 """Every action the dashboard takes, in one adapter: Valkey only, never the broker.
 
 * A manual order is a ``SignalReceived`` (``source="dashboard"``, ``account=<alias>``, a fixed
-  quantity the trader confirmed) appended to ``keys.SIGNALS`` by the ``yq_ingest`` server
+  quantity the trader confirmed) appended to ``keys.SIGNALS_DASHBOARD`` by the ``yq_ingest`` server
   function: it passes the order manager's trading-state and risk checks like any alert and
   lands in the decision log with the reason if denied. The signal id comes from the
   confirmation form, so a double submit is dropped as a duplicate.
@@ -33,6 +33,7 @@ from yquant.messages import (
     Signal,
     SignalAction,
     SignalReceived,
+    SignalSource,
 )
 from yquant.orders import OrderRecord
 from yquant.risk_limits import RiskLimits
@@ -72,7 +73,7 @@ async def _ingest(client: aioredis.Redis, settings: Settings, signal: Signal, ac
             "yq_ingest",
             2,
             keys.signal_dedupe(signal.signal_id),
-            keys.SIGNALS,
+            keys.SIGNALS_DASHBOARD,
             DEDUPE_TTL_S,
             settings.bus.stream_maxlen,
             "SignalReceived",
@@ -102,7 +103,7 @@ async def submit_manual_order(
         price=order.limit_price if order.order_type is OrderType.LIMIT else None,
         fired_at=now,  # the order manager's age limit applies: never executed late
         received_at=now,
-        source="dashboard",
+        source=SignalSource.DASHBOARD,
         account=order.account,
         comment=f"manual order by {actor.user}",
     )

@@ -126,8 +126,10 @@ class Reader:
         async with self.client.pipeline(transaction=False) as pipe:
             pipe.hgetall(keys.TRADING_STATE)
             pipe.zrevrange(keys.SIGNALS_INDEX, 0, limit - 1)
-            pipe.xrevrange(keys.SIGNALS, count=50)
-            states, indexed, tail = await pipe.execute()
+            for stream in keys.SIGNAL_STREAMS:
+                pipe.xrevrange(stream, count=50)
+            states, indexed, *tails = await pipe.execute()
+        tail = [entry for entries in tails for entry in entries]
         ids = [keys.text(i) for i in indexed]
         waiting: dict[str, dict[str, Any]] = {}
         for _entry_id, fields in tail:
@@ -188,7 +190,7 @@ class Reader:
     async def system(self, token_keys: dict[str, str]) -> dict[str, Any]:
         beats = await self.heartbeat_keys()
         aliases = await self.aliases()
-        streams = [keys.SIGNALS, keys.ORDERS, keys.EXECUTIONS, keys.DECISIONS, keys.QUERIES, keys.DEAD_LETTERS]
+        streams = [*keys.SIGNAL_STREAMS, keys.ORDERS, keys.EXECUTIONS, keys.DECISIONS, keys.QUERIES, keys.DEAD_LETTERS]
         async with self.client.pipeline(transaction=False) as pipe:
             pipe.hgetall(keys.TRADING_STATE)
             pipe.info("memory")

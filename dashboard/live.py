@@ -28,7 +28,7 @@ from yquant import keys
 
 logger = logging.getLogger(__name__)
 
-STREAMS = (("executions", keys.EXECUTIONS), ("decisions", keys.DECISIONS), ("signals", keys.SIGNALS))
+STREAMS = (("executions", keys.EXECUTIONS), ("decisions", keys.DECISIONS), ("signals", keys.SIGNALS_WEBHOOK))
 NAMES = tuple(name for name, _ in STREAMS)
 ID_PATTERN = re.compile(r"^\d{1,20}-\d{1,20}$")
 QUEUE_SIZE = 512

@@ -37,15 +37,19 @@ async def main() -> None:
     clock = SystemClock()
     manager = OrderManager(client, settings, clock=clock)
     cfg = settings.ordermanager
-    signals = Consumer(
-        client,
-        stream=keys.SIGNALS,
-        group=keys.GROUP_ORDERMANAGER,
-        name=settings.instance,
-        handler=manager.handle,
-        settings=settings.bus,
-        partition_key=manager.partition_key,
-    )
+    # One consumer per producer's stream: the stream, not the payload, says who sent a signal.
+    signal_consumers = [
+        Consumer(
+            client,
+            stream=stream,
+            group=keys.GROUP_ORDERMANAGER,
+            name=settings.instance,
+            handler=manager.handler_for(stream),
+            settings=settings.bus,
+            partition_key=manager.partition_key,
+        )
+        for stream in keys.SIGNAL_STREAMS
+    ]
     # A new group starts at the end of the stream: history before the first start is not replayed.
     await ensure_group(client, keys.EXECUTIONS, keys.GROUP_ORDERMANAGER_EXECUTIONS, start_id="$")
     executions = Consumer(
@@ -68,7 +72,7 @@ async def main() -> None:
         always_open=manager.always_open,
     )
     tasks = [
-        asyncio.create_task(signals.run(stop), name="signals"),
+        *(asyncio.create_task(c.run(stop), name=f"signals:{c.stream}") for c in signal_consumers),
         asyncio.create_task(executions.run(stop), name="executions"),
         asyncio.create_task(scheduler.run(stop, cfg.scheduler_interval_s), name="scheduler"),
         asyncio.create_task(watcher.run(stop, cfg.exit_check_interval_s), name="exits"),

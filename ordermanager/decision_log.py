@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 from ordermanager.denials import Denial
 from ordermanager.metrics import DECISIONS
 from yquant import decisions, keys
-from yquant.messages import OrderDenied, Signal, SignalAccepted
+from yquant.messages import Signal, SignalAccepted, SignalDenied
 
 logger = logging.getLogger(__name__)
 
@@ -35,8 +35,8 @@ async def accept(
     logger.info("signal accepted", extra={"signal_id": signal.signal_id, "orders": order_ids, "note": note})
 
 
-def denied_event(signal: Signal, correlation_id: str, account: str | None, denial: Denial) -> OrderDenied:
-    return OrderDenied(
+def denied_event(signal: Signal, correlation_id: str, account: str | None, denial: Denial) -> SignalDenied:
+    return SignalDenied(
         correlation_id=correlation_id,
         signal_id=signal.signal_id,
         strategy=signal.strategy,

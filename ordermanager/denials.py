@@ -11,8 +11,9 @@ class Denial:
     reason: str
 
 
-# Reason codes, as they appear in OrderDenied.reason_code and the decision log.
+# Reason codes, as they appear in SignalDenied.reason_code and the decision log.
 UNKNOWN_STRATEGY = "UNKNOWN_STRATEGY"
+FORGED_SOURCE = "FORGED_SOURCE"  # a producer claimed a source its stream may not carry
 UNKNOWN_ACCOUNT = "UNKNOWN_ACCOUNT"
 STALE = "STALE"
 MARKET_CLOSED = "MARKET_CLOSED"

@@ -26,6 +26,7 @@ from yquant.messages import (
     AccountSynced,
     AnyMessage,
     OrderCancelled,
+    OrderFailed,
     OrderFilled,
     OrderRejected,
     Side,
@@ -41,7 +42,7 @@ PRUNE_MARGIN = timedelta(seconds=5)
 
 
 class ExecutionHandler:
-    HANDLED_TYPES = frozenset({"OrderFilled", "OrderRejected", "OrderCancelled", "AccountSynced"})
+    HANDLED_TYPES = frozenset({"OrderFilled", "OrderRejected", "OrderFailed", "OrderCancelled", "AccountSynced"})
 
     def __init__(self, manager: OrderManager) -> None:
         self.manager = manager
@@ -52,6 +53,8 @@ class ExecutionHandler:
             await self.on_fill(message)
         elif isinstance(message, OrderRejected):
             await self.drop_entry(message.client_order_id, f"the exit order was rejected: {message.reason}")
+        elif isinstance(message, OrderFailed):
+            await self.drop_entry(message.client_order_id, f"the exit order failed: {message.reason}")
         elif isinstance(message, OrderCancelled):
             await self.drop_entry(message.client_order_id, "the exit order was cancelled before it filled")
         elif isinstance(message, AccountSynced):

@@ -20,7 +20,7 @@ from ordermanager.placement import QuoteSource
 from yquant import exit_rules, keys, portfolio
 from yquant.bus import publish
 from yquant.markets import is_open, is_trading_day, local_date, session_close
-from yquant.messages import Market, Signal, SignalAction, SignalReceived
+from yquant.messages import Market, Signal, SignalAction, SignalReceived, SignalSource
 from yquant.settings import StrategySettings
 
 logger = logging.getLogger(__name__)
@@ -96,11 +96,11 @@ class ExitWatcher:
             action=SignalAction.EXIT,
             fired_at=now,
             received_at=now,
-            source="exit",
+            source=SignalSource.EXIT,
             account=rule.account,
             comment=hit.reason,
         )
-        await publish(self.client, keys.SIGNALS, SignalReceived(signal=signal), self.maxlen)
+        await publish(self.client, keys.SIGNALS_INTERNAL, SignalReceived(signal=signal), self.maxlen)
         await exit_rules.delete_rule(self.client, rule.account, rule.market, rule.ticker, rule.rule_id)
         EXITS_TRIGGERED.labels(hit.kind).inc()
         logger.warning(
@@ -156,10 +156,10 @@ class ExitWatcher:
             action=SignalAction.EXIT,
             fired_at=now,
             received_at=now,
-            source="eod",
+            source=SignalSource.END_OF_DAY,
             account=account,
             comment="end-of-day liquidation",
         )
-        await publish(self.client, keys.SIGNALS, SignalReceived(signal=signal), self.maxlen)
+        await publish(self.client, keys.SIGNALS_INTERNAL, SignalReceived(signal=signal), self.maxlen)
         logger.info("end-of-day liquidation", extra={"strategy": strategy, "account": account, "ticker": ticker})
         return signal.signal_id

@@ -24,7 +24,7 @@ from ordermanager.sizing import SizingInput, SizingPolicy, needs_price, policy_f
 from yquant import keys, orders, trading_state
 from yquant.bus import publish
 from yquant.markets import round_to_tick
-from yquant.messages import CancelOrder, Market, OrderType, Quote, Side, Signal, SubmitOrder
+from yquant.messages import CancelOrder, Market, OrderOrigin, OrderType, Quote, Side, Signal, SignalSource, SubmitOrder
 from yquant.risk_limits import RiskLimits
 from yquant.settings import StrategySettings
 from yquant.trading_state import TradingState
@@ -34,18 +34,19 @@ logger = logging.getLogger(__name__)
 QuoteSource = Callable[[Market, str], Awaitable[Quote | None]]
 
 # Where an order came from, by the signal's source (SubmitOrder.origin).
-ORIGINS = {
-    "webhook": "signal",
-    "dashboard": "manual",
-    "manual": "manual",
-    "schedule": "schedule",
-    "exit": "exit",
-    "eod": "liquidation",
-    "flatten": "liquidation",
-    "liquidation": "liquidation",
+ORIGINS: dict[SignalSource, OrderOrigin] = {
+    SignalSource.WEBHOOK: OrderOrigin.SIGNAL,
+    SignalSource.DASHBOARD: OrderOrigin.MANUAL,
+    SignalSource.SCHEDULE: OrderOrigin.SCHEDULE,
+    SignalSource.EXIT: OrderOrigin.EXIT,
+    SignalSource.END_OF_DAY: OrderOrigin.LIQUIDATION,
+    SignalSource.FLATTEN: OrderOrigin.LIQUIDATION,
+    SignalSource.LIQUIDATION: OrderOrigin.LIQUIDATION,
 }
 # Sources exempt from the duplicate window (each triggers once by construction).
-NO_DUPLICATE_CHECK = frozenset({"exit", "eod", "flatten", "liquidation"})
+NO_DUPLICATE_CHECK = frozenset(
+    {SignalSource.EXIT, SignalSource.END_OF_DAY, SignalSource.FLATTEN, SignalSource.LIQUIDATION}
+)
 
 
 def client_order_id(signal_id: str, account: str, leg: str = "") -> str:
@@ -64,7 +65,7 @@ class SignalContext:
     @property
     def sizing_strategy(self) -> StrategySettings | None:
         """Only alerts are sized by the strategy's policy; manual, schedule and exit signals carry their size."""
-        return self.strategy if self.signal.source == "webhook" else None
+        return self.strategy if self.signal.source is SignalSource.WEBHOOK else None
 
 
 class Placement:
@@ -260,7 +261,7 @@ class Placement:
         limit_price: Decimal | None,
     ) -> None:
         signal = ctx.signal
-        origin = ORIGINS.get(signal.source, signal.source)
+        origin = ORIGINS[signal.source]
         command = SubmitOrder(
             correlation_id=ctx.correlation_id,
             client_order_id=coid,

@@ -13,13 +13,13 @@ from decimal import Decimal
 from ordermanager import denials
 from ordermanager.denials import Denial
 from yquant.markets import is_open, next_open
-from yquant.messages import Market, Position
+from yquant.messages import Market, Position, SignalSource
 from yquant.portfolio import AccountSnapshot
 from yquant.risk_limits import RiskLimits
 from yquant.trading_state import TradingState
 
 # Sources allowed to trade while HALTED: the flatten command and its filtered form.
-LIQUIDATION_SOURCES = frozenset({"flatten", "liquidation"})
+LIQUIDATION_SOURCES = frozenset({SignalSource.FLATTEN, SignalSource.LIQUIDATION})
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ def check_market_open(market: Market, now: datetime, always_open: bool = False) 
     return Denial(denials.MARKET_CLOSED, f"{market.value} is closed; next open {opens.isoformat()}")
 
 
-def check_trading_state(state: TradingState, scope: str, *, reducing: bool, source: str) -> Denial | None:
+def check_trading_state(state: TradingState, scope: str, *, reducing: bool, source: SignalSource) -> Denial | None:
     """HALTED lets only the flatten command through; REDUCING only position-reducing orders."""
     where = "globally" if scope == "global" else "for this account"
     if state is TradingState.HALTED and source not in LIQUIDATION_SOURCES:

@@ -25,7 +25,7 @@ from ordermanager.metrics import SCHEDULES_FIRED
 from yquant import keys, schedule_store
 from yquant.bus import publish
 from yquant.markets import SESSIONS
-from yquant.messages import QuantityType, Signal, SignalReceived
+from yquant.messages import QuantityType, Signal, SignalReceived, SignalSource
 from yquant.schedules import Schedule, next_occurrence, occurrence_key
 
 logger = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ def schedule_signal(schedule: Schedule, occurrence: datetime, now: datetime) -> 
         price=spec.limit_price,
         fired_at=now,
         received_at=now,
-        source="schedule",
+        source=SignalSource.SCHEDULE,
         account=spec.account,
         comment=f"schedule {spec.name or schedule.schedule_id}: {spec.describe()}",
     )
@@ -118,7 +118,7 @@ class Scheduler:
         result = None
         if claimed:
             signal = schedule_signal(schedule, occurrence, now)
-            await publish(self.client, keys.SIGNALS, SignalReceived(signal=signal), self.maxlen)
+            await publish(self.client, keys.SIGNALS_INTERNAL, SignalReceived(signal=signal), self.maxlen)
             signal_id = signal.signal_id
             result = f"fired {local_text(schedule, occurrence)} as signal {signal_id}"
             SCHEDULES_FIRED.labels("fired").inc()

@@ -14,6 +14,7 @@ import asyncio
 import logging
 import os
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +28,7 @@ from ordermanager.placement import Placement, QuoteSource, SignalContext, client
 from ordermanager.sizing import strategy_problems
 from yquant import decisions, keys, quotes, trading_state
 from yquant.errors import ConfigurationError
-from yquant.messages import AnyMessage, Market, Quote, Signal, SignalAction, SignalReceived
+from yquant.messages import AnyMessage, Market, Quote, Signal, SignalAction, SignalReceived, SignalSource
 from yquant.risk_limits import load_limits
 from yquant.settings import Settings, StrategySettings, effective_accounts, effective_strategies
 from yquant.trading_state import TradingState
@@ -85,11 +86,39 @@ class OrderManager:
         return message.id
 
     async def handle(self, message: AnyMessage) -> None:
-        if isinstance(message, SignalReceived):
-            self._maybe_crash("after_read")
-            await self.handle_signal(message.signal, message.correlation_id)
-        else:
+        """A signal from the webhook's stream (tests and tools that append alerts directly)."""
+        await self.handle_from(keys.SIGNALS_WEBHOOK, message)
+
+    def handler_for(self, stream: str) -> Callable[[AnyMessage], Awaitable[None]]:
+        """The consumer handler of one signal stream: it trusts a signal's source only as far as
+        ``keys.SIGNAL_STREAMS`` lets that stream's producer claim it."""
+
+        async def handle(message: AnyMessage) -> None:
+            await self.handle_from(stream, message)
+
+        return handle
+
+    async def handle_from(self, stream: str, message: AnyMessage) -> None:
+        if not isinstance(message, SignalReceived):
             logger.warning("ignoring unexpected message", extra={"type": message.type})
+            return
+        self._maybe_crash("after_read")
+        signal = message.signal
+        allowed = keys.SIGNAL_STREAMS[stream]
+        if signal.source not in allowed:
+            logger.warning(
+                "signal refused: its source is not one its stream may carry",
+                extra={"signal_id": signal.signal_id, "source": signal.source.value, "stream": stream},
+            )
+            await decisions.record_received(self.client, signal)
+            denial = Denial(
+                denials.FORGED_SOURCE,
+                f"a signal on {stream} may not claim the source {signal.source.value!r}"
+                f" (allowed: {', '.join(sorted(allowed))})",
+            )
+            await decision_log.deny(self.client, signal, message.correlation_id, None, denial, self.maxlen)
+            return
+        await self.handle_signal(signal, message.correlation_id)
 
     def _maybe_crash(self, point: str) -> None:
         cfg = self.settings.ordermanager
@@ -139,7 +168,7 @@ class OrderManager:
         Internal signals (dashboard, schedule, exit, liquidation) name their account.
         """
         strategy = self.strategies.get(signal.strategy)
-        if signal.source != "webhook" and signal.account:
+        if signal.source is not SignalSource.WEBHOOK and signal.account:
             if signal.account not in self.accounts:
                 return Denial(denials.UNKNOWN_ACCOUNT, f"account {signal.account!r} is not configured")
             return strategy, [signal.account]

@@ -297,7 +297,19 @@ def check_memory(models: dict[str, dict[str, Any]], report: Report) -> None:
 # --- ACL ---------------------------------------------------------------------------------------
 
 # (user, allowed, command): what each service may and may not do, checked with ACL DRYRUN.
-ING = ("FCALL", "yq_ingest", "2", "yq:dedupe:signal:s1", "yq:stream:signals", "60", "100000", "SignalReceived", "{}")
+ING = (
+    "FCALL",
+    "yq_ingest",
+    "2",
+    "yq:dedupe:signal:s1",
+    "yq:stream:signals:webhook",
+    "60",
+    "100000",
+    "SignalReceived",
+    "{}",
+)
+ING_DASHBOARD = tuple("yq:stream:signals:dashboard" if part == "yq:stream:signals:webhook" else part for part in ING)
+ING_INTERNAL = tuple("yq:stream:signals:internal" if part == "yq:stream:signals:webhook" else part for part in ING)
 CREATE = (
     "FCALL",
     "yq_order_create",
@@ -318,7 +330,7 @@ UPDATE = (
     "yq:stream:executions",
 )
 XADD = ("*", "type", "T", "data", "{}")
-READ_SIGNALS = ("XREADGROUP", "GROUP", "ordermanager", "c1", "COUNT", "10", "STREAMS", "yq:stream:signals", ">")
+READ_SIGNALS = ("XREADGROUP", "GROUP", "ordermanager", "c1", "COUNT", "10", "STREAMS", "yq:stream:signals:webhook", ">")
 READ_ORDERS = ("XREADGROUP", "GROUP", "brokergateway", "c1", "COUNT", "10", "STREAMS", "yq:stream:orders", ">")
 ADMIN_ONLY = (
     ("FLUSHALL",),
@@ -341,21 +353,26 @@ ACL_TABLE: list[tuple[str, bool, tuple[str, ...]]] = [
     ("webhook", True, ("PING",)),
     ("webhook", True, ING),
     ("webhook", True, ("SET", "yq:dedupe:signal:s1", "1", "NX", "EX", "60")),
-    ("webhook", True, ("XADD", "yq:stream:signals", "MAXLEN", "~", "100000", *XADD)),
+    ("webhook", True, ("XADD", "yq:stream:signals:webhook", "MAXLEN", "~", "100000", *XADD)),
     ("webhook", True, ("HSET", "yq:hb:webhook:w1", "seen_at", "1")),
+    # ... and only to its own signal stream: it cannot pose as the dashboard or the order manager
+    ("webhook", False, ING_DASHBOARD),
+    ("webhook", False, ING_INTERNAL),
+    ("webhook", False, ("XADD", "yq:stream:signals:dashboard", *XADD)),
+    ("webhook", False, ("XADD", "yq:stream:signals:internal", *XADD)),
     ("webhook", True, ("EXPIRE", "yq:hb:webhook:w1", "15")),
     ("webhook", True, ("DEL", "yq:hb:webhook:w1")),
-    ("webhook", False, ("XRANGE", "yq:stream:signals", "-", "+")),
-    ("webhook", False, ("XREAD", "STREAMS", "yq:stream:signals", "0")),
+    ("webhook", False, ("XRANGE", "yq:stream:signals:webhook", "-", "+")),
+    ("webhook", False, ("XREAD", "STREAMS", "yq:stream:signals:webhook", "0")),
     ("webhook", False, ("GET", "yq:dedupe:signal:s1")),
     ("webhook", False, ("HGETALL", "yq:account:main")),
     ("webhook", False, ("HGETALL", "yq:positions:main")),
     ("webhook", False, ("HGETALL", "yq:order:o1")),
     ("webhook", False, ("XADD", "yq:stream:orders", *XADD)),
     ("webhook", False, CREATE),
-    ("webhook", False, ("SET", "yq:stream:signals", "x")),
-    ("webhook", False, ("DEL", "yq:stream:signals")),
-    ("webhook", False, ("XTRIM", "yq:stream:signals", "MAXLEN", "0")),
+    ("webhook", False, ("SET", "yq:stream:signals:webhook", "x")),
+    ("webhook", False, ("DEL", "yq:stream:signals:webhook")),
+    ("webhook", False, ("XTRIM", "yq:stream:signals:webhook", "MAXLEN", "0")),
     ("webhook", False, ("GET", "yq:token:abc")),
     ("webhook", False, ("HSET", "yq:hb:ordermanager:o1", "seen_at", "1")),
     ("webhook", False, ("SCAN", "0")),
@@ -363,10 +380,12 @@ ACL_TABLE: list[tuple[str, bool, tuple[str, ...]]] = [
     *[("webhook", False, command) for command in ADMIN_ONLY],
     # the order manager (VM1): signals in, orders out; reads accounts; no tokens
     ("ordermanager", True, READ_SIGNALS),
-    ("ordermanager", True, ("XGROUP", "CREATE", "yq:stream:signals", "ordermanager", "0", "MKSTREAM")),
-    ("ordermanager", True, ("XACK", "yq:stream:signals", "ordermanager", "1-0")),
-    ("ordermanager", True, ("XAUTOCLAIM", "yq:stream:signals", "ordermanager", "c1", "15000", "0-0")),
-    ("ordermanager", True, ("XPENDING", "yq:stream:signals", "ordermanager", "-", "+", "1")),
+    ("ordermanager", True, ("XGROUP", "CREATE", "yq:stream:signals:webhook", "ordermanager", "0", "MKSTREAM")),
+    ("ordermanager", True, ("XACK", "yq:stream:signals:webhook", "ordermanager", "1-0")),
+    ("ordermanager", True, ("XACK", "yq:stream:signals:dashboard", "ordermanager", "1-0")),
+    ("ordermanager", True, ("XADD", "yq:stream:signals:internal", *XADD)),
+    ("ordermanager", True, ("XAUTOCLAIM", "yq:stream:signals:webhook", "ordermanager", "c1", "15000", "0-0")),
+    ("ordermanager", True, ("XPENDING", "yq:stream:signals:webhook", "ordermanager", "-", "+", "1")),
     ("ordermanager", True, ("XREADGROUP", "GROUP", "ordermanager-exec", "c1", "STREAMS", "yq:stream:executions", ">")),
     ("ordermanager", True, CREATE),
     ("ordermanager", True, ("XADD", "yq:stream:decisions", *XADD)),
@@ -388,9 +407,9 @@ ACL_TABLE: list[tuple[str, bool, tuple[str, ...]]] = [
     ("ordermanager", False, ("SET", "yq:lock:token:abc", "x")),
     ("ordermanager", False, ("HSET", "yq:account:main", "cash", "1")),
     ("ordermanager", False, ("HSET", "yq:positions:main", "KRX:005930", "{}")),
-    ("ordermanager", False, ("DEL", "yq:stream:signals")),
-    ("ordermanager", False, ("XTRIM", "yq:stream:signals", "MAXLEN", "0")),
-    ("ordermanager", False, ("XGROUP", "DESTROY", "yq:stream:signals", "ordermanager")),
+    ("ordermanager", False, ("DEL", "yq:stream:signals:webhook")),
+    ("ordermanager", False, ("XTRIM", "yq:stream:signals:webhook", "MAXLEN", "0")),
+    ("ordermanager", False, ("XGROUP", "DESTROY", "yq:stream:signals:webhook", "ordermanager")),
     ("ordermanager", False, ("XREADGROUP", "GROUP", "brokergateway", "c1", "STREAMS", "yq:stream:orders", ">")),
     *[("ordermanager", False, command) for command in ADMIN_ONLY],
     # the broker gateway (VM1): orders in, executions out; KIS tokens; accounts and positions
@@ -409,7 +428,7 @@ ACL_TABLE: list[tuple[str, bool, tuple[str, ...]]] = [
     ("brokergateway", True, ("DEL", "yq:positions:main")),
     ("brokergateway", True, ("SET", "yq:brokerorder:main:0001", "o1", "NX", "EX", "60")),
     ("brokergateway", True, ("RPUSH", "yq:reply:r1", "{}")),
-    ("brokergateway", False, ("XADD", "yq:stream:signals", *XADD)),
+    ("brokergateway", False, ("XADD", "yq:stream:signals:webhook", *XADD)),
     ("brokergateway", False, ("XADD", "yq:stream:decisions", *XADD)),
     ("brokergateway", False, ("HSET", "yq:signal:s1", "status", "accepted")),
     ("brokergateway", False, ("HSET", "yq:trading:state", "*", "ACTIVE")),
@@ -424,13 +443,18 @@ ACL_TABLE: list[tuple[str, bool, tuple[str, ...]]] = [
     ("dashboard", True, ("HGETALL", "yq:order:o1")),
     ("dashboard", True, ("ZREVRANGE", "yq:orders:index", "0", "49")),
     ("dashboard", True, ("XREVRANGE", "yq:stream:executions", "+", "-", "COUNT", "50")),
-    ("dashboard", True, ("XREAD", "COUNT", "10", "STREAMS", "yq:stream:signals", "0")),
-    ("dashboard", True, ("XINFO", "GROUPS", "yq:stream:signals")),
+    ("dashboard", True, ("XREAD", "COUNT", "10", "STREAMS", "yq:stream:signals:webhook", "0")),
+    ("dashboard", True, ("XINFO", "GROUPS", "yq:stream:signals:webhook")),
     ("dashboard", True, ("SCAN", "0", "MATCH", "yq:hb:*")),
     ("dashboard", True, ("HGETALL", "yq:trading:state")),
     ("dashboard", True, ("HSET", "yq:trading:state", "*", "HALTED")),
     ("dashboard", True, ("HSET", "yq:risk:limits", "max_order_value", "1")),
-    ("dashboard", True, ING),
+    ("dashboard", True, ING_DASHBOARD),
+    ("dashboard", True, ("XADD", "yq:stream:signals:dashboard", *XADD)),
+    ("dashboard", False, ING),
+    ("dashboard", False, ING_INTERNAL),
+    ("dashboard", False, ("XADD", "yq:stream:signals:webhook", *XADD)),
+    ("dashboard", False, ("XADD", "yq:stream:signals:internal", *XADD)),
     ("dashboard", True, ("XADD", "yq:stream:orders", *XADD)),
     ("dashboard", True, ("XADD", "yq:stream:audit", *XADD)),
     ("dashboard", True, ("XADD", "yq:stream:queries", *XADD)),
@@ -455,7 +479,7 @@ ACL_TABLE: list[tuple[str, bool, tuple[str, ...]]] = [
     ("dashboard", False, ("XADD", "yq:stream:decisions", *XADD)),
     ("dashboard", False, READ_SIGNALS),
     ("dashboard", False, ("XACK", "yq:stream:orders", "brokergateway", "1-0")),
-    ("dashboard", False, ("DEL", "yq:stream:signals")),
+    ("dashboard", False, ("DEL", "yq:stream:signals:webhook")),
     *[("dashboard", False, command) for command in ADMIN_ONLY if command[0] != "INFO"],
     # the Docker healthcheck: PING only
     ("healthcheck", True, ("PING",)),
@@ -645,8 +669,8 @@ def _real_calls(port: int, passwords: dict[str, str]) -> list[str]:
     try:
         if health.execute_command("PING") not in (True, "PONG"):
             problems.append("the healthcheck user's PING did not answer PONG")
-        first = webhook.fcall("yq_ingest", 2, "yq:dedupe:signal:dc1", "yq:stream:signals", 60, 1000, "T", "{}")
-        again = webhook.fcall("yq_ingest", 2, "yq:dedupe:signal:dc1", "yq:stream:signals", 60, 1000, "T", "{}")
+        first = webhook.fcall("yq_ingest", 2, "yq:dedupe:signal:dc1", "yq:stream:signals:webhook", 60, 1000, "T", "{}")
+        again = webhook.fcall("yq_ingest", 2, "yq:dedupe:signal:dc1", "yq:stream:signals:webhook", 60, 1000, "T", "{}")
         if not first or again != 0:
             problems.append(f"webhook FCALL yq_ingest returned {first!r} then {again!r} (want an id, then 0)")
         for label, call in (

@@ -254,7 +254,7 @@ class AlertIntake:
         One more try, safe because the call is idempotent, when the pooled connection died since
         its last use (Valkey restarted) or the function library is missing (restarted empty).
         """
-        arguments = (dedupe_key, keys.SIGNALS, ttl, self.stream_maxlen, "SignalReceived", payload)
+        arguments = (dedupe_key, keys.SIGNALS_WEBHOOK, ttl, self.stream_maxlen, "SignalReceived", payload)
         reconnected = reloaded = False
         while True:
             try:

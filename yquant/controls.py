@@ -17,7 +17,7 @@ import redis.asyncio as aioredis
 
 from yquant import exit_rules, keys, orders, portfolio, risk_limits, schedule_store
 from yquant.bus import publish
-from yquant.messages import Market, Signal, SignalAction, SignalReceived, utcnow
+from yquant.messages import Market, Signal, SignalAction, SignalReceived, SignalSource, utcnow
 from yquant.risk_limits import RiskLimits
 from yquant.schedules import Schedule, ScheduleSpec, next_occurrence, upcoming, why_never
 from yquant.settings import Settings, effective_accounts
@@ -62,7 +62,7 @@ async def liquidate(
     market: Market | str | None = None,
     strategy: str | None = None,
     now: datetime | None = None,
-    source: str = "liquidation",
+    source: SignalSource = SignalSource.LIQUIDATION,
 ) -> list[str]:
     """Sell every matching position and cancel matching open buys; allowed while HALTED.
 
@@ -110,7 +110,7 @@ async def liquidate(
                 account=alias,
                 comment=f"{source}: account={account or '*'} market={market_filter or '*'} strategy={strategy or '*'}",
             )
-            await publish(client, keys.SIGNALS, SignalReceived(signal=signal), settings.bus.stream_maxlen)
+            await publish(client, keys.SIGNALS_DASHBOARD, SignalReceived(signal=signal), settings.bus.stream_maxlen)
             signal_ids.append(signal.signal_id)
     return signal_ids
 
@@ -119,7 +119,7 @@ async def flatten_all(
     client: aioredis.Redis, settings: Settings, *, account: str | None = None, now: datetime | None = None
 ) -> list[str]:
     """The emergency flatten: every position sold, every open buy cancelled (allowed while HALTED)."""
-    return await liquidate(client, settings, account=account, now=now, source="flatten")
+    return await liquidate(client, settings, account=account, now=now, source=SignalSource.FLATTEN)
 
 
 # --- schedules -----------------------------------------------------------------------------

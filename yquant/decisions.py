@@ -8,7 +8,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from yquant import keys
-from yquant.messages import OrderDenied, Signal, SignalAccepted
+from yquant.messages import Signal, SignalAccepted, SignalDenied
 
 DECISION_TTL_S = 90 * 86_400
 
@@ -25,7 +25,7 @@ async def record_received(client: aioredis.Redis, signal: Signal) -> None:
 async def record_decision(
     client: aioredis.Redis,
     signal: Signal,
-    decision: SignalAccepted | OrderDenied,
+    decision: SignalAccepted | SignalDenied,
     maxlen: int,
 ) -> None:
     """Store the outcome on the signal's record and append it to the decision stream."""

@@ -12,14 +12,24 @@ from typing import Any
 PREFIX = "yq:"
 
 # --- streams -------------------------------------------------------------------------
-SIGNALS = PREFIX + "stream:signals"  # SignalReceived, written by the webhook (and dashboard)
+# SignalReceived, one stream per producer. Each producer's Valkey user may append only to its own
+# stream, and the order manager accepts from each stream only the sources that producer may claim
+# (SIGNAL_STREAMS): a compromised webhook host cannot pose as the dashboard or a liquidation.
+SIGNALS_WEBHOOK = PREFIX + "stream:signals:webhook"  # TradingView alerts (the webhook)
+SIGNALS_DASHBOARD = PREFIX + "stream:signals:dashboard"  # manual orders, flatten, liquidation (dashboard, console)
+SIGNALS_INTERNAL = PREFIX + "stream:signals:internal"  # schedules and exits (the order manager itself)
+SIGNAL_STREAMS: dict[str, frozenset[str]] = {
+    SIGNALS_WEBHOOK: frozenset({"webhook"}),
+    SIGNALS_DASHBOARD: frozenset({"dashboard", "flatten", "liquidation"}),
+    SIGNALS_INTERNAL: frozenset({"schedule", "exit", "eod"}),
+}
 ORDERS = PREFIX + "stream:orders"  # SubmitOrder / CancelOrder commands for the gateway
 EXECUTIONS = PREFIX + "stream:executions"  # order lifecycle events and AccountSynced
 DECISIONS = PREFIX + "stream:decisions"  # one decision per signal: accepted or denied
 QUERIES = PREFIX + "stream:queries"  # quote / buying-power requests for the gateway
 DEAD_LETTERS = PREFIX + "stream:deadletters"  # entries that failed too often
 
-ALL_STREAMS = (SIGNALS, ORDERS, EXECUTIONS, DECISIONS, QUERIES, DEAD_LETTERS)
+ALL_STREAMS = (*SIGNAL_STREAMS, ORDERS, EXECUTIONS, DECISIONS, QUERIES, DEAD_LETTERS)
 
 # --- consumer groups -----------------------------------------------------------------
 GROUP_ORDERMANAGER = "ordermanager"

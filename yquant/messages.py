@@ -68,6 +68,29 @@ class QuantityType(StrEnum):
     PERCENT_POSITION = "percent_of_position"
 
 
+class SignalSource(StrEnum):
+    """Who produced a signal. The order manager takes it from the stream a signal arrived on
+    (``keys.SIGNAL_STREAMS``), so a producer can only claim the sources its stream allows."""
+
+    WEBHOOK = "webhook"  # a TradingView alert
+    DASHBOARD = "dashboard"  # a manual order placed by a signed-in trader
+    FLATTEN = "flatten"  # the emergency flatten (allowed while HALTED)
+    LIQUIDATION = "liquidation"  # a liquidation asked for on the dashboard or console (allowed while HALTED)
+    SCHEDULE = "schedule"  # a scheduled order falling due
+    EXIT = "exit"  # a stop-loss or take-profit rule that triggered
+    END_OF_DAY = "eod"  # the end-of-day exit of a strategy that holds nothing overnight
+
+
+class OrderOrigin(StrEnum):
+    """Why an order exists, as its record and ``SubmitOrder`` say."""
+
+    SIGNAL = "signal"
+    MANUAL = "manual"
+    SCHEDULE = "schedule"
+    EXIT = "exit"
+    LIQUIDATION = "liquidation"
+
+
 class OrderState(StrEnum):
     NEW = "NEW"  # recorded by the order manager, command appended
     SUBMITTING = "SUBMITTING"  # the gateway is calling the broker: outcome not yet known
@@ -115,7 +138,7 @@ class Signal(Frozen):
     take_profit: Decimal | None = None
     fired_at: datetime | None = None
     received_at: datetime = Field(default_factory=utcnow)
-    source: str = "webhook"  # webhook | dashboard | schedule | exit
+    source: SignalSource = SignalSource.WEBHOOK
     order_id: str | None = None  # TradingView's {{strategy.order.id}}
     comment: str | None = None
     market_position: str | None = None
@@ -139,7 +162,7 @@ class SubmitOrder(Message):
     order_type: OrderType = OrderType.MARKET
     limit_price: Decimal | None = None
     strategy: str
-    origin: str = "signal"  # signal | manual | schedule | exit | liquidation
+    origin: OrderOrigin = OrderOrigin.SIGNAL
     signal_id: str | None = None
     reduce_only: bool = False
 
@@ -151,8 +174,10 @@ class CancelOrder(Message):
     reason: str = ""
 
 
-class OrderDenied(Message):
-    type: Literal["OrderDenied"] = "OrderDenied"
+class SignalDenied(Message):
+    """A signal that did not trade (in one account, or in all when ``account`` is None), and why."""
+
+    type: Literal["SignalDenied"] = "SignalDenied"
     signal_id: str
     strategy: str
     ticker: str
@@ -186,12 +211,24 @@ class OrderAccepted(Message):
 
 
 class OrderRejected(Message):
+    """The broker refused the order (its message kept)."""
+
     type: Literal["OrderRejected"] = "OrderRejected"
     client_order_id: str
     account: str
     reason_code: str
     reason: str
-    final_state: OrderState = OrderState.REJECTED
+
+
+class OrderFailed(Message):
+    """The order never reached the broker, or its outcome stayed unknown and the broker does not
+    have it: final, not sent again."""
+
+    type: Literal["OrderFailed"] = "OrderFailed"
+    client_order_id: str
+    account: str
+    reason_code: str
+    reason: str
 
 
 class OrderFilled(Message):
@@ -265,11 +302,12 @@ AnyMessage = Annotated[
     SignalReceived
     | SubmitOrder
     | CancelOrder
-    | OrderDenied
+    | SignalDenied
     | SignalAccepted
     | OrderSubmitted
     | OrderAccepted
     | OrderRejected
+    | OrderFailed
     | OrderFilled
     | OrderCancelled
     | AccountSynced

@@ -21,12 +21,31 @@ from yquant.messages import (
     Frozen,
     Market,
     Message,
+    OrderOrigin,
     OrderState,
     OrderType,
     Side,
     SubmitOrder,
     utcnow,
 )
+
+# Every state change an order may make, and only these: a change to a state not listed for the
+# order's current state is refused by ``yq_order_update`` (the record and the event stay as they were).
+ALLOWED_TRANSITIONS: dict[OrderState, frozenset[OrderState]] = {
+    OrderState.NEW: frozenset({OrderState.SUBMITTING, OrderState.REJECTED, OrderState.FAILED}),
+    OrderState.SUBMITTING: frozenset({OrderState.ACCEPTED, OrderState.REJECTED, OrderState.FAILED}),
+    OrderState.ACCEPTED: frozenset({OrderState.PARTIALLY_FILLED, OrderState.FILLED, OrderState.CANCELLED}),
+    OrderState.PARTIALLY_FILLED: frozenset({OrderState.PARTIALLY_FILLED, OrderState.FILLED, OrderState.CANCELLED}),
+    OrderState.FILLED: frozenset(),
+    OrderState.CANCELLED: frozenset(),
+    OrderState.REJECTED: frozenset(),
+    OrderState.FAILED: frozenset(),
+}
+
+
+def states_into(new_state: OrderState) -> frozenset[OrderState]:
+    """The states an order may be in to move to ``new_state``."""
+    return frozenset(state for state, targets in ALLOWED_TRANSITIONS.items() if new_state in targets)
 
 
 class OrderRecord(Frozen):
@@ -39,7 +58,7 @@ class OrderRecord(Frozen):
     order_type: OrderType
     limit_price: Decimal | None = None
     strategy: str
-    origin: str
+    origin: OrderOrigin
     signal_id: str | None = None
     reduce_only: bool = False
     correlation_id: str = ""
@@ -125,21 +144,22 @@ async def update_order(
     client: aioredis.Redis,
     client_order_id: str,
     *,
-    allowed: Iterable[OrderState] | None,
     new_state: OrderState | None = None,
+    only_in: Iterable[OrderState] | None = None,
     fields: Mapping[str, object] | None = None,
     event: Message | None = None,
     note: str = "",
     condition: tuple[str, str] | None = None,
     maxlen: int = 100_000,
 ) -> tuple[bool, OrderState | None]:
-    """Change an order if its state is one of ``allowed`` (None = any); emits ``event``.
+    """Move an order to ``new_state`` if ``ALLOWED_TRANSITIONS`` allows it from the state it is in,
+    or, without a new state, change its fields while it is in one of ``only_in``; emits ``event``.
 
     Returns (applied, state before). ``state before`` is None when the order is unknown.
     """
     arguments = update_arguments(
         client_order_id,
-        allowed=allowed,
+        only_in=only_in,
         new_state=new_state,
         fields=fields,
         event=event,
@@ -153,8 +173,8 @@ async def update_order(
 def update_arguments(
     client_order_id: str,
     *,
-    allowed: Iterable[OrderState] | None,
     new_state: OrderState | None = None,
+    only_in: Iterable[OrderState] | None = None,
     fields: Mapping[str, object] | None = None,
     event: Message | None = None,
     note: str = "",
@@ -163,6 +183,14 @@ def update_arguments(
 ) -> list[Any]:
     """The ``yq_order_update`` arguments of ``update_order`` (to queue several changes on a pipeline:
     ``pipe.fcall("yq_order_update", *update_arguments(...))``, each result read by ``update_result``)."""
+    if new_state is not None:
+        if only_in is not None:
+            raise ValueError("a state change's preconditions come from ALLOWED_TRANSITIONS, not only_in")
+        allowed: Iterable[OrderState] = states_into(new_state)
+    elif only_in is not None:
+        allowed = only_in
+    else:
+        raise ValueError("a field change names the states it applies in (only_in)")
     all_fields = dict(fields or {})
     all_fields["updated_at"] = utcnow().isoformat()
     final = new_state is not None and new_state in FINAL_STATES
@@ -172,7 +200,7 @@ def update_arguments(
         keys.order_history(client_order_id),
         keys.ORDERS_OPEN,
         keys.EXECUTIONS,
-        "*" if allowed is None else ",".join(s.value for s in allowed),
+        ",".join(sorted(s.value for s in allowed)),
         condition[0] if condition else "",
         condition[1] if condition else "",
         new_state.value if new_state else "",

@@ -96,7 +96,7 @@ def test_compose_file_when_faulty_then_check_fails_with_reason(
     ("old", "new", "expected"),
     [
         pytest.param(
-            "    (+xadd %W~yq:stream:signals)\n",
+            "    (+xadd %W~yq:stream:signals:webhook)\n",
             "    (+xadd %W~yq:stream:*)\n",
             "user webhook may run `XADD yq:stream:orders * type T data {}` but must not",
             id="webhook-may-append-orders",
@@ -148,8 +148,8 @@ def test_acl_template_when_too_permissive_then_check_fails_with_reason(
 def test_acl_template_when_a_permitted_command_is_lost_then_check_fails(deployment: Path, run_check: RunCheck) -> None:
     replace_once(
         deployment / "valkey" / "users.acl.template",
-        "    (+set %W~yq:dedupe:signal:*)\n    (+xadd %W~yq:stream:signals)\n",
-        "    (+xadd %W~yq:stream:signals)\n",
+        "    (+set %W~yq:dedupe:signal:*)\n    (+xadd %W~yq:stream:signals:webhook)\n",
+        "    (+xadd %W~yq:stream:signals:webhook)\n",
     )
 
     result = run_check(deployment, "--only", "acl", "--compose", "docker-compose.vm1.yml")

@@ -57,7 +57,7 @@ def test_ordermanager_killed_before_ack_then_restarted_places_exactly_one_order(
 
         valkey = Redis.from_url(system.valkey_url, driver_info=None)
         try:
-            pending = valkey.xpending(keys.SIGNALS, keys.GROUP_ORDERMANAGER)
+            pending = valkey.xpending(keys.SIGNALS_WEBHOOK, keys.GROUP_ORDERMANAGER)
             assert pending["pending"] == 0
         finally:
             valkey.close()

@@ -117,11 +117,11 @@ def test_same_alert_again_is_acknowledged_without_a_second_order(system: DevSyst
 
 
 def test_wrong_secret_is_refused_and_nothing_is_appended(system: DevSystem, valkey: Redis) -> None:
-    before = valkey.xlen(keys.SIGNALS)
+    before = valkey.xlen(keys.SIGNALS_WEBHOOK)
     response = httpx.post(system.webhook_url, json=alert(secret="guess-9f3a7c", id="intruder"), timeout=5)
     assert response.status_code == 401
     assert "guess-9f3a7c" not in response.text
-    assert valkey.xlen(keys.SIGNALS) == before
+    assert valkey.xlen(keys.SIGNALS_WEBHOOK) == before
 
 
 @pytest.mark.parametrize(
@@ -131,10 +131,10 @@ def test_wrong_secret_is_refused_and_nothing_is_appended(system: DevSystem, valk
 def test_malformed_alert_gets_a_4xx_and_nothing_is_appended(
     system: DevSystem, valkey: Redis, content: bytes, content_type: str
 ) -> None:
-    before = valkey.xlen(keys.SIGNALS)
+    before = valkey.xlen(keys.SIGNALS_WEBHOOK)
     response = httpx.post(system.webhook_url, content=content, headers={"content-type": content_type}, timeout=5)
     assert 400 <= response.status_code < 500
-    assert valkey.xlen(keys.SIGNALS) == before
+    assert valkey.xlen(keys.SIGNALS_WEBHOOK) == before
 
 
 def test_status_shows_every_service_alive(system: DevSystem) -> None:

@@ -47,21 +47,26 @@ async def test_published_messages_are_handled_once_and_acknowledged(redis_client
             done.set()
 
     for n in range(3):
-        await publish(redis_client, keys.SIGNALS, make_signal(n))
+        await publish(redis_client, keys.SIGNALS_WEBHOOK, make_signal(n))
     consumer = Consumer(
-        redis_client, stream=keys.SIGNALS, group="g", name="c1", handler=handler, settings=BusSettings(block_ms=50)
+        redis_client,
+        stream=keys.SIGNALS_WEBHOOK,
+        group="g",
+        name="c1",
+        handler=handler,
+        settings=BusSettings(block_ms=50),
     )
     await run_until(consumer, done)
     assert seen == ["s0", "s1", "s2"]
-    pending = await redis_client.xpending(keys.SIGNALS, "g")
+    pending = await redis_client.xpending(keys.SIGNALS_WEBHOOK, "g")
     assert pending["pending"] == 0
 
 
 async def test_entries_of_a_crashed_consumer_are_reclaimed_by_another(redis_client: aioredis.Redis) -> None:
-    await ensure_group(redis_client, keys.SIGNALS, "g")
-    await publish(redis_client, keys.SIGNALS, make_signal(1))
+    await ensure_group(redis_client, keys.SIGNALS_WEBHOOK, "g")
+    await publish(redis_client, keys.SIGNALS_WEBHOOK, make_signal(1))
     # A consumer reads the entry and dies before acknowledging it.
-    await redis_client.xreadgroup("g", "dead", {keys.SIGNALS: ">"}, count=10)
+    await redis_client.xreadgroup("g", "dead", {keys.SIGNALS_WEBHOOK: ">"}, count=10)
     seen: list[str] = []
     done = asyncio.Event()
 
@@ -72,7 +77,7 @@ async def test_entries_of_a_crashed_consumer_are_reclaimed_by_another(redis_clie
 
     consumer = Consumer(
         redis_client,
-        stream=keys.SIGNALS,
+        stream=keys.SIGNALS_WEBHOOK,
         group="g",
         name="alive",
         handler=handler,
@@ -80,14 +85,14 @@ async def test_entries_of_a_crashed_consumer_are_reclaimed_by_another(redis_clie
     )
     await run_until(consumer, done)
     assert seen == ["s1"]
-    assert (await redis_client.xpending(keys.SIGNALS, "g"))["pending"] == 0
+    assert (await redis_client.xpending(keys.SIGNALS_WEBHOOK, "g"))["pending"] == 0
 
 
 async def test_restarted_consumer_handles_its_own_pending_entries_first(redis_client: aioredis.Redis) -> None:
-    await ensure_group(redis_client, keys.SIGNALS, "g")
-    await publish(redis_client, keys.SIGNALS, make_signal(1))
-    await redis_client.xreadgroup("g", "same", {keys.SIGNALS: ">"}, count=10)
-    await publish(redis_client, keys.SIGNALS, make_signal(2))
+    await ensure_group(redis_client, keys.SIGNALS_WEBHOOK, "g")
+    await publish(redis_client, keys.SIGNALS_WEBHOOK, make_signal(1))
+    await redis_client.xreadgroup("g", "same", {keys.SIGNALS_WEBHOOK: ">"}, count=10)
+    await publish(redis_client, keys.SIGNALS_WEBHOOK, make_signal(2))
     seen: list[str] = []
     done = asyncio.Event()
 
@@ -99,7 +104,7 @@ async def test_restarted_consumer_handles_its_own_pending_entries_first(redis_cl
 
     consumer = Consumer(
         redis_client,
-        stream=keys.SIGNALS,
+        stream=keys.SIGNALS_WEBHOOK,
         group="g",
         name="same",
         handler=handler,
@@ -117,10 +122,10 @@ async def test_entry_failing_too_often_goes_to_dead_letters(redis_client: aiored
         attempts += 1
         raise RuntimeError("boom")
 
-    await publish(redis_client, keys.SIGNALS, make_signal(1))
+    await publish(redis_client, keys.SIGNALS_WEBHOOK, make_signal(1))
     consumer = Consumer(
         redis_client,
-        stream=keys.SIGNALS,
+        stream=keys.SIGNALS_WEBHOOK,
         group="g",
         name="c",
         handler=handler,
@@ -136,18 +141,23 @@ async def test_entry_failing_too_often_goes_to_dead_letters(redis_client: aiored
     await task
     assert await redis_client.xlen(keys.DEAD_LETTERS) == 1
     assert attempts == 2
-    assert (await redis_client.xpending(keys.SIGNALS, "g"))["pending"] == 0
+    assert (await redis_client.xpending(keys.SIGNALS_WEBHOOK, "g"))["pending"] == 0
 
 
 async def test_undecodable_entry_is_dead_lettered_not_retried(redis_client: aioredis.Redis) -> None:
-    await redis_client.xadd(keys.SIGNALS, {"type": "SignalReceived", "data": b"{not json"})
+    await redis_client.xadd(keys.SIGNALS_WEBHOOK, {"type": "SignalReceived", "data": b"{not json"})
     called = asyncio.Event()
 
     async def handler(message: AnyMessage) -> None:
         called.set()
 
     consumer = Consumer(
-        redis_client, stream=keys.SIGNALS, group="g", name="c", handler=handler, settings=BusSettings(block_ms=20)
+        redis_client,
+        stream=keys.SIGNALS_WEBHOOK,
+        group="g",
+        name="c",
+        handler=handler,
+        settings=BusSettings(block_ms=20),
     )
     stop = asyncio.Event()
     task = asyncio.create_task(consumer.run(stop))
@@ -174,10 +184,10 @@ async def test_same_partition_key_is_handled_in_arrival_order(redis_client: aior
             done.set()
 
     for n in range(3):
-        await publish(redis_client, keys.SIGNALS, make_signal(n))
+        await publish(redis_client, keys.SIGNALS_WEBHOOK, make_signal(n))
     consumer = Consumer(
         redis_client,
-        stream=keys.SIGNALS,
+        stream=keys.SIGNALS_WEBHOOK,
         group="g",
         name="c",
         handler=handler,
@@ -196,11 +206,11 @@ async def test_entries_of_other_types_are_acknowledged_without_handling(redis_cl
         seen.append(message.type)
         done.set()
 
-    await redis_client.xadd(keys.SIGNALS, {"type": "OrderSubmitted", "data": b"{}"})
-    await publish(redis_client, keys.SIGNALS, make_signal(1))
+    await redis_client.xadd(keys.SIGNALS_WEBHOOK, {"type": "OrderSubmitted", "data": b"{}"})
+    await publish(redis_client, keys.SIGNALS_WEBHOOK, make_signal(1))
     consumer = Consumer(
         redis_client,
-        stream=keys.SIGNALS,
+        stream=keys.SIGNALS_WEBHOOK,
         group="g",
         name="c",
         handler=handler,
@@ -209,5 +219,5 @@ async def test_entries_of_other_types_are_acknowledged_without_handling(redis_cl
     )
     await run_until(consumer, done)
     assert seen == ["SignalReceived"]
-    assert (await redis_client.xpending(keys.SIGNALS, "g"))["pending"] == 0
+    assert (await redis_client.xpending(keys.SIGNALS_WEBHOOK, "g"))["pending"] == 0
     assert await redis_client.xlen(keys.DEAD_LETTERS) == 0

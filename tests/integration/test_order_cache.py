@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import redis.asyncio as aioredis
 
+from tests.order_paths import walk_to
 from yquant import orders
 from yquant.messages import Market, OrderState, Side, SubmitOrder
 
@@ -23,9 +24,7 @@ async def test_cache_returns_current_records_after_a_change(redis_client: aiored
     assert [r.client_order_id for r in first] == ["yq-0", "yq-1", "yq-2"]
     assert all(r.state is OrderState.NEW for r in first)
 
-    applied, _ = await orders.update_order(
-        redis_client, "yq-1", allowed=(OrderState.NEW,), new_state=OrderState.SUBMITTING
-    )
+    applied, _ = await orders.update_order(redis_client, "yq-1", new_state=OrderState.SUBMITTING)
     assert applied
     second = await cache.get_many(redis_client, ["yq-0", "yq-1", "yq-2"])
     assert [r.state for r in second] == [OrderState.NEW, OrderState.SUBMITTING, OrderState.NEW]
@@ -34,7 +33,7 @@ async def test_cache_returns_current_records_after_a_change(redis_client: aiored
 
 async def test_final_orders_are_served_from_memory(redis_client: aioredis.Redis) -> None:
     assert await orders.create_order(redis_client, command(3), 1000)
-    await orders.update_order(redis_client, "yq-3", allowed=None, new_state=OrderState.REJECTED)
+    await walk_to(redis_client, "yq-3", OrderState.REJECTED)
     cache = orders.RecordCache()
     first = await cache.get_many(redis_client, ["yq-3"])
     assert first[0].state is OrderState.REJECTED

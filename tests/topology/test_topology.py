@@ -335,7 +335,7 @@ def test_webhook_user_on_vm3_when_reading_accounts_or_appending_orders_then_refu
     refused = {
         "read account": as_webhook("HGETALL", "yq:account:main"),
         "read positions": as_webhook("HGETALL", "yq:positions:main"),
-        "read signals": as_webhook("XRANGE", "yq:stream:signals", "-", "+"),
+        "read signals": as_webhook("XRANGE", "yq:stream:signals:webhook", "-", "+"),
         "append order": as_webhook("XADD", "yq:stream:orders", "*", "type", "SubmitOrder", "data", "{}"),
         "create order": as_webhook(
             "FCALL",

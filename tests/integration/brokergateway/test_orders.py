@@ -15,6 +15,7 @@ from yquant import keys, orders
 from yquant.messages import (
     Market,
     OrderAccepted,
+    OrderFailed,
     OrderRejected,
     OrderState,
     OrderType,
@@ -112,8 +113,9 @@ async def test_order_lost_before_booking_is_failed_visibly_and_never_resent(
     record = await harness.state(command.client_order_id, OrderState.FAILED)
 
     assert "not in KIS's order list" in record.reason
-    [event] = [e for e in await harness.events(command.client_order_id) if isinstance(e, OrderRejected)]
-    assert (event.final_state, event.reason_code) == (OrderState.FAILED, "UNCONFIRMED")
+    [event] = [e for e in await harness.events(command.client_order_id) if isinstance(e, OrderFailed)]
+    assert event.reason_code == "UNCONFIRMED"
+    assert not [e for e in await harness.events(command.client_order_id) if isinstance(e, OrderRejected)]
     await harness.gateway.handle(command)  # the command delivered again: still nothing is sent
     await asyncio.sleep(0.3)
     assert [o for o in harness.sim_orders() if o["ticker"] == "035720"] == []
@@ -130,7 +132,7 @@ async def test_redelivered_command_of_a_submitting_order_is_reconciled_not_repos
     )  # fmt: skip
     await orders.create_order(harness.client, command, 100_000)
     # A gateway died after SUBMITTING, before (or while) posting: the outcome is unknown.
-    await orders.update_order(harness.client, "yq-crashed", allowed=(OrderState.NEW,), new_state=OrderState.SUBMITTING)
+    await orders.update_order(harness.client, "yq-crashed", new_state=OrderState.SUBMITTING)
     await harness.gateway.handle(command)
     await harness.state("yq-crashed", OrderState.FAILED)
     assert [o for o in harness.sim_orders() if o["ticker"] == "005380"] == []
@@ -145,7 +147,7 @@ async def test_command_delivered_again_while_another_gateway_submits_it_is_left_
         quantity=1, strategy="test",
     )  # fmt: skip
     await orders.create_order(harness.client, command, 100_000)
-    await orders.update_order(harness.client, command.client_order_id, allowed=None, new_state=OrderState.SUBMITTING)
+    await orders.update_order(harness.client, command.client_order_id, new_state=OrderState.SUBMITTING)
     await harness.client.set(keys.order_lease(command.client_order_id), "gateway-b", px=60_000)
     await harness.gateway.handle(command)  # e.g. reclaimed from a busy consumer: gateway-b is posting it
     assert (await harness.order(command.client_order_id)).state is OrderState.SUBMITTING

@@ -9,11 +9,11 @@ from zoneinfo import ZoneInfo
 import redis.asyncio as aioredis
 
 from dashboard.performance import store_snapshot
+from tests.order_paths import walk_to
 from yquant import decisions, orders, portfolio
 from yquant.messages import (
     AccountSynced,
     Market,
-    OrderDenied,
     OrderState,
     OrderType,
     Position,
@@ -21,6 +21,7 @@ from yquant.messages import (
     Signal,
     SignalAccepted,
     SignalAction,
+    SignalDenied,
     SubmitOrder,
 )
 
@@ -91,7 +92,8 @@ async def seed_orders(client: aioredis.Redis) -> list[str]:
             fields.update({"filled_quantity": quantity, "average_price": fill})
         if state is OrderState.REJECTED:
             fields["reason"] = "APBK0915 주문가능금액을 초과 했습니다"
-        await orders.update_order(client, coid, allowed=None, new_state=state, fields=fields, maxlen=MAXLEN)
+        if state is not OrderState.NEW:
+            await walk_to(client, coid, state, fields=fields, maxlen=MAXLEN)
         ids.append(coid)
     return ids
 
@@ -107,9 +109,9 @@ async def seed_signal(client: aioredis.Redis, signal_id: str, ticker: str, *, de
         fired_at=datetime.now(UTC),
     )
     await decisions.record_received(client, signal)
-    decision: SignalAccepted | OrderDenied
+    decision: SignalAccepted | SignalDenied
     if denied:
-        decision = OrderDenied(
+        decision = SignalDenied(
             signal_id=signal_id,
             strategy="demo",
             ticker=ticker,

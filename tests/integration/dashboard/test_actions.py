@@ -39,7 +39,7 @@ async def test_manual_order_is_confirmed_then_sent_once_as_a_dashboard_signal(
     assert preview.status_code == 200
     assert "Confirm buy" in preview.text
     assert "70,100" in preview.text  # the limit price rounded down to the KRX tick (100 KRW)
-    assert await redis_client.xlen(keys.SIGNALS) == 0  # nothing is sent before the confirmation
+    assert await redis_client.xlen(keys.SIGNALS_DASHBOARD) == 0  # nothing is sent before the confirmation
     confirm = {
         name: form_token(preview.text, name)
         for name in ("nonce", "account", "market", "ticker", "side", "quantity", "order_type", "limit_price")
@@ -49,7 +49,7 @@ async def test_manual_order_is_confirmed_then_sent_once_as_a_dashboard_signal(
     assert sent.headers["location"].startswith("/orders?sent=dash-")
     again = await http.post("/order/submit", data={**confirm, "csrf_token": token})  # double submit
     assert again.status_code == 303
-    entries = await redis_client.xrange(keys.SIGNALS)
+    entries = await redis_client.xrange(keys.SIGNALS_DASHBOARD)
     assert len(entries) == 1
     message = decode(entries[0][1][b"data"])
     assert isinstance(message, SignalReceived)
@@ -131,13 +131,13 @@ async def test_flatten_is_confirmed_once_and_halts_first(http: httpx.AsyncClient
     response = await http.post("/risk/flatten", data={"csrf_token": token, "nonce": nonce, "halt": "1"})
     assert response.status_code == 200
     assert "liquidation signal(s) sent" in response.text
-    signals = [decode(f[b"data"]) for _, f in await redis_client.xrange(keys.SIGNALS)]
+    signals = [decode(f[b"data"]) for _, f in await redis_client.xrange(keys.SIGNALS_DASHBOARD)]
     assert signals
     assert {s.signal.source for s in signals if isinstance(s, SignalReceived)} == {"flatten"}
     assert await redis_client.hget(keys.TRADING_STATE, "*") == b"HALTED"
     again = await http.post("/risk/flatten", data={"csrf_token": token, "nonce": nonce})
     assert again.status_code == 409
-    assert await redis_client.xlen(keys.SIGNALS) == len(signals)
+    assert await redis_client.xlen(keys.SIGNALS_DASHBOARD) == len(signals)
 
 
 async def test_schedule_created_edited_and_deleted(http: httpx.AsyncClient, redis_client: aioredis.Redis) -> None:

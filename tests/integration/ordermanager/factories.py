@@ -11,6 +11,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from ordermanager.clock import ManualClock
+from tests.order_paths import walk_to
 from yquant import keys, orders, portfolio
 from yquant.messages import (
     AccountSynced,
@@ -89,9 +90,7 @@ async def fill(client: aioredis.Redis, client_order_id: str, price: int) -> Orde
     """The gateway's side of a fill: the record changes state and OrderFilled is appended."""
     record = await orders.get_order(client, client_order_id)
     assert record is not None
-    await orders.update_order(
-        client, client_order_id, allowed=None, new_state=OrderState.ACCEPTED, fields={"broker_order_id": "0001"}
-    )
+    await walk_to(client, client_order_id, OrderState.ACCEPTED, fields={"broker_order_id": "0001"})
     event = OrderFilled(
         client_order_id=client_order_id,
         account=record.account,
@@ -105,11 +104,10 @@ async def fill(client: aioredis.Redis, client_order_id: str, price: int) -> Orde
         average_price=Decimal(price),
         remaining_quantity=0,
     )
-    await orders.update_order(
+    await walk_to(
         client,
         client_order_id,
-        allowed=None,
-        new_state=OrderState.FILLED,
+        OrderState.FILLED,
         fields={"filled_quantity": record.quantity, "average_price": price},
         event=event,
     )
@@ -120,7 +118,7 @@ async def reject(client: aioredis.Redis, client_order_id: str, reason: str) -> N
     record = await orders.get_order(client, client_order_id)
     assert record is not None
     event = OrderRejected(client_order_id=client_order_id, account=record.account, reason_code="X", reason=reason)
-    await orders.update_order(client, client_order_id, allowed=None, new_state=OrderState.REJECTED, event=event)
+    await walk_to(client, client_order_id, OrderState.REJECTED, event=event)
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], timeout_s: float = 5.0) -> None:

@@ -44,7 +44,7 @@ def watcher(
 
 
 async def exit_signals(client: aioredis.Redis) -> list[SignalReceived]:
-    return [m for m in await stream(client, keys.SIGNALS) if isinstance(m, SignalReceived)]
+    return [m for m in await stream(client, keys.SIGNALS_INTERNAL) if isinstance(m, SignalReceived)]
 
 
 async def test_stop_loss_triggers_once_when_the_price_crosses_it(

@@ -42,7 +42,7 @@ def scheduler(client: aioredis.Redis, clock: ManualClock) -> Scheduler:
 
 
 async def schedule_signals(client: aioredis.Redis) -> list[SignalReceived]:
-    return [m for m in await stream(client, keys.SIGNALS) if isinstance(m, SignalReceived)]
+    return [m for m in await stream(client, keys.SIGNALS_INTERNAL) if isinstance(m, SignalReceived)]
 
 
 async def test_nine_oclock_schedule_on_a_krx_holiday_does_not_fire_and_shows_its_next_run(

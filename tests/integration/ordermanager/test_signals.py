@@ -34,6 +34,7 @@ from yquant.messages import (
     Side,
     SignalAction,
     SignalReceived,
+    SignalSource,
     SubmitOrder,
 )
 from yquant.settings import Settings
@@ -252,10 +253,10 @@ async def test_signals_from_the_stream_are_decided_in_arrival_order(
     sells = [make_signal(clock, action=SignalAction.SELL, quantity=Decimal(3)) for _ in range(2)]
     buy = make_signal(clock, quantity=Decimal(2), quantity_type=QuantityType.FIXED)
     for signal in [*sells, buy]:
-        await publish(redis_client, keys.SIGNALS, SignalReceived(signal=signal))
+        await publish(redis_client, keys.SIGNALS_WEBHOOK, SignalReceived(signal=signal))
     consumer = Consumer(
         redis_client,
-        stream=keys.SIGNALS,
+        stream=keys.SIGNALS_WEBHOOK,
         group=keys.GROUP_ORDERMANAGER,
         name="om-1",
         handler=manager.handle,
@@ -274,3 +275,22 @@ async def test_signals_from_the_stream_are_decided_in_arrival_order(
         await task
     quantities = [(o.side, o.quantity) for o in sorted(await all_orders(redis_client), key=lambda o: o.created_at)]
     assert quantities == [(Side.SELL, 3), (Side.SELL, 1), (Side.BUY, 2)]  # the second sell gets what is left
+
+
+async def test_a_signal_claiming_a_source_its_stream_may_not_carry_is_denied(
+    manager: OrderManager, redis_client: aioredis.Redis, clock: ManualClock
+) -> None:
+    # A compromised webhook host can write only the webhook stream; a "flatten" written there
+    # must not sell through a HALT, and the refusal is visible in the decision log.
+    await seed_account(redis_client, positions=[make_position(quantity=5)])
+    await controls.set_trading_state(redis_client, TradingState.HALTED)
+    forged = make_signal(clock, action=SignalAction.SELL, quantity=Decimal(3), source=SignalSource.FLATTEN)
+    await manager.handle_from(keys.SIGNALS_WEBHOOK, SignalReceived(signal=forged))
+    assert await all_orders(redis_client) == []
+    decision = await decision_of(redis_client, forged.signal_id)
+    assert (decision["status"], decision["reason_code"]) == ("denied", "FORGED_SOURCE")
+    # The same flatten on the dashboard's stream is what the operator's button sends: it passes.
+    genuine = make_signal(clock, action=SignalAction.SELL, quantity=Decimal(3), source=SignalSource.FLATTEN)
+    await manager.handle_from(keys.SIGNALS_DASHBOARD, SignalReceived(signal=genuine))
+    [order] = await all_orders(redis_client)
+    assert (order.side, order.quantity) == (Side.SELL, 3)

@@ -30,7 +30,7 @@ from yquant.trading_state import TradingState, effective_trading_state
 async def feed_appended_signals(manager: OrderManager, client: aioredis.Redis) -> list[str]:
     """Hand the signals appended to the stream to the order manager, in order (as its consumer would)."""
     handled: list[str] = []
-    for message in await stream(client, keys.SIGNALS):
+    for message in await stream(client, keys.SIGNALS_DASHBOARD):
         assert isinstance(message, SignalReceived)
         await manager.handle_signal(message.signal, message.correlation_id)
         handled.append(message.signal.signal_id)

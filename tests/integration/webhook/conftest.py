@@ -56,7 +56,7 @@ def webhook_client(settings: Settings, redis_client: aioredis.Redis) -> WebhookC
 
 async def appended(client: aioredis.Redis) -> list[SignalReceived]:
     """Every SignalReceived on the signal stream, oldest first."""
-    entries = await client.xrange(keys.SIGNALS)
+    entries = await client.xrange(keys.SIGNALS_WEBHOOK)
     messages = [decode(fields[b"data"]) for _, fields in entries]
     assert all(isinstance(message, SignalReceived) for message in messages)
     return [message for message in messages if isinstance(message, SignalReceived)]

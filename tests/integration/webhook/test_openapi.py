@@ -90,7 +90,7 @@ def test_served_document_is_the_one_tested(
 
 def signals_appended(valkey_url: str) -> int:
     with Redis.from_url(valkey_url, driver_info=None) as client:
-        return int(client.xlen(keys.SIGNALS))
+        return int(client.xlen(keys.SIGNALS_WEBHOOK))
 
 
 # Schemathesis's pytest plugin (``@schema.parametrize``) does not run on pytest 9 (it reads

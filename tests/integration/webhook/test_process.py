@@ -90,7 +90,7 @@ def test_alerts_over_http_stay_within_the_memory_budget_and_out_of_the_logs(
         assert http.post(f"/webhook/{SECRET}", content=b"{", headers=headers).status_code == 422
         assert http.get("/metrics").status_code == 200
     with Redis.from_url(valkey_url, driver_info=None) as client:
-        assert client.xlen(keys.SIGNALS) == 100
+        assert client.xlen(keys.SIGNALS_WEBHOOK) == 100
     assert webhook_process.memory_kib("VmHWM") < MEMORY_BUDGET_KIB
     webhook_process.process.send_signal(signal.SIGTERM)
     assert webhook_process.process.wait(timeout=10) == 0

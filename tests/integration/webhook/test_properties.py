@@ -46,9 +46,9 @@ class Harness:
         """The answer, and how many entries the signal stream grew by."""
 
         async def exchange() -> tuple[httpx.Response, int]:
-            before = await self.valkey.xlen(keys.SIGNALS)
+            before = await self.valkey.xlen(keys.SIGNALS_WEBHOOK)
             response = await self.http.post(path, content=content, headers=headers)
-            return response, await self.valkey.xlen(keys.SIGNALS) - before
+            return response, await self.valkey.xlen(keys.SIGNALS_WEBHOOK) - before
 
         return self.runner.run(exchange())
 

@@ -84,7 +84,7 @@ def app(settings: Settings, redis_client: aioredis.Redis) -> FastAPI:
 async def test_odd_content_length(app: FastAPI, redis_client: aioredis.Redis, length: bytes, status: int) -> None:
     headers = [(b"content-type", b"application/json"), (b"content-length", length)]
     assert (await call(app, headers, [b"{}"]))[0] == status
-    assert await redis_client.xlen(keys.SIGNALS) == 0
+    assert await redis_client.xlen(keys.SIGNALS_WEBHOOK) == 0
 
 
 async def test_alert_in_many_small_chunks_is_accepted(app: FastAPI, redis_client: aioredis.Redis) -> None:
@@ -92,14 +92,14 @@ async def test_alert_in_many_small_chunks_is_accepted(app: FastAPI, redis_client
     chunks = [body.encode()[index : index + 7] for index in range(0, len(body.encode()), 7)]
     status, answer = await call(app, [(b"content-type", b"text/plain")], chunks)
     assert (status, json.loads(answer)["status"]) == (200, "accepted")
-    assert await redis_client.xlen(keys.SIGNALS) == 1
+    assert await redis_client.xlen(keys.SIGNALS_WEBHOOK) == 1
 
 
 async def test_client_gone_mid_body(app: FastAPI, redis_client: aioredis.Redis) -> None:
     body, _ = strategy_alert()
     status, _ = await call(app, [(b"content-type", b"application/json")], [body.encode()[:40]], disconnect=True)
     assert status == 400
-    assert await redis_client.xlen(keys.SIGNALS) == 0
+    assert await redis_client.xlen(keys.SIGNALS_WEBHOOK) == 0
 
 
 async def test_no_client_address_and_deep_nesting(app: FastAPI, redis_client: aioredis.Redis) -> None:
@@ -141,8 +141,8 @@ def test_raw_headers_and_chunks_never_cause_a_5xx_or_an_append(
     path: str,
 ) -> None:
     runner, application, valkey_client = raw_harness
-    before = runner.run(valkey_client.xlen(keys.SIGNALS))
+    before = runner.run(valkey_client.xlen(keys.SIGNALS_WEBHOOK))
     status, answer = runner.run(call(application, headers, chunks, client, path))
     assert status < 500, answer
     assert status != 200  # random bytes are never a complete, authentic alert
-    assert runner.run(valkey_client.xlen(keys.SIGNALS)) == before
+    assert runner.run(valkey_client.xlen(keys.SIGNALS_WEBHOOK)) == before

@@ -89,7 +89,7 @@ async def test_valkey_out_of_memory_gets_503_and_neither_key_nor_entry(
         await own_client.config_set("maxmemory", "256mb")
     assert refused.status_code == 503
     assert await own_client.keys(keys.signal_dedupe("*")) == []
-    assert await own_client.xlen(keys.SIGNALS) == 0
+    assert await own_client.xlen(keys.SIGNALS_WEBHOOK) == 0
     async with webhook_client(app=app) as http:
         assert (await http.post("/webhook", content=body, headers=headers)).json()["status"] == "accepted"
 
@@ -132,7 +132,7 @@ async def test_functions_missing_and_not_ours_to_load_is_503(
             response = await http.post("/webhook", content=body, headers=headers)
         assert response.status_code == 503
         assert json.loads(response.text)["code"] == "valkey"
-        assert await client.exists(keys.SIGNALS) == 0
+        assert await client.exists(keys.SIGNALS_WEBHOOK) == 0
     finally:
         await client.aclose()
         server.stop()
@@ -141,14 +141,14 @@ async def test_functions_missing_and_not_ours_to_load_is_503(
 async def test_failed_append_leaves_no_dedupe_key_behind(
     webhook_client: WebhookClient, redis_client: aioredis.Redis
 ) -> None:
-    await redis_client.set(keys.SIGNALS, "not a stream")  # XADD fails after the SET NX succeeded
+    await redis_client.set(keys.SIGNALS_WEBHOOK, "not a stream")  # XADD fails after the SET NX succeeded
     body, headers = strategy_alert()
     async with webhook_client() as http:
         refused = await http.post("/webhook", content=body, headers=headers)
         assert refused.status_code == 503
         await asyncio.sleep(0.01)  # the released key expires after a millisecond
         assert await redis_client.keys(keys.signal_dedupe("*")) == []
-        await redis_client.delete(keys.SIGNALS)
+        await redis_client.delete(keys.SIGNALS_WEBHOOK)
         resend = await http.post("/webhook", content=body, headers=headers)
     assert resend.json()["status"] == "accepted"  # not mistaken for a duplicate
     assert len(await appended(redis_client)) == 1
