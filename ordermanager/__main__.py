@@ -61,7 +61,9 @@ async def main() -> None:
         settings=settings.bus,
         accept_types=ExecutionHandler.HANDLED_TYPES,
     )
-    scheduler = Scheduler(client, clock=clock, misfire_grace_s=cfg.misfire_grace_s, maxlen=manager.maxlen)
+    scheduler = Scheduler(
+        client, clock=clock, misfire_grace_s=cfg.misfire_grace_s, maxlen=manager.maxlen, always_open=manager.always_open
+    )
     watcher = ExitWatcher(
         client,
         accounts=manager.accounts,

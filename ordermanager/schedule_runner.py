@@ -66,11 +66,14 @@ def local_text(schedule: Schedule, moment: datetime) -> str:
 
 
 class Scheduler:
-    def __init__(self, client: aioredis.Redis, *, clock: Clock, misfire_grace_s: float, maxlen: int) -> None:
+    def __init__(
+        self, client: aioredis.Redis, *, clock: Clock, misfire_grace_s: float, maxlen: int, always_open: bool = False
+    ) -> None:
         self.client = client
         self.clock = clock
         self.misfire_grace_s = misfire_grace_s
         self.maxlen = maxlen
+        self.always_open = always_open  # every day is a trading day (the simulator)
 
     async def run(self, stop: asyncio.Event, interval_s: float) -> None:
         while not stop.is_set():
@@ -110,7 +113,9 @@ class Scheduler:
             result = None
             if claimed:
                 result = await self._record_missed(schedule, occurrence, now, late, grace_s)
-            upcoming = next_occurrence(schedule.spec, max(occurrence, now - timedelta(seconds=grace_s)))
+            upcoming = next_occurrence(
+                schedule.spec, max(occurrence, now - timedelta(seconds=grace_s)), self.always_open
+            )
             await schedule_store.record_run(self.client, schedule_id, next_run_at=upcoming, ran_at=None, result=result)
             return None
         claimed = await self.client.set(marker, "fired", nx=True, ex=MARKER_TTL_S)
@@ -123,7 +128,7 @@ class Scheduler:
             result = f"fired {local_text(schedule, occurrence)} as signal {signal_id}"
             SCHEDULES_FIRED.labels("fired").inc()
             logger.info("schedule fired", extra={"schedule_id": schedule_id, "signal_id": signal_id})
-        upcoming = next_occurrence(schedule.spec, occurrence)
+        upcoming = next_occurrence(schedule.spec, occurrence, self.always_open)
         await schedule_store.record_run(
             self.client, schedule_id, next_run_at=upcoming, ran_at=now if claimed else None, result=result
         )

@@ -65,7 +65,7 @@ class OrderManager:
             raise ConfigurationError("; ".join(problems))
         self.maxlen = settings.bus.stream_maxlen
         # Opening hours are relaxed only against the simulator, never a real KIS domain.
-        self.always_open = settings.ordermanager.always_open and bool(settings.kis.rest_url)
+        self.always_open = settings.markets_always_open
         self.clock: Clock = clock or SystemClock()
         self.quote_source: QuoteSource = quote_source or self.fresh_quote
         self.placement = Placement(

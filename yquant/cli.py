@@ -37,8 +37,17 @@ def _client(settings: Settings) -> Any:
     return valkey.connect(settings.valkey.model_copy(update={"url": _valkey_url(settings)}))
 
 
+def _json_default(value: Any) -> Any:
+    from decimal import Decimal
+
+    if isinstance(value, Decimal) and value.is_finite():
+        return int(value) if value == value.to_integral_value() else float(value)
+    return str(value)
+
+
 def _print_json(data: Any) -> None:
-    sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2, default=str).decode() + "\n")
+    """JSON for scripts: amounts and quantities as numbers, times as ISO 8601."""
+    sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2, default=_json_default).decode() + "\n")
 
 
 def _width(text: str) -> int:
@@ -48,6 +57,26 @@ def _width(text: str) -> int:
 
 def _pad(text: str, width: int) -> str:
     return text + " " * (width - _width(text))
+
+
+def _clip(text: str, width: int) -> str:
+    """``text`` cut to ``width`` characters, with an ellipsis when something was cut."""
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _amount(value: Any, currency: str) -> str:
+    """KRW without decimals, USD with two, thousands separated (empty when unknown)."""
+    from decimal import Decimal, InvalidOperation
+
+    if value is None or value == "":
+        return ""
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation:
+        return str(value)
+    if not amount.is_finite():
+        return str(value)
+    return f"{amount:,.0f}" if currency == "KRW" else f"{amount:,.2f}"
 
 
 def _table(rows: list[list[str]], headers: list[str]) -> None:
@@ -118,7 +147,7 @@ async def _orders(settings: Settings, as_json: bool, limit: int) -> int:
     finally:
         await client.aclose()
     if as_json:
-        _print_json([r.model_dump(mode="json") for r in records])
+        _print_json([r.model_dump() for r in records])
         return 0
     _table(
         [
@@ -128,11 +157,11 @@ async def _orders(settings: Settings, as_json: bool, limit: int) -> int:
                 r.market.value,
                 r.ticker,
                 r.side.value,
-                str(r.quantity),
-                str(r.filled_quantity),
-                str(r.average_price or ""),
+                f"{r.quantity:,}",
+                f"{r.filled_quantity:,}",
+                _amount(r.average_price, r.market.currency),
                 r.state.value,
-                r.reason[:40],
+                _clip(r.reason, 40),
             ]
             for r in records
         ],
@@ -141,17 +170,32 @@ async def _orders(settings: Settings, as_json: bool, limit: int) -> int:
     return 0
 
 
+async def _known_accounts(settings: Settings, client: Any) -> list[str]:
+    """Accounts the system knows: configured here, or synced by the gateway into Valkey."""
+    from yquant import portfolio
+
+    return sorted(set(settings.accounts) | set(await portfolio.account_aliases(client)))
+
+
+def _unknown_account(alias: str, known: list[str]) -> int:
+    listed = ", ".join(known) if known else "none yet (the gateway records each account at its first sync)"
+    sys.stderr.write(f"unknown account {alias!r}; known accounts: {listed}\n")
+    return 2
+
+
 async def _positions(settings: Settings, as_json: bool, account: str | None) -> int:
     from yquant import portfolio
 
     client = _client(settings)
     try:
+        if account is not None and account not in (known := await _known_accounts(settings, client)):
+            return _unknown_account(account, known)
         aliases = [account] if account else await portfolio.account_aliases(client)
         snapshots = [a for a in [await portfolio.get_account(client, x) for x in aliases] if a]
     finally:
         await client.aclose()
     if as_json:
-        _print_json([s.model_dump(mode="json") for s in snapshots])
+        _print_json([s.model_dump() for s in snapshots])
         return 0
     rows = [
         [
@@ -159,10 +203,10 @@ async def _positions(settings: Settings, as_json: bool, account: str | None) -> 
             p.market.value,
             p.ticker,
             p.name,
-            str(p.quantity),
-            str(p.average_price),
-            str(p.current_price),
-            str(p.unrealized_pnl),
+            f"{p.quantity:,}",
+            _amount(p.average_price, p.currency),
+            _amount(p.current_price, p.currency),
+            _amount(p.unrealized_pnl, p.currency),
             p.strategy or "",
         ]
         for s in snapshots
@@ -170,7 +214,7 @@ async def _positions(settings: Settings, as_json: bool, account: str | None) -> 
     ]
     _table(rows, ["account", "market", "ticker", "name", "qty", "avg", "price", "p/l", "strategy"])
     for s in snapshots:
-        cash = ", ".join(f"{k} {v}" for k, v in s.cash.items())
+        cash = ", ".join(f"{k} {_amount(v, k)}" for k, v in s.cash.items())
         sys.stdout.write(f"{s.account}: cash {cash} (synced {s.synced_at})\n")
     return 0
 
@@ -197,7 +241,7 @@ async def _signals(settings: Settings, as_json: bool, limit: int) -> int:
                 str(signal.get("ticker", "")),
                 str(signal.get("action", "")),
                 str(row.get("status", "")),
-                str(row.get("reason", row.get("note", "")))[:60],
+                _clip(str(row.get("reason", row.get("note", ""))), 60),
             ]
         )
     _table(table, ["received (UTC)", "strategy", "ticker", "action", "status", "reason"])
@@ -243,6 +287,8 @@ async def _trading_state(settings: Settings, state: str | None, account: str | N
             except ValueError as exc:
                 sys.stderr.write(f"{exc}\n")
                 return 2
+            if account is not None and account not in (known := await _known_accounts(settings, client)):
+                return _unknown_account(account, known)
             await trading_state.set_trading_state(client, chosen, account)
         states = await trading_state.get_trading_states(client)
     finally:
@@ -258,34 +304,35 @@ async def _trading_state(settings: Settings, state: str | None, account: str | N
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="yquant", description="TradingView alerts to KIS orders")
     sub = parser.add_subparsers(dest="command", required=True)
+    json_help = "print JSON (numbers as numbers) instead of a table"
     sub.add_parser("up", help="run the whole system on this machine (embedded Valkey, KIS simulator)")
     status = sub.add_parser("status", help="service heartbeats and stream lag")
-    status.add_argument("--json", action="store_true")
+    status.add_argument("--json", action="store_true", help=json_help)
     orders_cmd = sub.add_parser("orders", help="recent orders")
-    orders_cmd.add_argument("--json", action="store_true")
-    orders_cmd.add_argument("--limit", type=int, default=50)
+    orders_cmd.add_argument("--json", action="store_true", help=json_help)
+    orders_cmd.add_argument("--limit", type=int, default=50, help="how many, newest first (default 50)")
     positions = sub.add_parser("positions", help="positions per account")
-    positions.add_argument("--json", action="store_true")
-    positions.add_argument("--account")
+    positions.add_argument("--json", action="store_true", help=json_help)
+    positions.add_argument("--account", help="only this account alias (an unknown alias is an error)")
     signals = sub.add_parser("signals", help="the decision log: every signal and why it did or did not trade")
-    signals.add_argument("--json", action="store_true")
-    signals.add_argument("--limit", type=int, default=50)
+    signals.add_argument("--json", action="store_true", help=json_help)
+    signals.add_argument("--limit", type=int, default=50, help="how many, newest first (default 50)")
     signal_cmd = sub.add_parser("signal", help="post a test alert to the local webhook")
-    signal_cmd.add_argument("--ticker", default="005930")
-    signal_cmd.add_argument("--exchange", default="KRX")
-    signal_cmd.add_argument("--action", default="buy")
-    signal_cmd.add_argument("--quantity", type=int, default=1)
-    signal_cmd.add_argument("--price")
-    signal_cmd.add_argument("--strategy", default="demo")
-    signal_cmd.add_argument("--id")
-    signal_cmd.add_argument("--url")
-    signal_cmd.add_argument("--secret")
+    signal_cmd.add_argument("--ticker", default="005930", help="symbol (default 005930)")
+    signal_cmd.add_argument("--exchange", default="KRX", help="KRX, NASDAQ, NYSE or AMEX (default KRX)")
+    signal_cmd.add_argument("--action", default="buy", help="buy, sell, exit, reverse or cancel (default buy)")
+    signal_cmd.add_argument("--quantity", type=int, default=1, help="shares (default 1)")
+    signal_cmd.add_argument("--price", help="a limit price (default: a market order)")
+    signal_cmd.add_argument("--strategy", default="demo", help="a configured strategy (default demo)")
+    signal_cmd.add_argument("--id", help="the alert's idempotency id (default: derived from its fields)")
+    signal_cmd.add_argument("--url", help="the webhook URL (default: the one `yquant up` started)")
+    signal_cmd.add_argument("--secret", help="the webhook secret (default: YQ_WEBHOOK_SECRET or the state folder's)")
     state_cmd = sub.add_parser(
         "trading-state", help="show the trading states, or set one: ACTIVE, REDUCING (only reducing orders), HALTED"
     )
     state_cmd.add_argument("state", nargs="?", help="ACTIVE | REDUCING | HALTED (omit to show the current states)")
-    state_cmd.add_argument("--account", help="an account alias (default: the global state)")
-    state_cmd.add_argument("--json", action="store_true")
+    state_cmd.add_argument("--account", help="an account alias (default: the global state; unknown is an error)")
+    state_cmd.add_argument("--json", action="store_true", help=json_help)
     from yquant.users import add_user_command
 
     add_user_command(sub)
@@ -293,6 +340,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:  # piped into `head`: the reader has what it wanted
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = get_settings()
     if args.command == "up":

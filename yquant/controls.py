@@ -132,9 +132,11 @@ async def get_schedule(client: aioredis.Redis, schedule_id: str) -> Schedule | N
     return await schedule_store.load(client, schedule_id)
 
 
-def preview_schedule(spec: ScheduleSpec, now: datetime | None = None, count: int = 5) -> list[datetime]:
-    """The next runs of a spec before saving it (holidays skipped)."""
-    return upcoming(spec, now or utcnow(), count)
+def preview_schedule(
+    spec: ScheduleSpec, now: datetime | None = None, count: int = 5, *, always_open: bool = False
+) -> list[datetime]:
+    """The next runs of a spec before saving it (holidays skipped unless markets are always open)."""
+    return upcoming(spec, now or utcnow(), count, always_open)
 
 
 def _validate_account(settings: Settings, spec: ScheduleSpec) -> None:
@@ -148,9 +150,10 @@ async def create_schedule(
     chosen = spec if isinstance(spec, ScheduleSpec) else ScheduleSpec.model_validate(spec)
     _validate_account(settings, chosen)
     moment = now or utcnow()
-    next_run = next_occurrence(chosen, moment)
+    always_open = settings.markets_always_open
+    next_run = next_occurrence(chosen, moment, always_open)
     if next_run is None and chosen.enabled:
-        raise ValueError(f"the schedule would never run: {why_never(chosen, moment)}")
+        raise ValueError(f"the schedule would never run: {why_never(chosen, moment, always_open)}")
     schedule = Schedule(
         schedule_id=schedule_store.new_schedule_id(),
         spec=chosen,
@@ -177,9 +180,10 @@ async def update_schedule(
     spec = ScheduleSpec.model_validate({**current.spec.model_dump(), **changes})
     _validate_account(settings, spec)
     moment = now or utcnow()
-    next_run = next_occurrence(spec, moment) if spec.enabled else None
+    always_open = settings.markets_always_open
+    next_run = next_occurrence(spec, moment, always_open) if spec.enabled else None
     if next_run is None and spec.enabled:
-        raise ValueError(f"the schedule would never run: {why_never(spec, moment)}")
+        raise ValueError(f"the schedule would never run: {why_never(spec, moment, always_open)}")
     updated = current.model_copy(update={"spec": spec, "updated_at": moment, "next_run_at": next_run})
     await schedule_store.save(client, updated)
     return updated

@@ -129,10 +129,11 @@ def wall_zone(spec: ScheduleSpec) -> ZoneInfo:
     return SESSIONS[spec.market].zone
 
 
-def occurrence_on(spec: ScheduleSpec, day: date) -> datetime | None:
+def occurrence_on(spec: ScheduleSpec, day: date, always_open: bool = False) -> datetime | None:
     """When the schedule runs on ``day`` of its zone (UTC), or None if it does not run that day.
 
-    The market must be open for trading on the market's own date of that moment.
+    The market must be open for trading on the market's own date of that moment, unless the
+    broker keeps its markets open every day (``always_open``: the simulator under ``yquant up``).
     """
     if spec.kind is ScheduleKind.ONCE and day != spec.run_on:
         return None
@@ -142,38 +143,40 @@ def occurrence_on(spec: ScheduleSpec, day: date) -> datetime | None:
         moment = datetime.combine(day, spec.at_time, wall_zone(spec))
     else:
         moment = session_open(spec.market, day) + timedelta(minutes=spec.open_offset_minutes or 0)
-    if not is_trading_day(spec.market, moment.astimezone(SESSIONS[spec.market].zone).date()):
+    if not always_open and not is_trading_day(spec.market, moment.astimezone(SESSIONS[spec.market].zone).date()):
         return None
     return moment.astimezone(UTC)
 
 
-def next_occurrence(spec: ScheduleSpec, after: datetime) -> datetime | None:
+def next_occurrence(spec: ScheduleSpec, after: datetime, always_open: bool = False) -> datetime | None:
     """The first run strictly after ``after``, skipping closed days; None if there is none."""
     first_day = after.astimezone(wall_zone(spec)).date() - timedelta(days=1)
     if spec.kind is ScheduleKind.ONCE:
         assert spec.run_on is not None
-        moment = occurrence_on(spec, spec.run_on)
+        moment = occurrence_on(spec, spec.run_on, always_open)
         return moment if moment is not None and moment > after else None
     for offset in range(HORIZON_DAYS):
-        moment = occurrence_on(spec, first_day + timedelta(days=offset))
+        moment = occurrence_on(spec, first_day + timedelta(days=offset), always_open)
         if moment is not None and moment > after:
             return moment
     return None
 
 
-def upcoming(spec: ScheduleSpec, after: datetime, count: int = 5) -> list[datetime]:
+def upcoming(spec: ScheduleSpec, after: datetime, count: int = 5, always_open: bool = False) -> list[datetime]:
     """The next ``count`` runs (a preview for the dashboard)."""
     runs: list[datetime] = []
     moment: datetime | None = after
     while moment is not None and len(runs) < count:
-        moment = next_occurrence(spec, moment)
+        moment = next_occurrence(spec, moment, always_open)
         if moment is not None:
             runs.append(moment)
     return runs
 
 
-def why_never(spec: ScheduleSpec, after: datetime) -> str:
+def why_never(spec: ScheduleSpec, after: datetime, always_open: bool = False) -> str:
     """A readable reason a schedule has no next run."""
+    if always_open:
+        return f"{spec.run_on} at that time is already past ({after.isoformat()})"
     if spec.kind is ScheduleKind.ONCE and spec.run_on is not None:
         holiday = holiday_name(spec.market, spec.run_on)
         if holiday:

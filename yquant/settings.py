@@ -267,6 +267,11 @@ class Settings(BaseSettings):
             return {str(k).lower(): v for k, v in value.items()}
         return value
 
+    @property
+    def markets_always_open(self) -> bool:
+        """Markets open at any hour and every day: honoured only with the simulator as the broker."""
+        return self.ordermanager.always_open and bool(self.kis.rest_url)
+
     @model_validator(mode="after")
     def _check(self) -> Settings:
         if self.webhook.secret is None and self.webhook_secret is not None:

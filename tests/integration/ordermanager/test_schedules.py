@@ -74,6 +74,32 @@ async def test_a_one_time_schedule_on_a_holiday_is_refused_with_the_reason(
         await controls.create_schedule(redis_client, om_settings, spec, now=datetime(2025, 9, 1, tzinfo=KST))
 
 
+async def test_a_one_time_weekend_schedule_runs_when_the_simulator_keeps_markets_open(
+    redis_client: aioredis.Redis, om_settings: Settings
+) -> None:
+    saturday = date(2025, 6, 14)
+    spec = weekday_spec(kind=ScheduleKind.ONCE, run_on=saturday, weekdays=[])
+    now = datetime(2025, 6, 13, 18, 0, tzinfo=KST)
+    with pytest.raises(ValueError, match="weekend"):  # a real broker is closed on Saturday
+        await controls.create_schedule(redis_client, om_settings, spec, now=now)
+    simulated = om_settings.model_copy(
+        update={
+            "kis": om_settings.kis.model_copy(update={"rest_url": "http://127.0.0.1:1"}),
+            "ordermanager": om_settings.ordermanager.model_copy(update={"always_open": True}),
+        }
+    )
+    assert simulated.markets_always_open
+    created = await controls.create_schedule(redis_client, simulated, spec, now=now)
+    assert created.next_run_at == datetime(2025, 6, 14, 9, 0, tzinfo=KST)
+    clock = ManualClock(datetime(2025, 6, 14, 9, 0, 5, tzinfo=KST))
+    runner = Scheduler(redis_client, clock=clock, misfire_grace_s=300, maxlen=10_000, always_open=True)
+    [fired] = await runner.tick()
+    [message] = await schedule_signals(redis_client)
+    assert message.signal.signal_id == fired
+    [after] = await controls.list_schedules(redis_client)
+    assert after.next_run_at is None  # a one-time schedule is done
+
+
 async def test_two_order_managers_fire_each_occurrence_once(
     redis_client: aioredis.Redis, om_settings: Settings, valkey_url: str
 ) -> None:

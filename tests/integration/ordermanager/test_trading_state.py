@@ -108,13 +108,21 @@ async def test_liquidate_filters_by_strategy(
     assert (order.ticker, order.quantity, order.strategy) == ("005930", 10, "swing")
 
 
-async def test_cli_sets_and_shows_trading_states(valkey_url: str) -> None:
+async def test_cli_sets_and_shows_trading_states(valkey_url: str, redis_client: aioredis.Redis) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("YQ_")}
     env["YQ_VALKEY__URL"] = valkey_url
 
     def cli(*args: str) -> subprocess.CompletedProcess[bytes]:
         return subprocess.run([sys.executable, "-m", "yquant", *args], env=env, capture_output=True, timeout=30)
 
+    # A typo in a kill switch must not look like success.
+    typo = await asyncio.to_thread(cli, "trading-state", "halted", "--account", "mian")
+    assert typo.returncode == 2
+    assert b"unknown account 'mian'" in typo.stderr
+    assert orjson.loads((await asyncio.to_thread(cli, "trading-state", "--json")).stdout) == {"*": "ACTIVE"}
+    unknown = await asyncio.to_thread(cli, "positions", "--account", "mian")
+    assert (unknown.returncode, unknown.stdout) == (2, b"")
+    await redis_client.sadd(keys.ACCOUNTS_INDEX, "main")  # what the gateway's first sync records
     assert (await asyncio.to_thread(cli, "trading-state", "halted", "--account", "main")).returncode == 0
     shown = await asyncio.to_thread(cli, "trading-state", "--json")
     assert orjson.loads(shown.stdout) == {"*": "ACTIVE", "main": "HALTED"}
