@@ -14,6 +14,7 @@ import redis.asyncio as aioredis
 from ordermanager.denials import Denial
 from ordermanager.metrics import DECISIONS
 from yquant import decisions, keys
+from yquant.bus import publish
 from yquant.messages import Signal, SignalAccepted, SignalDenied
 
 logger = logging.getLogger(__name__)
@@ -81,7 +82,5 @@ async def annotate(
     await client.hset(record, mapping={"orders": orjson.dumps(order_ids), "note": combined})
     if denial is not None:
         event = denied_event(signal, correlation_id, account, denial)
-        await client.xadd(
-            keys.DECISIONS, {"type": event.type, "data": event.model_dump_json()}, maxlen=maxlen, approximate=True
-        )
+        await publish(client, keys.DECISIONS, event, maxlen)
         DECISIONS.labels("denied", denial.code).inc()

@@ -22,6 +22,7 @@ from ordermanager import decision_log, denials, exposure, risk
 from ordermanager.denials import Denial
 from ordermanager.service import OrderManager
 from yquant import exit_rules, keys, orders, portfolio, trading_state
+from yquant.markets import symbol_key
 from yquant.messages import (
     AccountSynced,
     AnyMessage,
@@ -189,7 +190,7 @@ class ExecutionHandler:
             denial = risk.check_daily_loss(limits, currency, risk.daily_loss(baseline, equity))
             if denial is not None:
                 await self.reduce_after_loss(event.account, denial.reason)
-        held = {f"{p.market.value}:{p.ticker}" for p in event.positions if p.quantity > 0}
+        held = {symbol_key(p.market, p.ticker) for p in event.positions if p.quantity > 0}
         for rule in await exit_rules.get_rules(self.client, event.account):
             if rule.position_key not in held and rule.created_at < event.occurred_at - PRUNE_MARGIN:
                 await exit_rules.delete_rule(self.client, event.account, rule.market, rule.ticker, rule.rule_id)

@@ -19,7 +19,7 @@ from ordermanager.metrics import EXITS_TRIGGERED
 from ordermanager.placement import QuoteSource
 from yquant import exit_rules, keys, portfolio
 from yquant.bus import publish
-from yquant.markets import is_open, is_trading_day, local_date, session_close
+from yquant.markets import is_open, is_trading_day, local_date, session_close, symbol_key
 from yquant.messages import Market, Signal, SignalAction, SignalReceived, SignalSource
 from yquant.settings import StrategySettings
 
@@ -140,7 +140,7 @@ class ExitWatcher:
                 for k, v in (await self.client.hgetall(keys.position_attribution(account))).items()
             }
             for position in await portfolio.get_positions(self.client, account):
-                owner = attribution.get(f"{position.market.value}:{position.ticker}", position.strategy)
+                owner = attribution.get(symbol_key(position.market, position.ticker), position.strategy)
                 if owner == strategy and position.quantity > 0:
                     owned.append((account, position.market, position.ticker))
         return owned

@@ -12,7 +12,8 @@ from decimal import Decimal
 
 from ordermanager import denials
 from ordermanager.denials import Denial
-from yquant.markets import is_open, next_open
+from yquant import markets
+from yquant.markets import format_money, is_open, next_open
 from yquant.messages import Market, Position, SignalSource
 from yquant.portfolio import AccountSnapshot
 from yquant.risk_limits import RiskLimits
@@ -32,14 +33,9 @@ class BuyExposure:
     total_value: Decimal  # every position in the currency plus every pending buy
 
 
-def format_money(currency: str, amount: Decimal) -> str:
-    if currency == "KRW":
-        return f"KRW {amount:,.0f}"
-    return f"{currency} {amount:,.2f}"
-
-
 def symbol_key(market: Market, ticker: str) -> str:
-    return f"{market.value}:{ticker}".upper()
+    """The symbol as deny and allow lists name it (upper case: lists are typed by hand)."""
+    return markets.symbol_key(market, ticker).upper()
 
 
 def _listed(symbols: list[str], market: Market, ticker: str) -> bool:

@@ -28,6 +28,7 @@ from ordermanager.placement import Placement, QuoteSource, SignalContext, client
 from ordermanager.sizing import strategy_problems
 from yquant import decisions, keys, quotes, trading_state
 from yquant.errors import ConfigurationError
+from yquant.markets import symbol_key
 from yquant.messages import AnyMessage, Market, Quote, Signal, SignalAction, SignalReceived, SignalSource
 from yquant.risk_limits import load_limits
 from yquant.settings import Settings, StrategySettings, effective_accounts, effective_strategies
@@ -82,7 +83,7 @@ class OrderManager:
     def partition_key(self, message: AnyMessage) -> str:
         """Signals of one market and ticker (any strategy, any account) are handled in arrival order."""
         if isinstance(message, SignalReceived):
-            return f"{message.signal.market.value}:{message.signal.ticker}"
+            return symbol_key(message.signal.market, message.signal.ticker)
         return message.id
 
     async def handle(self, message: AnyMessage) -> None:

@@ -17,6 +17,7 @@ import redis.asyncio as aioredis
 
 from yquant import exit_rules, keys, orders, portfolio, risk_limits, schedule_store
 from yquant.bus import publish
+from yquant.markets import symbol_key
 from yquant.messages import Market, Signal, SignalAction, SignalReceived, SignalSource, utcnow
 from yquant.risk_limits import RiskLimits
 from yquant.schedules import Schedule, ScheduleSpec, next_occurrence, upcoming, why_never
@@ -85,7 +86,7 @@ async def liquidate(
         }
         targets: dict[tuple[Market, str], tuple[SignalAction, str]] = {}
         for position in await portfolio.get_positions(client, alias):
-            owner = attribution.get(f"{position.market.value}:{position.ticker}", position.strategy) or "manual"
+            owner = attribution.get(symbol_key(position.market, position.ticker), position.strategy) or "manual"
             if position.quantity <= 0 or (market_filter and position.market is not market_filter):
                 continue
             if strategy and owner != strategy:

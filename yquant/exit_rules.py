@@ -18,6 +18,7 @@ import redis.asyncio as aioredis
 from pydantic import model_validator
 
 from yquant import keys
+from yquant.markets import symbol_key
 from yquant.messages import Frozen, Market
 
 HUNDRED = Decimal(100)
@@ -49,7 +50,7 @@ class ExitRule(Frozen):
 
     @property
     def position_key(self) -> str:
-        return f"{self.market.value}:{self.ticker}"
+        return symbol_key(self.market, self.ticker)
 
     @property
     def trailing_stop_price(self) -> Decimal | None:
@@ -141,7 +142,7 @@ async def get_rules(client: aioredis.Redis, account: str) -> list[ExitRule]:
 
 
 async def get_rule(client: aioredis.Redis, account: str, market: Market, ticker: str) -> ExitRule | None:
-    raw = await client.hget(keys.exit_rules(account), f"{market.value}:{ticker}")
+    raw = await client.hget(keys.exit_rules(account), symbol_key(market, ticker))
     return ExitRule.model_validate_json(raw) if raw else None
 
 
@@ -170,4 +171,4 @@ async def delete_rule(
         current = await get_rule(client, account, market, ticker)
         if current is None or current.rule_id != rule_id:
             return False
-    return bool(await client.hdel(keys.exit_rules(account), f"{market.value}:{ticker}"))
+    return bool(await client.hdel(keys.exit_rules(account), symbol_key(market, ticker)))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -130,7 +130,23 @@ def round_to_tick(market: Market, price: Decimal, *, down: bool = True, tick: De
     return (units * step).quantize(step)
 
 
-def money(currency: str, amount: Decimal) -> Decimal:
-    """An amount in the currency's precision: KRW without fraction, USD in cents (rounded down)."""
+def money(currency: str, amount: Decimal, *, down: bool = False) -> Decimal:
+    """An amount in its currency's precision: KRW in whole won, USD (and others) in cents.
+
+    Half-up by default (a fee, a value, a P/L: the nearest unit); ``down=True`` for a budget, so
+    what is spent never exceeds what was allowed.
+    """
     step = Decimal(1) if currency == "KRW" else CENT
-    return amount.quantize(step, rounding=ROUND_FLOOR)
+    return amount.quantize(step, rounding=ROUND_FLOOR if down else ROUND_HALF_UP)
+
+
+def format_money(currency: str, amount: Decimal) -> str:
+    """``KRW 1,234,567`` / ``USD 1,234.50``: the currency's precision, thousands separated."""
+    rounded = money(currency, amount)
+    return f"{currency} {rounded:,.0f}" if currency == "KRW" else f"{currency} {rounded:,.2f}"
+
+
+def symbol_key(market: Market | str, ticker: str) -> str:
+    """``KRX:005930`` / ``NASD:AAPL``: how a symbol is named in hashes and lists."""
+    name = market.value if isinstance(market, Market) else market
+    return f"{name}:{ticker}"

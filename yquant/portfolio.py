@@ -9,6 +9,8 @@ import orjson
 import redis.asyncio as aioredis
 
 from yquant import keys
+from yquant.bus import fields_of
+from yquant.markets import symbol_key
 from yquant.messages import AccountSynced, Frozen, Position, utcnow
 
 
@@ -24,7 +26,7 @@ async def store_snapshot(client: aioredis.Redis, event: AccountSynced, maxlen: i
     attribution_raw = await client.hgetall(keys.position_attribution(event.account))
     attribution = {keys.text(k): keys.text(v) for k, v in attribution_raw.items()}
     positions = [
-        p.model_copy(update={"strategy": attribution.get(f"{p.market.value}:{p.ticker}", p.strategy)})
+        p.model_copy(update={"strategy": attribution.get(symbol_key(p.market, p.ticker), p.strategy)})
         for p in event.positions
     ]
     async with client.pipeline(transaction=True) as pipe:
@@ -41,11 +43,11 @@ async def store_snapshot(client: aioredis.Redis, event: AccountSynced, maxlen: i
         if positions:
             pipe.hset(
                 keys.positions(event.account),
-                mapping={f"{p.market.value}:{p.ticker}": p.model_dump_json() for p in positions},
+                mapping={symbol_key(p.market, p.ticker): p.model_dump_json() for p in positions},
             )
         pipe.xadd(
             keys.EXECUTIONS,
-            {"type": "AccountSynced", "data": event.model_copy(update={"positions": positions}).model_dump_json()},
+            fields_of(event.model_copy(update={"positions": positions})),  # type: ignore[arg-type]
             maxlen=maxlen,
             approximate=True,
         )
@@ -66,7 +68,7 @@ def _positions(raw: dict[Any, Any]) -> list[Position]:
 
 
 async def get_position(client: aioredis.Redis, account: str, market: str, ticker: str) -> Position | None:
-    raw = await client.hget(keys.positions(account), f"{market}:{ticker}")
+    raw = await client.hget(keys.positions(account), symbol_key(market, ticker))
     return Position.model_validate_json(raw) if raw else None
 
 
@@ -86,8 +88,8 @@ async def get_account(client: aioredis.Redis, account: str) -> AccountSnapshot |
 
 async def remember_attribution(client: aioredis.Redis, account: str, market: str, ticker: str, source: str) -> None:
     """The first order that opens a position names its owner; later syncs keep it."""
-    await client.hsetnx(keys.position_attribution(account), f"{market}:{ticker}", source)
+    await client.hsetnx(keys.position_attribution(account), symbol_key(market, ticker), source)
 
 
 async def forget_attribution(client: aioredis.Redis, account: str, market: str, ticker: str) -> None:
-    await client.hdel(keys.position_attribution(account), f"{market}:{ticker}")
+    await client.hdel(keys.position_attribution(account), symbol_key(market, ticker))

@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 
 from yquant.markets import (
+    format_money,
     holiday_name,
     is_open,
     is_trading_day,
@@ -16,6 +17,7 @@ from yquant.markets import (
     next_trading_day,
     round_to_tick,
     session_close,
+    symbol_key,
     tick_size,
 )
 from yquant.messages import Market
@@ -60,5 +62,21 @@ def test_rounding_is_down_for_buys_and_up_for_sells() -> None:
 
 
 def test_money_precision_by_currency() -> None:
-    assert money("KRW", Decimal("1234.9")) == Decimal(1234)
-    assert money("USD", Decimal("12.349")) == Decimal("12.34")
+    # A fee, a value, a P/L: the nearest won or cent.
+    assert money("KRW", Decimal("1234.5")) == Decimal(1235)
+    assert money("KRW", Decimal("1234.4")) == Decimal(1234)
+    assert money("USD", Decimal("12.345")) == Decimal("12.35")
+    assert money("USD", Decimal("12.344")) == Decimal("12.34")
+    # A budget never rounds up past what was allowed.
+    assert money("KRW", Decimal("1234.9"), down=True) == Decimal(1234)
+    assert money("USD", Decimal("12.349"), down=True) == Decimal("12.34")
+
+
+def test_money_is_formatted_in_its_currency_precision() -> None:
+    assert format_money("KRW", Decimal("1234567.5")) == "KRW 1,234,568"
+    assert format_money("USD", Decimal("1234.5")) == "USD 1,234.50"
+
+
+def test_a_symbol_is_named_market_colon_ticker() -> None:
+    assert symbol_key(Market.NASD, "AAPL") == "NASD:AAPL"
+    assert symbol_key("KRX", "005930") == "KRX:005930"
