@@ -69,17 +69,10 @@ class SignalContext:
 
 
 class Placement:
-    def __init__(
-        self,
-        client: aioredis.Redis,
-        quotes: QuoteSource,
-        maxlen: int,
-        on_created: Callable[[], None] | None = None,
-    ) -> None:
+    def __init__(self, client: aioredis.Redis, quotes: QuoteSource, maxlen: int) -> None:
         self.client = client
         self.quotes = quotes
         self.maxlen = maxlen
-        self.on_created = on_created  # fault injection hook (crash tests)
 
     # --- buys ---------------------------------------------------------------------------
     async def buy(self, ctx: SignalContext, account: str, leg: str = "") -> str | Denial:
@@ -285,5 +278,3 @@ class Placement:
             )
         else:
             logger.info("order already recorded for this signal; nothing appended", extra={"client_order_id": coid})
-        if self.on_created is not None:
-            self.on_created()

@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import orjson
 import redis.asyncio as aioredis
@@ -69,9 +67,7 @@ class OrderManager:
         self.always_open = settings.markets_always_open
         self.clock: Clock = clock or SystemClock()
         self.quote_source: QuoteSource = quote_source or self.fresh_quote
-        self.placement = Placement(
-            client, self.quote_source, self.maxlen, on_created=lambda: self._maybe_crash("after_order_append")
-        )
+        self.placement = Placement(client, self.quote_source, self.maxlen)
         self._account_locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     async def fresh_quote(self, market: Market, ticker: str) -> Quote | None:
@@ -103,7 +99,6 @@ class OrderManager:
         if not isinstance(message, SignalReceived):
             logger.warning("ignoring unexpected message", extra={"type": message.type})
             return
-        self._maybe_crash("after_read")
         signal = message.signal
         allowed = keys.SIGNAL_STREAMS[stream]
         if signal.source not in allowed:
@@ -120,18 +115,6 @@ class OrderManager:
             await decision_log.deny(self.client, signal, message.correlation_id, None, denial, self.maxlen)
             return
         await self.handle_signal(signal, message.correlation_id)
-
-    def _maybe_crash(self, point: str) -> None:
-        cfg = self.settings.ordermanager
-        if cfg.crash_at != point:
-            return
-        marker: Path | None = cfg.crash_marker
-        if marker is not None and marker.exists():
-            return
-        if marker is not None:
-            marker.write_text(point)
-        logger.critical("fault injection: exiting abruptly", extra={"point": point})
-        os._exit(137)
 
     # --- one signal ---------------------------------------------------------------------
     async def handle_signal(self, signal: Signal, correlation_id: str) -> None:

@@ -150,9 +150,6 @@ class OrderManagerSettings(BaseModel):
     misfire_grace_s: float = 300.0  # a schedule later than this (after downtime) is skipped, not fired
     exit_check_interval_s: float = 2.0  # stop-loss / take-profit / trailing / end-of-day evaluation
     reverse_entry_timeout_s: float = 300.0  # a reverse's entry is dropped if its exit has not filled by then
-    # Fault injection for crash tests: exit abruptly at this point, once per marker file.
-    crash_at: Literal["after_read", "after_order_append"] | None = None
-    crash_marker: Path | None = None
 
 
 class RiskSettings(BaseModel):

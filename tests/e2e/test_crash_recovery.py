@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,6 +15,8 @@ from tests.e2e.helpers import eventually
 from yquant import keys
 from yquant.devsystem import DevSystem
 
+FAULTS = Path(__file__).resolve().parents[1] / "faults"
+
 
 @pytest.mark.parametrize("crash_point", ["after_read", "after_order_append"])
 def test_ordermanager_killed_before_ack_then_restarted_places_exactly_one_order(
@@ -21,8 +24,9 @@ def test_ordermanager_killed_before_ack_then_restarted_places_exactly_one_order(
 ) -> None:
     state = tmp_path_factory.mktemp(f"crash-{crash_point}")
     env = {
-        "YQ_ORDERMANAGER__CRASH_AT": crash_point,
-        "YQ_ORDERMANAGER__CRASH_MARKER": str(state / "crashed-once"),
+        "PYTHONPATH": str(FAULTS),  # tests/faults/sitecustomize.py: nothing of it ships
+        "YQ_FAULT_CRASH_AT": crash_point,
+        "YQ_FAULT_MARKER": str(state / "crashed-once"),
     }
     with DevSystem(state, env) as system:
         first_pid = system.pid_of("ordermanager")
