@@ -1,6 +1,6 @@
-"""Composition root of the order manager.
+"""The order manager's process: the parts from ``bootstrap`` plus metrics, heartbeat and signals.
 
-Runs side by side: the signal consumer, the executions consumer (reverse entries, exit
+Runs side by side: the signal consumers, the executions consumer (reverse entries, exit
 rules, daily-loss baselines), the scheduler and the exit evaluator, plus a heartbeat.
 """
 
@@ -12,13 +12,8 @@ import logging
 import uvloop
 from prometheus_client import start_http_server
 
-from ordermanager.clock import SystemClock
-from ordermanager.executions import ExecutionHandler
-from ordermanager.exit_triggers import ExitWatcher
-from ordermanager.schedule_runner import Scheduler
-from ordermanager.service import OrderManager
-from yquant import hubmetrics, keys, logs, valkey
-from yquant.bus import Consumer, ensure_group
+from ordermanager import bootstrap
+from yquant import hubmetrics, logs, valkey
 from yquant.runtime import heartbeat_loop, install_stop_handlers
 from yquant.settings import get_settings
 
@@ -34,50 +29,15 @@ async def main() -> None:
     install_stop_handlers(stop)
     if settings.ordermanager.metrics_port:
         start_http_server(settings.ordermanager.metrics_port, addr=settings.ordermanager.metrics_host)
-    clock = SystemClock()
-    manager = OrderManager(client, settings, clock=clock)
+    parts = bootstrap.build(client, settings)
     cfg = settings.ordermanager
-    # One consumer per producer's stream: the stream, not the payload, says who sent a signal.
-    signal_consumers = [
-        Consumer(
-            client,
-            stream=stream,
-            group=keys.GROUP_ORDERMANAGER,
-            name=settings.instance,
-            handler=manager.handler_for(stream),
-            settings=settings.bus,
-            partition_key=manager.partition_key,
-        )
-        for stream in keys.SIGNAL_STREAMS
-    ]
-    # A new group starts at the end of the stream: history before the first start is not replayed.
-    await ensure_group(client, keys.EXECUTIONS, keys.GROUP_ORDERMANAGER_EXECUTIONS, start_id="$")
-    executions = Consumer(
-        client,
-        stream=keys.EXECUTIONS,
-        group=keys.GROUP_ORDERMANAGER_EXECUTIONS,
-        name=settings.instance,
-        handler=ExecutionHandler(manager).handle,
-        settings=settings.bus,
-        accept_types=ExecutionHandler.HANDLED_TYPES,
-    )
-    scheduler = Scheduler(
-        client, clock=clock, misfire_grace_s=cfg.misfire_grace_s, maxlen=manager.maxlen, always_open=manager.always_open
-    )
-    watcher = ExitWatcher(
-        client,
-        accounts=manager.accounts,
-        strategies=manager.strategies,
-        clock=clock,
-        quote_source=manager.quote_source,
-        maxlen=manager.maxlen,
-        always_open=manager.always_open,
-    )
     tasks = [
-        *(asyncio.create_task(c.run(stop), name=f"signals:{c.stream}") for c in signal_consumers),
-        asyncio.create_task(executions.run(stop), name="executions"),
-        asyncio.create_task(scheduler.run(stop, cfg.scheduler_interval_s), name="scheduler"),
-        asyncio.create_task(watcher.run(stop, cfg.exit_check_interval_s), name="exits"),
+        *(
+            asyncio.create_task(c.run(stop), name=f"consume:{c.stream}")
+            for c in await bootstrap.consumers(client, settings, parts)
+        ),
+        asyncio.create_task(parts.scheduler.run(stop, cfg.scheduler_interval_s), name="scheduler"),
+        asyncio.create_task(parts.exits.run(stop, cfg.exit_check_interval_s), name="exits"),
         asyncio.create_task(heartbeat_loop(client, "ordermanager", settings.instance, stop), name="heartbeat"),
         asyncio.create_task(hubmetrics.loop(client, stop), name="valkey-metrics"),
     ]

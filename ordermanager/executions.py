@@ -18,7 +18,7 @@ from datetime import timedelta
 import orjson
 import redis.asyncio as aioredis
 
-from ordermanager import decision_log, denials, exposure, risk
+from ordermanager import baselines, decision_log, denials, risk
 from ordermanager.denials import Denial
 from ordermanager.service import OrderManager
 from yquant import exit_rules, keys, orders, portfolio, trading_state
@@ -186,7 +186,7 @@ class ExecutionHandler:
         limits = await load_limits(self.client, self.manager.settings)
         for currency in event.cash:
             equity = risk.equity_of(snapshot, currency)
-            baseline = await exposure.daily_baseline(self.client, event.account, currency, equity, event.occurred_at)
+            baseline = await baselines.daily_baseline(self.client, event.account, currency, equity, event.occurred_at)
             denial = risk.check_daily_loss(limits, currency, risk.daily_loss(baseline, equity))
             if denial is not None:
                 await self.reduce_after_loss(event.account, denial.reason)

@@ -18,14 +18,11 @@ import redis.asyncio as aioredis
 
 from ordermanager.risk import BuyExposure, position_value
 from yquant import keys, orders, portfolio
-from yquant.markets import NEW_YORK, SEOUL
 from yquant.messages import Market, Position, Side
 from yquant.orders import OrderRecord
 from yquant.portfolio import AccountSnapshot
 
 RESERVATION_TTL_S = 7 * 86_400
-BASELINE_TTL_S = 3 * 86_400
-RATE_WINDOW_S = 60.0
 
 
 @dataclass
@@ -100,12 +97,7 @@ def _parse_time(value: str) -> datetime | None:
         return None
 
 
-_RECORDS = orders.RecordCache()
-
-
-async def load_account_view(
-    client: aioredis.Redis, account: str, cache: orders.RecordCache | None = None
-) -> AccountView:
+async def load_account_view(client: aioredis.Redis, account: str, cache: orders.RecordCache) -> AccountView:
     snapshot = await portfolio.get_account(client, account)
     synced_at = _parse_time(snapshot.synced_at) if snapshot else None
     since_ms = (synced_at.timestamp() * 1000 - 1000) if synced_at else 0
@@ -116,7 +108,7 @@ async def load_account_view(
         open_raw, recent_raw, raw = await pipe.execute()
     open_ids = {keys.text(i) for i in open_raw}
     recent_ids = {keys.text(i) for i in recent_raw}
-    records = await (cache or _RECORDS).get_many(client, sorted(open_ids | recent_ids))
+    records = await cache.get_many(client, sorted(open_ids | recent_ids))
     estimates: dict[str, Decimal] = {}
     for coid, value in raw.items():
         data = orjson.loads(value)
@@ -150,59 +142,3 @@ async def release_settled(client: aioredis.Redis, view: AccountView) -> None:
     done += [coid for coid in view.estimates if coid not in known]  # neither open nor recent: settled
     if done:
         await client.hdel(keys.reservations(view.account), *done)
-
-
-async def take_rate_slot(client: aioredis.Redis, account: str, limit_per_minute: int, member: str, now: float) -> bool:
-    """Count an order in the account's one-minute window; False when the window is full."""
-    if limit_per_minute <= 0:
-        return True
-    key = keys.rate_window(account)
-    async with client.pipeline(transaction=True) as pipe:
-        pipe.zremrangebyscore(key, "-inf", now - RATE_WINDOW_S)
-        pipe.zadd(key, {member: now})
-        pipe.zcard(key)
-        pipe.expire(key, int(RATE_WINDOW_S * 2))
-        results = await pipe.execute()
-    if int(results[2]) > limit_per_minute:
-        await client.zrem(key, member)
-        return False
-    return True
-
-
-async def claim_duplicate_window(
-    client: aioredis.Redis,
-    *,
-    account: str,
-    market: Market,
-    ticker: str,
-    side: Side,
-    strategy: str,
-    signal_id: str,
-    window_s: float,
-) -> bool:
-    """False when the same intent (account, ticker, side, strategy) came from another signal within the window."""
-    if window_s <= 0:
-        return True
-    key = keys.duplicate_guard(account, market.value, ticker, side.value, strategy)
-    if await client.set(key, signal_id, nx=True, px=max(int(window_s * 1000), 1)):
-        return True
-    holder = await client.get(key)
-    return holder is not None and keys.text(holder) == signal_id  # the same signal, redelivered
-
-
-def market_day(currency: str, now: datetime) -> str:
-    zone = SEOUL if currency == "KRW" else NEW_YORK
-    return now.astimezone(zone).date().isoformat()
-
-
-async def daily_baseline(
-    client: aioredis.Redis, account: str, currency: str, equity: Decimal, now: datetime
-) -> Decimal:
-    """The day's first equity seen for the account (recorded now if it is the first)."""
-    key = keys.daily_equity(account, market_day(currency, now))
-    async with client.pipeline(transaction=True) as pipe:
-        pipe.hsetnx(key, currency, str(equity))
-        pipe.hget(key, currency)
-        pipe.expire(key, BASELINE_TTL_S)
-        results = await pipe.execute()
-    return Decimal(keys.text(results[1]))

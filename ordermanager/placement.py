@@ -17,7 +17,7 @@ from decimal import Decimal
 
 import redis.asyncio as aioredis
 
-from ordermanager import denials, exposure, risk
+from ordermanager import baselines, denials, exposure, guards, risk
 from ordermanager.denials import Denial
 from ordermanager.metrics import ORDERS_CREATED
 from ordermanager.sizing import SizingInput, SizingPolicy, needs_price, policy_for, size_order
@@ -69,10 +69,13 @@ class SignalContext:
 
 
 class Placement:
-    def __init__(self, client: aioredis.Redis, quotes: QuoteSource, maxlen: int) -> None:
+    def __init__(
+        self, client: aioredis.Redis, quotes: QuoteSource, maxlen: int, records: orders.RecordCache | None = None
+    ) -> None:
         self.client = client
         self.quotes = quotes
         self.maxlen = maxlen
+        self.records = records or orders.RecordCache()  # parsed order records, shared per process
 
     # --- buys ---------------------------------------------------------------------------
     async def buy(self, ctx: SignalContext, account: str, leg: str = "") -> str | Denial:
@@ -85,11 +88,11 @@ class Placement:
         denial = denial or risk.check_symbol(ctx.limits, signal.market, signal.ticker)
         if denial:
             return denial
-        view = await exposure.load_account_view(self.client, account)
+        view = await exposure.load_account_view(self.client, account, self.records)
         currency = signal.market.currency
         equity = risk.equity_of(view.snapshot, currency) if view.snapshot else None
         if equity is not None and ctx.limits.max_daily_loss.get(currency):
-            baseline = await exposure.daily_baseline(self.client, account, currency, equity, ctx.now)
+            baseline = await baselines.daily_baseline(self.client, account, currency, equity, ctx.now)
             denial = risk.check_daily_loss(ctx.limits, currency, risk.daily_loss(baseline, equity))
             if denial:
                 await trading_state.set_trading_state(self.client, TradingState.REDUCING, account)
@@ -129,7 +132,7 @@ class Placement:
             return denial
         if signal.source in risk.LIQUIDATION_SOURCES:
             await self.cancel_open(ctx, account, sides=(Side.BUY,), reason="liquidation")
-        view = await exposure.load_account_view(self.client, account)
+        view = await exposure.load_account_view(self.client, account, self.records)
         held = view.sellable(signal.market, signal.ticker)
         if held <= 0:
             return Denial(denials.NO_POSITION, f"no {signal.market.value}:{signal.ticker} position to sell")
@@ -223,7 +226,7 @@ class Placement:
 
     async def _throttle(self, ctx: SignalContext, account: str, side: Side, coid: str) -> Denial | None:
         signal = ctx.signal
-        if signal.source not in NO_DUPLICATE_CHECK and not await exposure.claim_duplicate_window(
+        if signal.source not in NO_DUPLICATE_CHECK and not await guards.claim_duplicate_window(
             self.client,
             account=account,
             market=signal.market,
@@ -239,7 +242,7 @@ class Placement:
                 f"{ctx.limits.duplicate_window_s:g}s ago",
             )
         limit = ctx.limits.max_orders_per_minute
-        if not await exposure.take_rate_slot(self.client, account, limit, coid, ctx.now.timestamp()):
+        if not await guards.take_rate_slot(self.client, account, limit, coid, ctx.now.timestamp()):
             return Denial(denials.RATE_LIMITED, f"more than {limit} orders in a minute for account {account}")
         return None
 

@@ -188,7 +188,7 @@ class OrderManager:
         exit_coid = client_order_id(signal.signal_id, account, "exit")
         if await self.client.exists(keys.order(exit_coid)):
             return Placed(exit_coid, "reverse: entry waits for the exit's fill")
-        view = await exposure.load_account_view(self.client, account)
+        view = await exposure.load_account_view(self.client, account, self.placement.records)
         if view.sellable(signal.market, signal.ticker) <= 0:
             entry = await self.placement.buy(ctx, account, leg="entry")
             return entry if isinstance(entry, Denial) else Placed(entry, "reverse: nothing to exit, entry sent")

@@ -10,6 +10,7 @@ import pytest
 import redis.asyncio as aioredis
 from pydantic import SecretStr
 
+from ordermanager import bootstrap
 from ordermanager.clock import ManualClock
 from ordermanager.service import OrderManager
 from yquant.settings import (
@@ -53,5 +54,10 @@ def om_settings(settings: Settings) -> Settings:
 
 
 @pytest.fixture
-def manager(redis_client: aioredis.Redis, om_settings: Settings, clock: ManualClock) -> OrderManager:
-    return OrderManager(redis_client, om_settings, clock=clock)
+def parts(redis_client: aioredis.Redis, om_settings: Settings, clock: ManualClock) -> bootstrap.Parts:
+    return bootstrap.build(redis_client, om_settings, clock)
+
+
+@pytest.fixture
+def manager(parts: bootstrap.Parts) -> OrderManager:
+    return parts.manager
