@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 
 import httpx
-import uvloop
 from prometheus_client import start_http_server
 
 from brokergateway.bootstrap import build_gateway
 from yquant import keys, logs, valkey
 from yquant.bus import Consumer
-from yquant.runtime import heartbeat_loop, install_stop_handlers
+from yquant.runtime import heartbeat_loop, install_stop_handlers, run_service
 from yquant.settings import get_settings
 
 logger = logging.getLogger("brokergateway")
@@ -58,4 +58,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    uvloop.run(main())
+    sys.exit(run_service("brokergateway", main))

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 
-import uvloop
 from prometheus_client import start_http_server
 
 from ordermanager import bootstrap
 from yquant import hubmetrics, logs, valkey
-from yquant.runtime import heartbeat_loop, install_stop_handlers
+from yquant.runtime import heartbeat_loop, install_stop_handlers, run_service
 from yquant.settings import get_settings
 
 logger = logging.getLogger("ordermanager")
@@ -55,4 +55,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    uvloop.run(main())
+    sys.exit(run_service("ordermanager", main))

@@ -2,7 +2,6 @@
 
 YQuantError
  ├── ConfigurationError        fatal at start: fix the settings
- ├── BusError                  Valkey unavailable or a stream misconfigured; retry later
  ├── MessageDecodeError        a stream entry that cannot be decoded; dead-letter it
  └── BrokerError               anything from the broker boundary (KIS)
       ├── BrokerUnreachable      no connection could be made: the request never left, nothing happened
@@ -26,10 +25,6 @@ class YQuantError(Exception):
 
 class ConfigurationError(YQuantError):
     """The settings are missing or contradictory."""
-
-
-class BusError(YQuantError):
-    """Valkey could not be reached or refused a bus operation."""
 
 
 class MessageDecodeError(YQuantError):

@@ -92,14 +92,6 @@ def next_open(market: Market, now: datetime) -> datetime:
     return datetime.combine(day, session.opens, session.zone)
 
 
-def next_trading_day(market: Market, day: date) -> date:
-    """The first trading day after ``day``."""
-    day += timedelta(days=1)
-    while not is_trading_day(market, day):
-        day += timedelta(days=1)
-    return day
-
-
 def krx_tick_size(price: Decimal) -> Decimal:
     """KRX tick size since 2023-01-25 (stocks; ETFs/ETNs use 5 KRW)."""
     steps = (

@@ -86,10 +86,5 @@ async def get_account(client: aioredis.Redis, account: str) -> AccountSnapshot |
     )
 
 
-async def remember_attribution(client: aioredis.Redis, account: str, market: str, ticker: str, source: str) -> None:
-    """The first order that opens a position names its owner; later syncs keep it."""
-    await client.hsetnx(keys.position_attribution(account), symbol_key(market, ticker), source)
-
-
 async def forget_attribution(client: aioredis.Redis, account: str, market: str, ticker: str) -> None:
     await client.hdel(keys.position_attribution(account), symbol_key(market, ticker))

@@ -6,18 +6,39 @@ import asyncio
 import logging
 import os
 import signal
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import redis.asyncio as aioredis
+import uvloop
+from pydantic import ValidationError
 from redis.exceptions import RedisError
 
 from yquant import __version__, keys
+from yquant.errors import ConfigurationError
 
 logger = logging.getLogger(__name__)
 
+EXIT_CONFIGURATION = 78  # sysexits' EX_CONFIG: restarting will not help, fix the settings
 HEARTBEAT_INTERVAL_S = 5.0
 HEARTBEAT_TTL_S = 15
+
+
+def run_service(name: str, main: Callable[[], Coroutine[Any, Any, int | None]]) -> int:
+    """Run a service's ``main`` on uvloop; the one exit path for a configuration error.
+
+    Settings that are missing, invalid or contradictory end the process with one line on
+    stderr naming the service and the problem, and exit code ``EXIT_CONFIGURATION``, so a
+    supervisor can tell "fix the settings" from a crash worth restarting.
+    """
+    try:
+        result = uvloop.run(main())
+    except (ConfigurationError, ValidationError) as exc:
+        sys.stderr.write(f"{name}: configuration error: {exc}\n")
+        return EXIT_CONFIGURATION
+    return result or 0
 
 
 def install_stop_handlers(stop: asyncio.Event) -> None:

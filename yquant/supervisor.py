@@ -21,6 +21,7 @@ from typing import IO
 import orjson
 
 from yquant import embedded, valkey
+from yquant.runtime import EXIT_CONFIGURATION
 from yquant.settings import Settings
 
 PR_SET_PDEATHSIG = 1
@@ -237,6 +238,13 @@ class Supervisor:
                 if child.log:
                     child.log.close()
                 uptime = now - child.started_at
+                if code == EXIT_CONFIGURATION:
+                    self.say(
+                        f"{child.name} stopped: its settings are wrong (exit code {code}); fix them and run again"
+                        f" (log: {child.log_path}); not restarting it"
+                    )
+                    child.process = None
+                    continue
                 child.restarts = 0 if uptime > 60 else child.restarts + 1
                 delay = min(0.5 * (2 ** min(child.restarts, 6)), 30.0)
                 self.say(

@@ -38,17 +38,6 @@ def connect(settings: ValkeySettings) -> aioredis.Redis:
     return aioredis.Redis.from_pool(pool)  # the client owns the pool: aclose() closes it
 
 
-def connect_sync(settings: ValkeySettings) -> Redis:
-    return Redis.from_url(
-        settings.url,
-        username=settings.username,
-        password=settings.password.get_secret_value() if settings.password else None,
-        socket_timeout=settings.socket_timeout_s,
-        socket_connect_timeout=settings.socket_timeout_s,
-        driver_info=None,
-    )
-
-
 async def load_functions(client: aioredis.Redis) -> None:
     """Load (or replace) the ``yquant`` function library; needs FUNCTION rights."""
     await client.function_load(functions_source(), replace=True)

@@ -14,7 +14,6 @@ from yquant.markets import (
     is_trading_day,
     money,
     next_open,
-    next_trading_day,
     round_to_tick,
     session_close,
     symbol_key,
@@ -28,7 +27,6 @@ def test_krx_holidays_and_weekends_are_closed() -> None:
     assert holiday_name(Market.KRX, date(2025, 10, 6)) is not None
     assert not is_trading_day(Market.KRX, date(2025, 6, 7))  # Saturday
     assert is_trading_day(Market.KRX, date(2025, 6, 10))
-    assert next_trading_day(Market.KRX, date(2025, 10, 2)) == date(2025, 10, 10)
 
 
 def test_nyse_session_follows_daylight_saving() -> None:
