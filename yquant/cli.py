@@ -88,43 +88,69 @@ def _table(rows: list[list[str]], headers: list[str]) -> None:
 
 
 async def _status(settings: Settings, as_json: bool) -> int:
+    from yquant import trading_state
+
     client = _client(settings)
     try:
+        try:
+            info = await client.info("server")
+            memory = await client.info("memory")
+            hub: dict[str, Any] = {
+                "reachable": True,
+                "version": info.get("valkey_version") or info.get("redis_version"),
+                "used_memory_mib": round(int(memory.get("used_memory", 0)) / 2**20, 1),
+                "maxmemory_mib": round(int(memory.get("maxmemory", 0)) / 2**20, 1),
+            }
+        except Exception as exc:
+            sys.stderr.write(f"valkey at {_valkey_url(settings)} is not reachable: {exc}\n")
+            return 1
         beats = []
         async for key in client.scan_iter(match=keys.HEARTBEAT_PATTERN, count=200):
-            data = {k.decode(): v.decode() for k, v in (await client.hgetall(key)).items()}
+            data: dict[str, Any] = {k.decode(): v.decode() for k, v in (await client.hgetall(key)).items()}
             if data:
-                data["age_s"] = f"{time.time() - float(data.get('seen_at', 0)):.1f}"
+                data["age_s"] = round(time.time() - float(data.get("seen_at", 0)), 1)
+                data["rss_mib"] = int(data.pop("rss_kib", 0) or 0) // 1024
                 beats.append(data)
         streams = []
         for stream in keys.ALL_STREAMS:
             length = await client.xlen(stream)
             groups = await client.xinfo_groups(stream) if length or await client.exists(stream) else []
             for group in groups:
+                lag = group.get("lag")
                 streams.append(
                     {
                         "stream": stream,
                         "group": group["name"].decode(),
                         "length": length,
-                        "pending": group["pending"],
-                        "lag": group.get("lag"),
+                        "pending": int(group["pending"]),
+                        "lag": int(lag) if lag is not None else None,  # None: Valkey cannot tell (trimmed)
                     }
                 )
             if not groups:
                 streams.append({"stream": stream, "group": "", "length": length, "pending": 0, "lag": None})
+        states = {scope: value.value for scope, value in (await trading_state.get_trading_states(client)).items()}
     finally:
         await client.aclose()
+    simulator = _simulator_status(settings)
     if as_json:
-        _print_json({"services": beats, "streams": streams})
+        _print_json({"valkey": hub, "simulator": simulator, "trading": states, "services": beats, "streams": streams})
         return 0
+    sys.stdout.write(
+        f"valkey {hub['version']} at {_valkey_url(settings)}: {hub['used_memory_mib']} MiB used"
+        f" of {hub['maxmemory_mib'] or 'unlimited'} MiB\n"
+    )
+    if simulator is not None:
+        sys.stdout.write(f"KIS simulator at {simulator['url']}: {'up' if simulator['up'] else 'NOT ANSWERING'}\n")
+    trading = ", ".join(f"{'global' if k == trading_state.GLOBAL else k} {v}" for k, v in states.items())
+    sys.stdout.write(f"trading: {trading}\n\n")
     _table(
         [
             [
                 b.get("service", ""),
                 b.get("instance", ""),
                 b.get("pid", ""),
-                b["age_s"],
-                f"{int(b.get('rss_kib', 0)) // 1024} MiB",
+                f"{b['age_s']:.1f}",
+                f"{b['rss_mib']} MiB",
             ]
             for b in sorted(beats, key=lambda b: b.get("service", ""))
         ],
@@ -132,10 +158,33 @@ async def _status(settings: Settings, as_json: bool) -> int:
     )
     sys.stdout.write("\n")
     _table(
-        [[s["stream"], s["group"], str(s["length"]), str(s["pending"]), str(s["lag"])] for s in streams],
+        [
+            [
+                s["stream"],
+                s["group"],
+                f"{s['length']:,}",
+                f"{s['pending']:,}",
+                "?" if s["lag"] is None else f"{s['lag']:,}",
+            ]
+            for s in streams
+        ],
         ["stream", "group", "length", "pending", "lag"],
     )
     return 0
+
+
+def _simulator_status(settings: Settings) -> dict[str, Any] | None:
+    """The embedded simulator's health, when ``yquant up`` started one (None otherwise)."""
+    import httpx
+
+    url = _runtime(settings).get("kissim_url")
+    if not url:
+        return None
+    try:
+        up = httpx.get(f"{url}/healthz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        up = False
+    return {"url": url, "up": up}
 
 
 async def _orders(settings: Settings, as_json: bool, limit: int) -> int:

@@ -144,3 +144,13 @@ def test_status_shows_every_service_alive(system: DevSystem) -> None:
         return names if {"webhook", "ordermanager", "brokergateway", "dashboard"} <= names else None
 
     assert eventually(services, 15)
+    status = json.loads(system.yquant("status", "--json").stdout)
+    assert status["valkey"]["reachable"] is True
+    assert status["simulator"]["up"] is True
+    assert status["trading"]["*"] in {"ACTIVE", "REDUCING", "HALTED"}
+    signals = [s for s in status["streams"] if s["stream"] == keys.SIGNALS_WEBHOOK and s["group"]]
+    assert signals
+    assert all(isinstance(s["lag"], int) and isinstance(s["pending"], int) for s in signals)
+    table = system.yquant("status").stdout
+    assert "KIS simulator at" in table
+    assert "trading: global" in table
