@@ -57,18 +57,25 @@ class AccountView:
 
     def pending_buys(self, currency: str, market: Market | None = None, ticker: str | None = None) -> Decimal:
         """Value of buys the snapshot's cash does not reflect yet (open, or filled since the sync)."""
-        total = Decimal(0)
+        total, of_symbol = self._pending(currency, market, ticker)
+        return total if ticker is None else of_symbol
+
+    def _pending(self, currency: str, market: Market | None, ticker: str | None) -> tuple[Decimal, Decimal]:
+        """(all pending buys in ``currency``, those of ``market``/``ticker``) in one pass."""
+        total = of_symbol = Decimal(0)
         for order in self.orders:
             if order.side is not Side.BUY or order.market.currency != currency:
                 continue
-            if ticker is not None and (order.market is not market or order.ticker != ticker):
-                continue
             estimate = order.limit_price or self.estimates.get(order.client_order_id) or Decimal(0)
+            value = Decimal(0)
             if not order.is_final:
-                total += estimate * order.remaining_quantity
+                value += estimate * order.remaining_quantity
             if order.filled_quantity and self.after_sync(order.updated_at):
-                total += (order.average_price or estimate) * order.filled_quantity
-        return total
+                value += (order.average_price or estimate) * order.filled_quantity
+            total += value
+            if order.market is market and order.ticker == ticker:
+                of_symbol += value
+        return total, of_symbol
 
     def buy_exposure(self, market: Market, ticker: str, price: Decimal) -> BuyExposure:
         currency = market.currency
@@ -80,12 +87,11 @@ class AccountView:
                     continue
                 same = position.market is market and position.ticker == ticker
                 positions_value += position_value(position, price) if same else position.market_value
-        pending = self.pending_buys(currency)
+        pending, of_symbol = self._pending(currency, market, ticker)
         return BuyExposure(
             cash=cash,
             pending_buys=pending,
-            symbol_value=position_value(self.position(market, ticker), price)
-            + self.pending_buys(currency, market, ticker),
+            symbol_value=position_value(self.position(market, ticker), price) + of_symbol,
             total_value=positions_value + pending,
         )
 
