@@ -268,7 +268,10 @@ class RecordCache:
     one field (``updated_at``) is asked and only the orders that changed are re-read.
     """
 
-    def __init__(self, max_size: int = 20_000) -> None:
+    # A risk check needs the open orders and those since the last account sync (seconds apart):
+    # a few hundred at 100 alerts/s. Beyond that a miss only costs a re-read, so the cache stays
+    # small instead of growing with every order of the day.
+    def __init__(self, max_size: int = 2_000) -> None:
         self.max_size = max_size
         self._records: dict[str, tuple[str, OrderRecord]] = {}
 
