@@ -28,6 +28,9 @@ class GatewayConfig:
     reconcile_attempts: int = 3
     reconcile_delay_s: float = 0.5
     reconcile_window_s: float = 30.0  # a found order may have been placed this long before our POST
+    resubmit_max: int = 2  # sends again of an order KIS proved not to have
+    resubmit_settle_s: float = 10.0  # KIS's order list is asked once more this long after the POST
+    signal_max_age_s: float = 120.0  # the stale-alert limit: an older signal's order is not sent again
 
     @classmethod
     def from_settings(cls, settings: Settings) -> GatewayConfig:
@@ -49,4 +52,7 @@ class GatewayConfig:
             fee_rate_us=gateway.fee_rate_us,
             reconcile_attempts=gateway.reconcile_attempts,
             reconcile_delay_s=gateway.reconcile_delay_s,
+            resubmit_max=gateway.resubmit_max,
+            resubmit_settle_s=gateway.resubmit_settle_s,
+            signal_max_age_s=settings.ordermanager.max_signal_age_s,
         )

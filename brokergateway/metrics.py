@@ -27,3 +27,6 @@ TOKEN_ISSUE_FAILURES = Counter("yquant_gateway_token_issue_failures", "Access to
 WS_CONNECTED = Gauge("yquant_gateway_ws_connected", "1 while the execution-notice WebSocket is subscribed", ["app"])
 FILLS = Counter("yquant_gateway_fills", "Fills applied, by source (websocket, poll)", ["source"])
 QUOTES = Counter("yquant_gateway_quotes", "Quote requests answered, by result (ok, error, stale)", ["result"])
+RESUBMISSIONS = Counter(
+    "yquant_gateway_resubmissions", "Orders sent again after KIS's order list proved it did not have them"
+)

@@ -4,7 +4,10 @@
   gives ACCEPTED (with KIS's order number) or REJECTED (with KIS's message for the user).
   No connection at all gives FAILED ("not sent"). A timeout, reset or unreadable answer
   leaves the outcome unknown: the order is reconciled against KIS's order list and
-  adopted or marked FAILED, never posted again.
+  adopted, or, when KIS's list proves over a settle period that it does not have it, sent
+  again (at most ``resubmit_max`` times, while its signal is younger than the stale-alert
+  limit) or marked FAILED with the reason. Fields always come from the stored order record:
+  the command only names it.
 * A US "market" order is sent as a marketable limit: the latest quote plus a slippage,
   on the cent. Without a quote it is refused; a price is never assumed.
 * ``CancelOrder``: cancels what is left of a live order; the poll confirms it.
@@ -14,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import datetime
 from decimal import Decimal
 
 import redis.asyncio as aioredis
@@ -25,7 +27,7 @@ from brokergateway.fills import LIVE_STATES, Fills
 from brokergateway.kis import trading
 from brokergateway.order_rows import order_number
 from brokergateway.quotes import QuoteDesk, marketable_limit
-from brokergateway.reconcile import BROKER_ORDER_TTL_S, find_order
+from brokergateway.reconcile import BROKER_ORDER_TTL_S, NotSettled, find_order
 from brokergateway.worker import AccountWorker
 from yquant import keys
 from yquant import orders as order_store
@@ -51,6 +53,7 @@ from yquant.messages import (
     utcnow,
 )
 from yquant.orders import OrderRecord
+from yquant.risk_limits import overridden_limits
 
 logger = logging.getLogger(__name__)
 
@@ -79,27 +82,33 @@ class OrderDesk:
 
     # --- submit -------------------------------------------------------------------------
     async def submit(self, command: SubmitOrder) -> None:
-        coid, alias = command.client_order_id, command.account
+        """Send the stored order the command names; the command's own fields are not used."""
+        coid = command.client_order_id
+        record = await order_store.get_order(self.client, coid)
+        if record is None:
+            logger.error("order command without a record; ignored", extra={"client_order_id": coid})
+            return
+        alias = record.account
         worker = self.workers.get(alias)
         if worker is None:
             reason = f"account {alias!r} is not configured"
-            await self.reject(coid, alias, "UNKNOWN_ACCOUNT", reason)
+            await self.reject(coid, alias, "UNKNOWN_ACCOUNT", reason, final_state=OrderState.FAILED)
             return
-        if not worker.serves(command.market):
-            reason = f"account {alias!r} does not trade {command.market.value}"
-            await self.reject(coid, alias, "MARKET_NOT_TRADED", reason)
+        if not worker.serves(record.market):
+            reason = f"account {alias!r} does not trade {record.market.value}"
+            await self.reject(coid, alias, "MARKET_NOT_TRADED", reason, final_state=OrderState.FAILED)
             return
         if coid in self._busy:
             logger.info("order already being handled here", extra={"client_order_id": coid})
             return
         self._busy.add(coid)
         try:
-            await self._submit(worker, command)
+            await self._submit(worker, record)
         finally:
             self._busy.discard(coid)
 
-    async def _submit(self, worker: AccountWorker, command: SubmitOrder) -> None:
-        coid, alias = command.client_order_id, command.account
+    async def _submit(self, worker: AccountWorker, record: OrderRecord) -> None:
+        coid, alias = record.client_order_id, worker.alias
         submitted_at = utcnow()
         async with self.client.pipeline(transaction=False) as pipe:
             pipe.fcall(
@@ -108,7 +117,9 @@ class OrderDesk:
                     coid,
                     new_state=OrderState.SUBMITTING,
                     fields={"submitted_at": submitted_at.isoformat()},
-                    event=OrderSubmitted(correlation_id=command.correlation_id, client_order_id=coid, account=alias),
+                    event=OrderSubmitted(
+                        correlation_id=record.correlation_id or coid, client_order_id=coid, account=alias
+                    ),
                     maxlen=self.config.maxlen,
                 ),
             )
@@ -121,14 +132,25 @@ class OrderDesk:
             await self._not_submitted(worker, coid, previous, own_lease)
             return
         metrics.ORDERS.labels("submitted").inc()
-        price = command.limit_price
-        if command.market.is_us and (command.order_type is OrderType.MARKET or price is None):
-            price = await self._marketable_price(worker, command)
+        await self._post(
+            worker,
+            record.model_copy(
+                update={"state": OrderState.SUBMITTING, "submitted_at": submitted_at, "updated_at": submitted_at}
+            ),
+        )
+
+    async def _post(self, worker: AccountWorker, record: OrderRecord) -> None:
+        """POST a SUBMITTING order (the caller holds its lease) and settle the answer."""
+        coid, alias = record.client_order_id, worker.alias
+        price = record.limit_price
+        if record.market.is_us and (record.order_type is OrderType.MARKET and price is None):
+            price = await self._marketable_price(worker, record)
             if price is None:
                 return
+            record = record.model_copy(update={"limit_price": price})
         try:
             ack = await trading.place_order(
-                worker.kis, command.market, command.ticker, command.side, command.quantity, command.order_type, price
+                worker.kis, record.market, record.ticker, record.side, record.quantity, record.order_type, price
             )
         except (BrokerRejected, BrokerRateLimited) as exc:
             # KIS refused before booking: its message is what the user sees.
@@ -142,13 +164,12 @@ class OrderDesk:
             )  # fmt: skip
         except (BrokerTransportError, BrokerProtocolError) as exc:
             logger.warning("order outcome unknown; reconciling", extra={"client_order_id": coid, "error": exc.message})
-            record = await order_store.get_order(self.client, coid)
-            if record is not None:
-                await self.settle_unknown(worker, record)
+            stored = await order_store.get_order(self.client, coid)
+            if stored is not None:
+                await self.settle_unknown(worker, stored)
         except ValueError as exc:
             await self.reject(coid, alias, "INVALID", str(exc))
         else:
-            record = submitting_record(command, price, submitted_at)
             await self.accept(worker, record, ack.broker_order_id, ack.broker_org_no)
 
     async def _not_submitted(
@@ -169,7 +190,7 @@ class OrderDesk:
         else:
             logger.info("order already handled", extra={"client_order_id": coid, "state": previous.value})
 
-    async def _marketable_price(self, worker: AccountWorker, command: SubmitOrder) -> Decimal | None:
+    async def _marketable_price(self, worker: AccountWorker, command: OrderRecord) -> Decimal | None:
         try:
             quote = await self.quotes.recent(
                 command.market, command.ticker, worker.alias, self.config.us_quote_max_age_s
@@ -311,28 +332,73 @@ class OrderDesk:
         return coid in self._busy
 
     async def settle_unknown(self, worker: AccountWorker, record: OrderRecord) -> None:
-        """An order whose POST outcome is unknown: adopt KIS's order or mark it FAILED; never re-post.
-        The caller holds the order's lease; the outcome (accept or reject) releases it."""
+        """An order whose POST outcome is unknown: adopt KIS's order, or, when KIS's list proves over
+        a settle period that it does not have it, send it again (bounded, while its signal is fresh)
+        or mark it FAILED. The caller holds the order's lease; the outcome releases it."""
         metrics.ORDERS.labels("unknown").inc()
-        with correlation(record.correlation_id or record.client_order_id):
-            status = await find_order(self.client, worker, record, self.config)
+        coid = record.client_order_id
+        with correlation(record.correlation_id or coid):
+            try:
+                status = await find_order(self.client, worker, record, self.config)
+            except NotSettled as exc:
+                reason = f"no answer from KIS and its order list could not be checked ({exc}); it was not sent again"
+                await self.reject(coid, worker.alias, "UNCONFIRMED", reason, final_state=OrderState.FAILED)
+                return
             if status is None:
-                await self.reject(
-                    record.client_order_id,
-                    worker.alias,
-                    "UNCONFIRMED",
-                    "no answer from KIS and the order is not in KIS's order list; it was not sent again",
-                    final_state=OrderState.FAILED,
-                )
+                await self._resubmit_or_fail(worker, record)
                 return
             logger.warning(
                 "order adopted after an unknown outcome",
-                extra={"client_order_id": record.client_order_id, "broker_order_id": status.broker_order_id},
+                extra={"client_order_id": coid, "broker_order_id": status.broker_order_id},
             )
             if await self.accept(worker, record, status.broker_order_id, status.branch, reconciled=True):
-                accepted = await order_store.get_order(self.client, record.client_order_id)
+                accepted = await order_store.get_order(self.client, coid)
                 if accepted is not None:
                     await self.fills.apply_status(worker, accepted, status)
+
+    async def _resubmit_or_fail(self, worker: AccountWorker, record: OrderRecord) -> None:
+        """KIS does not have the order: send it again if allowed, else end it FAILED with the reason."""
+        coid, done = record.client_order_id, record.resubmissions
+        missing = "no answer from KIS and the order is not in KIS's order list"
+        if done >= self.config.resubmit_max:
+            reason = f"{missing} after {done + 1} attempts; it was not sent again"
+            await self.reject(coid, worker.alias, "UNCONFIRMED", reason, final_state=OrderState.FAILED)
+            return
+        limit_s = await self._signal_age_limit_s()
+        age_s = (utcnow() - (record.signal_at or record.created_at)).total_seconds()
+        if age_s > limit_s:
+            reason = f"{missing}; its signal is {age_s:.0f}s old (limit {limit_s:.0f}s), so it was not sent again"
+            await self.reject(coid, worker.alias, "UNCONFIRMED", reason, final_state=OrderState.FAILED)
+            return
+        now = utcnow()
+        applied, _ = await order_store.update_order(
+            self.client,
+            coid,
+            only_in=(OrderState.SUBMITTING,),
+            fields={"resubmissions": done + 1, "submitted_at": now.isoformat()},
+            condition=("resubmissions", str(done)),
+            maxlen=self.config.maxlen,
+        )
+        if not applied:
+            logger.info("order changed while being reconciled; not sent again", extra={"client_order_id": coid})
+            return
+        await self.client.set(keys.order_lease(coid), self.instance, px=LEASE_TTL_MS)
+        metrics.ORDERS.labels("resubmitted").inc()
+        metrics.RESUBMISSIONS.inc()
+        logger.warning(
+            "KIS does not have the order; sending it again",
+            extra={"client_order_id": coid, "resubmission": done + 1},
+        )
+        again = record.model_copy(update={"resubmissions": done + 1, "submitted_at": now, "updated_at": now})
+        await self._post(worker, again)
+
+    async def _signal_age_limit_s(self) -> float:
+        """The stale-alert limit, as the order manager applies it (a runtime override wins)."""
+        try:
+            override = (await overridden_limits(self.client)).get("max_signal_age_s")
+            return float(override) if override is not None else self.config.signal_max_age_s
+        except (TypeError, ValueError):
+            return self.config.signal_max_age_s
 
     # --- cancel -------------------------------------------------------------------------
     async def cancel(self, command: CancelOrder) -> None:
@@ -357,26 +423,3 @@ class OrderDesk:
             return
         worker.tracking[record.client_order_id] = 0.0  # the poll confirms the cancellation
         self.fills.request_poll(worker)
-
-
-def submitting_record(command: SubmitOrder, price: Decimal | None, submitted_at: datetime) -> OrderRecord:
-    """The order as stored once SUBMITTING (what ``yquant.orders.get_order`` would read back)."""
-    return OrderRecord(
-        client_order_id=command.client_order_id,
-        account=command.account,
-        market=command.market,
-        ticker=command.ticker,
-        side=command.side,
-        quantity=command.quantity,
-        order_type=command.order_type,
-        limit_price=price,
-        strategy=command.strategy,
-        origin=command.origin,
-        signal_id=command.signal_id,
-        reduce_only=command.reduce_only,
-        correlation_id=command.correlation_id,
-        state=OrderState.SUBMITTING,
-        created_at=command.occurred_at,
-        updated_at=submitted_at,
-        submitted_at=submitted_at,
-    )

@@ -57,11 +57,23 @@ async def claim(client: aioredis.Redis, worker: AccountWorker, record: OrderReco
 async def find_order(
     client: aioredis.Redis, worker: AccountWorker, record: OrderRecord, config: GatewayConfig
 ) -> BrokerOrderStatus | None:
-    """The broker's order for ``record``, claimed for it; None when KIS does not have it."""
+    """The broker's order for ``record``, claimed for it; None when KIS does not have it.
+
+    KIS's list is asked ``reconcile_attempts`` times and, if the order is still missing, once more
+    when ``resubmit_settle_s`` have passed since the POST, so None means "not there over a settle
+    period", which is what allows sending the order again.
+    """
     placed = record.submitted_at or record.created_at
-    since = placed - timedelta(seconds=config.reconcile_window_s)
-    for attempt in range(config.reconcile_attempts):
-        await asyncio.sleep(config.reconcile_delay_s * (attempt + 1))
+    # After a resubmission an earlier POST may still turn up: the window starts at the first one.
+    first = record.created_at if record.resubmissions else placed
+    since = min(first, placed) - timedelta(seconds=config.reconcile_window_s)
+    checked = 0
+    for attempt in range(config.reconcile_attempts + 1):
+        if attempt < config.reconcile_attempts:
+            await asyncio.sleep(config.reconcile_delay_s * (attempt + 1))
+        else:
+            settled = placed + timedelta(seconds=config.resubmit_settle_s)
+            await asyncio.sleep(max(0.0, (settled - datetime.now(UTC)).total_seconds()))
         try:
             found = await candidates(worker, record, since)
         except BrokerError as exc:
@@ -70,7 +82,14 @@ async def find_order(
                 extra={"client_order_id": record.client_order_id, "attempt": attempt + 1, "error": exc.message},
             )
             continue
+        checked += 1
         for status in found:
             if await claim(client, worker, record, status):
                 return status
+    if checked < 2:
+        raise NotSettled(f"KIS's order list answered {checked} of {config.reconcile_attempts + 1} look-ups")
     return None
+
+
+class NotSettled(Exception):
+    """KIS's order list could not be asked often enough to prove an order is not there."""

@@ -272,6 +272,7 @@ class Placement:
             origin=origin,
             signal_id=signal.signal_id,
             reduce_only=side is Side.SELL,
+            signal_at=signal.fired_at or signal.received_at,
         )
         if await orders.create_order(self.client, command, self.maxlen):
             ORDERS_CREATED.labels(origin, side.value).inc()

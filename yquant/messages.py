@@ -165,6 +165,9 @@ class SubmitOrder(Message):
     origin: OrderOrigin = OrderOrigin.SIGNAL
     signal_id: str | None = None
     reduce_only: bool = False
+    # When the signal fired (or arrived): an order whose outcome was unknown is sent again only
+    # while its signal is younger than the stale-alert limit.
+    signal_at: datetime | None = None
 
 
 class CancelOrder(Message):

@@ -72,6 +72,8 @@ class OrderRecord(Frozen):
     average_price: Decimal | None = None
     fee: Decimal = Decimal(0)
     reason: str = ""
+    signal_at: datetime | None = None  # when its signal fired or arrived (freshness of a resubmission)
+    resubmissions: int = 0  # times the gateway sent it again after KIS proved not to have it
 
     @property
     def remaining_quantity(self) -> int:
@@ -120,6 +122,8 @@ async def create_order(client: aioredis.Redis, command: SubmitOrder, maxlen: int
         "updated_at": now.isoformat(),
         "filled_quantity": 0,
         "fee": 0,
+        "signal_at": command.signal_at.isoformat() if command.signal_at else "",
+        "resubmissions": 0,
     }
     result = await client.fcall(
         "yq_order_create",

@@ -192,6 +192,8 @@ class GatewaySettings(BaseModel):
     fee_rate_us: Decimal = Decimal("0.0025")  # estimated commission recorded with US fills
     reconcile_attempts: int = 3  # daily order list look-ups before an unknown outcome is FAILED
     reconcile_delay_s: float = 0.5  # wait before the first look-up (grows with each attempt)
+    resubmit_max: int = Field(default=2, ge=0)  # an order KIS proved not to have is sent again at most this often
+    resubmit_settle_s: float = Field(default=10.0, ge=0)  # KIS's list is asked again this long after the POST
 
 
 class DashboardSettings(BaseModel):

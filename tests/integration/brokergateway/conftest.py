@@ -33,6 +33,7 @@ FAST = GatewayConfig(
     sync_debounce_s=0.05,
     sync_min_interval_s=0.1,
     reconcile_delay_s=0.1,
+    resubmit_settle_s=0.5,
 )
 NO_POLLING = replace(
     FAST, poll_interval_s=3600, safety_poll_interval_s=3600, notice_grace_s=3600, fill_check_delay_s=3600
@@ -188,6 +189,7 @@ async def make_harness(valkey_url: str, redis_client: aioredis.Redis) -> AsyncIt
         config: GatewayConfig = FAST,
         accounts: dict[str, AccountSettings] | None = None,
         start: bool = True,
+        transport: httpx.AsyncBaseTransport | None = None,
         **kis: Any,
     ) -> Harness:
         env = "virtual" if sim.config.is_virtual else "real"
@@ -197,7 +199,7 @@ async def make_harness(valkey_url: str, redis_client: aioredis.Redis) -> AsyncIt
         async def record(request: httpx.Request) -> None:
             sent.append(request)
 
-        http = httpx.AsyncClient(timeout=5.0, trust_env=False, event_hooks={"request": [record]})
+        http = httpx.AsyncClient(timeout=5.0, trust_env=False, event_hooks={"request": [record]}, transport=transport)
         harness = Harness(sim, settings, redis_client, http, build_gateway(settings, redis_client, http, config), sent)
         harnesses.append(harness)
         if start:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -23,7 +25,8 @@ from yquant.messages import (
     SubmitOrder,
 )
 
-from .conftest import MakeHarness
+from .conftest import FAST, MakeHarness
+from .faults import FaultyKis
 
 
 @pytest.fixture(scope="module")
@@ -104,25 +107,90 @@ async def test_order_whose_answer_is_lost_but_booked_is_adopted_once(sim: SimSer
     assert any(h.get("note") == "adopted after reconciliation" for h in history)
 
 
-async def test_order_lost_before_booking_is_failed_visibly_and_never_resent(
+async def test_order_lost_before_booking_is_sent_again_once_and_trades_once(
     sim: SimServer, make_harness: MakeHarness
 ) -> None:
     harness = await make_harness(sim)
+    resent_before = sample("yquant_gateway_resubmissions_total")
     sim.admin("/admin/faults", {"drop_before_booking": 1})
     command = await harness.submit(ticker="035720", quantity=3)
-    record = await harness.state(command.client_order_id, OrderState.FAILED)
+    record = await harness.state(command.client_order_id, OrderState.FILLED)
 
-    assert "not in KIS's order list" in record.reason
+    assert record.resubmissions == 1
+    [booked] = [o for o in harness.sim_orders() if o["ticker"] == "035720"]
+    assert int(record.broker_order_id) == int(booked["odno"])
+    assert sample("yquant_gateway_resubmissions_total") - resent_before == 1
+    await harness.gateway.handle(command)  # the command delivered again: still one order at KIS
+    await asyncio.sleep(0.3)
+    assert len([o for o in harness.sim_orders() if o["ticker"] == "035720"]) == 1
+
+
+async def test_order_kis_never_books_is_sent_at_most_twice_more_then_failed_visibly(
+    sim: SimServer, make_harness: MakeHarness
+) -> None:
+    harness = await make_harness(sim, config=replace(FAST, resubmit_max=2))
+    dropped_before = sim.admin("/admin/stats")["counters"].get("dropped_before_booking", 0)
+    sim.admin("/admin/faults", {"drop_before_booking": 3})
+    command = await harness.submit(ticker="051910", quantity=1)
+    record = await harness.state(command.client_order_id, OrderState.FAILED, timeout_s=30)
+
+    assert record.resubmissions == 2
+    assert "after 3 attempts" in record.reason
     [event] = [e for e in await harness.events(command.client_order_id) if isinstance(e, OrderFailed)]
     assert event.reason_code == "UNCONFIRMED"
-    assert not [e for e in await harness.events(command.client_order_id) if isinstance(e, OrderRejected)]
-    await harness.gateway.handle(command)  # the command delivered again: still nothing is sent
-    await asyncio.sleep(0.3)
-    assert [o for o in harness.sim_orders() if o["ticker"] == "035720"] == []
-    assert sim.admin("/admin/stats")["counters"]["dropped_before_booking"] >= 1
+    assert sim.admin("/admin/stats")["counters"]["dropped_before_booking"] - dropped_before == 3
+    assert [o for o in harness.sim_orders() if o["ticker"] == "051910"] == []
 
 
-async def test_redelivered_command_of_a_submitting_order_is_reconciled_not_reposted(
+async def test_order_of_a_stale_signal_is_not_sent_again(sim: SimServer, make_harness: MakeHarness) -> None:
+    harness = await make_harness(sim, config=replace(FAST, signal_max_age_s=60))
+    sim.admin("/admin/faults", {"drop_before_booking": 1})
+    old = datetime.now(UTC) - timedelta(seconds=61)
+    command = await harness.submit(ticker="000270", quantity=1, signal_at=old)
+    record = await harness.state(command.client_order_id, OrderState.FAILED)
+
+    assert record.resubmissions == 0
+    assert "old (limit 60s), so it was not sent again" in record.reason
+    assert [o for o in harness.sim_orders() if o["ticker"] == "000270"] == []
+
+
+async def test_http_500_before_booking_is_sent_again_and_trades_once(sim: SimServer, make_harness: MakeHarness) -> None:
+    faulty = FaultyKis("500_before_booking")
+    harness = await make_harness(sim, transport=faulty)
+    command = await harness.submit(ticker="096770", quantity=1)
+    record = await harness.state(command.client_order_id, OrderState.FILLED)
+
+    [booked] = [o for o in harness.sim_orders() if o["ticker"] == "096770"]
+    assert int(record.broker_order_id) == int(booked["odno"])
+    assert (record.resubmissions, faulty.posts) == (1, 2)
+
+
+async def test_http_500_after_booking_is_adopted_not_sent_again(sim: SimServer, make_harness: MakeHarness) -> None:
+    faulty = FaultyKis("500_after_booking")
+    harness = await make_harness(sim, transport=faulty)
+    command = await harness.submit(ticker="012330", quantity=2)
+    record = await harness.state(command.client_order_id, OrderState.FILLED)
+
+    [booked] = [o for o in harness.sim_orders() if o["ticker"] == "012330"]
+    assert int(record.broker_order_id) == int(booked["odno"])
+    assert (record.resubmissions, faulty.posts) == (0, 1)
+    accepted = [e for e in await harness.events(command.client_order_id) if isinstance(e, OrderAccepted)]
+    assert [e.reconciled for e in accepted] == [True]
+
+
+async def test_order_kis_books_late_is_adopted_not_sent_again(sim: SimServer, make_harness: MakeHarness) -> None:
+    faulty = FaultyKis("books_late")
+    harness = await make_harness(sim, transport=faulty)
+    command = await harness.submit(ticker="028260", quantity=1)
+    record = await harness.state(command.client_order_id, OrderState.FILLED)
+
+    [booked] = [o for o in harness.sim_orders() if o["ticker"] == "028260"]
+    assert int(record.broker_order_id) == int(booked["odno"])
+    assert (record.resubmissions, faulty.posts) == (0, 1)
+    assert len(harness.tr_ids("/inquire-daily-ccld")) >= 2  # not there at the first look, found later
+
+
+async def test_gateway_killed_before_posting_sends_the_order_once_on_redelivery(
     sim: SimServer, make_harness: MakeHarness
 ) -> None:
     harness = await make_harness(sim)
@@ -131,11 +199,12 @@ async def test_redelivered_command_of_a_submitting_order_is_reconciled_not_repos
         quantity=1, strategy="test",
     )  # fmt: skip
     await orders.create_order(harness.client, command, 100_000)
-    # A gateway died after SUBMITTING, before (or while) posting: the outcome is unknown.
+    # A gateway died after SUBMITTING, before posting: the outcome is unknown.
     await orders.update_order(harness.client, "yq-crashed", new_state=OrderState.SUBMITTING)
     await harness.gateway.handle(command)
-    await harness.state("yq-crashed", OrderState.FAILED)
-    assert [o for o in harness.sim_orders() if o["ticker"] == "005380"] == []
+    record = await harness.state("yq-crashed", OrderState.ACCEPTED, OrderState.FILLED)
+    assert record.resubmissions == 1
+    assert len([o for o in harness.sim_orders() if o["ticker"] == "005380"]) == 1
 
 
 async def test_command_delivered_again_while_another_gateway_submits_it_is_left_alone(
@@ -153,11 +222,37 @@ async def test_command_delivered_again_while_another_gateway_submits_it_is_left_
     assert (await harness.order(command.client_order_id)).state is OrderState.SUBMITTING
     assert harness.tr_ids("/inquire-daily-ccld") == []  # not even reconciled while gateway-b holds it
 
-    await harness.client.delete(keys.order_lease(command.client_order_id))  # gateway-b died
+    await harness.client.delete(keys.order_lease(command.client_order_id))  # gateway-b died before posting
     await harness.gateway.orders.settle_abandoned(harness.gateway.workers[harness.alias], command.client_order_id)
-    assert (await harness.order(command.client_order_id)).state is OrderState.FAILED
-    assert [o for o in harness.sim_orders() if o["ticker"] == "207940"] == []
+    record = await harness.state(command.client_order_id, OrderState.ACCEPTED, OrderState.FILLED)
+    assert record.resubmissions == 1
+    assert len([o for o in harness.sim_orders() if o["ticker"] == "207940"]) == 1
     assert not await harness.client.exists(keys.order_lease(command.client_order_id))
+
+
+async def test_forged_command_without_a_record_sends_nothing(sim: SimServer, make_harness: MakeHarness) -> None:
+    harness = await make_harness(sim)
+    forged = SubmitOrder(
+        client_order_id="yq-forged", account=harness.alias, market=Market.KRX, ticker="000100", side=Side.BUY,
+        quantity=1000, strategy="test",
+    )  # fmt: skip
+    await harness.gateway.handle(forged)
+    assert harness.tr_ids("/order-cash") == []
+    assert await orders.get_order(harness.client, "yq-forged") is None
+
+
+async def test_command_fields_are_ignored_the_stored_record_is_sent(sim: SimServer, make_harness: MakeHarness) -> None:
+    harness = await make_harness(sim)
+    stored = SubmitOrder(
+        client_order_id="yq-stored", account=harness.alias, market=Market.KRX, ticker="003550", side=Side.BUY,
+        quantity=1, strategy="test",
+    )  # fmt: skip
+    await orders.create_order(harness.client, stored, 100_000)
+    forged = stored.model_copy(update={"quantity": 500, "ticker": "000100"})
+    await harness.gateway.handle(forged)
+    await harness.state("yq-stored", OrderState.FILLED)
+    [booked] = [o for o in harness.sim_orders() if o["ticker"] in ("003550", "000100")]
+    assert (booked["ticker"], int(booked["quantity"])) == ("003550", 1)
 
 
 async def test_business_rejection_is_an_order_rejected_with_kis_message(
@@ -192,6 +287,6 @@ async def test_order_for_an_unknown_account_or_market_is_rejected_without_callin
 ) -> None:
     harness = await make_harness(sim, start=False)
     command = await harness.submit(account="nobody")
-    record = await harness.state(command.client_order_id, OrderState.REJECTED)
+    record = await harness.state(command.client_order_id, OrderState.FAILED)
     assert record.reason == "account 'nobody' is not configured"
     assert harness.tr_ids("/order-cash") == []

@@ -104,7 +104,7 @@ async def test_several_accounts_each_with_its_own_token_and_snapshot(sim: SimSer
                                    order_type=OrderType.LIMIT, limit_price=Decimal(190))  # fmt: skip
     await harness.state(first.client_order_id, OrderState.FILLED)
     await harness.state(second.client_order_id, OrderState.FILLED)
-    assert (await harness.state(refused.client_order_id, OrderState.REJECTED)).reason == (
+    assert (await harness.state(refused.client_order_id, OrderState.FAILED)).reason == (
         "account 'isa' does not trade NASD"
     )
     assert [o["quantity"] for o in harness.sim_orders("main")] == [1]
