@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from fastapi import FastAPI
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 
 from kissim import admin, daily, domestic, oauth, overseas, overseas_ccnl, quotes
@@ -21,6 +24,7 @@ logger = logging.getLogger(__name__)
 
 DOMESTIC_TRADING = "/uapi/domestic-stock/v1/trading"
 OVERSEAS_TRADING = "/uapi/overseas-stock/v1/trading"
+QUOTE_SAVE_SECONDS = 30.0
 
 
 def kis_routes() -> list[Route]:
@@ -47,22 +51,41 @@ def kis_routes() -> list[Route]:
         Route(path, kis_endpoint(tr_table, handler), methods=[method]) for path, method, tr_table, handler in table
     ]
     routes += [
-        Route("/oauth2/tokenP", oauth.token_p, methods=["POST"]),
-        Route("/oauth2/revokeP", oauth.revoke_p, methods=["POST"]),
-        Route("/oauth2/Approval", oauth.approval, methods=["POST"]),
+        Route("/oauth2/tokenP", _saving(oauth.token_p), methods=["POST"]),
+        Route("/oauth2/revokeP", _saving(oauth.revoke_p), methods=["POST"]),
+        Route("/oauth2/Approval", _saving(oauth.approval), methods=["POST"]),
         Route("/uapi/hashkey", oauth.hash_key, methods=["POST"]),
     ]
     return routes
+
+
+def _saving(handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+    """Save the state (a token issued or revoked) before the answer goes out."""
+
+    async def endpoint(request: Request) -> Response:
+        try:
+            return await handler(request)
+        finally:
+            request.app.state.sim.save()
+
+    endpoint.__name__ = handler.__name__
+    return endpoint
 
 
 async def _match_forever(sim: Simulator) -> None:
     """Walk prices and fill resting orders the walk reaches (and partial-fill remainders)."""
     step = sim.config.price_step_seconds
     interval = min(max(step, 0.2), 1.0) if step > 0 else 0.5
+    quotes_saved = time.monotonic()
     while True:
         await asyncio.sleep(interval)
         try:
             sim.engine.match_all()
+            # Fills saved at once; the walking prices every QUOTE_SAVE_SECONDS (and at shutdown).
+            with_quotes = time.monotonic() - quotes_saved >= QUOTE_SAVE_SECONDS
+            sim.save(quotes=with_quotes)
+            if with_quotes:
+                quotes_saved = time.monotonic()
         except Exception:
             logger.exception("matching pass failed")
 
@@ -80,6 +103,7 @@ def create_app(config: SimConfig) -> FastAPI:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            sim.close()
 
     app = FastAPI(title="kissim", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.state.sim = sim

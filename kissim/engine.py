@@ -59,6 +59,16 @@ class Engine:
         self.by_odno: dict[int, Order] = {}
         self.resting: dict[tuple[Family, str], list[Order]] = {}
         self.next_odno = 1001
+        # Bumped by every change to accounts or orders: the simulator saves its state when it moved.
+        self.changes = 0
+
+    def restore_order(self, order: Order) -> None:
+        """Put back an order read from the state file, in its original position."""
+        self.orders.append(order)
+        if order.odno:
+            self.by_odno[int(order.odno)] = order
+        if order.remaining > 0:
+            self.resting.setdefault((order.family, order.ticker), []).append(order)
 
     # ------------------------------------------------------------------ accounts and time
 
@@ -73,8 +83,9 @@ class Engine:
         if found is None:
             found = open_account(cano, product_code, self.config.krw, self.config.usd, today)
             self.accounts[number] = found
-        else:
-            found.roll_to(today)
+            self.changes += 1
+        elif found.roll_to(today):
+            self.changes += 1
         return found
 
     def session_date(self, family: Family, moment: datetime) -> date:
@@ -106,6 +117,7 @@ class Engine:
         except OrderDenied as denied:
             order.rejected, order.reject_reason = True, denied.reason.value
             self.orders.append(order)
+            self.changes += 1
             raise
         self._book(order)
         return order
@@ -115,6 +127,7 @@ class Engine:
         order = self._new_order(request)
         order.rejected, order.reject_reason = True, reason.value
         self.orders.append(order)
+        self.changes += 1
         return order
 
     def _new_order(self, request: OrderRequest) -> Order:
@@ -187,6 +200,7 @@ class Engine:
             holding.reserved_for_sale += order.quantity
         self.orders.append(order)
         self.by_odno[int(order.odno)] = order
+        self.changes += 1
         self._emit(order, "accepted", order.quantity, order.price)
         if order.kind is not OrderKind.CANCEL:
             self.resting.setdefault((order.family, order.ticker), []).append(order)
@@ -225,6 +239,7 @@ class Engine:
             record.original_odno = request.original_odno
             record.rejected, record.reject_reason = True, denied.reason.value
             self.orders.append(record)
+            self.changes += 1
             raise
 
     def _amend(self, request: AmendRequest) -> Order:
@@ -283,6 +298,7 @@ class Engine:
 
     def _withdraw(self, order: Order, quantity: int, *, revised: bool) -> None:
         """Take ``quantity`` unfilled shares off ``order`` (cancelled, expired or moved to a revision)."""
+        self.changes += 1
         account = self.account(order.cano, order.product_code)
         if order.side is Side.BUY:
             released = self._release_share(order, quantity)
@@ -354,6 +370,7 @@ class Engine:
     def _fill(self, order: Order, quantity: int, price: Decimal) -> None:
         if quantity <= 0:
             return
+        self.changes += 1
         account = self.account(order.cano, order.product_code)
         currency = currency_of(order.family)
         fee = round_money(currency, price * quantity * self.fee_rate(order.family))
