@@ -33,6 +33,12 @@ def _parser() -> argparse.ArgumentParser:
         help="keep accounts, orders, tokens and prices in this sqlite file across restarts (default: memory only)",
     )
     parser.add_argument(
+        "--http",
+        choices=["h11", "httptools"],
+        default="h11",
+        help="h11 (default) spells header names as KIS does; httptools is faster but lowercases them",
+    )
+    parser.add_argument(
         "--reset", action="store_true", help="delete the --state-file (every account, order and token) and exit"
     )
     parser.add_argument("--host", default="127.0.0.1")
@@ -98,15 +104,18 @@ class _Server(uvicorn.Server):
         yield
 
 
-async def serve(config: SimConfig) -> int:
+async def serve(config: SimConfig, http: str = "h11") -> int:
     server = _Server(
         uvicorn.Config(
             create_app(config),
             host=config.host,
             port=config.port,
             loop="uvloop",
-            http="httptools",
+            # h11 writes header names as given: KIS's Content-Type (see kissim.headers).
+            http=http,
             ws="websockets-sansio",
+            date_header=False,
+            server_header=False,
             access_log=False,
             log_level="warning",
             timeout_graceful_shutdown=2,
@@ -149,9 +158,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "--reset" in args:
         return reset(args)
     config = parse_args(args)
+    http = _parser().parse_args(args).http
     try:
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            return runner.run(serve(config))
+            return runner.run(serve(config, http))
     except StateFileError as error:
         print(
             f"kissim: {error}; start with another --state-file, or delete it: --state-file PATH --reset",

@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from fastapi import FastAPI
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
@@ -17,6 +18,7 @@ from kissim import admin, daily, domestic, oauth, overseas, overseas_ccnl, quote
 from kissim import protocol as p
 from kissim.config import SimConfig
 from kissim.gateway import kis_endpoint
+from kissim.headers import KisHeaderCase
 from kissim.state import Simulator
 from kissim.ws import NoticeHub, tryitout
 
@@ -112,4 +114,14 @@ def create_app(config: SimConfig) -> FastAPI:
     app.router.routes.extend(admin.routes())
     app.router.routes.append(WebSocketRoute("/tryitout", tryitout))
     app.router.routes.append(WebSocketRoute("/tryitout/{feed}", tryitout))
+    app.add_exception_handler(HTTPException, _not_served)
+    app.add_middleware(KisHeaderCase)
     return app
+
+
+async def _not_served(request: Request, error: Exception) -> Response:
+    """An unknown path or method answers in KIS's envelope, not FastAPI's ``{"detail": ...}``."""
+    status = error.status_code if isinstance(error, HTTPException) else 500
+    msg = p.Messages.NOT_FOUND if status == 404 else p.Messages.BAD_REQUEST
+    body = p.KisError(msg, http_status=status, pad=False).body()
+    return p.json_response(body, status=status, tr_id=request.headers.get("tr_id", ""))

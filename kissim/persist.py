@@ -259,9 +259,8 @@ class StateStore:
 
     path: Path
     connection: sqlite3.Connection = field(init=False)
-    saved: dict[str, bytes] = field(default_factory=dict)  # meta key / "a:" account / "o:" order -> bytes
+    saved: dict[str, bytes] = field(default_factory=dict)  # meta key / "a:" + account -> bytes last written
     saved_orders: int = 0  # orders[:saved_orders] have a row
-    open_seqs: set[int] = field(default_factory=set)  # rows of orders that could still change
 
     def __post_init__(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -302,7 +301,6 @@ class StateStore:
                 if seq != len(engine.orders):
                     raise StateFileError(f"{self.path}: order rows are not contiguous at {seq}")
                 engine.restore_order(_decode_order(orjson.loads(body)))
-                self.saved[f"o:{seq}"] = body
             engine.next_odno = int(next_odno)
             _restore_quotes(engine.prices, self._meta("quotes") or [])
             _restore_tokens(tokens, self._meta("tokens"))
@@ -311,7 +309,7 @@ class StateStore:
         except (KeyError, TypeError, ValueError, orjson.JSONDecodeError, sqlite3.DatabaseError) as error:
             raise StateFileError(f"{self.path}: unreadable state ({error!r})") from error
         self.saved_orders = len(engine.orders)
-        self.open_seqs = {seq for seq, order in enumerate(engine.orders) if order.remaining > 0}
+        engine.touched.clear()
         return True
 
     # ------------------------------------------------------------------ save
@@ -328,16 +326,10 @@ class StateStore:
         writes: list[tuple[str, tuple[Any, ...]]] = []
         cache: dict[str, bytes] = {}
         orders = engine.orders
-        seqs = sorted(self.open_seqs | set(range(self.saved_orders, len(orders))))
-        still_open: set[int] = set()
-        for seq in seqs:
-            order = orders[seq]
-            body = orjson.dumps(_order(order))
-            if self.saved.get(f"o:{seq}") != body:
-                writes.append(("INSERT OR REPLACE INTO orders VALUES (?, ?)", (seq, body)))
-                cache[f"o:{seq}"] = body
-            if order.remaining > 0:
-                still_open.add(seq)
+        touched = set(engine.touched)
+        for seq in sorted(touched | set(range(self.saved_orders, len(orders)))):
+            body = orjson.dumps(_order(orders[seq]))
+            writes.append(("INSERT OR REPLACE INTO orders VALUES (?, ?)", (seq, body)))
         for number, account in engine.accounts.items():
             body = orjson.dumps(_account(account))
             if self.saved.get("a:" + number) != body:
@@ -361,7 +353,7 @@ class StateStore:
                     connection.execute(statement, values)
         # Only what is committed counts as saved: after a failed write the next save tries again.
         self.saved.update(cache)
-        self.open_seqs = still_open
+        engine.touched -= touched
         self.saved_orders = len(orders)
         return len(writes)
 
@@ -373,7 +365,6 @@ class StateStore:
             connection.execute("DELETE FROM meta WHERE key != 'version'")
         self.saved.clear()
         self.saved_orders = 0
-        self.open_seqs = set()
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self.connection)

@@ -45,8 +45,10 @@ class SimServer:
                 self.app,
                 log_level="warning",
                 access_log=False,
-                http="httptools",
+                http="h11",
                 ws="websockets-sansio",
+                date_header=False,
+                server_header=False,
                 timeout_graceful_shutdown=1,
             )
         )
