@@ -10,19 +10,37 @@ import sys
 from collections.abc import Iterator, Sequence
 from datetime import date, datetime
 from decimal import Decimal
+from pathlib import Path
 
 import uvicorn
 import uvloop
 
 from kissim.app import create_app
 from kissim.config import SimConfig
+from kissim.persist import StateFileError, reset_file
 from kissim.protocol import KST
 
+EXIT_CONFIGURATION = 78  # sysexits' EX_CONFIG: a restart will not help (the supervisor does not retry)
 
-def parse_args(argv: Sequence[str] | None = None) -> SimConfig:
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m kissim", description="KIS Open API simulator")
-    parser.add_argument("--port", type=int, required=True, help="0 picks a free port")
-    parser.add_argument("--mode", choices=["virtual", "real"], required=True)
+    parser.add_argument("--port", type=int, help="0 picks a free port (required unless --reset)")
+    parser.add_argument("--mode", choices=["virtual", "real"], help="required unless --reset")
+    parser.add_argument(
+        "--state-file",
+        type=Path,
+        help="keep accounts, orders, tokens and prices in this sqlite file across restarts (default: memory only)",
+    )
+    parser.add_argument(
+        "--http",
+        choices=["h11", "httptools"],
+        default="h11",
+        help="h11 (default) spells header names as KIS does; httptools is faster but lowercases them",
+    )
+    parser.add_argument(
+        "--reset", action="store_true", help="delete the --state-file (every account, order and token) and exit"
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--always-open", action="store_true", help="ignore market hours and holidays")
     parser.add_argument("--no-rate-limit", action="store_true")
@@ -43,7 +61,14 @@ def parse_args(argv: Sequence[str] | None = None) -> SimConfig:
     )
     parser.add_argument("--krx-holiday", action="append", default=[], metavar="YYYYMMDD", help="extra KRX closed day")
     parser.add_argument("--us-holiday", action="append", default=[], metavar="YYYYMMDD", help="extra US closed day")
+    return parser
+
+
+def parse_args(argv: Sequence[str] | None = None) -> SimConfig:
+    parser = _parser()
     args = parser.parse_args(argv)
+    if args.port is None or args.mode is None:
+        parser.error("--port and --mode are required")
     credentials = dict(item.split(":", 1) for item in args.credential)
     return SimConfig(
         mode=args.mode,
@@ -62,6 +87,7 @@ def parse_args(argv: Sequence[str] | None = None) -> SimConfig:
         credentials=credentials,
         krx_holidays=frozenset(_day(text) for text in args.krx_holiday),
         us_holidays=frozenset(_day(text) for text in args.us_holiday),
+        state_file=args.state_file,
     )
 
 
@@ -78,15 +104,18 @@ class _Server(uvicorn.Server):
         yield
 
 
-async def serve(config: SimConfig) -> int:
+async def serve(config: SimConfig, http: str = "h11") -> int:
     server = _Server(
         uvicorn.Config(
             create_app(config),
             host=config.host,
             port=config.port,
             loop="uvloop",
-            http="httptools",
+            # h11 writes header names as given: KIS's Content-Type (see kissim.headers).
+            http=http,
             ws="websockets-sansio",
+            date_header=False,
+            server_header=False,
             access_log=False,
             log_level="warning",
             timeout_graceful_shutdown=2,
@@ -112,10 +141,34 @@ async def serve(config: SimConfig) -> int:
     return 0
 
 
+def reset(argv: Sequence[str] | None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.state_file is None:
+        parser.error("--reset needs --state-file PATH")
+    if reset_file(args.state_file):
+        print(f"kissim: deleted {args.state_file}; the next start opens fresh accounts", flush=True)
+    else:
+        print(f"kissim: no state at {args.state_file}; nothing to delete", flush=True)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    config = parse_args(argv)
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(serve(config))
+    args = list(sys.argv[1:] if argv is None else argv)
+    if "--reset" in args:
+        return reset(args)
+    config = parse_args(args)
+    http = _parser().parse_args(args).http
+    try:
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            return runner.run(serve(config, http))
+    except StateFileError as error:
+        print(
+            f"kissim: {error}; start with another --state-file, or delete it: --state-file PATH --reset",
+            file=sys.stderr,
+            flush=True,
+        )
+        return EXIT_CONFIGURATION
 
 
 if __name__ == "__main__":

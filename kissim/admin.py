@@ -175,6 +175,8 @@ def _guarded(handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Req
             return await handler(request)
         except AdminError as error:
             return plain_json({"error": str(error)}, 400)
+        finally:
+            _sim(request).save(quotes=True)
 
     endpoint.__name__ = handler.__name__
     return endpoint

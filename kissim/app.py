@@ -5,15 +5,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from fastapi import FastAPI
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 
 from kissim import admin, daily, domestic, oauth, overseas, overseas_ccnl, quotes
 from kissim import protocol as p
 from kissim.config import SimConfig
 from kissim.gateway import kis_endpoint
+from kissim.headers import KisHeaderCase
 from kissim.state import Simulator
 from kissim.ws import NoticeHub, tryitout
 
@@ -21,6 +26,7 @@ logger = logging.getLogger(__name__)
 
 DOMESTIC_TRADING = "/uapi/domestic-stock/v1/trading"
 OVERSEAS_TRADING = "/uapi/overseas-stock/v1/trading"
+QUOTE_SAVE_SECONDS = 30.0
 
 
 def kis_routes() -> list[Route]:
@@ -47,22 +53,41 @@ def kis_routes() -> list[Route]:
         Route(path, kis_endpoint(tr_table, handler), methods=[method]) for path, method, tr_table, handler in table
     ]
     routes += [
-        Route("/oauth2/tokenP", oauth.token_p, methods=["POST"]),
-        Route("/oauth2/revokeP", oauth.revoke_p, methods=["POST"]),
-        Route("/oauth2/Approval", oauth.approval, methods=["POST"]),
+        Route("/oauth2/tokenP", _saving(oauth.token_p), methods=["POST"]),
+        Route("/oauth2/revokeP", _saving(oauth.revoke_p), methods=["POST"]),
+        Route("/oauth2/Approval", _saving(oauth.approval), methods=["POST"]),
         Route("/uapi/hashkey", oauth.hash_key, methods=["POST"]),
     ]
     return routes
+
+
+def _saving(handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+    """Save the state (a token issued or revoked) before the answer goes out."""
+
+    async def endpoint(request: Request) -> Response:
+        try:
+            return await handler(request)
+        finally:
+            request.app.state.sim.save()
+
+    endpoint.__name__ = handler.__name__
+    return endpoint
 
 
 async def _match_forever(sim: Simulator) -> None:
     """Walk prices and fill resting orders the walk reaches (and partial-fill remainders)."""
     step = sim.config.price_step_seconds
     interval = min(max(step, 0.2), 1.0) if step > 0 else 0.5
+    quotes_saved = time.monotonic()
     while True:
         await asyncio.sleep(interval)
         try:
             sim.engine.match_all()
+            # Fills saved at once; the walking prices every QUOTE_SAVE_SECONDS (and at shutdown).
+            with_quotes = time.monotonic() - quotes_saved >= QUOTE_SAVE_SECONDS
+            sim.save(quotes=with_quotes)
+            if with_quotes:
+                quotes_saved = time.monotonic()
         except Exception:
             logger.exception("matching pass failed")
 
@@ -80,6 +105,7 @@ def create_app(config: SimConfig) -> FastAPI:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            sim.close()
 
     app = FastAPI(title="kissim", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.state.sim = sim
@@ -88,4 +114,14 @@ def create_app(config: SimConfig) -> FastAPI:
     app.router.routes.extend(admin.routes())
     app.router.routes.append(WebSocketRoute("/tryitout", tryitout))
     app.router.routes.append(WebSocketRoute("/tryitout/{feed}", tryitout))
+    app.add_exception_handler(HTTPException, _not_served)
+    app.add_middleware(KisHeaderCase)
     return app
+
+
+async def _not_served(request: Request, error: Exception) -> Response:
+    """An unknown path or method answers in KIS's envelope, not FastAPI's ``{"detail": ...}``."""
+    status = error.status_code if isinstance(error, HTTPException) else 500
+    msg = p.Messages.NOT_FOUND if status == 404 else p.Messages.BAD_REQUEST
+    body = p.KisError(msg, http_status=status, pad=False).body()
+    return p.json_response(body, status=status, tr_id=request.headers.get("tr_id", ""))

@@ -52,6 +52,7 @@ class TokenStore:
     approval_keys: dict[str, str] = field(default_factory=dict)  # approval_key -> appkey
     issued: dict[str, int] = field(default_factory=dict)  # appkey -> tokens minted
     throttled: int = 0
+    changes: int = 0  # bumped by every change worth saving
     _secret: bytes = field(default_factory=lambda: os.urandom(32))
 
     def reset(self) -> None:
@@ -61,6 +62,7 @@ class TokenStore:
         self.approval_keys.clear()
         self.issued.clear()
         self.throttled = 0
+        self.changes += 1
 
     # ---------------------------------------------------------------- credentials
 
@@ -87,6 +89,7 @@ class TokenStore:
             self.throttled += 1
             raise TokenThrottled()
         self.last_call[appkey] = now
+        self.changes += 1
         token = self.latest.get(appkey)
         reusable = (
             token is not None
@@ -129,6 +132,7 @@ class TokenStore:
         if token is None or token.appkey != appkey:
             raise KisError(Messages.TOKEN_INVALID, http_status=403, pad=False)
         token.revoked = True
+        self.changes += 1
 
     def authenticate(self, authorization: str, appkey: str, appsecret: str) -> AccessToken:
         """The bearer token of a data call, or the gateway error KIS gives (HTTP 500)."""
@@ -153,6 +157,7 @@ class TokenStore:
         for token in self.tokens.values():
             token.expires_at = min(token.expires_at, now)
         self.last_call.clear()
+        self.changes += 1
         return len(self.tokens)
 
     # ---------------------------------------------------------------- approval keys and hashkeys
@@ -161,6 +166,7 @@ class TokenStore:
         self.check_credentials(appkey, secretkey)
         key = str(uuid.uuid4())
         self.approval_keys[key] = appkey
+        self.changes += 1
         return key
 
     def appkey_of_approval(self, approval_key: str) -> str | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
+from pathlib import Path
 from typing import Literal
 
 Mode = Literal["virtual", "real"]
@@ -46,6 +47,8 @@ class SimConfig:
     ws_single_session: bool = True
     # None: KIS's figures, 18/s real and 1/s virtual per account.
     rate_limit_per_second: int | None = None
+    # Where accounts, orders, tokens and prices persist across restarts; None keeps them in memory only.
+    state_file: Path | None = None
 
     @property
     def is_virtual(self) -> bool:

@@ -38,7 +38,9 @@ async def answer_order(call: Call, order: Order, msg: p.Msg) -> Response:
     """The order reply, unless the drop_order_response fault withholds it."""
     if call.sim.faults.take("drop_order_response"):
         order.response_dropped = True
+        call.sim.engine.touched.add(order.seq)
         call.sim.counters["dropped_order_responses"] += 1
+        call.sim.save()  # booked is booked: on disk before the client can give up waiting
         await withhold_response(call.request, call.sim.config.drop_response_seconds)
     return p.json_response(p.ok_body(msg, output=order_output(order)), tr_id=call.tr_id)
 

@@ -59,6 +59,22 @@ class Engine:
         self.by_odno: dict[int, Order] = {}
         self.resting: dict[tuple[Family, str], list[Order]] = {}
         self.next_odno = 1001
+        # Bumped by every change to accounts or orders: the simulator saves its state when it moved.
+        self.changes = 0
+        # Positions in ``orders`` of orders changed since the state file last saved them.
+        self.touched: set[int] = set()
+
+    def _append(self, order: Order) -> None:
+        order.seq = len(self.orders)
+        self.orders.append(order)
+
+    def restore_order(self, order: Order) -> None:
+        """Put back an order read from the state file, in its original position."""
+        self._append(order)
+        if order.odno:
+            self.by_odno[int(order.odno)] = order
+        if order.remaining > 0:
+            self.resting.setdefault((order.family, order.ticker), []).append(order)
 
     # ------------------------------------------------------------------ accounts and time
 
@@ -73,8 +89,9 @@ class Engine:
         if found is None:
             found = open_account(cano, product_code, self.config.krw, self.config.usd, today)
             self.accounts[number] = found
-        else:
-            found.roll_to(today)
+            self.changes += 1
+        elif found.roll_to(today):
+            self.changes += 1
         return found
 
     def session_date(self, family: Family, moment: datetime) -> date:
@@ -105,7 +122,8 @@ class Engine:
             self._check_new(order)
         except OrderDenied as denied:
             order.rejected, order.reject_reason = True, denied.reason.value
-            self.orders.append(order)
+            self._append(order)
+            self.changes += 1
             raise
         self._book(order)
         return order
@@ -114,7 +132,8 @@ class Engine:
         """Log an order the HTTP layer refused before it reached the engine."""
         order = self._new_order(request)
         order.rejected, order.reject_reason = True, reason.value
-        self.orders.append(order)
+        self._append(order)
+        self.changes += 1
         return order
 
     def _new_order(self, request: OrderRequest) -> Order:
@@ -185,8 +204,9 @@ class Engine:
         elif order.kind is OrderKind.NEW:
             holding = account.holding(order.family, order.ticker, order.name, order.exchange)
             holding.reserved_for_sale += order.quantity
-        self.orders.append(order)
+        self._append(order)
         self.by_odno[int(order.odno)] = order
+        self.changes += 1
         self._emit(order, "accepted", order.quantity, order.price)
         if order.kind is not OrderKind.CANCEL:
             self.resting.setdefault((order.family, order.ticker), []).append(order)
@@ -224,7 +244,8 @@ class Engine:
             record.kind = OrderKind.CANCEL if request.cancel else OrderKind.REVISE
             record.original_odno = request.original_odno
             record.rejected, record.reject_reason = True, denied.reason.value
-            self.orders.append(record)
+            self._append(record)
+            self.changes += 1
             raise
 
     def _amend(self, request: AmendRequest) -> Order:
@@ -283,6 +304,8 @@ class Engine:
 
     def _withdraw(self, order: Order, quantity: int, *, revised: bool) -> None:
         """Take ``quantity`` unfilled shares off ``order`` (cancelled, expired or moved to a revision)."""
+        self.changes += 1
+        self.touched.add(order.seq)
         account = self.account(order.cano, order.product_code)
         if order.side is Side.BUY:
             released = self._release_share(order, quantity)
@@ -354,6 +377,8 @@ class Engine:
     def _fill(self, order: Order, quantity: int, price: Decimal) -> None:
         if quantity <= 0:
             return
+        self.changes += 1
+        self.touched.add(order.seq)
         account = self.account(order.cano, order.product_code)
         currency = currency_of(order.family)
         fee = round_money(currency, price * quantity * self.fee_rate(order.family))

@@ -124,6 +124,8 @@ def kis_endpoint(table: Mapping[str, TrSpec], handler: Handler) -> Endpoint:
         except OrderDenied as denied:
             sim.counters["refusals"] += 1
             return error_response(refusal_error(denied, sim.config.is_virtual), tr_id)
+        finally:
+            sim.save()
 
     endpoint.__name__ = handler.__name__
     return endpoint

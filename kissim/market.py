@@ -136,6 +136,7 @@ class Quote:
     volume: int = 0
     turnover: Decimal = Decimal(0)
     pinned: bool = False
+    walked: int = 0  # steps walked since the ticker was first quoted (survives a restart)
 
     @property
     def upper(self) -> Decimal:
@@ -151,6 +152,7 @@ class Quote:
         self.low = min(self.low, price)
 
     def walk_once(self) -> None:
+        self.walked += 1
         draw = self.rng.random()
         ticks = -1 if draw < 0.35 else (1 if draw >= 0.65 else 0)
         if ticks == 0:
@@ -179,7 +181,7 @@ class PriceBook:
     def __post_init__(self) -> None:
         self.started = self.clock()
 
-    def _due_step(self) -> int:
+    def due_step(self) -> int:
         if self.step_seconds <= 0:
             return 0
         return int((self.clock() - self.started) / self.step_seconds)
@@ -190,10 +192,10 @@ class PriceBook:
         if quote is None:
             base = base_price(family, ticker)
             quote = Quote(family, ticker, base, base, base, base, base, random.Random(f"{self.seed}:{family}:{ticker}"))
-            quote.step = self._due_step()
+            quote.step = self.due_step()
             self.quotes[key] = quote
             return quote
-        self._advance(quote, self._due_step())
+        self._advance(quote, self.due_step())
         return quote
 
     def _advance(self, quote: Quote, due: int) -> bool:
@@ -212,7 +214,7 @@ class PriceBook:
 
     def advance_all(self) -> list[Quote]:
         """Walk every known ticker up to now; returns those whose price changed."""
-        due = self._due_step()
+        due = self.due_step()
         return [quote for quote in self.quotes.values() if self._advance(quote, due)]
 
     def set_price(self, family: Family, ticker: str, price: Decimal, *, pin: bool = True) -> Quote:

@@ -123,6 +123,7 @@ class Order:
     rejected: bool = False
     reject_reason: str = ""
     response_dropped: bool = False
+    seq: int = -1  # position in the engine's order log
 
     @property
     def account(self) -> str:

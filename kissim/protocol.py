@@ -47,6 +47,7 @@ class Messages:
     ROUTING = Msg("EGW00202", "GW라우팅 중 오류가 발생했습니다.")
     SERVER_ERROR = Msg("EGW00002", "서버 에러가 발생했습니다.")
     BAD_REQUEST = Msg("EGW00101", "유효하지 않은 요청입니다.")
+    NOT_FOUND = Msg("EGW00202", "GW라우팅 중 오류가 발생했습니다.")  # unknown path, HTTP 404; UNCERTAIN
     # Inquiries
     INQUIRY_DONE = Msg("KIOK0510", "조회가 완료되었습니다")
     INQUIRY_LAST = Msg("KIOK0460", "조회 되었습니다. (마지막 자료)")
@@ -184,11 +185,13 @@ DOMESTIC_DAILY_CCLD = _table(
 )
 DOMESTIC_PRICE = {"FHKST01010100": TrSpec(False, "price")}
 # The virtual US sell is VTTT1001U, not "V" + TTTT1006U (docs/kis-api.md §5).
+# KIS's official samples build "V" + tr_id[1:] and so send VTTT1006U for it: accepted as a sell too.
 OVERSEAS_ORDER = {
     "TTTT1002U": TrSpec(False, "buy"),
     "TTTT1006U": TrSpec(False, "sell"),
     "VTTT1002U": TrSpec(True, "buy"),
     "VTTT1001U": TrSpec(True, "sell"),
+    "VTTT1006U": TrSpec(True, "sell"),
 }
 OVERSEAS_RVSECNCL = _table(("TTTT1004U", "rvsecncl"))
 OVERSEAS_BALANCE = _table(("TTTS3012R", "balance"))

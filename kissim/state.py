@@ -1,10 +1,13 @@
 """The simulator's composition: config, runtime switches, faults, counters, rate limiter, engine, tokens.
 
-``Simulator`` is what every route handler works with (``request.app.state.sim``). Nothing here does I/O.
+``Simulator`` is what every route handler works with (``request.app.state.sim``). The only I/O is
+``save`` (and the load at start) when ``config.state_file`` is set: see ``kissim.persist``.
 """
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 import time
 from collections import Counter, deque
 from collections.abc import Callable
@@ -16,6 +19,9 @@ from kissim.config import SimConfig
 from kissim.engine import Engine
 from kissim.hours import krx_is_open, now_kst, us_is_open
 from kissim.market import Family, PriceBook
+from kissim.persist import StateStore
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -93,12 +99,46 @@ class Simulator:
     tokens: TokenStore = field(init=False)
     # appkey -> accounts it has been used with (who receives which execution notices)
     accounts_by_appkey: dict[str, set[str]] = field(default_factory=dict)
+    store: StateStore | None = field(init=False, default=None)
+    restored: bool = field(init=False, default=False)
+    _saved_marks: tuple[int, int, int] = field(init=False, default=(-1, -1, -1))
+    _appkey_changes: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
         self.switches = Switches(always_open=self.config.always_open, rate_limit=self.config.rate_limit)
         self.prices = PriceBook(self.config.seed, self.config.price_step_seconds)
         self.engine = Engine(self.config, self.prices, self.market_open, self.clock)
         self.tokens = TokenStore(self.config, self.clock)
+        if self.config.state_file is not None:
+            self.store = StateStore(self.config.state_file)
+            self.restored = self.store.load(self.engine, self.tokens, self.accounts_by_appkey)
+            self._saved_marks = self._marks()
+
+    def _marks(self) -> tuple[int, int, int]:
+        return (self.engine.changes, self.tokens.changes, self._appkey_changes)
+
+    def save(self, *, quotes: bool = False) -> None:
+        """Persist what changed (no-op without a state file, or when nothing did and ``quotes`` is off).
+
+        Called before an answer that changed something goes out, so a client never hears of an order
+        the state file does not hold. A failed write is logged; the next save writes it again.
+        """
+        if self.store is None:
+            return
+        marks = self._marks()
+        if marks == self._saved_marks and not quotes:
+            return
+        try:
+            self.store.save(self.engine, self.tokens, self.accounts_by_appkey, quotes=quotes)
+        except sqlite3.Error:
+            logger.exception("saving the simulator state to %s failed", self.store.path)
+            return
+        self._saved_marks = marks
+
+    def close(self) -> None:
+        if self.store is not None:
+            self.save(quotes=True)
+            self.store.close()
 
     def market_open(self, family: Family) -> bool:
         if self.switches.always_open:
@@ -112,8 +152,10 @@ class Simulator:
         known = self.accounts_by_appkey.get(appkey)
         if known is None:
             self.accounts_by_appkey[appkey] = {account}
+            self._appkey_changes += 1
         elif account not in known:
             known.add(account)
+            self._appkey_changes += 1
 
     def reset(self) -> None:
         self.engine.reset()
@@ -123,6 +165,10 @@ class Simulator:
         self.counters.clear()
         self.accounts_by_appkey.clear()
         self.prices.quotes.clear()
+        if self.store is not None:
+            self.store.clear()
+            self._saved_marks = (-1, -1, -1)
+            self.save(quotes=True)
 
     def stats(self) -> dict[str, Any]:
         states = Counter(order.state.value for order in self.engine.orders)

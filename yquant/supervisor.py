@@ -129,6 +129,9 @@ def build_children(layout: Layout) -> list[Child]:
         sim_argv = [python, "-m", "kissim", "--port", str(layout.kissim_port), "--mode", "real"]
         if "--always-open" not in layout.kissim_args and base.get("YQ_ORDERMANAGER__ALWAYS_OPEN") == "true":
             sim_argv.append("--always-open")
+        # The default broker keeps its accounts, orders and tokens across restarts, like a broker.
+        # Reset: stop yquant, then `python -m kissim --state-file <state>/kissim/state.sqlite3 --reset`.
+        sim_argv += ["--state-file", str(layout.state_dir / "kissim" / "state.sqlite3")]
         children.append(
             Child(
                 "kissim",

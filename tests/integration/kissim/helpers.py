@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import itertools
+import re
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -41,8 +45,10 @@ class SimServer:
                 self.app,
                 log_level="warning",
                 access_log=False,
-                http="httptools",
+                http="h11",
                 ws="websockets-sansio",
+                date_header=False,
+                server_header=False,
                 timeout_graceful_shutdown=1,
             )
         )
@@ -234,3 +240,44 @@ def base_config(**overrides: Any) -> SimConfig:
     }
     values.update(overrides)
     return SimConfig(**values)
+
+
+class SimProcess:
+    """``python -m kissim`` as a child process on a free port (``url``, ``config`` and ``admin`` like
+    ``SimServer``, so ``Kis`` works with either)."""
+
+    def __init__(self, *args: str, mode: str = "real") -> None:
+        self.args = list(args)
+        self.config = SimConfig(mode="real" if mode == "real" else "virtual")
+        self.process: subprocess.Popen[str] | None = None
+        self.url = ""
+
+    def start(self) -> SimProcess:
+        command = [sys.executable, "-m", "kissim", "--port", "0", "--mode", self.config.mode, *self.args]
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline().strip()
+        match = re.fullmatch(r"kissim listening on (http://127\.0\.0\.1:\d+) mode=\w+", line)
+        if match is None:
+            self.process.kill()
+            _, err = self.process.communicate(timeout=10)
+            raise RuntimeError(f"kissim did not start: {line!r} {err!r}")
+        self.url = match.group(1)
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        code = self.process.wait(timeout=20)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+        if self.process.stderr is not None:
+            self.process.stderr.close()
+        return code
+
+    def admin(self, path: str, body: dict[str, Any] | None = None) -> Any:
+        with httpx.Client(base_url=self.url, trust_env=False, timeout=10) as client:
+            response = client.post(path, json=body or {}) if body is not None else client.get(path)
+        response.raise_for_status()
+        return response.json()
