@@ -44,7 +44,7 @@ from yquant import keys, valkey
 from yquant.errors import ConfigurationError
 from yquant.logs import correlation
 from yquant.messages import SignalReceived, encode
-from yquant.settings import Settings
+from yquant.settings import DEFAULT_STRATEGY, Settings
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +68,7 @@ REASONS = {
         "bad_exchange",
         "limit_without_price",
         "missing_fired_at",
+        "unknown_strategy",
     ),
     "rate_limited": ("alerts", "rejections"),
 }
@@ -109,6 +110,13 @@ def check_settings(settings: Settings) -> None:
         raise ConfigurationError("webhook.max_body_bytes below 256 bytes cannot hold an alert")
 
 
+def configured_strategies(settings: Settings) -> frozenset[str]:
+    """The strategy names the order manager trades: the configured ones, else its default one."""
+    if settings.strategies:
+        return frozenset(settings.strategies)
+    return frozenset({DEFAULT_STRATEGY})
+
+
 class AlertIntake:
     def __init__(self, settings: Settings, client: aioredis.Redis, metrics: WebhookMetrics) -> None:
         check_settings(settings)
@@ -121,6 +129,7 @@ class AlertIntake:
             self.settings.secret,
             {name: strategy.secret for name, strategy in settings.strategies.items() if strategy.secret is not None},
         )
+        self.strategies = configured_strategies(settings)
         self.trusted_proxies = parse_networks(self.settings.trusted_proxies, "webhook.trusted_proxies")
         self.allowed = (
             parse_networks(self.settings.allowed_ips, "webhook.allowed_ips")
@@ -190,6 +199,12 @@ class AlertIntake:
         if not self.secrets.verify(strategy, presented):
             # The same answer for an unknown strategy and a wrong secret: reveal nothing.
             return self._refuse_stranger(source, 401, "unauthorised", "secret", "missing or wrong secret")
+        if strategy not in self.strategies:
+            # Authenticated (the global secret): telling the owner the name is unknown reveals nothing.
+            known = ", ".join(sorted(self.strategies))
+            return self._refuse(
+                source, 422, "invalid", "unknown_strategy", f"strategy {strategy!r} is not configured; known: {known}"
+            )
         if not self.alert_limiter.allow(rate_limit_key(source)):
             return self._refuse(
                 source,

@@ -34,7 +34,7 @@ async def test_strategy_alert_from_the_docs_is_appended_once(
     assert message.correlation_id == answer["signal_id"]
     signal = message.signal
     assert (signal.strategy, signal.ticker, signal.market, signal.action) == (
-        "swing-kr",
+        "demo",
         "005930",
         Market.KRX,
         SignalAction.BUY,
@@ -156,15 +156,15 @@ async def test_secret_in_the_path_instead_of_the_body(
 async def test_per_strategy_secrets(webhook_client: WebhookClient, redis_client: aioredis.Redis) -> None:
     own, headers = strategy_alert(secret="swing-own-secret")
     with_global, _ = strategy_alert(secret=SECRET)
-    spelled = own.replace('"swing-kr"', '" Swing-KR "')
-    async with webhook_client(strategies={"swing-kr": "swing-own-secret"}) as http:
+    spelled = own.replace('"demo"', '" Demo "')
+    async with webhook_client(strategies={"demo": "swing-own-secret"}) as http:
         assert (await http.post("/webhook", content=own, headers=headers)).status_code == 200
         assert (await http.post("/webhook", content=with_global, headers=headers)).status_code == 401
         # Another spelling of the name is the same strategy: same secret, same signal.
         assert (await http.post("/webhook", content=spelled, headers=headers)).json()["status"] == "duplicate"
-        spelled_global = with_global.replace('"swing-kr"', '"SWING-KR"')
+        spelled_global = with_global.replace('"demo"', '"DEMO"')
         assert (await http.post("/webhook", content=spelled_global, headers=headers)).status_code == 401
-    assert [message.signal.strategy for message in await appended(redis_client)] == ["swing-kr"]
+    assert [message.signal.strategy for message in await appended(redis_client)] == ["demo"]
 
 
 @pytest.mark.parametrize(
@@ -291,3 +291,17 @@ async def test_health_endpoints(webhook_client: WebhookClient) -> None:
         assert (await http.get("/healthz")).json() == {"status": "ok"}
         assert (await http.get("/readyz")).json() == {"status": "ready"}
         assert (await http.get("/webhook")).status_code == 405
+
+
+async def test_alert_for_an_unconfigured_strategy_is_refused_with_its_name(
+    webhook_client: WebhookClient, redis_client: aioredis.Redis
+) -> None:
+    """The global secret is right but no strategy of that name trades: 422, nothing appended."""
+    async with webhook_client() as http:  # no strategies configured: the order manager trades "demo"
+        body = {"secret": SECRET, "strategy": "swing-kr", "ticker": "005930", "action": "buy", "quantity": 1}
+        response = await http.post("/webhook", json=body)
+        demo = await http.post("/webhook", json={**body, "strategy": "demo"})
+    assert (response.status_code, response.json()["code"]) == (422, "unknown_strategy")
+    assert "'swing-kr' is not configured; known: demo" in response.json()["reason"]
+    assert demo.json()["status"] == "accepted"
+    assert [message.signal.strategy for message in await appended(redis_client)] == ["demo"]

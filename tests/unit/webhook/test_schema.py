@@ -43,7 +43,7 @@ def test_strategy_template_filled_by_tradingview_becomes_a_signal() -> None:
     assert tradingview.content_type(template).startswith("text/plain")  # bare numeric placeholders
     signal = to_signal(Alert.model_validate(json.loads(message)), RECEIVED_AT)
     assert (signal.strategy, signal.ticker, signal.market, signal.action) == (
-        "swing-kr",
+        "demo",
         "005930",
         Market.KRX,
         SignalAction.BUY,
