@@ -17,6 +17,7 @@ from tests.integration.webhook.conftest import (
     strategy_alert,
 )
 from tests.unit.webhook import tradingview
+from webhook.schema import dedupe_key_of
 from yquant import keys
 from yquant.messages import Market, SignalAction
 
@@ -76,7 +77,7 @@ async def test_resends_are_acknowledged_without_a_second_append(
     assert [answer["status"] for answer in answers] == ["accepted", "duplicate", "duplicate", "duplicate"]
     assert len({answer["signal_id"] for answer in answers}) == 1
     assert len(await appended(redis_client)) == 1
-    ttl = await redis_client.ttl(keys.signal_dedupe(answers[0]["signal_id"]))
+    ttl = await redis_client.ttl(keys.signal_dedupe(dedupe_key_of(answers[0]["signal_id"])))
     assert 86_000 < ttl <= 86_400
 
 
@@ -101,7 +102,7 @@ async def test_untimed_alerts_are_deduplicated_for_a_minute_only(
         first = await http.post("/webhook", json=body)
         again = await http.post("/webhook", json=body)
     assert [first.json()["status"], again.json()["status"]] == ["accepted", "duplicate"]
-    assert 0 < await redis_client.ttl(keys.signal_dedupe(first.json()["signal_id"])) <= 60
+    assert 0 < await redis_client.ttl(keys.signal_dedupe(dedupe_key_of(first.json()["signal_id"]))) <= 60
 
 
 @pytest.mark.parametrize(
@@ -305,3 +306,22 @@ async def test_alert_for_an_unconfigured_strategy_is_refused_with_its_name(
     assert "'swing-kr' is not configured; known: demo" in response.json()["reason"]
     assert demo.json()["status"] == "accepted"
     assert [message.signal.strategy for message in await appended(redis_client)] == ["demo"]
+
+
+async def test_the_same_alert_after_the_window_is_a_new_signal(
+    webhook_client: WebhookClient, redis_client: aioredis.Redis
+) -> None:
+    """Accepted always means a new signal (a new decision); within the window, a duplicate says so."""
+    body = {"secret": SECRET, "strategy": "demo", "ticker": "005930", "action": "buy", "quantity": 1}
+    async with webhook_client() as http:
+        first = (await http.post("/webhook", json=body)).json()
+        respelled = (await http.post("/webhook", json={**body, "quantity": 1.0})).json()
+        await redis_client.delete(keys.signal_dedupe(dedupe_key_of(first["signal_id"])))  # the window ends
+        later = (await http.post("/webhook", json=body)).json()
+    assert [first["status"], respelled["status"], later["status"]] == ["accepted", "duplicate", "accepted"]
+    assert respelled["signal_id"] == first["signal_id"]
+    assert later["signal_id"] != first["signal_id"]
+    assert [message.signal.signal_id for message in await appended(redis_client)] == [
+        first["signal_id"],
+        later["signal_id"],
+    ]
