@@ -30,7 +30,7 @@ from redis.exceptions import RedisError, ResponseError
 from webhook.metrics import WebhookMetrics
 from webhook.normalise import AlertError, canonical_strategy
 from webhook.ratelimit import SourceRateLimiter
-from webhook.schema import Alert, to_signal
+from webhook.schema import Alert, dedupe_key_of, to_signal
 from webhook.security import (
     ClientCertificateCheck,
     SecretBook,
@@ -44,12 +44,13 @@ from yquant import keys, valkey
 from yquant.errors import ConfigurationError
 from yquant.logs import correlation
 from yquant.messages import SignalReceived, encode
-from yquant.settings import Settings
+from yquant.settings import DEFAULT_STRATEGY, Settings
 
 logger = logging.getLogger(__name__)
 
 JSON_MEDIA_TYPES = frozenset({"application/json", "text/plain", ""})
 UNTIMED_DEDUPE_TTL_S = 60  # alerts with neither id nor fired_at: identical within a minute = a resend
+MAX_DEDUPE_TTL_S = 90 * 86_400  # the bound yq_ingest enforces
 UTF8_BOM = b"\xef\xbb\xbf"
 OUTCOMES = ("accepted", "duplicate", "stale", "unauthorised", "invalid", "rate_limited", "unavailable")
 REASONS = {
@@ -68,6 +69,7 @@ REASONS = {
         "bad_exchange",
         "limit_without_price",
         "missing_fired_at",
+        "unknown_strategy",
     ),
     "rate_limited": ("alerts", "rejections"),
 }
@@ -103,10 +105,19 @@ def check_settings(settings: Settings) -> None:
     webhook = settings.webhook
     if webhook.dedupe_ttl_s <= webhook.max_age_s + webhook.clock_skew_s:
         raise ConfigurationError("webhook.dedupe_ttl_s must exceed max_age_s + clock_skew_s, or resends slip through")
+    if webhook.dedupe_ttl_s > MAX_DEDUPE_TTL_S:
+        raise ConfigurationError(f"webhook.dedupe_ttl_s must be at most {MAX_DEDUPE_TTL_S} (yq_ingest's bound)")
     if webhook.require_client_cert and not webhook.trusted_proxies:
         raise ConfigurationError("webhook.require_client_cert needs the TLS terminator in webhook.trusted_proxies")
     if webhook.max_body_bytes < 256:
         raise ConfigurationError("webhook.max_body_bytes below 256 bytes cannot hold an alert")
+
+
+def configured_strategies(settings: Settings) -> frozenset[str]:
+    """The strategy names the order manager trades: the configured ones, else its default one."""
+    if settings.strategies:
+        return frozenset(settings.strategies)
+    return frozenset({DEFAULT_STRATEGY})
 
 
 class AlertIntake:
@@ -121,6 +132,7 @@ class AlertIntake:
             self.settings.secret,
             {name: strategy.secret for name, strategy in settings.strategies.items() if strategy.secret is not None},
         )
+        self.strategies = configured_strategies(settings)
         self.trusted_proxies = parse_networks(self.settings.trusted_proxies, "webhook.trusted_proxies")
         self.allowed = (
             parse_networks(self.settings.allowed_ips, "webhook.allowed_ips")
@@ -190,6 +202,12 @@ class AlertIntake:
         if not self.secrets.verify(strategy, presented):
             # The same answer for an unknown strategy and a wrong secret: reveal nothing.
             return self._refuse_stranger(source, 401, "unauthorised", "secret", "missing or wrong secret")
+        if strategy not in self.strategies:
+            # Authenticated (the global secret): telling the owner the name is unknown reveals nothing.
+            known = ", ".join(sorted(self.strategies))
+            return self._refuse(
+                source, 422, "invalid", "unknown_strategy", f"strategy {strategy!r} is not configured; known: {known}"
+            )
         if not self.alert_limiter.allow(rate_limit_key(source)):
             return self._refuse(
                 source,
@@ -225,16 +243,19 @@ class AlertIntake:
         ttl = self.settings.dedupe_ttl_s if (alert.id or signal.fired_at) else UNTIMED_DEDUPE_TTL_S
         with correlation(signal.signal_id):
             try:
-                entry = await self._ingest(keys.signal_dedupe(signal.signal_id), ttl, encode(message))
+                entry = await self._ingest(
+                    keys.signal_dedupe(dedupe_key_of(signal.signal_id)), ttl, encode(message), signal.signal_id
+                )
             except (RedisError, OSError) as exc:
                 logger.error("valkey unavailable; alert not accepted", extra={"error": str(exc)[:200]})
                 return self._refuse(
                     source, 503, "unavailable", "valkey", "queue unavailable, retry", headers={"Retry-After": "5"}
                 )
-            if entry == 0:
+            if isinstance(entry, list) and entry and entry[0] == 0:
+                first_id = keys.text(entry[1]) if len(entry) > 1 else ""
                 self.metrics.duplicate.inc()
                 logger.info("resend dropped", extra={"strategy": signal.strategy, "source": source})
-                return Answer(200, {"status": "duplicate", "signal_id": signal.signal_id}, "duplicate")
+                return Answer(200, {"status": "duplicate", "signal_id": first_id or signal.signal_id}, "duplicate")
             self.metrics.accepted.inc()
             logger.info(
                 "alert accepted",
@@ -248,13 +269,13 @@ class AlertIntake:
             )
         return Answer(200, {"status": "accepted", "signal_id": signal.signal_id}, "accepted")
 
-    async def _ingest(self, dedupe_key: str, ttl: int, payload: bytes) -> object:
+    async def _ingest(self, dedupe_key: str, ttl: int, payload: bytes, signal_id: str) -> object:
         """SET NX + XADD in one server function: a resend returns 0, a failure writes nothing.
 
         One more try, safe because the call is idempotent, when the pooled connection died since
         its last use (Valkey restarted) or the function library is missing (restarted empty).
         """
-        arguments = (dedupe_key, keys.SIGNALS_WEBHOOK, ttl, self.stream_maxlen, "SignalReceived", payload)
+        arguments = (dedupe_key, keys.SIGNALS_WEBHOOK, ttl, self.stream_maxlen, "SignalReceived", payload, signal_id)
         reconnected = reloaded = False
         while True:
             try:

@@ -35,7 +35,7 @@ from webhook.normalise import (
 )
 from yquant.messages import Market, OrderType, QuantityType, Signal, SignalAction
 
-__all__ = ["Alert", "AlertError", "derive_signal_id", "to_signal"]
+__all__ = ["Alert", "AlertError", "dedupe_key_of", "derive_signal_id", "signal_id_for", "to_signal"]
 
 MAX_DIGITS = 20
 
@@ -162,24 +162,54 @@ class Alert(BaseModel):
 
 
 def derive_signal_id(alert: Alert, ticker: str, market: Market) -> str:
-    """The alert's idempotency key: its explicit id, else a hash of what identifies it.
+    """The alert's dedupe key: its explicit id, else a hash of what the order depends on.
 
-    A resend from TradingView carries the same body, hence the same key.
+    Normalised first, so a resend spelled differently is the same alert: the strategy and ``id``
+    in lower case, numbers by value (1.0 == 1), ``fired_at`` to the second ({{timenow}}'s
+    precision). Everything that changes the order is hashed: market, ticker, action, amounts,
+    quantity type, order type, price, stop loss, take profit, account and TradingView's order id.
+    An explicit ``id`` is an idempotency key: the same id is the same alert, whatever else it says.
     """
     if alert.id:
-        return "id-" + hashlib.sha256(f"{alert.strategy}\x1f{alert.id}".encode()).hexdigest()[:32]
+        return "id-" + hashlib.sha256(f"{alert.strategy}\x1f{alert.id.strip().lower()}".encode()).hexdigest()[:32]
     quantity = alert.quantity if alert.quantity is not None else alert.contracts
+    fired_at = alert.fired_at.replace(microsecond=0).isoformat() if alert.fired_at else ""
     parts = [
         alert.strategy,
         market.value,
         ticker,
         alert.action.value,
         alert.order_id or "",
-        alert.fired_at.isoformat() if alert.fired_at else "",
-        "" if quantity is None else str(quantity),
-        "" if alert.price is None else str(alert.price),
+        fired_at,
+        _number_key(quantity),
+        (alert.quantity_type or QuantityType.FIXED).value,
+        (alert.order_type or OrderType.MARKET).value,
+        _number_key(alert.price),
+        _number_key(alert.stop_loss),
+        _number_key(alert.take_profit),
+        (alert.account or "").lower(),
     ]
     return "h-" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
+
+
+def signal_id_for(dedupe_key: str, received_at: datetime) -> str:
+    """A new signal's id: its dedupe key and the millisecond it was received.
+
+    Unique per accepted alert (a second alert of the same key within the dedupe window is a
+    duplicate), so every accepted alert is a new signal for the order manager, even when the
+    same key comes back after the window.
+    """
+    return f"{dedupe_key}.{int(received_at.timestamp() * 1000):x}"
+
+
+def dedupe_key_of(signal_id: str) -> str:
+    return signal_id.split(".", 1)[0]
+
+
+def _number_key(value: Decimal | None) -> str:
+    if value is None:
+        return ""
+    return format(value.normalize(), "f")
 
 
 def to_signal(alert: Alert, received_at: datetime) -> Signal:
@@ -189,7 +219,7 @@ def to_signal(alert: Alert, received_at: datetime) -> Signal:
     if order_type is OrderType.LIMIT and alert.price is None:
         raise AlertError("limit_without_price", "a limit order needs a price")
     return Signal(
-        signal_id=derive_signal_id(alert, ticker, market),
+        signal_id=signal_id_for(derive_signal_id(alert, ticker, market), received_at),
         strategy=alert.strategy,
         ticker=ticker,
         market=market,

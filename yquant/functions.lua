@@ -7,14 +7,34 @@ local function xadd(stream, maxlen, msg_type, data)
   return redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'type', msg_type, 'data', data)
 end
 
--- yq_ingest KEYS: dedupe_key, stream  ARGV: ttl_s, maxlen, type, data
--- Returns the new entry id, or 0 when the dedupe key already existed (a resend).
+-- yq_ingest KEYS: dedupe_key, stream  ARGV: ttl_s, maxlen, type, data [, signal_id]
+-- Returns the new entry id, or 0 when the dedupe key already existed (a resend); with a
+-- signal_id, the key holds it and a resend returns {0, the first signal's id}.
 -- A script's error does not undo its earlier writes: when the append fails (wrong type,
 -- bad argument) the dedupe key is released (expires at once, with the same SET right) and
 -- the error returned, so the caller's retry is not mistaken for a resend.
+-- Bounded, since internet-facing callers reach it: a message of at most 16 KiB, a signal id
+-- of at most 128 bytes, a TTL of at most 90 days.
+local INGEST_MAX_DATA = 16384
+local INGEST_MAX_ID = 128
+local INGEST_MAX_TTL = 7776000
 local function yq_ingest(keys, args)
-  local ok = redis.call('SET', keys[1], '1', 'NX', 'EX', args[1])
+  local ttl = tonumber(args[1])
+  if not ttl or ttl < 1 or ttl > INGEST_MAX_TTL then
+    return redis.error_reply('ERR yq_ingest: ttl out of range')
+  end
+  if #args[4] > INGEST_MAX_DATA then
+    return redis.error_reply('ERR yq_ingest: message too large')
+  end
+  local value = args[5] or '1'
+  if #value > INGEST_MAX_ID then
+    return redis.error_reply('ERR yq_ingest: signal id too long')
+  end
+  local ok = redis.call('SET', keys[1], value, 'NX', 'EX', ttl)
   if not ok then
+    if args[5] then
+      return {0, redis.call('GET', keys[1]) or ''}
+    end
     return 0
   end
   local entry = redis.pcall('XADD', keys[2], 'MAXLEN', '~', args[2], '*', 'type', args[3], 'data', args[4])

@@ -308,11 +308,14 @@ def effective_accounts(settings: Settings) -> dict[str, AccountSettings]:
     return demo_accounts()
 
 
+DEFAULT_STRATEGY = "demo"  # the one strategy traded when none is configured (the webhook knows it too)
+
+
 def effective_strategies(settings: Settings) -> dict[str, StrategySettings]:
     if settings.strategies:
         return settings.strategies
     accounts = list(effective_accounts(settings))
-    return {"demo": StrategySettings(accounts=accounts[:1])}
+    return {DEFAULT_STRATEGY: StrategySettings(accounts=accounts[:1])}
 
 
 @lru_cache(maxsize=1)

@@ -24,12 +24,13 @@ TRADINGVIEW = ("52.89.214.238", 443)
 WebhookClient = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
 
 
-def configure(settings: Settings, strategies: dict[str, str] | None = None, **webhook: Any) -> Settings:
-    """The session settings with webhook overrides and per-strategy secrets."""
+def configure(settings: Settings, strategies: dict[str, str | None] | None = None, **webhook: Any) -> Settings:
+    """The session settings with webhook overrides and strategies (a secret each, or None: the global one)."""
     updated = settings.model_copy(update={"webhook": settings.webhook.model_copy(update=webhook)})
     if strategies:
         configured = {
-            name: StrategySettings(accounts=["main"], secret=SecretStr(secret)) for name, secret in strategies.items()
+            name: StrategySettings(accounts=["main"], secret=None if secret is None else SecretStr(secret))
+            for name, secret in strategies.items()
         }
         updated = updated.model_copy(update={"strategies": configured})
     return updated
@@ -42,7 +43,7 @@ def webhook_client(settings: Settings, redis_client: aioredis.Redis) -> WebhookC
     @asynccontextmanager
     async def open_client(
         peer: tuple[str, int] = TRADINGVIEW,
-        strategies: dict[str, str] | None = None,
+        strategies: dict[str, str | None] | None = None,
         app: FastAPI | None = None,
         **webhook: Any,
     ) -> AsyncIterator[httpx.AsyncClient]:

@@ -17,6 +17,7 @@ from tests.integration.webhook.conftest import (
     strategy_alert,
 )
 from tests.unit.webhook import tradingview
+from webhook.schema import dedupe_key_of
 from yquant import keys
 from yquant.messages import Market, SignalAction
 
@@ -34,7 +35,7 @@ async def test_strategy_alert_from_the_docs_is_appended_once(
     assert message.correlation_id == answer["signal_id"]
     signal = message.signal
     assert (signal.strategy, signal.ticker, signal.market, signal.action) == (
-        "swing-kr",
+        "demo",
         "005930",
         Market.KRX,
         SignalAction.BUY,
@@ -76,7 +77,7 @@ async def test_resends_are_acknowledged_without_a_second_append(
     assert [answer["status"] for answer in answers] == ["accepted", "duplicate", "duplicate", "duplicate"]
     assert len({answer["signal_id"] for answer in answers}) == 1
     assert len(await appended(redis_client)) == 1
-    ttl = await redis_client.ttl(keys.signal_dedupe(answers[0]["signal_id"]))
+    ttl = await redis_client.ttl(keys.signal_dedupe(dedupe_key_of(answers[0]["signal_id"])))
     assert 86_000 < ttl <= 86_400
 
 
@@ -101,7 +102,7 @@ async def test_untimed_alerts_are_deduplicated_for_a_minute_only(
         first = await http.post("/webhook", json=body)
         again = await http.post("/webhook", json=body)
     assert [first.json()["status"], again.json()["status"]] == ["accepted", "duplicate"]
-    assert 0 < await redis_client.ttl(keys.signal_dedupe(first.json()["signal_id"])) <= 60
+    assert 0 < await redis_client.ttl(keys.signal_dedupe(dedupe_key_of(first.json()["signal_id"]))) <= 60
 
 
 @pytest.mark.parametrize(
@@ -156,15 +157,15 @@ async def test_secret_in_the_path_instead_of_the_body(
 async def test_per_strategy_secrets(webhook_client: WebhookClient, redis_client: aioredis.Redis) -> None:
     own, headers = strategy_alert(secret="swing-own-secret")
     with_global, _ = strategy_alert(secret=SECRET)
-    spelled = own.replace('"swing-kr"', '" Swing-KR "')
-    async with webhook_client(strategies={"swing-kr": "swing-own-secret"}) as http:
+    spelled = own.replace('"demo"', '" Demo "')
+    async with webhook_client(strategies={"demo": "swing-own-secret"}) as http:
         assert (await http.post("/webhook", content=own, headers=headers)).status_code == 200
         assert (await http.post("/webhook", content=with_global, headers=headers)).status_code == 401
         # Another spelling of the name is the same strategy: same secret, same signal.
         assert (await http.post("/webhook", content=spelled, headers=headers)).json()["status"] == "duplicate"
-        spelled_global = with_global.replace('"swing-kr"', '"SWING-KR"')
+        spelled_global = with_global.replace('"demo"', '"DEMO"')
         assert (await http.post("/webhook", content=spelled_global, headers=headers)).status_code == 401
-    assert [message.signal.strategy for message in await appended(redis_client)] == ["swing-kr"]
+    assert [message.signal.strategy for message in await appended(redis_client)] == ["demo"]
 
 
 @pytest.mark.parametrize(
@@ -291,3 +292,36 @@ async def test_health_endpoints(webhook_client: WebhookClient) -> None:
         assert (await http.get("/healthz")).json() == {"status": "ok"}
         assert (await http.get("/readyz")).json() == {"status": "ready"}
         assert (await http.get("/webhook")).status_code == 405
+
+
+async def test_alert_for_an_unconfigured_strategy_is_refused_with_its_name(
+    webhook_client: WebhookClient, redis_client: aioredis.Redis
+) -> None:
+    """The global secret is right but no strategy of that name trades: 422, nothing appended."""
+    async with webhook_client() as http:  # no strategies configured: the order manager trades "demo"
+        body = {"secret": SECRET, "strategy": "swing-kr", "ticker": "005930", "action": "buy", "quantity": 1}
+        response = await http.post("/webhook", json=body)
+        demo = await http.post("/webhook", json={**body, "strategy": "demo"})
+    assert (response.status_code, response.json()["code"]) == (422, "unknown_strategy")
+    assert "'swing-kr' is not configured; known: demo" in response.json()["reason"]
+    assert demo.json()["status"] == "accepted"
+    assert [message.signal.strategy for message in await appended(redis_client)] == ["demo"]
+
+
+async def test_the_same_alert_after_the_window_is_a_new_signal(
+    webhook_client: WebhookClient, redis_client: aioredis.Redis
+) -> None:
+    """Accepted always means a new signal (a new decision); within the window, a duplicate says so."""
+    body = {"secret": SECRET, "strategy": "demo", "ticker": "005930", "action": "buy", "quantity": 1}
+    async with webhook_client() as http:
+        first = (await http.post("/webhook", json=body)).json()
+        respelled = (await http.post("/webhook", json={**body, "quantity": 1.0})).json()
+        await redis_client.delete(keys.signal_dedupe(dedupe_key_of(first["signal_id"])))  # the window ends
+        later = (await http.post("/webhook", json=body)).json()
+    assert [first["status"], respelled["status"], later["status"]] == ["accepted", "duplicate", "accepted"]
+    assert respelled["signal_id"] == first["signal_id"]
+    assert later["signal_id"] != first["signal_id"]
+    assert [message.signal.signal_id for message in await appended(redis_client)] == [
+        first["signal_id"],
+        later["signal_id"],
+    ]

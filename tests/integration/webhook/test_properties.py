@@ -60,7 +60,13 @@ class Harness:
 
 @pytest.fixture
 def harness(settings: Settings) -> Iterator[Harness]:
-    configured = configure(settings, rate_limit_per_min=0, rejections_per_min=0, max_body_bytes=4096)
+    configured = configure(
+        settings,
+        {"demo": None, "swing-kr": None, "rsi_us.v2": None},
+        rate_limit_per_min=0,
+        rejections_per_min=0,
+        max_body_bytes=4096,
+    )
     running = Harness(configured, peer=("52.89.214.238", 443))
     yield running
     running.close()

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from tests.unit.webhook import tradingview
 from webhook.normalise import AlertError
-from webhook.schema import Alert, derive_signal_id, to_signal
+from webhook.schema import Alert, dedupe_key_of, derive_signal_id, to_signal
 from yquant.messages import Market, OrderType, QuantityType, SignalAction
 
 RECEIVED_AT = datetime(2026, 1, 5, 0, 15, 2, tzinfo=UTC)
@@ -43,7 +43,7 @@ def test_strategy_template_filled_by_tradingview_becomes_a_signal() -> None:
     assert tradingview.content_type(template).startswith("text/plain")  # bare numeric placeholders
     signal = to_signal(Alert.model_validate(json.loads(message)), RECEIVED_AT)
     assert (signal.strategy, signal.ticker, signal.market, signal.action) == (
-        "swing-kr",
+        "demo",
         "005930",
         Market.KRX,
         SignalAction.BUY,
@@ -160,10 +160,33 @@ def test_secret_is_kept_out_of_the_signal_and_the_repr() -> None:
     assert "s3cret" not in to_signal(alert, RECEIVED_AT).model_dump_json()
 
 
-def test_resend_has_the_same_idempotency_key() -> None:
+def test_resend_has_the_same_idempotency_key_but_would_be_a_new_signal() -> None:
     first = to_signal(Alert.model_validate(alert_body()), RECEIVED_AT)
     again = to_signal(Alert.model_validate(alert_body()), datetime(2026, 1, 5, 0, 15, 7, tzinfo=UTC))
-    assert first.signal_id == again.signal_id
+    assert dedupe_key_of(first.signal_id) == dedupe_key_of(again.signal_id)
+    assert first.signal_id != again.signal_id  # accepted again after the window: a new decision
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"quantity": 1.0},
+        {"quantity": "1.00"},
+        {"fired_at": "2026-01-05T00:15:00.731Z"},
+        {"quantity_type": "fixed"},
+        {"order_type": "market"},
+    ],
+)
+def test_spellings_of_the_same_values_share_a_key(overrides: dict[str, Any]) -> None:
+    first = to_signal(Alert.model_validate(alert_body()), RECEIVED_AT)
+    other = to_signal(Alert.model_validate(alert_body(**overrides)), RECEIVED_AT)
+    assert dedupe_key_of(first.signal_id) == dedupe_key_of(other.signal_id)
+
+
+def test_explicit_id_is_compared_without_case() -> None:
+    first = to_signal(Alert.model_validate(alert_body(id="Order-7")), RECEIVED_AT)
+    other = to_signal(Alert.model_validate(alert_body(id="order-7")), RECEIVED_AT)
+    assert dedupe_key_of(first.signal_id) == dedupe_key_of(other.signal_id)
 
 
 @pytest.mark.parametrize(
@@ -175,6 +198,11 @@ def test_resend_has_the_same_idempotency_key() -> None:
         {"quantity": 2},
         {"order_id": "Long 2"},
         {"strategy": "other"},
+        {"quantity_type": "percent_of_equity"},
+        {"stop_loss": 60000},
+        {"take_profit": 90000},
+        {"order_type": "limit", "price": 70000},
+        {"account": "second"},
     ],
 )
 def test_a_different_alert_has_a_different_key(overrides: dict[str, Any]) -> None:
