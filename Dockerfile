@@ -3,9 +3,11 @@
 #   python -m webhook | ordermanager | brokergateway | dashboard | kissim
 # Build for both architectures (Oracle A1 is arm64), see docs/operations.md:
 #   docker buildx build --platform linux/arm64,linux/amd64 -t REGISTRY/yquant:TAG --push .
-# bookworm = glibc 2.36: requirements.lock holds wheels for exactly that (scripts/wheeltags.py).
-# Pin the base by digest for reproducible builds: --build-arg PYTHON_IMAGE=python:3.12-slim-bookworm@sha256:...
-ARG PYTHON_IMAGE=python:3.12-slim-bookworm
+# CPython 3.13 on trixie = glibc 2.41: requirements.lock holds wheels for exactly that
+# (scripts/wheeltags.py). Pin the base by digest for reproducible builds:
+#   --build-arg PYTHON_IMAGE=python:3.13-slim-trixie@sha256:...
+# The container tests build FROM a stand-in with Debian trixie's python3 (3.13, tests/containers).
+ARG PYTHON_IMAGE=python:3.13-slim-trixie
 
 # --- build: a virtual environment from the lock, wheels only -------------------------------
 FROM ${PYTHON_IMAGE} AS build

