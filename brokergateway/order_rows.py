@@ -66,7 +66,7 @@ def _average(amount: Decimal, quantity: int, reported: Decimal) -> Decimal:
 
 
 def domestic_status(row: dict[str, Any]) -> BrokerOrderStatus:
-    """A row of inquire-daily-ccld (docs/kis-api.md §4.5)."""
+    """A row of inquire-daily-ccld (docs/kis-protocol.md §4.5)."""
     original = order_number(row.get("orgn_odno"))
     filled = integer(row.get("tot_ccld_qty"))
     amount = dec(row.get("tot_ccld_amt"))

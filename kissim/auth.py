@@ -1,6 +1,6 @@
 """Credentials: access tokens (tokenP / revokeP), WebSocket approval keys and hashkeys.
 
-Token rules (docs/kis-api.md §2): a tokenP call within ``token_reuse_seconds`` (6 h) of the last
+Token rules (docs/kis-protocol.md §2): a tokenP call within ``token_reuse_seconds`` (6 h) of the last
 issue returns the same token; any tokenP call within ``token_throttle_seconds`` of the previous
 successful one for the same appkey is refused with EGW00133; tokens live ``token_lifetime_seconds``
 (24 h). ``expire_all`` (admin) makes every token expired now and clears the throttle, as if a day

@@ -1,5 +1,5 @@
 """Domestic stock endpoints: order-cash, order-rvsecncl, inquire-balance, inquire-psbl-order,
-inquire-daily-ccld and quotations/inquire-price (docs/kis-api.md §4)."""
+inquire-daily-ccld and quotations/inquire-price (docs/kis-protocol.md §4)."""
 
 from __future__ import annotations
 

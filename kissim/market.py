@@ -16,7 +16,7 @@ US_EXCHANGES = ("NASD", "NYSE", "AMEX")
 QUOTE_TO_ORDER_EXCHANGE = {"NAS": "NASD", "NYS": "NYSE", "AMS": "AMEX", "BAQ": "NASD", "BAY": "NYSE", "BAA": "AMEX"}
 ORDER_TO_QUOTE_EXCHANGE = {"NASD": "NAS", "NYSE": "NYS", "AMEX": "AMS"}
 
-# KRX tick table since 2023-01-25 (docs/kis-api.md §9): (upper bound exclusive, tick).
+# KRX tick table since 2023-01-25 (docs/kis-protocol.md §9): (upper bound exclusive, tick).
 _KRX_TICKS: tuple[tuple[int, int], ...] = (
     (2_000, 1),
     (5_000, 5),

@@ -1,6 +1,6 @@
 """Overseas ``inquire-ccnl`` (해외주식 주문체결내역): the account's US orders with their fills.
 
-UNCERTAIN: this endpoint is not in docs/kis-api.md. Path, tr_id (TTTS3035R / VTTS3035R), query keys
+UNCERTAIN (docs/kis-protocol.md §5.7). Path, tr_id (TTTS3035R / VTTS3035R), query keys
 and row fields follow OT ``examples_llm/overseas_stock/inquire_ccnl`` (rows under ``output``, paging
 with CTX_AREA_FK200 / NK200). Dates are the New York trading date (``ORD_STRT_DT`` "현지시각 기준");
 ``dmst_ord_dt`` / ``thco_ord_tmd`` carry the Korean date and time. ``PDNO`` / ``OVRS_EXCG_CD`` of

@@ -1,7 +1,7 @@
 """KIS wire conventions: envelopes, message codes, padding, tr_id tables and JSON responses.
 
 Every message the simulator answers with is in ``Messages`` below. Codes marked UNCERTAIN are not in
-docs/kis-api.md; they are plausible KIS-style codes chosen for this simulator, so clients should key
+docs/kis-protocol.md; they are plausible KIS-style codes chosen for this simulator, so clients should key
 their handling on ``rt_cd`` and the HTTP status, not on those codes.
 """
 
@@ -33,7 +33,7 @@ class Msg(NamedTuple):
 class Messages:
     """Every (msg_cd, msg1) pair the simulator sends."""
 
-    # Gateway (HTTP 500), from docs/kis-api.md §6
+    # Gateway (HTTP 500), from docs/kis-protocol.md §6
     RATE_LIMITED = Msg("EGW00201", "초당 거래건수를 초과하였습니다.")
     TOKEN_EXPIRED = Msg("EGW00123", "기간이 만료된 token 입니다.")
     TOKEN_INVALID = Msg("EGW00121", "유효하지 않은 token 입니다")
@@ -184,7 +184,7 @@ DOMESTIC_DAILY_CCLD = _table(
     ("TTTC0081R", "daily-ccld"), ("TTTC8001R", "daily-ccld"), ("CTSC9215R", "daily-ccld"), ("CTSC9115R", "daily-ccld")
 )
 DOMESTIC_PRICE = {"FHKST01010100": TrSpec(False, "price")}
-# The virtual US sell is VTTT1001U, not "V" + TTTT1006U (docs/kis-api.md §5).
+# The virtual US sell is VTTT1001U, not "V" + TTTT1006U (docs/kis-protocol.md §5).
 # KIS's official samples build "V" + tr_id[1:] and so send VTTT1006U for it: accepted as a sell too.
 OVERSEAS_ORDER = {
     "TTTT1002U": TrSpec(False, "buy"),
@@ -197,7 +197,7 @@ OVERSEAS_RVSECNCL = _table(("TTTT1004U", "rvsecncl"))
 OVERSEAS_BALANCE = _table(("TTTS3012R", "balance"))
 OVERSEAS_PRESENT_BALANCE = {"CTRP6504R": TrSpec(False, "present-balance"), "VTRP6504R": TrSpec(True, "present-balance")}
 OVERSEAS_PRICE = {"HHDFS00000300": TrSpec(False, "price")}
-# UNCERTAIN: not in docs/kis-api.md. The overseas order list (해외주식 주문체결내역) as in OT
+# UNCERTAIN, docs/kis-protocol.md §5.7. The overseas order list (해외주식 주문체결내역) as in OT
 # examples_llm/overseas_stock/inquire_ccnl: TTTS3035R real, VTTS3035R virtual.
 OVERSEAS_CCNL = _table(("TTTS3035R", "ccnl"))
 # Quotation tr_ids are the same on both domains.

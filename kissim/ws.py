@@ -1,4 +1,4 @@
-"""WebSocket execution notices at ``/tryitout`` (docs/kis-api.md §8).
+"""WebSocket execution notices at ``/tryitout`` (docs/kis-protocol.md §8).
 
 A client subscribes with an approval key from ``/oauth2/Approval`` to H0STCNI0 (real) / H0STCNI9
 (virtual) for domestic notices, or H0GSCNI0 / H0GSCNI9 for US notices, with ``tr_key`` = its HTS ID.
@@ -72,7 +72,7 @@ def _rctf(kind: OrderKind) -> str:
 
 
 def domestic_fields(notice: Notice, hts_id: str) -> list[str]:
-    """The 26 H0STCNI0 fields in the order of docs/kis-api.md §8."""
+    """The 26 H0STCNI0 fields in the order of docs/kis-protocol.md §8."""
     order, filled = notice.order, notice.kind == "filled"
     return [
         hts_id,

@@ -29,7 +29,7 @@ from yquant.errors import (
 )
 
 RATE_LIMIT_CODES = frozenset({"EGW00201", "EGW00215"})
-# Gateway answers that refuse a request before it reaches the trading system (docs/kis-api.md §6):
+# Gateway answers that refuse a request before it reaches the trading system (docs/kis-protocol.md §6):
 # rate limits, tokens, app key / secret, a TR of the wrong domain, a malformed request.
 GATEWAY_REFUSALS = frozenset(
     {

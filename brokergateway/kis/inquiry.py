@@ -1,4 +1,4 @@
-"""KIS read-only calls: balances, order lists with fills, prices (docs/kis-api.md §4.3-4.6, §5)."""
+"""KIS read-only calls: balances, order lists with fills, prices (docs/kis-protocol.md §4.3-4.6, §5)."""
 
 from __future__ import annotations
 
@@ -151,7 +151,7 @@ async def daily_orders(kis: KisClient, day: date, *, ticker: str = "", side: Sid
 async def overseas_order_pages(
     kis: KisClient, start: date, end: date, *, max_pages: int = 20
 ) -> AsyncIterator[list[Row]]:
-    """Overseas inquire-ccnl (UNCERTAIN: not in docs/kis-api.md), newest first where KIS sorts.
+    """Overseas inquire-ccnl (UNCERTAIN, docs/kis-protocol.md §5.7), newest first where KIS sorts.
 
     Dates are New York dates. Virtual accounts accept only "every item" filters, so
     the caller filters rows itself; KIS cannot search this list by order number.

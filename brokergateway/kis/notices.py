@@ -1,4 +1,4 @@
-"""KIS WebSocket execution notices (docs/kis-api.md §8): one session per app key.
+"""KIS WebSocket execution notices (docs/kis-protocol.md §8): one session per app key.
 
 ``NoticeFeed.run`` keeps a session alive: an approval key from ``/oauth2/Approval``,
 ``<ws>/tryitout``, one registration per notice feed (H0STCNI0/9 domestic, H0GSCNI0/9 US)
@@ -34,7 +34,7 @@ from yquant.messages import Side
 
 logger = logging.getLogger(__name__)
 
-DOMESTIC_FIELDS = 26  # H0STCNI0 (docs/kis-api.md §8)
+DOMESTIC_FIELDS = 26  # H0STCNI0 (docs/kis-protocol.md §8)
 OVERSEAS_FIELDS = 24  # H0GSCNI0 (OT examples_llm/overseas_stock/ccnl_notice)
 US_NOTICE_TR_IDS = frozenset(trids.OVERSEAS_EXECUTION_NOTICE.values())
 SUBSCRIBE_TIMEOUT_S = 5.0

@@ -1,5 +1,5 @@
 """KIS order requests: domestic ``order-cash`` / ``order-rvsecncl`` and overseas ``order`` /
-``order-rvsecncl`` (docs/kis-api.md §4.1, §4.2, §5). The tr_id says buy or sell: KIS books
+``order-rvsecncl`` (docs/kis-protocol.md §4.1, §4.2, §5). The tr_id says buy or sell: KIS books
 whatever the tr_id says, so it comes from ``trids.order_tr_id`` and nowhere else."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""KIS transaction ids (tr_id), pinned against docs/kis-api.md.
+"""KIS transaction ids (tr_id), pinned against docs/kis-protocol.md.
 
 Real ids start with T/C/H; virtual ids replace the leading T with V, except where KIS
 says otherwise (the virtual US sell is VTTT1001U, not VTTT1006U).
@@ -34,7 +34,7 @@ OVERSEAS_REVISE_CANCEL = {"real": "TTTT1004U", "virtual": "VTTT1004U"}
 OVERSEAS_BALANCE = {"real": "TTTS3012R", "virtual": "VTTS3012R"}
 OVERSEAS_PRESENT_BALANCE = {"real": "CTRP6504R", "virtual": "VTRP6504R"}
 OVERSEAS_PRICE = "HHDFS00000300"
-# Not in docs/kis-api.md (UNCERTAIN): the overseas order list with fills, OT examples_llm inquire_ccnl.
+# UNCERTAIN (docs/kis-protocol.md §5.7): the overseas order list with fills, OT examples_llm inquire_ccnl.
 OVERSEAS_ORDER_LIST = {"real": "TTTS3035R", "virtual": "VTTS3035R"}
 
 EXECUTION_NOTICE = {"real": "H0STCNI0", "virtual": "H0STCNI9"}

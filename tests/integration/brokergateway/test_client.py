@@ -1,4 +1,4 @@
-"""The KIS client against the simulator over HTTP: every endpoint, each tr_id pinned (docs/kis-api.md)."""
+"""The KIS client against the simulator over HTTP: every endpoint, each tr_id pinned (docs/kis-protocol.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Every tr_id the gateway sends, pinned against docs/kis-api.md (§4, §5, §8)."""
+"""Every tr_id the gateway sends, pinned against docs/kis-protocol.md (§4, §5, §8)."""
 
 from __future__ import annotations
 
