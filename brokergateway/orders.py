@@ -20,6 +20,7 @@ import uuid
 from decimal import Decimal
 
 import redis.asyncio as aioredis
+from redis.exceptions import WatchError
 
 from brokergateway import metrics
 from brokergateway.config import GatewayConfig
@@ -54,12 +55,17 @@ from yquant.messages import (
 )
 from yquant.orders import OrderRecord
 from yquant.risk_limits import overridden_limits
+from yquant.runtime import HEARTBEAT_INTERVAL_S, HEARTBEAT_TTL_S, LIFE
 
 logger = logging.getLogger(__name__)
 
 # Held while an order is submitted or reconciled; it outlives any POST (pacing wait + timeout),
 # so a lease that expired means its holder died, and the order may be reconciled.
 LEASE_TTL_MS = 120_000
+# A lease whose holder's heartbeat is gone (or names another life) is taken over once it is
+# this old: longer than a heartbeat's TTL plus one refresh, so a live holder is never mistaken
+# for a dead one while its first heartbeat, or the first after a Valkey restart, is on its way.
+DEAD_HOLDER_AFTER_MS = (HEARTBEAT_TTL_S + 2 * int(HEARTBEAT_INTERVAL_S)) * 1000
 
 
 class OrderDesk:
@@ -78,6 +84,7 @@ class OrderDesk:
         self.fills = fills
         self.quotes = quotes
         self.instance = instance or uuid.uuid4().hex
+        self.holder = f"{self.instance}|{LIFE}"  # what this process writes into the leases it takes
         self._busy: set[str] = set()  # client order ids being submitted or settled in this process
 
     # --- submit -------------------------------------------------------------------------
@@ -109,6 +116,10 @@ class OrderDesk:
 
     async def _submit(self, worker: AccountWorker, record: OrderRecord) -> None:
         coid, alias = record.client_order_id, worker.alias
+        # The pacing slot is taken before the order is marked SUBMITTING, so a gateway that dies
+        # with a backlog leaves those orders NEW (sent by whoever handles the command next), not
+        # SUBMITTING with an outcome to reconcile.
+        await worker.kis.limiter.acquire()
         submitted_at = utcnow()
         async with self.client.pipeline(transaction=False) as pipe:
             pipe.fcall(
@@ -124,7 +135,7 @@ class OrderDesk:
                 ),
             )
             # The lease says "being submitted": a redelivered command must not reconcile it meanwhile.
-            pipe.set(keys.order_lease(coid), self.instance, nx=True, px=LEASE_TTL_MS)
+            pipe.set(keys.order_lease(coid), self.holder, nx=True, px=LEASE_TTL_MS)
             results = await pipe.execute()
         applied, previous = order_store.update_result(results[0])
         own_lease = bool(results[1])
@@ -137,10 +148,12 @@ class OrderDesk:
             record.model_copy(
                 update={"state": OrderState.SUBMITTING, "submitted_at": submitted_at, "updated_at": submitted_at}
             ),
+            paced=True,
         )
 
-    async def _post(self, worker: AccountWorker, record: OrderRecord) -> None:
-        """POST a SUBMITTING order (the caller holds its lease) and settle the answer."""
+    async def _post(self, worker: AccountWorker, record: OrderRecord, *, paced: bool = False) -> None:
+        """POST a SUBMITTING order (the caller holds its lease) and settle the answer. ``paced``:
+        the caller took the request's pacing slot."""
         coid, alias = record.client_order_id, worker.alias
         price = record.limit_price
         if record.market.is_us and (record.order_type is OrderType.MARKET and price is None):
@@ -148,9 +161,17 @@ class OrderDesk:
             if price is None:
                 return
             record = record.model_copy(update={"limit_price": price})
+            paced = False  # the quote request used the slot
         try:
             ack = await trading.place_order(
-                worker.kis, record.market, record.ticker, record.side, record.quantity, record.order_type, price
+                worker.kis,
+                record.market,
+                record.ticker,
+                record.side,
+                record.quantity,
+                record.order_type,
+                price,
+                paced=paced,
             )
         except (BrokerRejected, BrokerRateLimited) as exc:
             # KIS refused before booking: its message is what the user sees.
@@ -319,7 +340,8 @@ class OrderDesk:
             self._busy.discard(coid)
 
     async def _settle_if_free(self, worker: AccountWorker, coid: str) -> None:
-        if not await self.client.set(keys.order_lease(coid), self.instance, nx=True, px=LEASE_TTL_MS):
+        free = await self.client.set(keys.order_lease(coid), self.holder, nx=True, px=LEASE_TTL_MS)
+        if not free and not await self._take_over_dead_lease(coid):
             logger.info("order is being submitted or reconciled elsewhere", extra={"client_order_id": coid})
             return
         record = await order_store.get_order(self.client, coid)
@@ -327,6 +349,37 @@ class OrderDesk:
             await self.settle_unknown(worker, record)
         else:
             await self.client.delete(keys.order_lease(coid))
+
+    async def _take_over_dead_lease(self, coid: str) -> bool:
+        """Take an order's lease from a holder that died with it; True when this process now holds it.
+
+        The holder is dead when it is this process (the caller marked the order busy, so nothing
+        here works on it: a lease left behind by an error), an earlier life of this instance (a
+        restarted container keeps its host name and pid), or a gateway whose heartbeat is gone or
+        names another life, once the lease is older than ``DEAD_HOLDER_AFTER_MS``.
+        """
+        key = keys.order_lease(coid)
+        async with self.client.pipeline(transaction=True) as pipe:
+            try:
+                await pipe.watch(key)
+                raw, left_ms = await pipe.get(key), await pipe.pttl(key)
+                if raw is None:
+                    return False  # released meanwhile: the next sweep takes it the ordinary way
+                holder = keys.text(raw)
+                instance, _, life = holder.partition("|")
+                if not (holder == self.holder or (instance == self.instance and life != LIFE)):
+                    age_ms = LEASE_TTL_MS - int(left_ms)
+                    seen = await pipe.hget(keys.heartbeat("brokergateway", instance), "life")
+                    alive = seen is not None and keys.text(seen) == life
+                    if alive or age_ms < DEAD_HOLDER_AFTER_MS:
+                        return False
+                pipe.multi()  # type: ignore[no-untyped-call]
+                pipe.set(key, self.holder, px=LEASE_TTL_MS)
+                await pipe.execute()
+            except WatchError:
+                return False
+        logger.warning("took over an order whose submitter died", extra={"client_order_id": coid, "from": holder})
+        return True
 
     def busy(self, coid: str) -> bool:
         return coid in self._busy
@@ -382,7 +435,7 @@ class OrderDesk:
         if not applied:
             logger.info("order changed while being reconciled; not sent again", extra={"client_order_id": coid})
             return
-        await self.client.set(keys.order_lease(coid), self.instance, px=LEASE_TTL_MS)
+        await self.client.set(keys.order_lease(coid), self.holder, px=LEASE_TTL_MS)
         metrics.ORDERS.labels("resubmitted").inc()
         metrics.RESUBMISSIONS.inc()
         logger.warning(

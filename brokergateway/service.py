@@ -40,6 +40,7 @@ logger = logging.getLogger(__name__)
 TICK_S = 0.25
 ABANDONED_SWEEP_S = 15.0
 ABANDONED_AFTER_S = 10.0
+CLOSE_WAIT_S = 5.0
 
 
 class Gateway:
@@ -138,12 +139,16 @@ class Gateway:
             self.poller.schedule(worker, 0)
 
     async def close(self) -> None:
+        """Cancel the background tasks and give them ``CLOSE_WAIT_S`` to finish: a stop must not
+        hang on one that does not end (a WebSocket whose closing handshake never completes)."""
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        if not tasks:
+            return
+        _, pending = await asyncio.wait(tasks, timeout=CLOSE_WAIT_S)
+        for task in pending:
+            logger.warning("background task did not stop in time", extra={"task": task.get_name()})
 
     def health(self) -> dict[str, str]:
         """Heartbeat details: accounts, execution-notice sessions, orders being followed."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import secrets
 import signal
 import sys
 import time
@@ -24,6 +25,9 @@ logger = logging.getLogger(__name__)
 EXIT_CONFIGURATION = 78  # sysexits' EX_CONFIG: restarting will not help, fix the settings
 HEARTBEAT_INTERVAL_S = 5.0
 HEARTBEAT_TTL_S = 15
+# This process's life: an instance name (host-pid) comes back after a restart in a container,
+# a life never does, so a lease or heartbeat names which life of an instance holds it.
+LIFE = secrets.token_hex(6)
 
 
 def run_service(name: str, main: Callable[[], Coroutine[Any, Any, int | None]]) -> int:
@@ -80,6 +84,7 @@ async def heartbeat_loop(
             "pid": str(os.getpid()),
             "version": __version__,
             "started_at": started,
+            "life": LIFE,
             "seen_at": str(time.time()),
             "rss_kib": str(rss),
         }

@@ -117,6 +117,7 @@ class KisClient:
         body: dict[str, str] | None = None,
         tr_cont: str = "",
         timeout: float | None = None,
+        paced: bool = False,
     ) -> httpx.Response:
         endpoint = path.rsplit("/", 1)[-1]
         async with self._in_flight:
@@ -125,7 +126,8 @@ class KisClient:
             headers["authorization"] = f"Bearer {token}"
             headers["tr_id"] = tr_id
             headers["tr_cont"] = tr_cont
-            await self.limiter.acquire()
+            if not paced:
+                await self.limiter.acquire()
             started = time.perf_counter()
             try:
                 return await self.http.request(
@@ -179,8 +181,11 @@ class KisClient:
                 continue
             return Page(body, response.headers.get("tr_cont", "").strip() in ("F", "M"))
 
-    async def command(self, path: str, tr_id: str, body: dict[str, str]) -> dict[str, Any]:
+    async def command(self, path: str, tr_id: str, body: dict[str, str], *, paced: bool = False) -> dict[str, Any]:
         """A state-changing call: never re-sent once it may have reached KIS.
+
+        ``paced``: the caller already took this request's pacing slot (``limiter.acquire``);
+        a retry takes a new one.
 
         Rate-limit and token answers mean KIS refused it before booking, and a failed
         connection means nothing left, so those are retried; a timeout, reset or unknown
@@ -190,13 +195,15 @@ class KisClient:
         rate_limited = unreachable = 0
         while True:
             try:
-                response = await self._send("POST", path, tr_id, body=body, timeout=self.order_timeout_s)
+                response = await self._send("POST", path, tr_id, body=body, timeout=self.order_timeout_s, paced=paced)
             except BrokerUnreachable:
+                paced = False
                 unreachable += 1  # no connection was made: nothing left, so trying again is safe
                 if unreachable > TRANSPORT_RETRIES:
                     raise
                 await asyncio.sleep(self.retry_delay_s * unreachable)
                 continue
+            paced = False
             try:
                 return self._checked(response)
             except BrokerRateLimited:

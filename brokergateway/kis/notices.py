@@ -38,6 +38,7 @@ DOMESTIC_FIELDS = 26  # H0STCNI0 (docs/kis-protocol.md §8)
 OVERSEAS_FIELDS = 24  # H0GSCNI0 (OT examples_llm/overseas_stock/ccnl_notice)
 US_NOTICE_TR_IDS = frozenset(trids.OVERSEAS_EXECUTION_NOTICE.values())
 SUBSCRIBE_TIMEOUT_S = 5.0
+CLOSE_TIMEOUT_S = 2.0  # a closing handshake KIS does not answer in time ends the session anyway
 IN_USE = "OPSP8996"  # another session holds this app key
 
 
@@ -171,7 +172,13 @@ class NoticeFeed:
     async def _session(self) -> float:
         """One session; returns how long to wait before the next one (it ended without an error)."""
         approval_key = await self.tokens.approval_key()
-        async with connect(self.url, open_timeout=SUBSCRIBE_TIMEOUT_S, ping_interval=None, max_size=2**20) as ws:
+        async with connect(
+            self.url,
+            open_timeout=SUBSCRIBE_TIMEOUT_S,
+            close_timeout=CLOSE_TIMEOUT_S,
+            ping_interval=None,
+            max_size=2**20,
+        ) as ws:
             for tr_id in self.tr_ids:
                 refused = await self._subscribe(ws, approval_key, tr_id)
                 if refused:

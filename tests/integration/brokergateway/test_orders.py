@@ -12,6 +12,7 @@ from decimal import Decimal
 import pytest
 from prometheus_client import REGISTRY
 
+from brokergateway.orders import DEAD_HOLDER_AFTER_MS, LEASE_TTL_MS
 from tests.integration.kissim.helpers import SimServer, base_config
 from yquant import keys, orders
 from yquant.messages import (
@@ -25,7 +26,7 @@ from yquant.messages import (
     SubmitOrder,
 )
 
-from .conftest import FAST, MakeHarness
+from .conftest import FAST, Harness, MakeHarness
 from .faults import FaultyKis
 
 
@@ -290,3 +291,69 @@ async def test_order_for_an_unknown_account_or_market_is_rejected_without_callin
     record = await harness.state(command.client_order_id, OrderState.FAILED)
     assert record.reason == "account 'nobody' is not configured"
     assert harness.tr_ids("/order-cash") == []
+
+
+async def _abandoned(harness: Harness, ticker: str, holder: str, age_ms: int) -> SubmitOrder:
+    """An order left SUBMITTING, before its POST, under a lease that ``holder`` took ``age_ms`` ago."""
+    command = SubmitOrder(
+        client_order_id=f"yq-left-{ticker}", account=harness.alias, market=Market.KRX, ticker=ticker,
+        side=Side.BUY, quantity=1, strategy="test",
+    )  # fmt: skip
+    await orders.create_order(harness.client, command, 100_000)
+    await orders.update_order(harness.client, command.client_order_id, new_state=OrderState.SUBMITTING)
+    await harness.client.set(keys.order_lease(command.client_order_id), holder, px=LEASE_TTL_MS - age_ms)
+    return command
+
+
+async def _sweep(harness: Harness, command: SubmitOrder) -> None:
+    worker = harness.gateway.workers[harness.alias]
+    await harness.gateway.orders.settle_abandoned(worker, command.client_order_id)
+
+
+async def test_a_lease_left_by_an_earlier_life_of_this_gateway_is_taken_over_at_once(
+    sim: SimServer, make_harness: MakeHarness
+) -> None:
+    # A restarted container keeps its host name and pid, so the instance name comes back; its life does not.
+    harness = await make_harness(sim)
+    earlier_life = f"{harness.gateway.orders.instance}|0123456789ab"
+    command = await _abandoned(harness, "000270", earlier_life, age_ms=0)
+    await _sweep(harness, command)
+    record = await harness.state(command.client_order_id, OrderState.ACCEPTED, OrderState.FILLED)
+    assert record.resubmissions == 1
+    assert len([o for o in harness.sim_orders() if o["ticker"] == "000270"]) == 1
+
+
+async def test_a_lease_of_a_gateway_whose_heartbeat_is_gone_is_taken_over_once_old_enough(
+    sim: SimServer, make_harness: MakeHarness
+) -> None:
+    harness = await make_harness(sim)
+    young = await _abandoned(harness, "035720", "gateway-b|aaaaaaaaaaaa", age_ms=1_000)
+    await _sweep(harness, young)  # gateway-b may not have written its first heartbeat yet
+    assert (await harness.order(young.client_order_id)).state is OrderState.SUBMITTING
+    assert harness.tr_ids("/inquire-daily-ccld") == []
+
+    old = await _abandoned(harness, "051910", "gateway-c|bbbbbbbbbbbb", age_ms=DEAD_HOLDER_AFTER_MS + 1_000)
+    await _sweep(harness, old)
+    record = await harness.state(old.client_order_id, OrderState.ACCEPTED, OrderState.FILLED)
+    assert record.resubmissions == 1
+    assert len([o for o in harness.sim_orders() if o["ticker"] == "051910"]) == 1
+    assert keys.text(await harness.client.get(keys.order_lease(young.client_order_id)) or b"") == (
+        "gateway-b|aaaaaaaaaaaa"
+    )
+
+
+async def test_a_lease_of_a_gateway_that_is_alive_is_never_taken_however_old(
+    sim: SimServer, make_harness: MakeHarness
+) -> None:
+    harness = await make_harness(sim)
+    await harness.client.hset(keys.heartbeat("brokergateway", "gateway-d"), mapping={"life": "cccccccccccc"})
+    command = await _abandoned(harness, "066570", "gateway-d|cccccccccccc", age_ms=DEAD_HOLDER_AFTER_MS + 5_000)
+    await _sweep(harness, command)
+    assert (await harness.order(command.client_order_id)).state is OrderState.SUBMITTING
+    assert harness.tr_ids("/order-cash") == []
+
+    # The same instance name restarted (another life): the old life's lease is dead.
+    await harness.client.hset(keys.heartbeat("brokergateway", "gateway-d"), mapping={"life": "dddddddddddd"})
+    await _sweep(harness, command)
+    await harness.state(command.client_order_id, OrderState.ACCEPTED, OrderState.FILLED)
+    assert len([o for o in harness.sim_orders() if o["ticker"] == "066570"]) == 1
