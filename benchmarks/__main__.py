@@ -25,6 +25,7 @@ from typing import Any
 
 import httpx
 import orjson
+import redis
 
 from benchmarks.loadgen import Result, flood, paced
 from yquant.devsystem import DevSystem
@@ -99,6 +100,16 @@ def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
     return used
 
 
+def command_calls(valkey_url: str) -> dict[str, int]:
+    """Calls per command from Valkey's INFO commandstats (commands run inside functions included)."""
+    client = redis.Redis.from_url(valkey_url)
+    try:
+        stats = client.info("commandstats")
+    finally:
+        client.close()
+    return {name.removeprefix("cmdstat_"): int(value["calls"]) for name, value in stats.items()}
+
+
 def wait_for_orders(system: DevSystem, since_ns: int, expected: int, timeout_s: float) -> list[dict[str, Any]]:
     deadline = time.monotonic() + timeout_s
     orders: list[dict[str, Any]] = []
@@ -152,11 +163,19 @@ def run() -> dict[str, Any]:
 
         bodies, keys = alert_bodies(system.secret, PACED_COUNT, "paced")
         cpu_before = cpu_seconds(system.pids())
+        calls_before = command_calls(system.valkey_url)
         since = time.time_ns()
         paced_results = asyncio.run(paced(host, port, "/webhook", bodies, PACED_RATE))
         paced_orders = wait_for_orders(system, since, len(bodies), 30)
         time.sleep(1.0)  # fills and syncs of the last orders
         cpu_after = cpu_seconds(system.pids())
+        calls_after = command_calls(system.valkey_url)
+        deltas = {name: count - calls_before.get(name, 0) for name, count in calls_after.items()}
+        calls_per_alert = {
+            name: round(delta / len(bodies), 2)
+            for name, delta in sorted(deltas.items(), key=lambda item: -item[1])
+            if delta > 0
+        }
         cpu_ms_per_alert = {
             name: round((cpu_after[name] - cpu_before[name]) * 1000 / len(bodies), 2)
             for name in cpu_before
@@ -228,6 +247,8 @@ def run() -> dict[str, Any]:
         },
         "http_statuses": sorted(statuses),
         "cpu_ms_per_alert_at_100_per_s": cpu_ms_per_alert,
+        "valkey_calls_per_alert_at_100_per_s": calls_per_alert,
+        "valkey_calls_per_alert_total": round(sum(calls_per_alert.values()), 1),
         "rss_mib": {name: m["hwm_mib"] for name, m in memory.items()},
         "memory_detail": memory,
         "dashboard_sse": dashboard,
@@ -249,6 +270,9 @@ def table(result: dict[str, Any]) -> str:
         rows.append((f"peak RSS {name} (MiB)", str(hwm)))
     for name, cpu in sorted(result["cpu_ms_per_alert_at_100_per_s"].items()):
         rows.append((f"CPU per alert {name} (ms)", str(cpu)))
+    rows.append(("Valkey commands per alert", str(result["valkey_calls_per_alert_total"])))
+    for name, calls in result["valkey_calls_per_alert_at_100_per_s"].items():
+        rows.append((f"  Valkey {name} per alert", str(calls)))
     if result.get("dashboard_sse"):
         rows.append(("dashboard RSS, 10 SSE clients (MiB)", str(result["dashboard_sse"].get("hwm_mib"))))
     width = max(len(r[0]) for r in rows)
