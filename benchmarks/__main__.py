@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import os
 import platform
+import socket
 import statistics
 import sys
 import tempfile
@@ -25,7 +26,9 @@ from typing import Any
 
 import httpx
 import orjson
+import redis
 
+from benchmarks.floor import start_floor, wait_count
 from benchmarks.loadgen import Result, flood, paced
 from yquant.devsystem import DevSystem
 
@@ -99,6 +102,16 @@ def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
     return used
 
 
+def command_calls(valkey_url: str) -> dict[str, int]:
+    """Calls per command from Valkey's INFO commandstats (commands run inside functions included)."""
+    client = redis.Redis.from_url(valkey_url)
+    try:
+        stats = client.info("commandstats")
+    finally:
+        client.close()
+    return {name.removeprefix("cmdstat_"): int(value["calls"]) for name, value in stats.items()}
+
+
 def wait_for_orders(system: DevSystem, since_ns: int, expected: int, timeout_s: float) -> list[dict[str, Any]]:
     deadline = time.monotonic() + timeout_s
     orders: list[dict[str, Any]] = []
@@ -120,6 +133,48 @@ def e2e_latencies(results: list[Result], keys: list[tuple[str, int]], orders: li
         if stamp is not None:
             latencies.append((stamp - result.sent_ns) / 1e6)
     return latencies
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def run_floor(system: DevSystem, state: Path) -> dict[str, Any]:
+    """The floor pipeline at 100/s on the same Valkey: CPU per alert of each of its stages."""
+    ingress_port, sink_port = free_port(), free_port()
+    counter = str(state / "floor-count")
+    procs = start_floor(system.valkey_url, ingress_port, sink_port, counter)
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", ingress_port), timeout=0.5):
+                    break
+            except OSError:
+                time.sleep(0.1)
+        warm, _ = alert_bodies(system.secret, 50, "floor-warm")
+        asyncio.run(flood("127.0.0.1", ingress_port, "/webhook", warm, 4))
+        wait_count(counter, len(warm), 20)
+        bodies, _ = alert_bodies(system.secret, PACED_COUNT, "floor")
+        pids = {name: proc.pid for name, proc in procs.items()} | {"valkey": system.pids()["valkey"]}
+        before = cpu_seconds(pids)
+        asyncio.run(paced("127.0.0.1", ingress_port, "/webhook", bodies, PACED_RATE))
+        delivered = wait_count(counter, len(warm) + len(bodies), 30) - len(warm)
+        time.sleep(1.0)
+        after = cpu_seconds(pids)
+        return {
+            "delivered": delivered,
+            "cpu_ms_per_alert": {
+                name: round((after[name] - before[name]) * 1000 / len(bodies), 3) for name in before if name in after
+            },
+        }
+    finally:
+        for proc in procs.values():
+            proc.terminate()
+        for proc in procs.values():
+            proc.wait(10)
 
 
 def run() -> dict[str, Any]:
@@ -152,11 +207,19 @@ def run() -> dict[str, Any]:
 
         bodies, keys = alert_bodies(system.secret, PACED_COUNT, "paced")
         cpu_before = cpu_seconds(system.pids())
+        calls_before = command_calls(system.valkey_url)
         since = time.time_ns()
         paced_results = asyncio.run(paced(host, port, "/webhook", bodies, PACED_RATE))
         paced_orders = wait_for_orders(system, since, len(bodies), 30)
         time.sleep(1.0)  # fills and syncs of the last orders
         cpu_after = cpu_seconds(system.pids())
+        calls_after = command_calls(system.valkey_url)
+        deltas = {name: count - calls_before.get(name, 0) for name, count in calls_after.items()}
+        calls_per_alert = {
+            name: round(delta / len(bodies), 2)
+            for name, delta in sorted(deltas.items(), key=lambda item: -item[1])
+            if delta > 0
+        }
         cpu_ms_per_alert = {
             name: round((cpu_after[name] - cpu_before[name]) * 1000 / len(bodies), 2)
             for name in cpu_before
@@ -172,6 +235,8 @@ def run() -> dict[str, Any]:
         last_ns = max((int(o["received_at_ns"]) for o in flood_orders), default=flood_since)
         flood_span_s = (last_ns - flood_since) / 1e9
         webhook_span_s = (max(r.sent_ns for r in flood_results) - flood_since) / 1e9
+
+        floor = run_floor(system, state)
 
         dashboard: dict[str, Any] | None = None
         try:
@@ -228,6 +293,14 @@ def run() -> dict[str, Any]:
         },
         "http_statuses": sorted(statuses),
         "cpu_ms_per_alert_at_100_per_s": cpu_ms_per_alert,
+        "valkey_calls_per_alert_at_100_per_s": calls_per_alert,
+        "valkey_calls_per_alert_total": round(sum(calls_per_alert.values()), 1),
+        "floor": floor,
+        "cpu_ratio_to_floor": {
+            name: round(cpu / floor["cpu_ms_per_alert"][name], 2)
+            for name, cpu in cpu_ms_per_alert.items()
+            if floor["cpu_ms_per_alert"].get(name)
+        },
         "rss_mib": {name: m["hwm_mib"] for name, m in memory.items()},
         "memory_detail": memory,
         "dashboard_sse": dashboard,
@@ -249,6 +322,13 @@ def table(result: dict[str, Any]) -> str:
         rows.append((f"peak RSS {name} (MiB)", str(hwm)))
     for name, cpu in sorted(result["cpu_ms_per_alert_at_100_per_s"].items()):
         rows.append((f"CPU per alert {name} (ms)", str(cpu)))
+    for name, cpu in sorted(result["floor"]["cpu_ms_per_alert"].items()):
+        rows.append((f"floor CPU per alert {name} (ms)", str(cpu)))
+    for name, ratio in sorted(result["cpu_ratio_to_floor"].items()):
+        rows.append((f"CPU ratio to floor {name}", f"{ratio}x"))
+    rows.append(("Valkey commands per alert", str(result["valkey_calls_per_alert_total"])))
+    for name, calls in result["valkey_calls_per_alert_at_100_per_s"].items():
+        rows.append((f"  Valkey {name} per alert", str(calls)))
     if result.get("dashboard_sse"):
         rows.append(("dashboard RSS, 10 SSE clients (MiB)", str(result["dashboard_sse"].get("hwm_mib"))))
     width = max(len(r[0]) for r in rows)
