@@ -118,8 +118,8 @@ class OrderDesk:
         coid, alias = record.client_order_id, worker.alias
         # The pacing slot is taken before the order is marked SUBMITTING, so a gateway that dies
         # with a backlog leaves those orders NEW (sent by whoever handles the command next), not
-        # SUBMITTING with an outcome to reconcile.
-        await worker.kis.limiter.acquire()
+        # SUBMITTING with an outcome to reconcile. The client stamps the slot again as it sends.
+        slot = await worker.kis.limiter.acquire()
         submitted_at = utcnow()
         async with self.client.pipeline(transaction=False) as pipe:
             pipe.fcall(
@@ -148,12 +148,12 @@ class OrderDesk:
             record.model_copy(
                 update={"state": OrderState.SUBMITTING, "submitted_at": submitted_at, "updated_at": submitted_at}
             ),
-            paced=True,
+            slot=slot,
         )
 
-    async def _post(self, worker: AccountWorker, record: OrderRecord, *, paced: bool = False) -> None:
-        """POST a SUBMITTING order (the caller holds its lease) and settle the answer. ``paced``:
-        the caller took the request's pacing slot."""
+    async def _post(self, worker: AccountWorker, record: OrderRecord, *, slot: str | None = None) -> None:
+        """POST a SUBMITTING order (the caller holds its lease) and settle the answer. ``slot``:
+        the request's pacing slot, when the caller took it."""
         coid, alias = record.client_order_id, worker.alias
         price = record.limit_price
         if record.market.is_us and (record.order_type is OrderType.MARKET and price is None):
@@ -161,7 +161,7 @@ class OrderDesk:
             if price is None:
                 return
             record = record.model_copy(update={"limit_price": price})
-            paced = False  # the quote request used the slot
+            slot = None  # the quote request used the slot
         try:
             ack = await trading.place_order(
                 worker.kis,
@@ -171,7 +171,7 @@ class OrderDesk:
                 record.quantity,
                 record.order_type,
                 price,
-                paced=paced,
+                slot=slot,
             )
         except (BrokerRejected, BrokerRateLimited) as exc:
             # KIS refused before booking: its message is what the user sees.

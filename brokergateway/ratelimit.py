@@ -4,6 +4,10 @@ A sliding window kept in a sorted set; a caller waits for a free slot instead of
 refused, so a burst is spread out at or under the limit. The window is one second plus a
 margin: KIS counts requests when they arrive, and network jitter must not squeeze 19 of
 our 18 slots into one of its seconds.
+
+A slot taken early (an order waits for its slot before it is marked SUBMITTING) is stamped
+again when its request goes out (`confirm`, after the client's in-flight bound), so the window
+counts sends, not waits.
 """
 
 from __future__ import annotations
@@ -32,6 +36,10 @@ local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
 return math.ceil(tonumber(oldest[2]) + window - now) + 1
 """
 
+# The same admission at a later time for a slot already held: its old stamp is dropped first,
+# so re-admitting it never costs a second slot.
+_RESTAMP = "redis.call('ZREM', KEYS[1], ARGV[4])\n" + _ACQUIRE
+
 
 class RateLimiter:
     def __init__(self, client: aioredis.Redis, account: str, per_second: float, *, margin_s: float = 0.1) -> None:
@@ -43,17 +51,31 @@ class RateLimiter:
         base_ms = 1000.0 * self.limit / per_second if per_second > 0 else 1000.0
         self.window_ms = base_ms + max(margin_s, 0.0) * 1000
         self._script = client.register_script(_ACQUIRE)
+        self._restamp = client.register_script(_RESTAMP)
         self._prefix = uuid.uuid4().hex[:12]
         self._counter = 0
 
-    async def acquire(self) -> None:
+    async def acquire(self) -> str:
+        """Wait for a slot; the slot's name is what `restamp` takes."""
+        self._counter += 1
+        member = f"{self._prefix}{self._counter}"
+        if self.per_second <= 0:
+            return member
+        while True:
+            now_ms = time.time() * 1000
+            wait_ms = int(await self._script(keys=[self.key], args=[now_ms, self.window_ms, self.limit, member]))
+            if wait_ms <= 0:
+                return member
+            await asyncio.sleep(wait_ms / 1000)
+
+    async def confirm(self, member: str) -> None:
+        """Stamp a slot taken earlier (``acquire``) again now, just before its request goes out;
+        wait first if the window has filled since."""
         if self.per_second <= 0:
             return
         while True:
-            self._counter += 1
-            member = f"{self._prefix}{self._counter}"
             now_ms = time.time() * 1000
-            wait_ms = int(await self._script(keys=[self.key], args=[now_ms, self.window_ms, self.limit, member]))
+            wait_ms = int(await self._restamp(keys=[self.key], args=[now_ms, self.window_ms, self.limit, member]))
             if wait_ms <= 0:
                 return
             await asyncio.sleep(wait_ms / 1000)

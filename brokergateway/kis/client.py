@@ -45,9 +45,12 @@ class TokenSource(Protocol):
 
 
 class Pacer(Protocol):
-    """What the client needs of ``ratelimit.RateLimiter``: wait for a request slot."""
+    """What the client and the order path need of ``ratelimit.RateLimiter``: wait for a
+    request slot, and stamp a slot taken early again just before its request goes out."""
 
-    async def acquire(self) -> None: ...
+    async def acquire(self) -> str: ...
+
+    async def confirm(self, member: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -117,7 +120,7 @@ class KisClient:
         body: dict[str, str] | None = None,
         tr_cont: str = "",
         timeout: float | None = None,
-        paced: bool = False,
+        slot: str | None = None,
     ) -> httpx.Response:
         endpoint = path.rsplit("/", 1)[-1]
         async with self._in_flight:
@@ -126,8 +129,12 @@ class KisClient:
             headers["authorization"] = f"Bearer {token}"
             headers["tr_id"] = tr_id
             headers["tr_cont"] = tr_cont
-            if not paced:
+            # A slot taken before the order was marked SUBMITTING is stamped again here, after the
+            # in-flight bound, so time spent queued does not count as a send in the window.
+            if slot is None:
                 await self.limiter.acquire()
+            else:
+                await self.limiter.confirm(slot)
             started = time.perf_counter()
             try:
                 return await self.http.request(
@@ -181,11 +188,11 @@ class KisClient:
                 continue
             return Page(body, response.headers.get("tr_cont", "").strip() in ("F", "M"))
 
-    async def command(self, path: str, tr_id: str, body: dict[str, str], *, paced: bool = False) -> dict[str, Any]:
+    async def command(self, path: str, tr_id: str, body: dict[str, str], *, slot: str | None = None) -> dict[str, Any]:
         """A state-changing call: never re-sent once it may have reached KIS.
 
-        ``paced``: the caller already took this request's pacing slot (``limiter.acquire``);
-        a retry takes a new one.
+        ``slot``: the pacing slot the caller already took (``limiter.acquire``); a retry takes a
+        new one.
 
         Rate-limit and token answers mean KIS refused it before booking, and a failed
         connection means nothing left, so those are retried; a timeout, reset or unknown
@@ -195,15 +202,15 @@ class KisClient:
         rate_limited = unreachable = 0
         while True:
             try:
-                response = await self._send("POST", path, tr_id, body=body, timeout=self.order_timeout_s, paced=paced)
+                response = await self._send("POST", path, tr_id, body=body, timeout=self.order_timeout_s, slot=slot)
             except BrokerUnreachable:
-                paced = False
+                slot = None
                 unreachable += 1  # no connection was made: nothing left, so trying again is safe
                 if unreachable > TRANSPORT_RETRIES:
                     raise
                 await asyncio.sleep(self.retry_delay_s * unreachable)
                 continue
-            paced = False
+            slot = None
             try:
                 return self._checked(response)
             except BrokerRateLimited:

@@ -84,10 +84,10 @@ async def place_order(
     order_type: OrderType,
     price: Decimal | None,
     *,
-    paced: bool = False,
+    slot: str | None = None,
 ) -> OrderAck:
-    """Send a new order. US orders are always limit orders: ``price`` is required. ``paced``:
-    the caller already took the request's pacing slot."""
+    """Send a new order. US orders are always limit orders: ``price`` is required. ``slot``:
+    the pacing slot the caller already took."""
     tr_id = trids.order_tr_id(kis.env, market, side)
     if market is Market.KRX:
         body = domestic_order_body(kis, ticker, side, quantity, order_type, price)
@@ -97,7 +97,7 @@ async def place_order(
             raise ValueError("a US order needs a limit price (KIS has no US market order)")
         body = overseas_order_body(kis, market, ticker, side, quantity, price)
         path = OVERSEAS_ORDER_PATH
-    return _ack(await kis.command(path, tr_id, body, paced=paced))
+    return _ack(await kis.command(path, tr_id, body, slot=slot))
 
 
 async def cancel_order(

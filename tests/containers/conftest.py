@@ -191,29 +191,44 @@ class Peak:
     container: str
     peak_bytes: int
     limit_bytes: int
-    failcnt: int
-    sampled_bytes: int  # the highest `docker stats` figure seen while sampling
+    limit_hits: int  # times usage (page cache included) reached the limit and the kernel reclaimed
+    oom_kills: int  # processes the kernel killed because reclaiming was not enough
+    sampled_bytes: int  # the highest `docker stats` figure seen while sampling (page cache excluded)
 
     def line(self) -> str:
         mib = 1024 * 1024
         return (
             f"{self.container:40s} peak {self.peak_bytes / mib:6.1f} MiB (docker stats {self.sampled_bytes / mib:6.1f})"
-            f" of {self.limit_bytes / mib:5.0f} MiB, limit hit {self.failcnt}x"
+            f" of {self.limit_bytes / mib:5.0f} MiB, cache reclaimed at the limit {self.limit_hits}x,"
+            f" OOM kills {self.oom_kills}"
         )
 
 
-def cgroup_memory(container_id: str) -> tuple[int, int, int]:
-    """(peak, limit, times the limit was hit) from the container's memory cgroup (v1 or v2)."""
+def cgroup_memory(container_id: str) -> tuple[int, int, int, int]:
+    """(peak with page cache, limit, times the limit was hit, OOM kills) from the container's
+    memory cgroup (v1 or v2). The page cache (files read and written, a health check's Python
+    start-up) fills to the limit and is reclaimed there: only an OOM kill means too little."""
     v1 = Path("/sys/fs/cgroup/memory/docker") / container_id
     if v1.exists():
         read = lambda name: int((v1 / name).read_text())  # noqa: E731
-        return read("memory.max_usage_in_bytes"), read("memory.limit_in_bytes"), read("memory.failcnt")
+        control = dict(line.split() for line in (v1 / "memory.oom_control").read_text().splitlines())
+        return (
+            read("memory.max_usage_in_bytes"),
+            read("memory.limit_in_bytes"),
+            read("memory.failcnt"),
+            int(control.get("oom_kill", 0)),
+        )
     v2 = next(Path("/sys/fs/cgroup").glob(f"**/*{container_id}*/memory.peak"), None)
     if v2 is None:
         raise AssertionError(f"no memory cgroup found for {container_id}")
     events = dict(line.split() for line in (v2.parent / "memory.events").read_text().splitlines())
     limit = (v2.parent / "memory.max").read_text().strip()
-    return int(v2.read_text()), int(limit) if limit != "max" else 0, int(events.get("max", 0))
+    return (
+        int(v2.read_text()),
+        int(limit) if limit != "max" else 0,
+        int(events.get("max", 0)),
+        int(events.get("oom_kill", 0)),
+    )
 
 
 def stats_sample() -> dict[str, int]:

@@ -106,11 +106,14 @@ class StatsSampler:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            try:
-                for name, used in stats_sample().items():
-                    self.highest[name] = max(used, self.highest.get(name, 0))
-            except Exception:  # noqa: S112 - a sample lost while containers change
-                continue
+            self.sample()
+
+    def sample(self) -> None:
+        try:
+            for name, used in stats_sample().items():
+                self.highest[name] = max(used, self.highest.get(name, 0))
+        except Exception:  # noqa: S110 - a sample lost while containers change
+            pass
 
     def __enter__(self) -> StatsSampler:
         self._thread.start()
@@ -119,6 +122,7 @@ class StatsSampler:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(timeout=30)
+        self.sample()  # one reading after the burst, however fast it was
 
 
 def peaks(stacks: list[Compose], sampler: StatsSampler) -> list[Peak]:
@@ -127,6 +131,6 @@ def peaks(stacks: list[Compose], sampler: StatsSampler) -> list[Peak]:
         for container_id in stack("ps", "-q").split():
             info = json.loads(docker("inspect", container_id))[0]
             name = info["Name"].lstrip("/")
-            peak, limit, failcnt = cgroup_memory(info["Id"])
-            found.append(Peak(name, peak, limit, failcnt, sampler.highest.get(name, 0)))
+            peak, limit, hits, oom_kills = cgroup_memory(info["Id"])
+            found.append(Peak(name, peak, limit, hits, oom_kills, sampler.highest.get(name, 0)))
     return found

@@ -43,8 +43,11 @@ class FakeTokens:
 
 
 class FreePacer:
-    async def acquire(self) -> None:
+    async def confirm(self, member: str) -> None:
         return None
+
+    async def acquire(self) -> str:
+        return "free"
 
 
 Script = list[Callable[[httpx.Request], httpx.Response]]
