@@ -73,7 +73,13 @@ class OrderManager:
     async def fresh_quote(self, market: Market, ticker: str) -> Quote | None:
         cfg = self.settings.ordermanager
         return await quotes.get_quote(
-            self.client, market, ticker, cfg.quote_timeout_s, max_age_s=cfg.quote_max_age_s, now=self.clock.now()
+            self.client,
+            market,
+            ticker,
+            cfg.quote_timeout_s,
+            max_age_s=cfg.quote_max_age_s,
+            now=self.clock.now(),
+            wait_s=cfg.quote_wait_s,
         )
 
     def partition_key(self, message: AnyMessage) -> str:

@@ -13,6 +13,7 @@ A caller never assumes a price: ``None`` means "no fresh price", and the caller 
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime, timedelta
 
 import orjson
@@ -79,22 +80,40 @@ def _blocking_timeout(client: aioredis.Redis, timeout_s: float) -> float:
 
 
 async def request_quote(
-    client: aioredis.Redis, market: Market, ticker: str, timeout_s: float, *, account: str | None = None
+    client: aioredis.Redis,
+    market: Market,
+    ticker: str,
+    timeout_s: float,
+    *,
+    account: str | None = None,
+    wait_s: float = 0.0,
 ) -> Quote | None:
-    """Ask the gateway for a quote and wait for its reply (None on timeout or refusal)."""
-    request = QuoteRequested(market=market, ticker=ticker, account=account)
-    try:
-        await publish(client, keys.QUERIES, request, maxlen=QUERY_STREAM_MAXLEN)
-        answer = await client.blpop([keys.reply(request.request_id)], timeout=_blocking_timeout(client, timeout_s))
-    except (RedisTimeoutError, TimeoutError):
-        answer = None
-    except RedisError as exc:
-        logger.warning("quote request failed", extra={"ticker": ticker, "error": str(exc)})
-        return None
-    if not answer:
-        logger.info("no quote answer in time", extra={"market": market.value, "ticker": ticker, "timeout_s": timeout_s})
-        return None
-    return parse_quote(answer[1])
+    """Ask the gateway for a quote and wait for its reply (None on timeout or refusal).
+
+    ``wait_s`` longer than ``timeout_s``: a gateway that does not answer (it is restarting) is
+    asked again every ``timeout_s`` until ``wait_s`` has passed, and the first answer to any of
+    the requests counts. A refusal ends the wait at once.
+    """
+    deadline = time.monotonic() + max(timeout_s, wait_s)
+    replies: list[str] = []
+    while True:
+        request = QuoteRequested(market=market, ticker=ticker, account=account)
+        replies.append(keys.reply(request.request_id))
+        remaining = deadline - time.monotonic()
+        try:
+            await publish(client, keys.QUERIES, request, maxlen=QUERY_STREAM_MAXLEN)
+            answer = await client.blpop(replies, timeout=_blocking_timeout(client, min(timeout_s, remaining)))
+        except (RedisTimeoutError, TimeoutError):
+            answer = None
+        except RedisError as exc:
+            logger.warning("quote request failed", extra={"ticker": ticker, "error": str(exc)})
+            return None
+        if answer:
+            return parse_quote(answer[1])
+        if time.monotonic() >= deadline - 0.01:
+            logger.info("no quote answer in time", extra={"market": market.value, "ticker": ticker, "wait_s": wait_s})
+            return None
+        logger.warning("no quote answer yet; asking again", extra={"market": market.value, "ticker": ticker})
 
 
 async def get_quote(
@@ -106,12 +125,13 @@ async def get_quote(
     max_age_s: float = DEFAULT_MAX_AGE_S,
     now: datetime | None = None,
     account: str | None = None,
+    wait_s: float = 0.0,
 ) -> Quote | None:
     """A fresh quote: the cache when fresh, else asked of the gateway; None if neither has one."""
     quote = await cached_quote(client, market, ticker, max_age_s=max_age_s, now=now)
     if quote is not None:
         return quote
-    quote = await request_quote(client, market, ticker, timeout_s, account=account)
+    quote = await request_quote(client, market, ticker, timeout_s, account=account, wait_s=wait_s)
     if quote is None or not is_fresh(quote, now or utcnow(), max_age_s):
         return None
     return quote

@@ -145,6 +145,10 @@ class OrderManagerSettings(BaseModel):
     always_open: bool = False  # markets open at any hour; only honoured with the simulator
     max_signal_age_s: float = 120.0
     quote_timeout_s: float = 2.0  # wait for the gateway's answer to a quote request
+    # A gateway that does not answer (restarting) is asked again until this has passed; only then
+    # is a signal that needs a price denied NO_PRICE. Below bus.claim_idle_ms, so no other
+    # instance takes the signal over meanwhile.
+    quote_wait_s: float = 10.0
     quote_max_age_s: float = 15.0  # a cached quote older than this is asked for again
     scheduler_interval_s: float = 1.0
     misfire_grace_s: float = 300.0  # a schedule later than this (after downtime) is skipped, not fired

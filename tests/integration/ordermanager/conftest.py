@@ -47,7 +47,9 @@ def om_settings(settings: Settings) -> Settings:
                 "amount": StrategySettings(accounts=["main"], sizing="amount", amount=Decimal(1_000_000)),
                 "guarded": StrategySettings(accounts=["main"], stop_loss_percent=Decimal(3)),
             },
-            "ordermanager": OrderManagerSettings(quote_timeout_s=0.2, metrics_port=0, misfire_grace_s=300),
+            "ordermanager": OrderManagerSettings(
+                quote_timeout_s=0.2, quote_wait_s=0.4, metrics_port=0, misfire_grace_s=300
+            ),
             "risk": RiskSettings(duplicate_window_s=0),
         }
     )

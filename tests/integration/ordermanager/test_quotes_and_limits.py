@@ -53,6 +53,40 @@ async def test_no_answer_is_none_after_the_timeout(redis_client: aioredis.Redis)
     assert isinstance(request, QuoteRequested)
 
 
+async def test_a_gateway_silent_at_first_is_asked_again_and_its_late_answer_counts(
+    redis_client: aioredis.Redis,
+) -> None:
+    """A restarting gateway misses the first request; the second is answered within the wait."""
+
+    async def gateway_back_for_the_second_request() -> None:
+        while len(requests := await requests_on_the_query_stream(redis_client)) < 2:
+            await asyncio.sleep(0.02)
+        second = requests[1]
+        answer = Quote(
+            market=Market.KRX, ticker="005930", price=Decimal(71_000), currency="KRW", as_of=datetime.now(UTC)
+        )
+        await redis_client.rpush(keys.reply(second.request_id), answer.model_dump_json())
+
+    gateway = asyncio.create_task(gateway_back_for_the_second_request())
+    # The wait is long so a slow machine still asks twice before it ends; the answer ends it early.
+    quote = await quotes.get_quote(redis_client, Market.KRX, "005930", 0.5, wait_s=60)
+    await gateway
+    assert quote is not None
+    assert quote.price == Decimal(71_000)
+
+
+async def test_a_refusal_ends_the_wait_at_once(redis_client: aioredis.Redis) -> None:
+    async def gateway_refuses() -> None:
+        while not (requests := await requests_on_the_query_stream(redis_client)):
+            await asyncio.sleep(0.02)
+        await redis_client.rpush(keys.reply(requests[0].request_id), b'{"error": "unknown ticker"}')
+
+    gateway = asyncio.create_task(gateway_refuses())
+    assert await quotes.get_quote(redis_client, Market.KRX, "NOSUCH", 30, wait_s=60) is None
+    await gateway
+    assert len(await requests_on_the_query_stream(redis_client)) == 1
+
+
 async def test_risk_limits_are_overridden_validated_and_reset(redis_client: aioredis.Redis, settings: Settings) -> None:
     defaults = await controls.get_risk_limits(redis_client, settings)
     assert defaults.max_order_value == {"KRW": Decimal(10_000_000), "USD": Decimal(10_000)}

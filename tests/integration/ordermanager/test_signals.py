@@ -94,6 +94,8 @@ async def test_no_price_anywhere_is_denied_never_assumed(
     await manager.handle_signal(signal, "c1")
     decision = await decision_of(redis_client, signal.signal_id)
     assert decision["reason_code"] == "NO_PRICE"
+    # The silent gateway was asked again within the wait before the signal was denied.
+    assert await redis_client.xlen(keys.QUERIES) >= 2
     assert "no fresh quote" in decision["reason"]
 
 
