@@ -188,6 +188,9 @@ def run() -> dict[str, Any]:
         "YQ_RISK__MAX_ORDERS_PER_MINUTE": "0",
         "YQ_RISK__DUPLICATE_WINDOW_S": "0",
         "YQ_RISK__MAX_ORDER_VALUE__KRW": "1000000000000",
+        # Durable acknowledgements (WAITAOF) are on by default; `YQ_WEBHOOK__DURABLE_ACK=false
+        # make bench` measures what they cost.
+        "YQ_WEBHOOK__DURABLE_ACK": os.environ.get("YQ_WEBHOOK__DURABLE_ACK", "true"),
     }
     system = DevSystem(state, env, secret="bench-secret")
     started = time.monotonic()

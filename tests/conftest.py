@@ -20,7 +20,8 @@ from yquant.settings import BusSettings, Settings, ValkeySettings
 
 @pytest.fixture(scope="session")
 def valkey_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedValkey]:
-    server = EmbeddedValkey(tmp_path_factory.mktemp("valkey"), appendonly=False)
+    # AOF on, as deployed: the webhook acknowledges an alert only once it is on disk (WAITAOF).
+    server = EmbeddedValkey(tmp_path_factory.mktemp("valkey"), appendonly=True)
     server.start()
     yield server
     server.stop()

@@ -8,7 +8,9 @@ Order of checks, cheapest and least revealing first:
 2. the envelope: media type (415), size (413), JSON object (422);
 3. the secret (401): until here a refusal tells nothing about the alert's fields;
 4. the owner's limits: alert rate per source (429), schema (422), age (422 stale);
-5. ``yq_ingest``: dedupe key + append in one server function (200), or 503 with nothing written.
+5. ``yq_ingest``: dedupe key + append in one server function (200), or 503 with nothing written;
+   with ``durable_ack`` the same round trip waits (``WAITAOF``) until Valkey has the alert on
+   disk, so "accepted" survives a power cut as well as a crash (503 if the disk is too slow).
 Refusals before step 3 are rate-limited per source on their own (429), which also bounds
 the log lines a stranger can cause.
 """
@@ -120,6 +122,10 @@ def configured_strategies(settings: Settings) -> frozenset[str]:
     return frozenset({DEFAULT_STRATEGY})
 
 
+class NotOnDisk(Exception):
+    """Valkey has the alert but did not fsync it within the wait: not acknowledged."""
+
+
 class AlertIntake:
     def __init__(self, settings: Settings, client: aioredis.Redis, metrics: WebhookMetrics) -> None:
         check_settings(settings)
@@ -128,6 +134,9 @@ class AlertIntake:
         self.metrics = metrics
         self.load_functions = settings.valkey.load_functions
         self.stream_maxlen = settings.bus.stream_maxlen
+        self.durable_ack = settings.webhook.durable_ack
+        # WAITAOF must give up before the connection's socket timeout does.
+        self.durable_timeout_ms = max(int(settings.webhook.valkey_timeout_s * 500), 1)
         self.secrets = SecretBook(
             self.settings.secret,
             {name: strategy.secret for name, strategy in settings.strategies.items() if strategy.secret is not None},
@@ -246,6 +255,18 @@ class AlertIntake:
                 entry = await self._ingest(
                     keys.signal_dedupe(dedupe_key_of(signal.signal_id)), ttl, encode(message), signal.signal_id
                 )
+            except NotOnDisk:
+                logger.error(
+                    "alert not on disk in time; not acknowledged", extra={"timeout_ms": self.durable_timeout_ms}
+                )
+                return self._refuse(
+                    source,
+                    503,
+                    "unavailable",
+                    "not_durable",
+                    "queue too slow to persist, retry",
+                    headers={"Retry-After": "5"},
+                )
             except (RedisError, OSError) as exc:
                 logger.error("valkey unavailable; alert not accepted", extra={"error": str(exc)[:200]})
                 return self._refuse(
@@ -279,13 +300,24 @@ class AlertIntake:
         reconnected = reloaded = False
         while True:
             try:
-                return await self.client.fcall("yq_ingest", 2, *arguments)
+                if not self.durable_ack:
+                    return await self.client.fcall("yq_ingest", 2, *arguments)
+                async with self.client.pipeline(transaction=False) as pipe:
+                    pipe.fcall("yq_ingest", 2, *arguments)
+                    pipe.execute_command("WAITAOF", 1, 0, self.durable_timeout_ms)
+                    entry, (on_disk, _replicas) = await pipe.execute()
+                if int(on_disk) < 1:
+                    raise NotOnDisk
+                return entry
             except RedisConnectionError:
                 if reconnected:
                     raise
                 reconnected = True
                 logger.warning("valkey connection lost; trying once more")
             except ResponseError as exc:
+                if "appendonly" in str(exc).lower():
+                    logger.error("webhook.durable_ack needs Valkey's appendonly yes (or durable_ack false)")
+                    raise NotOnDisk from exc
                 if reloaded or not (self.load_functions and "function not found" in str(exc).lower()):
                     raise
                 reloaded = True

@@ -36,6 +36,7 @@ def write_config(
         "daemonize": "no",
         "appendonly": "yes" if appendonly else "no",
         "appendfsync": "everysec",
+        "hz": "100",  # WAITAOF returns within ~10 ms instead of ~100 ms (decision 0008)
         "save": '""',
         "maxmemory": maxmemory,
         "maxmemory-policy": "noeviction",

@@ -130,6 +130,9 @@ class WebhookSettings(BaseModel):
     rejections_per_min: int = 30
     require_fired_at: bool = False  # refuse alerts without fired_at / {{timenow}}
     valkey_timeout_s: float = 2.0  # answer 503 before TradingView gives up (3 s)
+    # Answer only once Valkey has the alert on disk (WAITAOF; needs appendonly yes). About 10 ms
+    # with Valkey's hz 100 (docs/decisions/0008-durable-acknowledgements.md).
+    durable_ack: bool = True
     # The client certificate as the TLS terminator forwards it (believed from trusted_proxies only).
     client_cert_header: str = "X-SSL-Client-S-DN"
     client_cert_subject: dict[str, str] = Field(

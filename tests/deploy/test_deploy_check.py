@@ -102,9 +102,8 @@ def test_compose_file_when_faulty_then_check_fails_with_reason(
             id="webhook-may-append-orders",
         ),
         pytest.param(
-            "user webhook on resetpass {{sha256:YQ_VALKEY_WEBHOOK_PASSWORD}} resetkeys resetchannels -@all +ping\n",
-            "user webhook on resetpass {{sha256:YQ_VALKEY_WEBHOOK_PASSWORD}} resetkeys resetchannels -@all +ping\n"
-            "    (+@read %R~yq:*)\n",
+            "resetkeys resetchannels -@all +ping +waitaof\n",
+            "resetkeys resetchannels -@all +ping +waitaof\n    (+@read %R~yq:*)\n",
             "user webhook may run `HGETALL yq:account:main` but must not",
             id="webhook-may-read-accounts",
         ),

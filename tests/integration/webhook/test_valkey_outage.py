@@ -39,8 +39,13 @@ async def own_client(own_valkey: EmbeddedValkey) -> AsyncIterator[aioredis.Redis
     await client.aclose()
 
 
-def own_settings(settings: Settings, server: EmbeddedValkey) -> Settings:
-    return settings.model_copy(update={"valkey": ValkeySettings(url=server.url, socket_timeout_s=1.0)})
+def own_settings(settings: Settings, server: EmbeddedValkey, *, durable_ack: bool = True) -> Settings:
+    return settings.model_copy(
+        update={
+            "valkey": ValkeySettings(url=server.url, socket_timeout_s=1.0),
+            "webhook": settings.webhook.model_copy(update={"durable_ack": durable_ack}),
+        }
+    )
 
 
 async def test_valkey_stopped_gets_503_with_nothing_written_then_accepted_after_restart(
@@ -101,7 +106,7 @@ async def test_valkey_restarted_empty_gets_its_functions_back(
     server.start()
     client = valkey.connect(ValkeySettings(url=server.url, socket_timeout_s=1.0))
     try:
-        app = create_app(own_settings(settings, server), client)
+        app = create_app(own_settings(settings, server, durable_ack=False), client)  # no AOF to wait for
         body, headers = strategy_alert()
         async with webhook_client(app=app) as http:
             # Never loaded: the webhook loads the library itself (valkey.load_functions is on).
@@ -152,3 +157,34 @@ async def test_failed_append_leaves_no_dedupe_key_behind(
         resend = await http.post("/webhook", content=body, headers=headers)
     assert resend.json()["status"] == "accepted"  # not mistaken for a duplicate
     assert len(await appended(redis_client)) == 1
+
+
+async def test_accepted_means_on_disk_the_answer_waits_for_the_aof_fsync(
+    webhook_client: WebhookClient, settings: Settings, own_valkey: EmbeddedValkey, own_client: aioredis.Redis
+) -> None:
+    body, headers = strategy_alert()
+    async with webhook_client(app=create_app(own_settings(settings, own_valkey), own_client)) as http:
+        answer = await http.post("/webhook", content=body, headers=headers)
+    assert answer.json()["status"] == "accepted"
+    stats = await own_client.info("commandstats")
+    assert stats["cmdstat_waitaof"]["calls"] == 1
+    # What was acknowledged is in the AOF on disk, not only in memory.
+    aof = b"".join(path.read_bytes() for path in (own_valkey.data_dir / "appendonlydir").glob("*.incr.aof"))
+    assert answer.json()["signal_id"].encode() in aof
+
+
+async def test_durable_ack_against_a_valkey_without_aof_is_503_that_says_so(
+    webhook_client: WebhookClient, settings: Settings, tmp_path: Path
+) -> None:
+    server = EmbeddedValkey(tmp_path / "no-aof", appendonly=False)
+    server.start()
+    client = valkey.connect(ValkeySettings(url=server.url, socket_timeout_s=1.0))
+    try:
+        body, headers = strategy_alert()
+        async with webhook_client(app=create_app(own_settings(settings, server), client)) as http:
+            response = await http.post("/webhook", content=body, headers=headers)
+        assert response.status_code == 503
+        assert json.loads(response.text)["code"] == "not_durable"
+    finally:
+        await client.aclose()
+        server.stop()
