@@ -2,9 +2,13 @@
 
 * The login form carries its own CSRF token (a double-submit cookie scoped to ``/login``):
   there is no session yet to hold a synchronizer token.
-* Failures are counted in Valkey per user and per address; past the limit the user (or the
-  address) is locked for ``login_lockout_s``, whatever the password. Unknown names cost the
-  same time as known ones and every refusal says the same thing.
+* Attempts are counted in Valkey per user and per address *before* the password is checked
+  (one MULTI: INCR both, EXPIRE NX), so concurrent guesses cannot all pass a check made before
+  any of them failed; past the limit the user (or the address) is locked until
+  ``login_lockout_s`` after the first counted attempt, whatever the password. A success gives
+  its attempt back. Unknown names cost the same time as known ones and every refusal says the
+  same thing. At most ``MAX_PENDING_VERIFICATIONS`` password checks wait for the hashing
+  threads; beyond that the answer is 429 at once, so a burst cannot queue hashing work.
 * A TOTP code is accepted once (``keys.totp_used``), within one 30 s step of drift.
 * A successful login starts a new session (new id) and is audited.
 """
@@ -33,6 +37,7 @@ from yquant.users import User, dummy_verify, verify_password
 LOGIN_COOKIE = "yq_login"
 REFUSED = "Wrong user name, password or code."
 MAX_FIELD = 256
+MAX_PENDING_VERIFICATIONS = 8
 
 router = APIRouter()
 
@@ -50,31 +55,41 @@ class LoginThrottle:
     def _address_key(address: str) -> str:
         return keys.login_failures("addr:" + address)
 
-    async def locked_for(self, name: str, address: str) -> int:
-        """Seconds until this user or address may try again (0: not locked)."""
+    async def reserve(self, name: str, address: str) -> int:
+        """Count this attempt for the user and the address; 0 when it may be checked, else the
+        seconds until this user or address may try again."""
         user_key, address_key = self._user_key(name), self._address_key(address)
-        async with self.client.pipeline(transaction=False) as pipe:
-            pipe.get(user_key)
-            pipe.ttl(user_key)
-            pipe.get(address_key)
-            pipe.ttl(address_key)
-            user_count, user_ttl, address_count, address_ttl = await pipe.execute()
+        lockout = self.settings.login_lockout_s
+        async with self.client.pipeline(transaction=True) as pipe:
+            for key in (user_key, address_key):
+                pipe.incr(key)
+                pipe.expire(key, lockout, nx=True)
+                pipe.ttl(key)
+            user_count, _, user_ttl, address_count, _, address_ttl = await pipe.execute()
         waits = [0]
-        if user_count and int(user_count) >= self.settings.login_max_failures_user:
+        if int(user_count) > self.settings.login_max_failures_user:
             waits.append(max(int(user_ttl), 1))
-        if address_count and int(address_count) >= self.settings.login_max_failures_address:
+        if int(address_count) > self.settings.login_max_failures_address:
             waits.append(max(int(address_ttl), 1))
         return max(waits)
 
-    async def failed(self, name: str, address: str) -> None:
+    async def succeeded(self, name: str, address: str) -> None:
+        """A good password: the user's count starts again, the address gets its attempt back."""
         async with self.client.pipeline(transaction=False) as pipe:
-            for key in (self._user_key(name), self._address_key(address)):
-                pipe.incr(key)
-                pipe.expire(key, self.settings.login_lockout_s)
+            pipe.delete(self._user_key(name))
+            pipe.decr(self._address_key(address))
             await pipe.execute()
 
-    async def succeeded(self, name: str) -> None:
-        await self.client.delete(self._user_key(name))
+
+class VerificationQueue:
+    """Bounds the password checks waiting for the hashing threads (per process)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.pending = 0
+
+
+VERIFICATIONS = VerificationQueue(MAX_PENDING_VERIFICATIONS)
 
 
 def safe_next(target: str | None) -> str:
@@ -148,8 +163,11 @@ async def login(request: Request) -> Response:
         web.metrics.logins_failed.labels("csrf").inc()
         return _login_page(request, error="The form expired; please sign in again.", status=403, name=name)
     address = client_address(request, web.settings.dashboard.trusted_proxies)
+    if VERIFICATIONS.pending >= VERIFICATIONS.limit:
+        web.metrics.logins_failed.labels("busy").inc()
+        return _login_page(request, error="Too many sign-ins at once. Try again shortly.", status=429, name=name)
     throttle = LoginThrottle(web.client, web.settings.dashboard)
-    wait = await throttle.locked_for(name, address)
+    wait = await throttle.reserve(name, address)
     if wait:
         web.metrics.logins_failed.labels("locked").inc()
         minutes = max(wait // 60, 1)
@@ -157,16 +175,19 @@ async def login(request: Request) -> Response:
             request, error=f"Too many failed attempts. Try again in {minutes} min.", status=429, name=name
         )
     user = web.users.get(name) if name else None
-    if not await _verify(web.hashing, user, password):
-        await throttle.failed(name, address)
+    VERIFICATIONS.pending += 1
+    try:
+        verified = await _verify(web.hashing, user, password)
+    finally:
+        VERIFICATIONS.pending -= 1
+    if not verified:
         web.metrics.logins_failed.labels("credentials").inc()
         return _login_page(request, error=REFUSED, status=401, name=name)
     assert user is not None
     if not await _totp_ok(web.client, user, _field(form, "code")):
-        await throttle.failed(name, address)
         web.metrics.logins_failed.labels("totp").inc()
         return _login_page(request, error=REFUSED, status=401, name=name)
-    await throttle.succeeded(name)
+    await throttle.succeeded(name, address)
     cookie, _session = await web.sessions.create(user.name, address)
     await audit.record(web.client, user.name, "login", {}, address)
     web.metrics.logins.inc()

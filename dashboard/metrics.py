@@ -24,7 +24,7 @@ class Metrics:
         self.logins = Counter("yquant_dashboard_logins", "Successful logins", registry=self.registry)
         self.logins_failed = Counter(
             "yquant_dashboard_logins_failed",
-            "Refused logins by reason (credentials, totp, locked, csrf)",
+            "Refused logins by reason (credentials, totp, locked, busy, csrf)",
             ["reason"],
             registry=self.registry,
         )

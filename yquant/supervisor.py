@@ -280,7 +280,12 @@ class Supervisor:
 
 
 def up(settings: Settings) -> int:
+    # The state folder holds the AOF (KIS access tokens in clear), the users file and secrets:
+    # nothing the supervisor or its children create is readable by anyone else.
+    os.umask(0o077)
     layout = layout_from_env(settings)
+    layout.state_dir.mkdir(parents=True, exist_ok=True)
+    layout.state_dir.chmod(0o700)
     children = build_children(layout)
     supervisor = Supervisor(layout, children)
 

@@ -154,3 +154,21 @@ def test_status_shows_every_service_alive(system: DevSystem) -> None:
     table = system.yquant("status").stdout
     assert "KIS simulator at" in table
     assert "trading: global" in table
+
+
+def test_nothing_in_the_state_folder_is_readable_by_others(system: DevSystem, valkey: Redis) -> None:
+    """The AOF holds KIS access tokens in clear; logs, pid files and the broker's state beside it."""
+    assert valkey.ping()
+    created = [
+        path
+        for path in system.state_dir.rglob("*")
+        if path.name != system.output_path.name  # the test's own file
+    ]
+    assert any(path.suffix == ".aof" for path in created)
+    exposed = {
+        str(path.relative_to(system.state_dir)): oct(path.stat().st_mode & 0o777)
+        for path in created
+        if path.stat().st_mode & 0o077
+    }
+    assert exposed == {}
+    assert system.state_dir.stat().st_mode & 0o777 == 0o700

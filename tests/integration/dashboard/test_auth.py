@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pyotp
 import pytest
@@ -51,6 +53,29 @@ async def test_user_locked_after_repeated_failures_even_with_the_right_password(
     locked = await login(http)
     assert locked.status_code == 429
     assert "Too many failed attempts" in locked.text
+
+
+async def test_forty_simultaneous_wrong_passwords_get_only_the_user_limit_checked(http: httpx.AsyncClient) -> None:
+    """The attempt is counted before the password is checked: concurrency does not widen the limit."""
+    page = await http.get("/login")
+    token = form_token(page.text, "csrf_token")
+    cookie = {"cookie": f"yq_login={http.cookies['yq_login']}"}
+    data = {"username": "alice", "password": "wrong password!!", "code": "", "csrf_token": token, "next": "/"}
+
+    answers = await asyncio.gather(*(http.post("/login", data=data, headers=cookie) for _ in range(40)))
+
+    statuses = [a.status_code for a in answers]
+    # The fixture's limit is 3 per user; the rest are refused without a check (lockout or busy).
+    assert statuses.count(401) == 3
+    assert statuses.count(429) == 40 - statuses.count(401)
+    http.cookies.clear()
+    assert (await login(http)).status_code == 429  # the right password is locked out too
+
+
+async def test_a_success_gives_its_attempt_back_to_the_address(http: httpx.AsyncClient) -> None:
+    for _ in range(10):  # more good logins than the address limit (6)
+        assert (await login(http)).status_code == 303
+    assert (await login(http, password="wrong password!!")).status_code == 401
 
 
 async def test_address_locked_after_failures_across_user_names(http: httpx.AsyncClient) -> None:
