@@ -16,7 +16,7 @@ from dashboard import actions, audit, performance
 from dashboard.actions import Actor, ManualOrder
 from dashboard.pages import TICKER_PATTERN, account_choices, schedule_form_context
 from dashboard.schedules import DAYS, FORM_FIELDS, SCHEDULE_ID, spec_from_form
-from dashboard.views import to_decimal
+from dashboard.views import to_input_decimal, to_input_int
 from dashboard.web import client_address, render, session_of, web_of
 from yquant import trading_state
 from yquant.errors import ConfigurationError
@@ -63,13 +63,13 @@ async def _order_error(request: Request, values: dict[str, str], accounts: list[
         return "Choose buy or sell."
     if values["order_type"] not in ("market", "limit"):
         return "Choose a market or a limit order."
-    value = to_decimal(values["value"])
+    value = to_input_decimal(values["value"])
     if value is None or value <= 0:
-        return "Enter a positive quantity or amount."
+        return "Enter a positive quantity or amount (below 10^15, at most 8 decimals)."
     if values["sizing"] == "quantity" and value != value.to_integral_value():
         return "A quantity is a whole number of shares."
-    if values["order_type"] == "limit" and not (to_decimal(values["limit_price"]) or 0) > 0:
-        return "A limit order needs a positive limit price."
+    if values["order_type"] == "limit" and not (to_input_decimal(values["limit_price"]) or 0) > 0:
+        return "A limit order needs a positive limit price (below 10^15, at most 8 decimals)."
     return ""
 
 
@@ -88,7 +88,7 @@ async def order_preview(request: Request) -> Response:
     if error:
         return render(request, "order.html", {**base, "error": error}, page="order", status=422)
     market, side = Market(values["market"]), Side(values["side"])
-    limit_price = to_decimal(values["limit_price"]) if values["order_type"] == "limit" else None
+    limit_price = to_input_decimal(values["limit_price"]) if values["order_type"] == "limit" else None
     if limit_price is not None and values["sizing"] == "quantity":  # the price is known: no need to wait
         quote = await actions.cached_quote(web.client, market, values["ticker"])
     else:
@@ -99,7 +99,7 @@ async def order_preview(request: Request) -> Response:
         tick = quote.tick_size if quote else None
         limit_price = round_to_tick(market, limit_price, down=side is Side.BUY, tick=tick)
     reference = limit_price or (quote.price if quote else None)
-    value = to_decimal(values["value"]) or Decimal(0)
+    value = to_input_decimal(values["value"]) or Decimal(0)
     if values["sizing"] == "amount":
         if reference is None:
             error = "No quote available to turn the amount into shares: enter a quantity or a limit price."
@@ -148,9 +148,9 @@ async def order_submit(request: Request) -> Response:
             market=Market(values["market"]),
             ticker=values["ticker"],
             side=Side(values["side"]),
-            quantity=int(values["quantity"]),
+            quantity=to_input_int(values["quantity"]),
             order_type=OrderType(values["order_type"]),
-            limit_price=to_decimal(values["limit_price"]),
+            limit_price=to_input_decimal(values["limit_price"]),
         )
     except (ValueError, ValidationError):
         return message(request, "Not sent", "This confirmation is not valid; start the order again.", 422)
@@ -199,9 +199,12 @@ def parse_limit(current: Any, form: Any) -> Any:
     if isinstance(current, bool):
         return raw in ("true", "on", "1", "yes")
     if isinstance(current, int):
-        return int(raw)
+        return to_input_int(raw)
     if isinstance(current, float):
-        return float(raw)
+        number = to_input_decimal(raw)
+        if number is None:
+            raise ValueError("not a number below 10^15")
+        return float(number)
     if isinstance(current, list):
         return [s.strip().upper() for s in raw.replace("\n", ",").split(",") if s.strip()]
     if isinstance(current, dict):
@@ -209,8 +212,8 @@ def parse_limit(current: Any, form: Any) -> Any:
         for currency in ("KRW", "USD"):
             amount = str(form.get(f"value_{currency}", "")).strip().replace(",", "")
             if amount:
-                if to_decimal(amount) is None:
-                    raise ValueError(f"{currency}: not a number")
+                if to_input_decimal(amount) is None:
+                    raise ValueError(f"{currency}: not a number below 10^15")
                 result[currency] = amount
         return result
     raise ValueError("this limit cannot be edited here")

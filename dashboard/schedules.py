@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import re
 from datetime import date, time
-from decimal import ROUND_FLOOR, Decimal
+from decimal import ROUND_FLOOR
 from typing import Any
 
+from dashboard.views import to_input_decimal, to_input_int
 from yquant.messages import Market, OrderType, SignalAction
 from yquant.schedules import Schedule, ScheduleKind, ScheduleSpec
 
@@ -47,16 +48,22 @@ def spec_from_form(values: dict[str, Any]) -> dict[str, Any]:
         "enabled": bool(values.get("enabled")),
     }
     if spec["action"] is not SignalAction.EXIT and size is not None:
+        number = to_input_decimal(size)
+        if number is None:
+            raise ValueError("the size is not a number below 10^15 with at most 8 decimals")
         if values.get("size_by") == "amount":
-            spec["amount"] = Decimal(str(size).replace(",", ""))
+            spec["amount"] = number
         else:
-            spec["quantity"] = int(Decimal(str(size).replace(",", "")).to_integral_value(rounding=ROUND_FLOOR))
+            spec["quantity"] = int(number.to_integral_value(rounding=ROUND_FLOOR))
     if spec["order_type"] is OrderType.LIMIT and values.get("limit_price"):
-        spec["limit_price"] = Decimal(str(values["limit_price"]).replace(",", ""))
+        price = to_input_decimal(values["limit_price"])
+        if price is None:
+            raise ValueError("the limit price is not a number below 10^15 with at most 8 decimals")
+        spec["limit_price"] = price
     if spec["kind"] is ScheduleKind.ONCE and values.get("run_on"):
         spec["run_on"] = date.fromisoformat(str(values["run_on"]))
     if values.get("open_offset_minutes"):
-        spec["open_offset_minutes"] = int(values["open_offset_minutes"])
+        spec["open_offset_minutes"] = to_input_int(values["open_offset_minutes"])
     else:
         hour, _, minute = str(values.get("at_time") or "").partition(":")
         spec["at_time"] = time(int(hour), int(minute or 0))

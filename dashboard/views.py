@@ -29,6 +29,35 @@ def to_decimal(value: Any) -> Decimal | None:
     return result if result.is_finite() else None
 
 
+MAX_INPUT_CHARS = 32
+MAX_INPUT_MAGNITUDE = Decimal("1e15")  # above any quantity, price or amount a trader types
+MAX_INPUT_PLACES = 8
+
+
+def to_input_decimal(value: Any) -> Decimal | None:
+    """A number a user typed (thousands separators allowed), or None unless it is short, finite,
+    below 10^15 and has at most 8 decimal places. ``1e999999`` is refused before anything turns
+    it into a million-digit integer on the event loop."""
+    text = str(value if value is not None else "").strip().replace(",", "")
+    if not text or len(text) > MAX_INPUT_CHARS:
+        return None
+    number = to_decimal(text)
+    if number is None or abs(number) >= MAX_INPUT_MAGNITUDE:
+        return None
+    exponent = number.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -MAX_INPUT_PLACES:
+        return None
+    return number
+
+
+def to_input_int(value: Any) -> int:
+    """A whole number a user typed, bounded as ``to_input_decimal``; ValueError otherwise."""
+    number = to_input_decimal(value)
+    if number is None or number != number.to_integral_value():
+        raise ValueError(f"{str(value)[:40]!r} is not a whole number below 10^15")
+    return int(number)
+
+
 def money(value: Any, currency: str = "KRW", signed: bool = False) -> str:
     """KRW without decimals, USD with two, thousands separated: ``₩1,234,567``, ``-$12.50``."""
     amount = to_decimal(value)

@@ -6,6 +6,7 @@ import re
 
 import httpx
 import orjson
+import pytest
 import redis.asyncio as aioredis
 
 from tests.integration.dashboard.conftest import csrf_of, form_token, login
@@ -184,3 +185,35 @@ async def test_pages_show_money_in_the_right_format(http: httpx.AsyncClient, red
     system = (await http.get("/system")).text
     assert "yq:stream:executions" in system
     assert "Valkey memory" in system
+
+
+HOSTILE_NUMBERS = ["1e999999", "9" * 40, "1e15", "0.000000001", "NaN", "-Infinity", "1e-999999"]
+
+
+@pytest.mark.parametrize("number", HOSTILE_NUMBERS)
+async def test_a_hostile_number_in_any_form_is_a_422_and_the_dashboard_stays_up(
+    http: httpx.AsyncClient, redis_client: aioredis.Redis, number: str
+) -> None:
+    """A number no trader types (1e999999 once held the event loop for 40 s) is refused as a 4xx."""
+    await seed_all(redis_client)
+    token = await _signed_in(http)
+    order = {"csrf_token": token, "account": "main", "market": "KRX", "ticker": "005930", "side": "buy",
+             "sizing": "quantity", "value": number, "order_type": "market"}  # fmt: skip
+    submit = {"csrf_token": token, "nonce": "a" * 32, "account": "main", "market": "KRX", "ticker": "005930",
+              "side": "buy", "quantity": number, "order_type": "market", "limit_price": ""}  # fmt: skip
+    schedule = {"csrf_token": token, "name": "n", "account": "main", "market": "KRX", "ticker": "069500",
+                "action": "buy", "size_by": "quantity", "size": number, "order_type": "market",
+                "kind": "recurring", "at_time": "09:05", "days": ["mon"], "enabled": "1"}  # fmt: skip
+    limit_order = {**order, "value": "1", "order_type": "limit", "limit_price": number}
+    answers = {
+        "preview value": await http.post("/order/preview", data=order),
+        "preview limit": await http.post("/order/preview", data=limit_order),
+        "submit quantity": await http.post("/order/submit", data=submit),
+        "limit": await http.post(
+            "/risk/limits", data={"csrf_token": token, "name": "max_orders_per_minute", "value": number}
+        ),
+        "schedule": await http.post("/schedules", data=schedule),
+    }
+    assert {name: answer.status_code for name, answer in answers.items()} == dict.fromkeys(answers, 422)
+    assert (await http.get("/healthz")).status_code == 200
+    assert await redis_client.xlen(keys.SIGNALS_DASHBOARD) == 0
