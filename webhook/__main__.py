@@ -79,12 +79,14 @@ async def main() -> None:
     listener = listening_socket(settings.webhook.host, settings.webhook.port)
     stop = asyncio.Event()
     beat = asyncio.create_task(heartbeat_loop(client, "webhook", settings.instance, stop))
+    forwarder = asyncio.create_task(app.state.intake.forward_spool(stop))
     logger.info("webhook listening", extra={"host": settings.webhook.host, "port": settings.webhook.port})
     try:
         await server.serve(sockets=[listener])
     finally:
         stop.set()
         await beat
+        await forwarder
         await client.aclose()
 
 

@@ -17,6 +17,7 @@ the log lines a stranger can cause.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -28,6 +29,7 @@ import redis.asyncio as aioredis
 from pydantic import ValidationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from webhook.metrics import WebhookMetrics
 from webhook.normalise import AlertError, canonical_strategy
@@ -42,6 +44,7 @@ from webhook.security import (
     parse_networks,
     rate_limit_key,
 )
+from webhook.spool import Spool, SpooledAlert, SpoolFull
 from yquant import keys, valkey
 from yquant.errors import ConfigurationError
 from yquant.logs import correlation
@@ -54,7 +57,7 @@ JSON_MEDIA_TYPES = frozenset({"application/json", "text/plain", ""})
 UNTIMED_DEDUPE_TTL_S = 60  # alerts with neither id nor fired_at: identical within a minute = a resend
 MAX_DEDUPE_TTL_S = 90 * 86_400  # the bound yq_ingest enforces
 UTF8_BOM = b"\xef\xbb\xbf"
-OUTCOMES = ("accepted", "duplicate", "stale", "unauthorised", "invalid", "rate_limited", "unavailable")
+OUTCOMES = ("accepted", "spooled", "duplicate", "stale", "unauthorised", "invalid", "rate_limited", "unavailable")
 REASONS = {
     "stale": ("too_old", "in_future"),
     "unauthorised": ("secret", "source_address", "client_certificate"),
@@ -122,6 +125,15 @@ def configured_strategies(settings: Settings) -> frozenset[str]:
     return frozenset({DEFAULT_STRATEGY})
 
 
+async def _wait_either(stop: asyncio.Event, event: asyncio.Event | None, timeout_s: float | None) -> None:
+    waiters = [asyncio.ensure_future(stop.wait())]
+    if event is not None:
+        waiters.append(asyncio.ensure_future(event.wait()))
+    _done, pending = await asyncio.wait(waiters, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+    for waiter in pending:
+        waiter.cancel()
+
+
 class NotOnDisk(Exception):
     """Valkey has the alert but did not fsync it within the wait: not acknowledged."""
 
@@ -135,6 +147,11 @@ class AlertIntake:
         self.load_functions = settings.valkey.load_functions
         self.stream_maxlen = settings.bus.stream_maxlen
         self.durable_ack = settings.webhook.durable_ack
+        spool_dir = settings.webhook.spool_dir or settings.state_dir / "webhook-spool"
+        self.spool = (
+            Spool(spool_dir, settings.webhook.spool_max_alerts) if settings.webhook.spool_max_alerts > 0 else None
+        )
+        self._spooled = asyncio.Event()
         # WAITAOF must give up before the connection's socket timeout does.
         self.durable_timeout_ms = max(int(settings.webhook.valkey_timeout_s * 500), 1)
         self.secrets = SecretBook(
@@ -250,11 +267,17 @@ class AlertIntake:
                 return self._refuse(source, 422, "stale", "in_future", "alert fired in the future: check the clocks")
         message = SignalReceived(correlation_id=signal.signal_id, signal=signal)
         ttl = self.settings.dedupe_ttl_s if (alert.id or signal.fired_at) else UNTIMED_DEDUPE_TTL_S
+        dedupe_key = keys.signal_dedupe(dedupe_key_of(signal.signal_id))
         with correlation(signal.signal_id):
+            if self.spool is not None:
+                first_id = self.spool.keys.get(dedupe_key)
+                if first_id is not None:
+                    self.metrics.duplicate.inc()
+                    return Answer(200, {"status": "duplicate", "signal_id": first_id}, "duplicate")
+                if len(self.spool):  # still forwarding: join the end, so the order is kept
+                    return await self._spool(source, SpooledAlert(dedupe_key, ttl, encode(message), signal.signal_id))
             try:
-                entry = await self._ingest(
-                    keys.signal_dedupe(dedupe_key_of(signal.signal_id)), ttl, encode(message), signal.signal_id
-                )
+                entry = await self._ingest(dedupe_key, ttl, encode(message), signal.signal_id)
             except NotOnDisk:
                 logger.error(
                     "alert not on disk in time; not acknowledged", extra={"timeout_ms": self.durable_timeout_ms}
@@ -267,7 +290,15 @@ class AlertIntake:
                     "queue too slow to persist, retry",
                     headers={"Retry-After": "5"},
                 )
-            except (RedisError, OSError) as exc:
+            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                if self.spool is not None:
+                    logger.warning("valkey unreachable; spooling the alert", extra={"error": str(exc)[:200]})
+                    return await self._spool(source, SpooledAlert(dedupe_key, ttl, encode(message), signal.signal_id))
+                logger.error("valkey unavailable; alert not accepted", extra={"error": str(exc)[:200]})
+                return self._refuse(
+                    source, 503, "unavailable", "valkey", "queue unavailable, retry", headers={"Retry-After": "5"}
+                )
+            except RedisError as exc:
                 logger.error("valkey unavailable; alert not accepted", extra={"error": str(exc)[:200]})
                 return self._refuse(
                     source, 503, "unavailable", "valkey", "queue unavailable, retry", headers={"Retry-After": "5"}
@@ -289,6 +320,54 @@ class AlertIntake:
                 },
             )
         return Answer(200, {"status": "accepted", "signal_id": signal.signal_id}, "accepted")
+
+    async def _spool(self, source: str, alert: SpooledAlert) -> Answer:
+        assert self.spool is not None
+        try:
+            await self.spool.append(alert)
+        except SpoolFull:
+            logger.error("spool full; alert not accepted", extra={"max_alerts": self.spool.max_alerts})
+            return self._refuse(
+                source, 503, "unavailable", "spool_full", "queue unavailable, retry", headers={"Retry-After": "5"}
+            )
+        except OSError as exc:
+            logger.error("spool not writable; alert not accepted", extra={"error": str(exc)[:200]})
+            return self._refuse(
+                source, 503, "unavailable", "valkey", "queue unavailable, retry", headers={"Retry-After": "5"}
+            )
+        self.metrics.spooled.inc()
+        self.metrics.spool_depth.set(len(self.spool))
+        self._spooled.set()
+        return Answer(202, {"status": "spooled", "signal_id": alert.signal_id}, "spooled")
+
+    async def forward_spool(self, stop: asyncio.Event, retry_s: float = 1.0) -> None:
+        """Hand the journal to Valkey in order, until ``stop``; waits while Valkey is away."""
+        if self.spool is None:
+            return
+        try:
+            self.spool.load()
+        except OSError as exc:
+            logger.error("spool folder not usable; alerts get 503 while Valkey is away", extra={"error": str(exc)})
+            self.spool = None
+            return
+        self.metrics.spool_depth.set(len(self.spool))
+        while not stop.is_set():
+            if not len(self.spool):
+                self._spooled.clear()
+                await _wait_either(stop, self._spooled, None)
+                continue
+            alert = self.spool.pending[0]
+            try:
+                await self._ingest(alert.dedupe_key, alert.ttl, alert.payload, alert.signal_id)
+            except (RedisError, OSError, NotOnDisk) as exc:
+                logger.warning("spool not forwarded yet", extra={"error": str(exc)[:200], "depth": len(self.spool)})
+                await _wait_either(stop, None, retry_s)
+                continue
+            await self.spool.mark_forwarded(alert)
+            self.metrics.forwarded.inc()
+            self.metrics.spool_depth.set(len(self.spool))
+            if not len(self.spool):
+                logger.warning("spool forwarded")
 
     async def _ingest(self, dedupe_key: str, ttl: int, payload: bytes, signal_id: str) -> object:
         """SET NX + XADD in one server function: a resend returns 0, a failure writes nothing.

@@ -86,6 +86,21 @@ class Histogram:
             yield f"{self.name}_count{{{label}}} {_number(cumulative)}"
 
 
+class Gauge:
+    def __init__(self, name: str, description: str) -> None:
+        self.name = name
+        self.description = description
+        self.value = 0.0
+
+    def set(self, value: float) -> None:
+        self.value = value
+
+    def exposition(self) -> Iterator[str]:
+        yield f"# HELP {self.name} {self.description}"
+        yield f"# TYPE {self.name} gauge"
+        yield f"{self.name} {_number(self.value)}"
+
+
 class WebhookMetrics:
     """``reasons``: error kind -> its reason codes; ``outcomes``: labels of the response histogram."""
 
@@ -112,6 +127,9 @@ class WebhookMetrics:
             reasons.get("rate_limited", ()),
         )
         self.unavailable = Counter("yquant_webhook_unavailable", "Alerts answered 503 because Valkey failed")
+        self.spooled = Counter("yquant_webhook_spooled", "Alerts written to the local journal while Valkey was away")
+        self.forwarded = Counter("yquant_webhook_spool_forwarded", "Spooled alerts handed to Valkey")
+        self.spool_depth = Gauge("yquant_webhook_spool_depth", "Spooled alerts not yet handed to Valkey")
         self.response_seconds = Histogram(
             "yquant_webhook_response_seconds",
             "Time from request to answer on the webhook route",
@@ -132,7 +150,7 @@ class WebhookMetrics:
         counter.inc(code if counter.label else "")
 
     def exposition(self) -> bytes:
-        collectors: tuple[Counter | Histogram, ...] = (
+        collectors: tuple[Counter | Gauge | Histogram, ...] = (
             self.received,
             self.accepted,
             self.duplicate,
@@ -141,6 +159,9 @@ class WebhookMetrics:
             self.invalid,
             self.rate_limited,
             self.unavailable,
+            self.spooled,
+            self.forwarded,
+            self.spool_depth,
             self.response_seconds,
         )
         lines = [line for collector in collectors for line in collector.exposition()]

@@ -133,6 +133,10 @@ class WebhookSettings(BaseModel):
     # Answer only once Valkey has the alert on disk (WAITAOF; needs appendonly yes). About 10 ms
     # with Valkey's hz 100 (docs/decisions/0008-durable-acknowledgements.md).
     durable_ack: bool = True
+    # Store and forward (webhook/spool.py): alerts that arrive while Valkey is unreachable are
+    # journalled here (fsynced) and forwarded in order later; 0 turns the journal off (503).
+    spool_dir: Path | None = None  # default: <state_dir>/webhook-spool
+    spool_max_alerts: int = 10_000
     # The client certificate as the TLS terminator forwards it (believed from trusted_proxies only).
     client_cert_header: str = "X-SSL-Client-S-DN"
     client_cert_subject: dict[str, str] = Field(

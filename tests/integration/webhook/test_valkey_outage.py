@@ -16,6 +16,7 @@ from redis import Redis
 
 from tests.integration.webhook.conftest import WebhookClient, appended, strategy_alert
 from webhook.app import create_app
+from webhook.intake import AlertIntake
 from yquant import keys, valkey
 from yquant.embedded import EmbeddedValkey
 from yquant.settings import Settings, ValkeySettings
@@ -39,16 +40,28 @@ async def own_client(own_valkey: EmbeddedValkey) -> AsyncIterator[aioredis.Redis
     await client.aclose()
 
 
-def own_settings(settings: Settings, server: EmbeddedValkey, *, durable_ack: bool = True) -> Settings:
+def own_settings(
+    settings: Settings, server: EmbeddedValkey, *, durable_ack: bool = True, spool_max_alerts: int = 0
+) -> Settings:
+    """Settings for a webhook on ``server``; the journal is off unless ``spool_max_alerts``."""
+    webhook = {"durable_ack": durable_ack, "spool_max_alerts": spool_max_alerts}
     return settings.model_copy(
         update={
             "valkey": ValkeySettings(url=server.url, socket_timeout_s=1.0),
-            "webhook": settings.webhook.model_copy(update={"durable_ack": durable_ack}),
+            "webhook": settings.webhook.model_copy(update=webhook),
         }
     )
 
 
-async def test_valkey_stopped_gets_503_with_nothing_written_then_accepted_after_restart(
+async def until_forwarded(client: aioredis.Redis, entries: int, intake: AlertIntake, timeout_s: float = 60) -> None:
+    """Until the stream holds ``entries`` and the journal is empty (a deadline, not a duration)."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while await client.xlen(keys.SIGNALS_WEBHOOK) < entries or len(intake.spool or ()) > 0:
+        assert asyncio.get_running_loop().time() < deadline, "the journal was not forwarded"
+        await asyncio.sleep(0.05)
+
+
+async def test_without_a_spool_valkey_stopped_gets_503_with_nothing_written_then_accepted_after_restart(
     webhook_client: WebhookClient, settings: Settings, own_valkey: EmbeddedValkey, own_client: aioredis.Redis
 ) -> None:
     app = create_app(own_settings(settings, own_valkey), own_client)
@@ -188,3 +201,76 @@ async def test_durable_ack_against_a_valkey_without_aof_is_503_that_says_so(
     finally:
         await client.aclose()
         server.stop()
+
+
+async def test_valkey_stopped_alerts_are_spooled_then_forwarded_in_order_once(
+    webhook_client: WebhookClient, settings: Settings, own_valkey: EmbeddedValkey, own_client: aioredis.Redis
+) -> None:
+    app = create_app(own_settings(settings, own_valkey, spool_max_alerts=100), own_client)
+    intake = app.state.intake
+    stop = asyncio.Event()
+    forwarder = asyncio.create_task(intake.forward_spool(stop, retry_s=0.05))
+    before, headers = strategy_alert(**{"strategy.order.id": "before"})
+    first, _ = strategy_alert(**{"strategy.order.id": "first"})
+    second, _ = strategy_alert(**{"strategy.order.id": "second"})
+    try:
+        async with webhook_client(app=app) as http:
+            assert (await http.post("/webhook", content=before, headers=headers)).json()["status"] == "accepted"
+            await asyncio.to_thread(own_valkey.stop)
+
+            spooled = await http.post("/webhook", content=first, headers=headers)
+            assert spooled.status_code == 202
+            assert spooled.json()["status"] == "spooled"
+            resend = await http.post("/webhook", content=first, headers=headers)  # TradingView tries again
+            assert resend.json() == {"status": "duplicate", "signal_id": spooled.json()["signal_id"]}
+            assert (await http.post("/webhook", content=second, headers=headers)).status_code == 202
+            # On disk before the answer: two journal lines, one per alert.
+            assert len(intake.spool.journal.read_bytes().splitlines()) == 2
+
+            await asyncio.to_thread(own_valkey.start)
+            await until_forwarded(own_client, 3, intake)
+            after = await http.post("/webhook", content=first, headers=headers)
+            exposition = (await http.get("/metrics")).text
+    finally:
+        stop.set()
+        await forwarder
+    assert after.json()["status"] == "duplicate"  # Valkey holds its dedupe key now
+    assert [m.signal.order_id for m in await appended(own_client)] == ["before", "first", "second"]
+    assert intake.spool.journal.read_bytes() == b""
+    assert "yquant_webhook_spooled_total 2.0" in exposition
+    assert "yquant_webhook_spool_depth 0" in exposition
+
+
+async def test_a_full_spool_answers_503(
+    webhook_client: WebhookClient, settings: Settings, own_valkey: EmbeddedValkey, own_client: aioredis.Redis
+) -> None:
+    app = create_app(own_settings(settings, own_valkey, spool_max_alerts=1), own_client)
+    one, headers = strategy_alert(**{"strategy.order.id": "one"})
+    two, _ = strategy_alert(**{"strategy.order.id": "two"})
+    await asyncio.to_thread(own_valkey.stop)
+    async with webhook_client(app=app) as http:
+        assert (await http.post("/webhook", content=one, headers=headers)).status_code == 202
+        full = await http.post("/webhook", content=two, headers=headers)
+    assert full.status_code == 503
+    assert full.json()["code"] == "spool_full"
+
+
+async def test_a_restarted_webhook_forwards_what_the_last_run_spooled(
+    webhook_client: WebhookClient, settings: Settings, own_valkey: EmbeddedValkey, own_client: aioredis.Redis
+) -> None:
+    configured = own_settings(settings, own_valkey, spool_max_alerts=100)
+    body, headers = strategy_alert(**{"strategy.order.id": "kept"})
+    await asyncio.to_thread(own_valkey.stop)
+    async with webhook_client(app=create_app(configured, own_client)) as http:
+        assert (await http.post("/webhook", content=body, headers=headers)).status_code == 202
+    # The process dies; a new one starts on the same folder while Valkey is back.
+    await asyncio.to_thread(own_valkey.start)
+    again = create_app(configured, own_client)
+    stop = asyncio.Event()
+    forwarder = asyncio.create_task(again.state.intake.forward_spool(stop, retry_s=0.05))
+    try:
+        await until_forwarded(own_client, 1, again.state.intake)
+    finally:
+        stop.set()
+        await forwarder
+    assert [m.signal.order_id for m in await appended(own_client)] == ["kept"]
