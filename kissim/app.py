@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 
-from kissim import admin, daily, domestic, marketdata, oauth, overseas, overseas_ccnl, quotes
+from kissim import admin, daily, domestic, marketdata, oauth, overseas, overseas_ccnl, pending, quotes
 from kissim import protocol as p
 from kissim.config import SimConfig
 from kissim.gateway import kis_endpoint
@@ -44,10 +44,14 @@ def kis_routes() -> list[Route]:
         (f"{DOMESTIC_QUOTES}/inquire-daily-price", "GET", p.DOMESTIC_DAILY_PRICE, marketdata.daily_price),
         (f"{DOMESTIC_QUOTES}/inquire-daily-itemchartprice", "GET", p.DOMESTIC_DAILY_CHART, marketdata.daily_chart),
         (f"{DOMESTIC_QUOTES}/inquire-time-itemchartprice", "GET", p.DOMESTIC_MINUTE_CHART, marketdata.minute_chart),
+        (f"{DOMESTIC_TRADING}/inquire-psbl-rvsecncl", "GET", p.DOMESTIC_PSBL_RVSECNCL, pending.psbl_rvsecncl),
+        (f"{DOMESTIC_TRADING}/inquire-psbl-sell", "GET", p.DOMESTIC_PSBL_SELL, pending.psbl_sell),
         (f"{OVERSEAS_QUOTES}/price-detail", "GET", p.OVERSEAS_PRICE_DETAIL, marketdata.price_detail),
         (f"{OVERSEAS_QUOTES}/inquire-asking-price", "GET", p.OVERSEAS_ASKING_PRICE, marketdata.overseas_asking_price),
         (f"{OVERSEAS_QUOTES}/dailyprice", "GET", p.OVERSEAS_DAILY_PRICE, marketdata.overseas_daily),
         (f"{OVERSEAS_QUOTES}/inquire-time-itemchartprice", "GET", p.OVERSEAS_MINUTE_CHART, marketdata.overseas_minute),
+        (f"{OVERSEAS_TRADING}/inquire-nccs", "GET", p.OVERSEAS_NCCS, pending.inquire_nccs),
+        (f"{OVERSEAS_TRADING}/inquire-psamount", "GET", p.OVERSEAS_PSAMOUNT, pending.inquire_psamount),
         (f"{OVERSEAS_TRADING}/order", "POST", p.OVERSEAS_ORDER, overseas.order),
         (f"{OVERSEAS_TRADING}/order-rvsecncl", "POST", p.OVERSEAS_RVSECNCL, overseas.order_rvsecncl),
         (f"{OVERSEAS_TRADING}/inquire-balance", "GET", p.OVERSEAS_BALANCE, overseas.inquire_balance),
