@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 
-from kissim import admin, daily, domestic, marketdata, oauth, overseas, overseas_ccnl, pending, quotes
+from kissim import admin, daily, domestic, marketdata, oauth, overseas, overseas_ccnl, pending, products, quotes
 from kissim import protocol as p
 from kissim.config import SimConfig
 from kissim.gateway import kis_endpoint
@@ -44,12 +44,22 @@ def kis_routes() -> list[Route]:
         (f"{DOMESTIC_QUOTES}/inquire-daily-price", "GET", p.DOMESTIC_DAILY_PRICE, marketdata.daily_price),
         (f"{DOMESTIC_QUOTES}/inquire-daily-itemchartprice", "GET", p.DOMESTIC_DAILY_CHART, marketdata.daily_chart),
         (f"{DOMESTIC_QUOTES}/inquire-time-itemchartprice", "GET", p.DOMESTIC_MINUTE_CHART, marketdata.minute_chart),
+        (f"{DOMESTIC_QUOTES}/search-info", "GET", p.SEARCH_INFO, products.search_info),
+        (f"{DOMESTIC_QUOTES}/search-stock-info", "GET", p.SEARCH_STOCK_INFO, products.search_stock_info),
+        (f"{DOMESTIC_QUOTES}/chk-holiday", "GET", p.CHK_HOLIDAY, products.chk_holiday),
         (f"{DOMESTIC_TRADING}/inquire-psbl-rvsecncl", "GET", p.DOMESTIC_PSBL_RVSECNCL, pending.psbl_rvsecncl),
         (f"{DOMESTIC_TRADING}/inquire-psbl-sell", "GET", p.DOMESTIC_PSBL_SELL, pending.psbl_sell),
         (f"{OVERSEAS_QUOTES}/price-detail", "GET", p.OVERSEAS_PRICE_DETAIL, marketdata.price_detail),
         (f"{OVERSEAS_QUOTES}/inquire-asking-price", "GET", p.OVERSEAS_ASKING_PRICE, marketdata.overseas_asking_price),
         (f"{OVERSEAS_QUOTES}/dailyprice", "GET", p.OVERSEAS_DAILY_PRICE, marketdata.overseas_daily),
         (f"{OVERSEAS_QUOTES}/inquire-time-itemchartprice", "GET", p.OVERSEAS_MINUTE_CHART, marketdata.overseas_minute),
+        (f"{OVERSEAS_QUOTES}/search-info", "GET", p.OVERSEAS_SEARCH_INFO, products.overseas_search_info),
+        (
+            "/uapi/overseas-stock/v1/quotations/countries-holiday",
+            "GET",
+            p.COUNTRIES_HOLIDAY,
+            products.countries_holiday,
+        ),
         (f"{OVERSEAS_TRADING}/inquire-nccs", "GET", p.OVERSEAS_NCCS, pending.inquire_nccs),
         (f"{OVERSEAS_TRADING}/inquire-psamount", "GET", p.OVERSEAS_PSAMOUNT, pending.inquire_psamount),
         (f"{OVERSEAS_TRADING}/order", "POST", p.OVERSEAS_ORDER, overseas.order),

@@ -208,12 +208,17 @@ DOMESTIC_RECENT_TRADES = {"FHKST01010300": TrSpec(False, "ccnl")}
 DOMESTIC_DAILY_PRICE = {"FHKST01010400": TrSpec(False, "daily-price")}
 DOMESTIC_DAILY_CHART = {"FHKST03010100": TrSpec(False, "daily-chart")}
 DOMESTIC_MINUTE_CHART = {"FHKST03010200": TrSpec(False, "minute-chart")}
+SEARCH_INFO = {"CTPF1604R": TrSpec(False, "search-info")}
+SEARCH_STOCK_INFO = {"CTPF1002R": TrSpec(False, "search-stock-info")}
+CHK_HOLIDAY = {"CTCA0903R": TrSpec(False, "chk-holiday")}
 DOMESTIC_PSBL_RVSECNCL = {"TTTC0084R": TrSpec(False, "psbl-rvsecncl"), "TTTC8036R": TrSpec(False, "psbl-rvsecncl")}
 DOMESTIC_PSBL_SELL = {"TTTC8408R": TrSpec(False, "psbl-sell")}
 OVERSEAS_PRICE_DETAIL = {"HHDFS76200200": TrSpec(False, "price-detail")}
 OVERSEAS_ASKING_PRICE = {"HHDFS76200100": TrSpec(False, "asking-price")}
 OVERSEAS_DAILY_PRICE = {"HHDFS76240000": TrSpec(False, "dailyprice")}
 OVERSEAS_MINUTE_CHART = {"HHDFS76950200": TrSpec(False, "minute-chart")}
+OVERSEAS_SEARCH_INFO = {"CTPF1702R": TrSpec(False, "search-info")}
+COUNTRIES_HOLIDAY = {"CTOS5011R": TrSpec(False, "countries-holiday")}
 OVERSEAS_NCCS = _table(("TTTS3018R", "nccs"))
 OVERSEAS_PSAMOUNT = _table(("TTTS3007R", "psamount"))
 # Quotation tr_ids are the same on both domains.
