@@ -210,3 +210,22 @@ def test_us_buyable_when_virtual_then_vtts3007r_and_wrong_tr_id_refused(virtual:
     params = virtual.acct | {"OVRS_EXCG_CD": "NASD", "OVRS_ORD_UNPR": "190.00", "ITEM_CD": "AAPL"}
     wrong = virtual.get(PSAMOUNT, "VTTS3018R", params)
     assert (wrong.status_code, wrong.json()["rt_cd"], wrong.json()["msg_cd"]) == (500, "1", "EGW00202")
+
+
+def test_revise_when_part_of_the_quantity_then_both_parts_listed_with_what_remains(
+    real_server: SimServer, real: Kis
+) -> None:
+    """A revision of part of an order moves that part to a new order at the new price; the rest
+    stays under the original number."""
+    set_price(real_server, "207940", "800000")
+    placed = real.order_cash("buy", "207940", 10, "780000").json()["output"]
+    revised = real.rvsecncl(placed["ODNO"], placed["KRX_FWDG_ORD_ORGNO"], cancel=False, quantity=4, price="785000")
+    assert revised.json()["rt_cd"] == "0"
+    rows = {row["odno"]: row for row in revisable(real).json()["output"]}
+    new_odno = revised.json()["output"]["ODNO"]
+    assert (rows[placed["ODNO"]]["psbl_qty"], rows[placed["ODNO"]]["ord_unpr"]) == ("6", "780000")
+    assert (rows[new_odno]["psbl_qty"], rows[new_odno]["ord_unpr"], rows[new_odno]["orgn_odno"]) == (
+        "4",
+        "785000",
+        placed["ODNO"],
+    )
