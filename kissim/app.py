@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 
-from kissim import admin, daily, domestic, oauth, overseas, overseas_ccnl, quotes
+from kissim import admin, daily, domestic, marketdata, oauth, overseas, overseas_ccnl, pending, products, quotes
 from kissim import protocol as p
 from kissim.config import SimConfig
 from kissim.gateway import kis_endpoint
@@ -25,7 +25,9 @@ from kissim.ws import NoticeHub, tryitout
 logger = logging.getLogger(__name__)
 
 DOMESTIC_TRADING = "/uapi/domestic-stock/v1/trading"
+DOMESTIC_QUOTES = "/uapi/domestic-stock/v1/quotations"
 OVERSEAS_TRADING = "/uapi/overseas-stock/v1/trading"
+OVERSEAS_QUOTES = "/uapi/overseas-price/v1/quotations"
 QUOTE_SAVE_SECONDS = 30.0
 
 
@@ -36,7 +38,30 @@ def kis_routes() -> list[Route]:
         (f"{DOMESTIC_TRADING}/inquire-balance", "GET", p.DOMESTIC_BALANCE, domestic.inquire_balance),
         (f"{DOMESTIC_TRADING}/inquire-psbl-order", "GET", p.DOMESTIC_PSBL_ORDER, domestic.inquire_psbl_order),
         (f"{DOMESTIC_TRADING}/inquire-daily-ccld", "GET", p.DOMESTIC_DAILY_CCLD, daily.inquire_daily_ccld),
-        ("/uapi/domestic-stock/v1/quotations/inquire-price", "GET", p.DOMESTIC_PRICE, quotes.inquire_price),
+        (f"{DOMESTIC_QUOTES}/inquire-price", "GET", p.DOMESTIC_PRICE, marketdata.inquire_price),
+        (f"{DOMESTIC_QUOTES}/inquire-asking-price-exp-ccn", "GET", p.DOMESTIC_ASKING_PRICE, marketdata.asking_price),
+        (f"{DOMESTIC_QUOTES}/inquire-ccnl", "GET", p.DOMESTIC_RECENT_TRADES, marketdata.recent_trades),
+        (f"{DOMESTIC_QUOTES}/inquire-daily-price", "GET", p.DOMESTIC_DAILY_PRICE, marketdata.daily_price),
+        (f"{DOMESTIC_QUOTES}/inquire-daily-itemchartprice", "GET", p.DOMESTIC_DAILY_CHART, marketdata.daily_chart),
+        (f"{DOMESTIC_QUOTES}/inquire-time-itemchartprice", "GET", p.DOMESTIC_MINUTE_CHART, marketdata.minute_chart),
+        (f"{DOMESTIC_QUOTES}/search-info", "GET", p.SEARCH_INFO, products.search_info),
+        (f"{DOMESTIC_QUOTES}/search-stock-info", "GET", p.SEARCH_STOCK_INFO, products.search_stock_info),
+        (f"{DOMESTIC_QUOTES}/chk-holiday", "GET", p.CHK_HOLIDAY, products.chk_holiday),
+        (f"{DOMESTIC_TRADING}/inquire-psbl-rvsecncl", "GET", p.DOMESTIC_PSBL_RVSECNCL, pending.psbl_rvsecncl),
+        (f"{DOMESTIC_TRADING}/inquire-psbl-sell", "GET", p.DOMESTIC_PSBL_SELL, pending.psbl_sell),
+        (f"{OVERSEAS_QUOTES}/price-detail", "GET", p.OVERSEAS_PRICE_DETAIL, marketdata.price_detail),
+        (f"{OVERSEAS_QUOTES}/inquire-asking-price", "GET", p.OVERSEAS_ASKING_PRICE, marketdata.overseas_asking_price),
+        (f"{OVERSEAS_QUOTES}/dailyprice", "GET", p.OVERSEAS_DAILY_PRICE, marketdata.overseas_daily),
+        (f"{OVERSEAS_QUOTES}/inquire-time-itemchartprice", "GET", p.OVERSEAS_MINUTE_CHART, marketdata.overseas_minute),
+        (f"{OVERSEAS_QUOTES}/search-info", "GET", p.OVERSEAS_SEARCH_INFO, products.overseas_search_info),
+        (
+            "/uapi/overseas-stock/v1/quotations/countries-holiday",
+            "GET",
+            p.COUNTRIES_HOLIDAY,
+            products.countries_holiday,
+        ),
+        (f"{OVERSEAS_TRADING}/inquire-nccs", "GET", p.OVERSEAS_NCCS, pending.inquire_nccs),
+        (f"{OVERSEAS_TRADING}/inquire-psamount", "GET", p.OVERSEAS_PSAMOUNT, pending.inquire_psamount),
         (f"{OVERSEAS_TRADING}/order", "POST", p.OVERSEAS_ORDER, overseas.order),
         (f"{OVERSEAS_TRADING}/order-rvsecncl", "POST", p.OVERSEAS_RVSECNCL, overseas.order_rvsecncl),
         (f"{OVERSEAS_TRADING}/inquire-balance", "GET", p.OVERSEAS_BALANCE, overseas.inquire_balance),
@@ -47,7 +72,7 @@ def kis_routes() -> list[Route]:
             overseas.inquire_present_balance,
         ),
         (f"{OVERSEAS_TRADING}/inquire-ccnl", "GET", p.OVERSEAS_CCNL, overseas_ccnl.inquire_ccnl),
-        ("/uapi/overseas-price/v1/quotations/price", "GET", p.OVERSEAS_PRICE, quotes.overseas_price),
+        (f"{OVERSEAS_QUOTES}/price", "GET", p.OVERSEAS_PRICE, quotes.overseas_price),
     ]
     routes = [
         Route(path, kis_endpoint(tr_table, handler), methods=[method]) for path, method, tr_table, handler in table

@@ -27,3 +27,8 @@ def rate(numerator: Decimal, denominator: Decimal, places: int = 2) -> str:
 
 def ymd(day: date) -> str:
     return day.strftime("%Y%m%d")
+
+
+def names(text: str) -> tuple[str, ...]:
+    """Field names written as one space-separated string (KIS's column lists are long)."""
+    return tuple(text.split())

@@ -30,6 +30,7 @@ CENT = Decimal("0.01")
 _US_SMALL_TICK = Decimal("0.0001")
 # Walk bounds for US tickers, which have no daily price limit.
 US_BAND = Decimal("0.5")
+BAR_LIMIT = 2 * 24 * 60  # minute bars kept per ticker
 
 KRX_NAMES: dict[str, tuple[str, int]] = {
     "005930": ("삼성전자", 70_000),
@@ -137,6 +138,29 @@ class Quote:
     turnover: Decimal = Decimal(0)
     pinned: bool = False
     walked: int = 0  # steps walked since the ticker was first quoted (survives a restart)
+    # Minute bars seen today: epoch minute -> [open, high, low, close, volume, amount] (not persisted).
+    bars: dict[int, list[Decimal]] = field(default_factory=dict)
+    marked_volume: int = 0
+    marked_turnover: Decimal = Decimal(0)
+
+    def mark(self, now: float) -> None:
+        """Fold the current price and the volume since the last mark into the bar of minute ``now``."""
+        minute = int(now // 60)
+        volume = Decimal(self.volume - self.marked_volume)
+        amount = self.turnover - self.marked_turnover
+        self.marked_volume, self.marked_turnover = self.volume, self.turnover
+        bar = self.bars.get(minute)
+        if bar is None:
+            self.bars[minute] = [self.price, self.price, self.price, self.price, volume, amount]
+            if len(self.bars) > BAR_LIMIT:
+                for old in sorted(self.bars)[: len(self.bars) - BAR_LIMIT]:
+                    del self.bars[old]
+            return
+        bar[1] = max(bar[1], self.price)
+        bar[2] = min(bar[2], self.price)
+        bar[3] = self.price
+        bar[4] += volume
+        bar[5] += amount
 
     @property
     def upper(self) -> Decimal:
@@ -174,6 +198,7 @@ class PriceBook:
     seed: int
     step_seconds: float
     clock: Callable[[], float] = time.monotonic
+    wall: Callable[[], float] = time.time  # timestamps of minute bars
     quotes: dict[tuple[Family, str], Quote] = field(default_factory=dict)
     started: float = field(default=0.0)
     max_catch_up_steps: int = 2_000
@@ -194,8 +219,10 @@ class PriceBook:
             quote = Quote(family, ticker, base, base, base, base, base, random.Random(f"{self.seed}:{family}:{ticker}"))
             quote.step = self.due_step()
             self.quotes[key] = quote
+            quote.mark(self.wall())
             return quote
-        self._advance(quote, self.due_step())
+        if self._advance(quote, self.due_step()):
+            quote.mark(self.wall())
         return quote
 
     def _advance(self, quote: Quote, due: int) -> bool:
@@ -215,7 +242,11 @@ class PriceBook:
     def advance_all(self) -> list[Quote]:
         """Walk every known ticker up to now; returns those whose price changed."""
         due = self.due_step()
-        return [quote for quote in self.quotes.values() if self._advance(quote, due)]
+        moved = [quote for quote in self.quotes.values() if self._advance(quote, due)]
+        now = self.wall()
+        for quote in moved:
+            quote.mark(now)
+        return moved
 
     def set_price(self, family: Family, ticker: str, price: Decimal, *, pin: bool = True) -> Quote:
         """Admin override. A price outside the day's limits starts a new day based on it."""
@@ -225,9 +256,11 @@ class PriceBook:
             quote.open = quote.high = quote.low = price
         quote.move_to(price)
         quote.pinned = pin
+        quote.mark(self.wall())
         return quote
 
     def record_trade(self, family: Family, ticker: str, quantity: int, price: Decimal) -> None:
         quote = self.quote(family, ticker)
         quote.volume += quantity
         quote.turnover += price * quantity
+        quote.mark(self.wall())

@@ -35,11 +35,13 @@ def page(
     fk: str,
     width: int,
     rows_key: str = "output1",
+    names: tuple[str, str] | None = None,
     **outputs: Any,
 ) -> Response:
     """One page of ``keyed_rows`` as ``rows_key`` (``output1``; ``output`` for overseas inquire-ccnl)
-    plus ``outputs`` (output2, output3) unchanged."""
-    fk_name, nk_name = f"CTX_AREA_FK{width}", f"CTX_AREA_NK{width}"
+    plus ``outputs`` (output2, output3) unchanged. ``names``: the context keys when they are not
+    CTX_AREA_FK<width> / CTX_AREA_NK<width> (the calendars use CTX_AREA_FK / CTX_AREA_NK)."""
+    fk_name, nk_name = names or (f"CTX_AREA_FK{width}", f"CTX_AREA_NK{width}")
     keys = [key for key, _ in keyed_rows]
     start = _start_after(call, keys, nk_name)
     chunk = keyed_rows[start : start + size]

@@ -215,6 +215,7 @@ def _restore_quotes(prices: PriceBook, rows: list[dict[str, Any]]) -> None:
             pinned=bool(row["pinned"]),
             walked=walked,
         )
+        quote.marked_volume, quote.marked_turnover = quote.volume, quote.turnover
         prices.quotes[(family, ticker)] = quote
 
 

@@ -200,8 +200,40 @@ OVERSEAS_PRICE = {"HHDFS00000300": TrSpec(False, "price")}
 # UNCERTAIN, docs/kis-protocol.md §5.7. The overseas order list (해외주식 주문체결내역) as in OT
 # examples_llm/overseas_stock/inquire_ccnl: TTTS3035R real, VTTS3035R virtual.
 OVERSEAS_CCNL = _table(("TTTS3035R", "ccnl"))
+# Market data, product information, calendars, open orders, sellable and buyable amounts
+# (docs/kis-endpoints.md). Real-only tr_ids (no TrSpec(True, ...)) answer EGW00213 on the virtual
+# domain, as KIS's samples say these calls are not offered there.
+DOMESTIC_ASKING_PRICE = {"FHKST01010200": TrSpec(False, "asking-price")}
+DOMESTIC_RECENT_TRADES = {"FHKST01010300": TrSpec(False, "ccnl")}
+DOMESTIC_DAILY_PRICE = {"FHKST01010400": TrSpec(False, "daily-price")}
+DOMESTIC_DAILY_CHART = {"FHKST03010100": TrSpec(False, "daily-chart")}
+DOMESTIC_MINUTE_CHART = {"FHKST03010200": TrSpec(False, "minute-chart")}
+SEARCH_INFO = {"CTPF1604R": TrSpec(False, "search-info")}
+SEARCH_STOCK_INFO = {"CTPF1002R": TrSpec(False, "search-stock-info")}
+CHK_HOLIDAY = {"CTCA0903R": TrSpec(False, "chk-holiday")}
+DOMESTIC_PSBL_RVSECNCL = {"TTTC0084R": TrSpec(False, "psbl-rvsecncl"), "TTTC8036R": TrSpec(False, "psbl-rvsecncl")}
+DOMESTIC_PSBL_SELL = {"TTTC8408R": TrSpec(False, "psbl-sell")}
+OVERSEAS_PRICE_DETAIL = {"HHDFS76200200": TrSpec(False, "price-detail")}
+OVERSEAS_ASKING_PRICE = {"HHDFS76200100": TrSpec(False, "asking-price")}
+OVERSEAS_DAILY_PRICE = {"HHDFS76240000": TrSpec(False, "dailyprice")}
+OVERSEAS_MINUTE_CHART = {"HHDFS76950200": TrSpec(False, "minute-chart")}
+OVERSEAS_SEARCH_INFO = {"CTPF1702R": TrSpec(False, "search-info")}
+COUNTRIES_HOLIDAY = {"CTOS5011R": TrSpec(False, "countries-holiday")}
+OVERSEAS_NCCS = _table(("TTTS3018R", "nccs"))
+OVERSEAS_PSAMOUNT = _table(("TTTS3007R", "psamount"))
 # Quotation tr_ids are the same on both domains.
-SHARED_TR_IDS = frozenset({"FHKST01010100", "HHDFS00000300"})
+SHARED_TR_IDS = frozenset(
+    {
+        "FHKST01010100",
+        "HHDFS00000300",
+        "FHKST01010200",
+        "FHKST01010300",
+        "FHKST01010400",
+        "FHKST03010100",
+        "FHKST03010200",
+        "HHDFS76240000",
+    }
+)
 
 
 def resolve_tr(table: Mapping[str, TrSpec], tr_id: str, config: SimConfig) -> str:

@@ -1,4 +1,5 @@
-"""Quotations: domestic ``inquire-price`` (FHKST01010100) and overseas ``price`` (HHDFS00000300)."""
+"""Quote fields shared by the quotation endpoints, and the overseas ``price`` (HHDFS00000300); the
+domestic ``inquire-price`` (FHKST01010100) is in ``kissim.marketdata``, as it needs the history."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from starlette.responses import Response
 from kissim import protocol as p
 from kissim.fmt import fixed, rate, won
 from kissim.gateway import Call
-from kissim.market import QUOTE_TO_ORDER_EXCHANGE, Quote, family_of, krx_tick
+from kissim.market import QUOTE_TO_ORDER_EXCHANGE, Quote, krx_tick
 from kissim.protocol import KisError, Messages
 
 
@@ -94,16 +95,6 @@ def domestic_output(quote: Quote) -> dict[str, str]:
         "short_over_yn": "N",
         "sltr_yn": "N",
     }
-
-
-async def inquire_price(call: Call) -> Response:
-    market = call.field("FID_COND_MRKT_DIV_CODE").upper()
-    code = call.field("FID_INPUT_ISCD")
-    if market not in ("J", "NX", "UN") or family_of(code) != "KRX":
-        raise KisError(Messages.BAD_REQUEST, detail=f" [{market}:{code}]")
-    ticker = code[1:] if len(code) == 7 else code
-    quote = call.sim.prices.quote("KRX", ticker)
-    return p.json_response(p.ok_body(Messages.QUOTE_DONE, output=domestic_output(quote)), tr_id=call.tr_id)
 
 
 def overseas_output(quote: Quote, excd: str) -> dict[str, str]:

@@ -106,7 +106,7 @@ class Simulator:
 
     def __post_init__(self) -> None:
         self.switches = Switches(always_open=self.config.always_open, rate_limit=self.config.rate_limit)
-        self.prices = PriceBook(self.config.seed, self.config.price_step_seconds)
+        self.prices = PriceBook(self.config.seed, self.config.price_step_seconds, wall=self.clock)
         self.engine = Engine(self.config, self.prices, self.market_open, self.clock)
         self.tokens = TokenStore(self.config, self.clock)
         if self.config.state_file is not None:
