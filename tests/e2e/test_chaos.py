@@ -55,12 +55,13 @@ class Sender:
     alerts: list[Alert]
     sent: int = 0
     errors: Counter[str] = field(default_factory=Counter)
+    rate_per_s: float = RATE_PER_S
 
     def run(self) -> None:
         with httpx.Client(timeout=5) as client:
             start = time.monotonic()
             for alert in self.alerts:
-                pause = start + alert.index / RATE_PER_S - time.monotonic()
+                pause = start + alert.index / self.rate_per_s - time.monotonic()
                 if pause > 0:
                     time.sleep(pause)
                 self._deliver(client, alert)
