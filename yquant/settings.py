@@ -294,7 +294,37 @@ class Settings(BaseSettings):
             for alias, acct in self.accounts.items():
                 if acct.app_key is not None and acct.app_key.get_secret_value() == DEMO_APP_KEY:
                     raise ValueError(f"account {alias!r} uses the demo app key in production")
+            problems = self._production_secret_problems()
+            if problems:
+                raise ValueError("production refuses: " + "; ".join(problems))
         return self
+
+    def _production_secret_problems(self) -> list[str]:
+        """Placeholders from the example env files and secrets too short to be random; the
+        problem names the setting, never the value."""
+        secrets: dict[str, SecretStr | None] = {
+            "YQ_VALKEY__PASSWORD": self.valkey.password,
+            "YQ_WEBHOOK__SECRET": self.webhook.secret,
+            "YQ_DASHBOARD__SESSION_SECRET": self.dashboard.session_secret,
+        }
+        for name, strategy in self.strategies.items():
+            secrets[f"strategy {name!r} secret"] = strategy.secret
+        for alias, acct in self.accounts.items():
+            secrets[f"account {alias!r} app_key"] = acct.app_key
+            secrets[f"account {alias!r} app_secret"] = acct.app_secret
+        problems = []
+        for name, secret in secrets.items():
+            value = secret.get_secret_value() if secret is not None else ""
+            if PLACEHOLDER_MARK in value.upper():
+                problems.append(f"{name} is still the example's placeholder")
+        session = self.dashboard.session_secret
+        if session is not None and 0 < len(session.get_secret_value()) < MIN_SESSION_SECRET_LENGTH:
+            problems.append(f"YQ_DASHBOARD__SESSION_SECRET needs at least {MIN_SESSION_SECRET_LENGTH} characters")
+        return problems
+
+
+PLACEHOLDER_MARK = "CHANGE_ME"  # how deploy/*.env.example mark what must be replaced
+MIN_SESSION_SECRET_LENGTH = 32
 
 
 def demo_accounts() -> dict[str, AccountSettings]:

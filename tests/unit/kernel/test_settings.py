@@ -66,6 +66,32 @@ def test_production_refuses_the_demo_app_key(monkeypatch: pytest.MonkeyPatch) ->
         Settings()
 
 
+@pytest.mark.parametrize(
+    ("variable", "value", "named"),
+    [
+        ("YQ_WEBHOOK__SECRET", "CHANGE_ME_webhook_secret_0000000000000000", "YQ_WEBHOOK__SECRET"),
+        ("YQ_VALKEY__PASSWORD", "CHANGE_ME_ordermanager_password_000000000", "YQ_VALKEY__PASSWORD"),
+        ("YQ_DASHBOARD__SESSION_SECRET", "change_me_session_secret_0000000000000000", "YQ_DASHBOARD__SESSION_SECRET"),
+        ("YQ_DASHBOARD__SESSION_SECRET", "short-but-not-a-placeholder", "at least 32 characters"),
+    ],
+)
+def test_production_refuses_placeholders_and_short_session_secrets_naming_the_setting_not_the_value(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, named: str
+) -> None:
+    monkeypatch.setenv("YQ_ENVIRONMENT", "production")
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ValidationError, match=named) as refused:
+        Settings()
+    assert value not in str(refused.value)
+
+
+def test_production_accepts_real_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("YQ_ENVIRONMENT", "production")
+    monkeypatch.setenv("YQ_WEBHOOK__SECRET", "w" * 24)
+    monkeypatch.setenv("YQ_DASHBOARD__SESSION_SECRET", "s" * 40)
+    assert Settings().environment == "production"
+
+
 def test_an_account_without_its_key_pair_is_valid_outside_the_gateway(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("YQ_ACCOUNTS", '{"main": {"cano": "12345678", "env": "real"}}')
     monkeypatch.setenv("YQ_STRATEGIES", '{"swing": {"accounts": ["main"]}}')
