@@ -188,7 +188,7 @@ async def login(request: Request) -> Response:
         web.metrics.logins_failed.labels("totp").inc()
         return _login_page(request, error=REFUSED, status=401, name=name)
     await throttle.succeeded(name, address)
-    cookie, _session = await web.sessions.create(user.name, address)
+    cookie, _session = await web.sessions.create(user.name, address, user.credential)
     await audit.record(web.client, user.name, "login", {}, address)
     web.metrics.logins.inc()
     response = RedirectResponse(target, status_code=303)

@@ -131,9 +131,12 @@ class Guard:
             return
         headers = Headers(scope=scope)
         session = await self.sessions.get(cookie_value(headers, self.cookie))
-        if session is not None and self.users.get(session.user) is None:
-            await self.sessions.delete(session)  # the user was removed from the users file
-            session = None
+        if session is not None:
+            user = self.users.get(session.user)
+            # Removed from the users file, or a new password or TOTP secret since it signed in.
+            if user is None or user.credential != session.credential:
+                await self.sessions.delete(session)
+                session = None
         if session is None:
             await self._login_required(scope, headers, send)
             return

@@ -93,6 +93,7 @@ class Session:
     csrf: str
     created_at: float
     address: str
+    credential: str = ""  # the user's credential stamp when the session began (User.credential)
 
 
 def _digest(session_id: str) -> str:
@@ -107,15 +108,21 @@ class SessionStore:
         self.max_s = max_s
         self._cache: OrderedDict[str, tuple[Session, float]] = OrderedDict()
 
-    async def create(self, user: str, address: str) -> tuple[str, Session]:
+    async def create(self, user: str, address: str, credential: str = "") -> tuple[str, Session]:
         """A new session (a new id: no fixation); returns the cookie value and the session."""
         session_id = secrets.token_urlsafe(32)
-        session = Session(_digest(session_id), user, secrets.token_urlsafe(32), time.time(), address)
+        session = Session(_digest(session_id), user, secrets.token_urlsafe(32), time.time(), address, credential)
         key = keys.dashboard_session(session.digest)
         async with self.client.pipeline(transaction=True) as pipe:
             pipe.hset(
                 key,
-                mapping={"user": user, "csrf": session.csrf, "created_at": str(session.created_at), "address": address},
+                mapping={
+                    "user": user,
+                    "csrf": session.csrf,
+                    "created_at": str(session.created_at),
+                    "address": address,
+                    "credential": credential,
+                },
             )
             pipe.expire(key, self.idle_s)
             await pipe.execute()
@@ -142,7 +149,14 @@ class SessionStore:
             self._cache.pop(digest, None)
             return None
         data = {keys.text(k): keys.text(v) for k, v in raw.items()}
-        session = Session(digest, data["user"], data["csrf"], float(data["created_at"]), data.get("address", ""))
+        session = Session(
+            digest,
+            data["user"],
+            data["csrf"],
+            float(data["created_at"]),
+            data.get("address", ""),
+            data.get("credential", ""),
+        )
         if time.time() - session.created_at > self.max_s:
             await self.delete(session)
             return None

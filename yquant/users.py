@@ -13,7 +13,9 @@ user with a random password on first start (development only).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import getpass
+import hashlib
 import os
 import re
 import secrets
@@ -48,6 +50,13 @@ class User(BaseModel):
     totp_secret: str | None = None
     created_at: str = ""
     timezone: str | None = None
+
+    @property
+    def credential(self) -> str:
+        """Changes whenever the password or the TOTP secret does: a session made under an older
+        credential is no longer honoured."""
+        material = f"{self.password_hash}\n{self.totp_secret or ''}".encode()
+        return hashlib.sha256(material).hexdigest()[:24]
 
 
 def _hasher() -> Any:
@@ -218,6 +227,8 @@ def add_user_command(sub: Any) -> None:
     actions.add_parser("list", help="list users")
     remove = actions.add_parser("remove", help="delete a user")
     remove.add_argument("name")
+    logout = actions.add_parser("logout-all", help="end every dashboard session of a user now")
+    logout.add_argument("name")
 
 
 def _read_password(from_stdin: bool) -> str:
@@ -229,12 +240,33 @@ def _read_password(from_stdin: bool) -> str:
     return first
 
 
+async def end_sessions(settings: Settings, name: str) -> int:
+    """Delete every dashboard session of ``name`` in Valkey; a dashboard drops its cached copy
+    within its short session cache time."""
+    from yquant import keys, valkey
+
+    wanted = normalise_name(name)
+    client = valkey.connect(settings.valkey)
+    ended = 0
+    try:
+        async for key in client.scan_iter(match=keys.dashboard_session("*"), count=500):
+            if keys.text(await client.hget(key, "user") or b"") == wanted:
+                ended += int(await client.delete(key))
+    finally:
+        await client.aclose()
+    return ended
+
+
 def run_user_command(args: argparse.Namespace, settings: Settings) -> int:
     path = users_path(settings)
     out = sys.stdout
     if args.user_command == "list":
         for name, user in sorted(load_users(path).items()):
             out.write(f"{name}{'  (totp)' if user.totp_secret else ''}\n")
+        return 0
+    if args.user_command == "logout-all":
+        ended = asyncio.run(end_sessions(settings, args.name))
+        out.write(f"ended {ended} session(s) of {normalise_name(args.name)}\n")
         return 0
     if args.user_command == "remove":
         removed = remove_user(path, args.name)

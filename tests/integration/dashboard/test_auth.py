@@ -9,11 +9,11 @@ import pyotp
 import pytest
 import redis.asyncio as aioredis
 
-from dashboard.app import http_routes
-from tests.integration.dashboard.conftest import PASSWORD, csrf_of, form_token, login
+from dashboard.app import create_app, http_routes
+from tests.integration.dashboard.conftest import BASE_URL, PASSWORD, csrf_of, form_token, login
 from yquant import keys
 from yquant.settings import Settings
-from yquant.users import ARGON2_MEMORY_KIB, add_user, load_users
+from yquant.users import ARGON2_MEMORY_KIB, add_user, end_sessions, load_users
 
 PUBLIC = {"/login", "/healthz", "/metrics"}
 
@@ -198,3 +198,34 @@ async def test_login_never_redirects_off_site(http: httpx.AsyncClient, target: s
     response = await http.post("/login", data=data)
     assert response.status_code == 303
     assert response.headers["location"] == "/"
+
+
+async def test_a_new_password_ends_the_sessions_made_with_the_old_one(
+    http: httpx.AsyncClient, dashboard_settings: Settings
+) -> None:
+    assert (await login(http)).status_code == 303
+    assert (await http.get("/api/state")).status_code == 200
+    assert dashboard_settings.dashboard.users_file is not None
+    add_user(dashboard_settings.dashboard.users_file, "alice", "a different long password")
+    assert (await http.get("/api/state")).status_code == 401
+    assert (await login(http, password="a different long password")).status_code == 303
+    assert (await http.get("/api/state")).status_code == 200
+
+
+async def test_logout_all_ends_every_session_of_the_user(
+    http: httpx.AsyncClient, dashboard_settings: Settings, redis_client: aioredis.Redis, users_file: object
+) -> None:
+    assert (await login(http)).status_code == 303
+    cookie = http.cookies["yq_session"]
+
+    async def status_elsewhere() -> int:
+        """The cookie at another dashboard process (no cached copy of the session)."""
+        fresh = create_app(dashboard_settings, redis_client)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=fresh), base_url=BASE_URL) as other:
+            other.cookies.set("yq_session", cookie)
+            return (await other.get("/api/state")).status_code
+
+    assert await status_elsewhere() == 200
+    assert await end_sessions(dashboard_settings, "Alice") == 1
+    assert await redis_client.keys(keys.dashboard_session("*")) == []
+    assert await status_elsewhere() == 401
