@@ -56,6 +56,8 @@ def create_app(settings: Settings, client: aioredis.Redis, metrics: WebhookMetri
         version=__version__,
         docs_url=None,
         redoc_url=None,
+        # A 307 to "/webhook/<secret>" would carry the secret in a Location header (logged, plain http).
+        redirect_slashes=False,
     )
     app.state.intake = intake
     app.state.metrics = metrics

@@ -154,6 +154,22 @@ async def test_secret_in_the_path_instead_of_the_body(
     assert len(await appended(redis_client)) == 1
 
 
+async def test_a_trailing_slash_is_not_redirected_so_the_secret_never_lands_in_a_location_header(
+    webhook_client: WebhookClient, redis_client: aioredis.Redis
+) -> None:
+    body, headers = strategy_alert()
+    async with webhook_client() as http:
+        answers = [
+            await http.post(f"/webhook/{SECRET}/", content=body, headers=headers),
+            await http.post("/webhook/", content=body, headers=headers),
+        ]
+    for answer in answers:
+        assert answer.status_code == 404
+        assert "location" not in answer.headers
+        assert SECRET not in answer.text
+    assert await appended(redis_client) == []
+
+
 async def test_per_strategy_secrets(webhook_client: WebhookClient, redis_client: aioredis.Redis) -> None:
     own, headers = strategy_alert(secret="swing-own-secret")
     with_global, _ = strategy_alert(secret=SECRET)
