@@ -191,7 +191,7 @@ async def delete_schedule(client: aioredis.Redis, schedule_id: str, actor: Actor
 
 async def get_quote(client: aioredis.Redis, market: Market, ticker: str, timeout_s: float) -> Quote | None:
     """A fresh quote from the cache or the gateway (``yquant.quotes``), None when there is none."""
-    return await quotes.get_quote(client, market, ticker, timeout_s)
+    return await quotes.get_quote(client, market, ticker, timeout_s, requester="dash")
 
 
 async def cached_quote(client: aioredis.Redis, market: Market, ticker: str) -> Quote | None:

@@ -6,6 +6,9 @@ Protocol (the gateway answers):
 * request: a ``QuoteRequested`` appended to ``keys.QUERIES``;
 * reply: the gateway RPUSHes the JSON of a ``Quote`` to ``keys.reply(request_id)`` (and
   gives the list a short TTL), or ``{"error": "..."}`` when it cannot quote the ticker.
+  A request id starts with its requester (``om-``, ``dash-``): each service's ACL lets it pop
+  only its own answers, so a compromised dashboard cannot answer the order manager's request
+  with a price of its choosing.
 
 A caller never assumes a price: ``None`` means "no fresh price", and the caller denies.
 """
@@ -24,7 +27,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from yquant import keys
 from yquant.bus import publish
-from yquant.messages import Market, Quote, QuoteRequested, utcnow
+from yquant.messages import Market, Quote, QuoteRequested, new_id, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +90,7 @@ async def request_quote(
     *,
     account: str | None = None,
     wait_s: float = 0.0,
+    requester: str = "om",
 ) -> Quote | None:
     """Ask the gateway for a quote and wait for its reply (None on timeout or refusal).
 
@@ -97,7 +101,7 @@ async def request_quote(
     deadline = time.monotonic() + max(timeout_s, wait_s)
     replies: list[str] = []
     while True:
-        request = QuoteRequested(market=market, ticker=ticker, account=account)
+        request = QuoteRequested(request_id=f"{requester}-{new_id()}", market=market, ticker=ticker, account=account)
         replies.append(keys.reply(request.request_id))
         remaining = deadline - time.monotonic()
         try:
@@ -126,12 +130,14 @@ async def get_quote(
     now: datetime | None = None,
     account: str | None = None,
     wait_s: float = 0.0,
+    requester: str = "om",
 ) -> Quote | None:
-    """A fresh quote: the cache when fresh, else asked of the gateway; None if neither has one."""
+    """A fresh quote: the cache when fresh, else asked of the gateway; None if neither has one.
+    ``requester``: the prefix of the reply key the caller's ACL lets it read (``om``, ``dash``)."""
     quote = await cached_quote(client, market, ticker, max_age_s=max_age_s, now=now)
     if quote is not None:
         return quote
-    quote = await request_quote(client, market, ticker, timeout_s, account=account, wait_s=wait_s)
+    quote = await request_quote(client, market, ticker, timeout_s, account=account, wait_s=wait_s, requester=requester)
     if quote is None or not is_fresh(quote, now or utcnow(), max_age_s):
         return None
     return quote

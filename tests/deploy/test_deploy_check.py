@@ -126,10 +126,16 @@ def test_compose_file_when_faulty_then_check_fails_with_reason(
             id="default-user-on",
         ),
         pytest.param(
-            "        ~yq:trading:* ~yq:risk:limits ~yq:schedule* ~yq:exits:* ~yq:equity:* ~yq:reply:*\n",
-            "        ~yq:trading:* ~yq:risk:limits ~yq:schedule* ~yq:exits:* ~yq:equity:* ~yq:reply:* ~yq:order:*\n",
+            "~yq:equity:* ~yq:reply:dash-*\n",
+            "~yq:equity:* ~yq:reply:dash-* ~yq:order:*\n",
             "user dashboard may run `HSET yq:order:o1 state FILLED` but must not",
             id="dashboard-may-write-orders",
+        ),
+        pytest.param(
+            "~yq:equity:* ~yq:reply:dash-*\n",
+            "~yq:equity:* ~yq:reply:*\n",
+            "user dashboard may run `RPUSH yq:reply:om-r1 {}` but must not",
+            id="dashboard-may-answer-the-order-managers-quotes",
         ),
     ],
 )
