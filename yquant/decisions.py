@@ -6,6 +6,7 @@ import time
 
 import orjson
 import redis.asyncio as aioredis
+from redis.typing import EncodableT, FieldT
 
 from yquant import keys
 from yquant.messages import Signal, SignalAccepted, SignalDenied
@@ -30,18 +31,19 @@ async def record_decision(
 ) -> None:
     """Store the outcome on the signal's record and append it to the decision stream."""
     record = keys.signal_record(signal.signal_id)
+    fields: dict[FieldT, EncodableT] = {"signal": signal.model_dump_json()}
+    if isinstance(decision, SignalAccepted):
+        fields["status"] = "accepted"
+        fields["orders"] = orjson.dumps(decision.client_order_ids)
+        if decision.note:
+            fields["note"] = decision.note
+    else:
+        fields["status"] = "denied"
+        fields["reason_code"] = decision.reason_code
+        fields["reason"] = f"{decision.account or '*'}: {decision.reason}"
+    fields["decided_at"] = decision.occurred_at.isoformat()
     async with client.pipeline(transaction=True) as pipe:
-        pipe.hset(record, mapping={"signal": signal.model_dump_json()})
-        if isinstance(decision, SignalAccepted):
-            pipe.hset(record, mapping={"status": "accepted"})
-            pipe.hset(record, mapping={"orders": orjson.dumps(decision.client_order_ids)})
-            if decision.note:
-                pipe.hset(record, mapping={"note": decision.note})
-        else:
-            denials = f"{decision.account or '*'}: {decision.reason}"
-            pipe.hset(record, mapping={"status": "denied", "reason_code": decision.reason_code})
-            pipe.hset(record, mapping={"reason": denials})
-        pipe.hset(record, mapping={"decided_at": decision.occurred_at.isoformat()})
+        pipe.hset(record, mapping=fields)  # one command for the whole record
         pipe.expire(record, DECISION_TTL_S)
         pipe.zadd(keys.SIGNALS_INDEX, {signal.signal_id: time.time()}, nx=True)
         pipe.xadd(
