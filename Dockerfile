@@ -26,6 +26,7 @@ COPY ordermanager /app/ordermanager
 COPY brokergateway /app/brokergateway
 COPY dashboard /app/dashboard
 COPY kissim /app/kissim
+COPY notifier /app/notifier
 # Byte-code now: the root filesystem is read-only at run time.
 RUN /opt/venv/bin/python -m compileall -q -j 0 /app
 

@@ -223,3 +223,18 @@ def exit_triggered(account_alias: str, rule_id: str) -> str:
 def end_of_day_done(strategy: str, market: str, day: str) -> str:
     """SET NX marker: the strategy's end-of-day liquidation ran for that market day."""
     return f"{PREFIX}eod:{strategy}:{market}:{day}"
+
+
+# --- notifier (owned by notifier/) ----------------------------------------------------
+GROUP_NOTIFIER = "notifier"  # the notifier's group on DECISIONS, EXECUTIONS, AUDIT_LOG and DEAD_LETTERS
+NOTIFY_PREFIX = PREFIX + "notify:"
+
+
+def notify_progress(destination: str) -> str:
+    """Hash: stream -> the last entry id delivered to the destination (no resend after a crash)."""
+    return f"{NOTIFY_PREFIX}progress:{destination}"
+
+
+def notify_status(destination: str) -> str:
+    """Hash: the destination's last delivery result (ok, at, error, delivered, failed); no secrets."""
+    return f"{NOTIFY_PREFIX}status:{destination}"

@@ -228,6 +228,37 @@ class DashboardSettings(BaseModel):
     watchlist: list[str] = Field(default_factory=list)  # ticker suggestions: "KRX:005930", "NASD:AAPL"
 
 
+class NotifyDestination(BaseModel):
+    """One place notifications go: a Telegram chat, a Discord channel's webhook or any JSON webhook."""
+
+    kind: Literal["telegram", "discord", "webhook"]
+    url: SecretStr | None = None  # Discord / generic webhook URL (a secret: it is the credential)
+    bot_token: SecretStr | None = None  # Telegram
+    chat_id: str = ""  # Telegram
+    api_base: str = "https://api.telegram.org"  # Telegram Bot API base (a test server in tests)
+    events: list[str] = Field(
+        default_factory=lambda: ["filled", "rejected", "failed", "cancelled", "denied", "trading_state", "deadletter"]
+    )
+    deny_reasons: list[str] = Field(default_factory=list)  # empty: every reason code; else only these
+
+    @model_validator(mode="after")
+    def _check(self) -> NotifyDestination:
+        if self.kind == "telegram" and (self.bot_token is None or not self.chat_id):
+            raise ValueError("a telegram destination needs bot_token and chat_id")
+        if self.kind != "telegram" and self.url is None:
+            raise ValueError(f"a {self.kind} destination needs url")
+        return self
+
+
+class NotifierSettings(BaseModel):
+    destinations: dict[str, NotifyDestination] = Field(default_factory=dict)
+    language: Literal["en", "ko"] = "en"
+    max_events_per_message: int = Field(default=20, ge=1)  # a burst becomes messages of at most this many
+    timeout_s: float = 10.0
+    retry_max_s: float = 60.0  # longest wait between delivery attempts
+    max_attempts: int = 0  # 0: retry transient failures until delivered
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="YQ_",
@@ -253,6 +284,7 @@ class Settings(BaseSettings):
     risk: RiskSettings = RiskSettings()
     gateway: GatewaySettings = GatewaySettings()
     dashboard: DashboardSettings = DashboardSettings()
+    notifier: NotifierSettings = NotifierSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -151,6 +151,11 @@ def build_children(layout: Layout) -> list[Child]:
         env["YQ_INSTANCE"] = f"{name}-1"
         ready = f"http://127.0.0.1:{port}/healthz" if port else None
         children.append(Child(name, [python, "-m", name], env, logs / f"{name}.log", ready_url=ready))
+    if os.environ.get("YQ_NOTIFIER__DESTINATIONS", "").strip() not in ("", "{}"):
+        # Only when a destination is configured: a process with nothing to send costs memory.
+        env = dict(base)
+        env["YQ_INSTANCE"] = "notifier-1"
+        children.append(Child("notifier", [python, "-m", "notifier"], env, logs / "notifier.log"))
     return children
 
 

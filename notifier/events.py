@@ -1,0 +1,208 @@
+"""Stream entries as notification events, and events as text (English or Korean).
+
+Amounts follow their currency: KRW without decimals, USD with two.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+import orjson
+
+from yquant import keys
+from yquant.errors import MessageDecodeError
+from yquant.messages import (
+    Market,
+    OrderCancelled,
+    OrderFailed,
+    OrderFilled,
+    OrderRejected,
+    SignalDenied,
+    decode,
+)
+
+KINDS = ("filled", "rejected", "failed", "cancelled", "denied", "trading_state", "deadletter")
+
+
+@dataclass(frozen=True)
+class Event:
+    stream: str
+    entry_id: str
+    kind: str
+    text: dict[str, str]  # language -> one line
+    reason_code: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+def money(amount: Decimal, currency: str) -> str:
+    if currency == "KRW":
+        return f"₩{amount.quantize(Decimal(1), rounding=ROUND_HALF_UP):,}"
+    if currency == "USD":
+        return f"${amount.quantize(Decimal('0.01'), rounding=ROUND_HALF_UP):,}"
+    return f"{amount} {currency}"
+
+
+def _price(amount: Decimal, market: Market) -> str:
+    return money(amount, market.currency)
+
+
+def _text(value: Any) -> str:
+    return keys.text(value)
+
+
+def from_entry(stream: str, entry_id: str, fields: dict[Any, Any], strategy: str = "") -> Event | None:
+    """The event of one stream entry, or None when it is nothing to report."""
+    raw_type = _text(fields.get(b"type") or fields.get("type") or "")
+    raw_data = fields.get(b"data") or fields.get("data") or b"{}"
+    if raw_type == "DeadLetter":
+        return _dead_letter(stream, entry_id, raw_data)
+    if raw_type == "DashboardAction":
+        return _audit(stream, entry_id, raw_data)
+    if raw_type not in {"OrderFilled", "OrderRejected", "OrderFailed", "OrderCancelled", "SignalDenied"}:
+        return None
+    try:
+        message = decode(raw_data)
+    except MessageDecodeError:
+        return None
+    by = f" [{strategy}]" if strategy else ""
+    if isinstance(message, OrderFilled):
+        full = message.remaining_quantity == 0
+        value = message.fill_price * message.fill_quantity
+        fee = f", fee {_price(message.fee, message.market)}" if message.fee else ""
+        fee_ko = f", 수수료 {_price(message.fee, message.market)}" if message.fee else ""
+        side_en = "BUY" if message.side.value == "buy" else "SELL"
+        side_ko = "매수" if message.side.value == "buy" else "매도"
+        head_en = "Filled" if full else "Partially filled"
+        head_ko = "체결" if full else "부분체결"
+        qty_en = (
+            f"{message.fill_quantity}"
+            if full
+            else f"{message.fill_quantity} ({message.cumulative_quantity} so far, {message.remaining_quantity} left)"
+        )
+        qty_ko = (
+            f"{message.fill_quantity}주"
+            if full
+            else (
+                f"{message.fill_quantity}주 (누적 {message.cumulative_quantity}주, 잔량 {message.remaining_quantity}주)"
+            )
+        )
+        price = _price(message.fill_price, message.market)
+        worth = _price(value, message.market)
+        return Event(
+            stream,
+            entry_id,
+            "filled",
+            {
+                "en": f"✅ {head_en}: {side_en} {message.market.value}:{message.ticker} {qty_en} @ {price} = {worth}"
+                f"{fee} · {message.account}{by}",
+                "ko": f"✅ {head_ko}: {message.market.value}:{message.ticker} {side_ko} {qty_ko} @ {price} = {worth}"
+                f"{fee_ko} · {message.account}{by}",
+            },
+            data={"client_order_id": message.client_order_id, "ticker": message.ticker, "full": full},
+        )
+    if isinstance(message, OrderRejected | OrderFailed):
+        kind = "rejected" if isinstance(message, OrderRejected) else "failed"
+        en = "Rejected by the broker" if kind == "rejected" else "Order failed"
+        ko = "주문 거부" if kind == "rejected" else "주문 실패"
+        detail = f"{message.reason} ({message.reason_code})" if message.reason_code else message.reason
+        return Event(
+            stream,
+            entry_id,
+            kind,
+            {
+                "en": f"❌ {en}: {message.client_order_id} · {message.account}{by}: {detail}",
+                "ko": f"❌ {ko}: {message.client_order_id} · {message.account}{by}: {detail}",
+            },
+            reason_code=message.reason_code,
+            data={"client_order_id": message.client_order_id},
+        )
+    if isinstance(message, OrderCancelled):
+        return Event(
+            stream,
+            entry_id,
+            "cancelled",
+            {
+                "en": f"↩️ Cancelled: {message.client_order_id} ({message.cancelled_quantity}) · {message.account}{by}"
+                + (f": {message.reason}" if message.reason else ""),
+                "ko": f"↩️ 주문 취소: {message.client_order_id} ({message.cancelled_quantity}주) · {message.account}{by}"
+                + (f": {message.reason}" if message.reason else ""),
+            },
+            data={"client_order_id": message.client_order_id},
+        )
+    assert isinstance(message, SignalDenied)
+    where = f" · {message.account}" if message.account else ""
+    return Event(
+        stream,
+        entry_id,
+        "denied",
+        {
+            "en": f"⛔ Signal denied: {message.strategy} {message.ticker}{where}: {message.reason_code} — "
+            f"{message.reason}",
+            "ko": f"⛔ 신호 거부: {message.strategy} {message.ticker}{where}: {message.reason_code} — {message.reason}",
+        },
+        reason_code=message.reason_code,
+        data={"signal_id": message.signal_id},
+    )
+
+
+def _json(raw: Any) -> dict[str, Any]:
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _dead_letter(stream: str, entry_id: str, raw: Any) -> Event:
+    data = _json(raw)
+    where = f"{data.get('stream', '?')} ({data.get('group', '?')})"
+    reason = str(data.get("reason", ""))
+    return Event(
+        stream,
+        entry_id,
+        "deadletter",
+        {
+            "en": f"☠️ Dead letter from {where}: {reason}",
+            "ko": f"☠️ 처리 실패 메시지 {where}: {reason}",
+        },
+        data={"entry_id": data.get("entry_id")},
+    )
+
+
+def _audit(stream: str, entry_id: str, raw: Any) -> Event | None:
+    data = _json(raw)
+    if data.get("action") != "trading_state":
+        return None
+    detail = data.get("detail") if isinstance(data.get("detail"), dict) else {}
+    assert isinstance(detail, dict)
+    scope = str(detail.get("scope", "*"))
+    state = str(detail.get("state", "?"))
+    scope_en = "all accounts" if scope == "*" else scope
+    scope_ko = "전체 계좌" if scope == "*" else scope
+    user, address = data.get("user", "?"), data.get("address", "?")
+    return Event(
+        stream,
+        entry_id,
+        "trading_state",
+        {
+            "en": f"🚦 Trading state of {scope_en} is now {state} (by {user} from {address})",
+            "ko": f"🚦 {scope_ko} 거래 상태: {state} ({user}, {address})",
+        },
+        data={"scope": scope, "state": state},
+    )
+
+
+def wanted(event: Event, kinds: list[str], deny_reasons: list[str]) -> bool:
+    if event.kind not in kinds:
+        return False
+    return not (event.kind == "denied" and deny_reasons and event.reason_code not in deny_reasons)
+
+
+def render(events: list[Event], language: str) -> str:
+    lines = [e.text.get(language) or e.text["en"] for e in events]
+    if len(lines) == 1:
+        return lines[0]
+    head = f"yQuant: {len(lines)} events" if language == "en" else f"yQuant: 알림 {len(lines)}건"
+    return "\n".join([head, *lines])

@@ -1,0 +1,214 @@
+"""The notifier's loop: read its streams with its own consumer group, deliver, then acknowledge.
+
+Exactly once across restarts: an entry is acknowledged only after every destination took the
+message that carries it, and after each delivered message the destination's progress (the last
+entry id per stream it received) is written to Valkey. After a crash the unacknowledged entries
+are read again and each destination skips what its progress says it already has. What remains is
+the instant between a destination's 200 and the progress write; a crash there repeats at most
+that one message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from typing import Any
+
+import httpx
+import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
+from redis.typing import EncodableT, FieldT
+
+from notifier import channels
+from notifier.events import Event, from_entry, render, wanted
+from yquant import keys
+from yquant.bus import ensure_group
+from yquant.settings import NotifierSettings, NotifyDestination
+
+logger = logging.getLogger(__name__)
+
+STREAMS = (keys.DECISIONS, keys.EXECUTIONS, keys.AUDIT_LOG, keys.DEAD_LETTERS)
+CONSUMER = "notifier"  # one instance: its pending entries are its own after a restart
+ORDER_KINDS = {"OrderFilled", "OrderRejected", "OrderFailed", "OrderCancelled"}
+
+
+def entry_key(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+class Notifier:
+    def __init__(
+        self, client: aioredis.Redis, settings: NotifierSettings, http: httpx.AsyncClient, batch: int = 128
+    ) -> None:
+        self.client = client
+        self.settings = settings
+        self.http = http
+        self.batch = batch
+        self.block_ms = 1000
+
+    async def run(self, stop: asyncio.Event) -> None:
+        for stream in STREAMS:
+            # New groups start at the end: a first start does not replay the whole history.
+            await ensure_group(self.client, stream, keys.GROUP_NOTIFIER, start_id="$")
+        await self._drain_pending(stop)
+        while not stop.is_set():
+            try:
+                reply: Any = await self.client.xreadgroup(
+                    keys.GROUP_NOTIFIER, CONSUMER, dict.fromkeys(STREAMS, ">"), count=self.batch, block=self.block_ms
+                )
+            except ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                for stream in STREAMS:
+                    await ensure_group(self.client, stream, keys.GROUP_NOTIFIER, start_id="$")
+                continue
+            if reply:
+                await self.handle(_flatten(reply), stop)
+
+    async def _drain_pending(self, stop: asyncio.Event) -> None:
+        """After a restart: what was read but not acknowledged, in order."""
+        while not stop.is_set():
+            reply: Any = await self.client.xreadgroup(
+                keys.GROUP_NOTIFIER, CONSUMER, dict.fromkeys(STREAMS, "0"), count=self.batch
+            )
+            entries = _flatten(reply)
+            if not entries:
+                return
+            logger.info("delivering entries read before a restart", extra={"count": len(entries)})
+            if not await self.handle(entries, stop):
+                return
+
+    async def handle(self, entries: list[tuple[str, str, dict[Any, Any]]], stop: asyncio.Event) -> bool:
+        """Deliver the events of ``entries`` everywhere, then acknowledge them; False if stopped first."""
+        events: list[Event] = []
+        for stream, entry_id, fields in entries:
+            strategy = await self._strategy(fields)
+            event = from_entry(stream, entry_id, fields, strategy)
+            if event is not None:
+                events.append(event)
+        for name, destination in self.settings.destinations.items():
+            if not await self._deliver_all(name, destination, events, stop):
+                return False
+        by_stream: dict[str, list[str]] = defaultdict(list)
+        for stream, entry_id, _ in entries:
+            by_stream[stream].append(entry_id)
+        async with self.client.pipeline(transaction=False) as pipe:
+            for stream, ids in by_stream.items():
+                pipe.xack(stream, keys.GROUP_NOTIFIER, *ids)
+            await pipe.execute()
+        return True
+
+    async def _strategy(self, fields: dict[Any, Any]) -> str:
+        if keys.text(fields.get(b"type", b"")) not in ORDER_KINDS:
+            return ""
+        import orjson
+
+        try:
+            cid = orjson.loads(fields.get(b"data", b"{}")).get("client_order_id")
+        except (orjson.JSONDecodeError, AttributeError):
+            return ""
+        if not cid:
+            return ""
+        value = await self.client.hget(keys.order(str(cid)), "strategy")
+        return keys.text(value) if value else ""
+
+    def _chunks(self, destination: NotifyDestination, events: list[Event]) -> list[list[Event]]:
+        limit = channels.max_chars(destination) - 100
+        chunks: list[list[Event]] = []
+        current: list[Event] = []
+        size = 0
+        for event in events:
+            length = len(event.text.get(self.settings.language) or event.text["en"]) + 1
+            if current and (len(current) >= self.settings.max_events_per_message or size + length > limit):
+                chunks.append(current)
+                current, size = [], 0
+            current.append(event)
+            size += length
+        if current:
+            chunks.append(current)
+        return chunks
+
+    async def _deliver_all(
+        self, name: str, destination: NotifyDestination, events: list[Event], stop: asyncio.Event
+    ) -> bool:
+        progress_raw: Any = await self.client.hgetall(keys.notify_progress(name))
+        progress = {keys.text(k): entry_key(keys.text(v)) for k, v in progress_raw.items()}
+        todo = [
+            e
+            for e in events
+            if wanted(e, destination.events, destination.deny_reasons)
+            and (e.stream not in progress or entry_key(e.entry_id) > progress[e.stream])
+        ]
+        for chunk in self._chunks(destination, todo):
+            text = render(chunk, self.settings.language)
+            payload: list[dict[str, object]] = [
+                {"kind": e.kind, "stream": e.stream, "entry_id": e.entry_id, "text": e.text["en"], **e.data}
+                for e in chunk
+            ]
+            delivered = await self._deliver(name, destination, text, payload, stop)
+            if delivered is None:
+                return False  # stopping: the entries stay pending and are delivered after the restart
+            last: dict[FieldT, EncodableT] = {}
+            for event in chunk:
+                last[event.stream] = event.entry_id
+            await self.client.hset(keys.notify_progress(name), mapping=last)
+        return True
+
+    async def _deliver(
+        self,
+        name: str,
+        destination: NotifyDestination,
+        text: str,
+        payload: list[dict[str, object]],
+        stop: asyncio.Event,
+    ) -> bool | None:
+        """True delivered, False given up (a permanent refusal), None stopped while retrying."""
+        delay = 1.0
+        attempt = 0
+        while True:
+            attempt += 1
+            outcome = await channels.send(self.http, destination, text, payload)
+            await self._record(name, outcome)
+            if outcome.ok:
+                return True
+            if not outcome.retry or (self.settings.max_attempts and attempt >= self.settings.max_attempts):
+                logger.error(
+                    "notification not delivered; giving up",
+                    extra={"destination": name, "error": outcome.error, "attempts": attempt},
+                )
+                return False
+            wait = outcome.retry_after_s if outcome.retry_after_s is not None else delay
+            wait = min(max(wait, 0.0), self.settings.retry_max_s)
+            logger.warning(
+                "notification delivery failed; retrying",
+                extra={"destination": name, "error": outcome.error, "retry_in_s": wait},
+            )
+            delay = min(delay * 2, self.settings.retry_max_s)
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=wait)
+                return None
+            except TimeoutError:
+                pass
+
+    async def _record(self, name: str, outcome: channels.Outcome) -> None:
+        now = str(time.time())
+        fields: dict[FieldT, EncodableT] = {"ok": "1" if outcome.ok else "0", "at": now, "error": outcome.error}
+        if outcome.ok:
+            fields["last_ok_at"] = now
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.hset(keys.notify_status(name), mapping=fields)
+            pipe.hincrby(keys.notify_status(name), "delivered" if outcome.ok else "failures", 1)
+            await pipe.execute()
+
+
+def _flatten(reply: Any) -> list[tuple[str, str, dict[Any, Any]]]:
+    entries: list[tuple[str, str, dict[Any, Any]]] = []
+    for stream, rows in reply or []:
+        for entry_id, fields in rows:
+            if fields is not None:
+                entries.append((keys.text(stream), keys.text(entry_id), fields))
+    entries.sort(key=lambda e: entry_key(e[1]))
+    return entries

@@ -1,0 +1,215 @@
+"""The notifier against a real Valkey and a real HTTP server standing in for Telegram.
+
+The stand-in speaks HTTP/1.1 on loopback and answers from a script (a 429 with retry_after,
+then 200s); the notifier reaches it through the destination's ``api_base``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import httpx
+import orjson
+import pytest
+import redis.asyncio as aioredis
+from pydantic import SecretStr
+
+from notifier.service import Notifier
+from yquant import keys
+from yquant.bus import publish
+from yquant.messages import Market, OrderFilled, Side, SignalDenied
+from yquant.settings import NotifierSettings, NotifyDestination
+
+TOKEN = "123456:secret-bot-token"
+
+
+@dataclass
+class FakeTelegram:
+    """Loopback HTTP server: records each POST body, answers from ``script`` then 200."""
+
+    script: list[tuple[int, bytes]] = field(default_factory=list)
+    received: list[dict[str, object]] = field(default_factory=list)
+    paths: list[str] = field(default_factory=list)
+    port: int = 0
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                lines = head.decode().split("\r\n")
+                length = next(
+                    (
+                        int(v)
+                        for k, _, v in (line.partition(":") for line in lines[1:])
+                        if k.lower() == "content-length"
+                    ),
+                    0,
+                )
+                body = await reader.readexactly(length)
+                self.paths.append(lines[0].split(" ")[1])
+                status, answer = self.script.pop(0) if self.script else (200, b'{"ok": true}')
+                if status == 200:
+                    self.received.append(orjson.loads(body))
+                head_out = f"HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {len(answer)}"
+                writer.write(head_out.encode() + b"\r\n\r\n" + answer)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionResetError):
+            pass
+        finally:
+            writer.close()
+
+
+@pytest.fixture
+async def telegram() -> AsyncIterator[FakeTelegram]:
+    fake = FakeTelegram()
+    server = await asyncio.start_server(fake.handle, "127.0.0.1", 0)
+    fake.port = server.sockets[0].getsockname()[1]
+    yield fake
+    server.close()
+    await server.wait_closed()
+
+
+def settings_for(telegram: FakeTelegram, **destination: object) -> NotifierSettings:
+    values: dict[str, object] = {
+        "kind": "telegram",
+        "bot_token": SecretStr(TOKEN),
+        "chat_id": "42",
+        "api_base": f"http://127.0.0.1:{telegram.port}",
+        **destination,
+    }
+    return NotifierSettings(destinations={"phone": NotifyDestination.model_validate(values)}, retry_max_s=0.05)
+
+
+class Running:
+    def __init__(self, client: aioredis.Redis, settings: NotifierSettings) -> None:
+        self.client, self.settings = client, settings
+        self.stop = asyncio.Event()
+        self.http = httpx.AsyncClient(timeout=5, trust_env=False)
+        self.notifier = Notifier(client, settings, self.http)
+        self.notifier.block_ms = 50
+        self.task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Running:
+        self.task = asyncio.create_task(self.notifier.run(self.stop))
+        # Its groups start at the end of each stream: wait until they exist before appending.
+        await until(lambda: groups_exist(self.client))
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.stop.set()
+        assert self.task is not None
+        await self.task
+        await self.http.aclose()
+
+
+async def groups_exist(client: aioredis.Redis) -> bool:
+    try:
+        groups = await client.xinfo_groups(keys.DEAD_LETTERS)  # the last stream it sets up
+    except aioredis.ResponseError:
+        return False
+    return any(keys.text(g["name"]) == keys.GROUP_NOTIFIER for g in groups)
+
+
+async def until(condition: object, timeout_s: float = 30) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        result = condition()  # type: ignore[operator]
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.02)
+
+
+def fill(ticker: str = "005930", quantity: int = 3) -> OrderFilled:
+    return OrderFilled(
+        client_order_id="yq-n-1",
+        account="main",
+        broker_order_id="0000001",
+        market=Market.KRX,
+        ticker=ticker,
+        side=Side.BUY,
+        fill_quantity=quantity,
+        fill_price=Decimal(70_000),
+        cumulative_quantity=quantity,
+        average_price=Decimal(70_000),
+        remaining_quantity=0,
+    )
+
+
+async def pending(client: aioredis.Redis, stream: str) -> int:
+    summary = await client.xpending(stream, keys.GROUP_NOTIFIER)
+    return int(summary["pending"])
+
+
+async def test_a_fill_becomes_one_telegram_message_and_the_status_says_delivered(
+    redis_client: aioredis.Redis, telegram: FakeTelegram
+) -> None:
+    async with Running(redis_client, settings_for(telegram)):
+        await publish(redis_client, keys.EXECUTIONS, fill())
+        await until(lambda: telegram.received)
+        await until(lambda: _no_pending(redis_client))
+    [message] = telegram.received
+    assert message["chat_id"] == "42"
+    text = str(message["text"])
+    assert "005930" in text
+    assert "₩70,000" in text
+    assert telegram.paths == [f"/bot{TOKEN}/sendMessage"]
+    status = await redis_client.hgetall(keys.notify_status("phone"))
+    assert status[b"ok"] == b"1"
+    assert TOKEN.encode() not in b"".join(status.values())
+    assert await pending(redis_client, keys.EXECUTIONS) == 0
+
+
+async def test_a_429_with_retry_after_is_honoured_and_the_message_still_arrives_once(
+    redis_client: aioredis.Redis, telegram: FakeTelegram
+) -> None:
+    telegram.script = [(429, b'{"ok": false, "error_code": 429, "parameters": {"retry_after": 0}}')]
+    async with Running(redis_client, settings_for(telegram)):
+        await publish(redis_client, keys.EXECUTIONS, fill())
+        await until(lambda: telegram.received)
+        await until(lambda: _no_pending(redis_client))
+    assert len(telegram.received) == 1
+    assert len(telegram.paths) == 2  # the refused attempt, then the delivered one
+    status = await redis_client.hgetall(keys.notify_status("phone"))
+    assert status[b"failures"] == b"1"
+    assert status[b"delivered"] == b"1"
+
+
+async def test_after_a_crash_before_the_ack_nothing_is_sent_twice(
+    redis_client: aioredis.Redis, telegram: FakeTelegram
+) -> None:
+    settings = settings_for(telegram)
+    async with Running(redis_client, settings):
+        pass  # creates the groups
+    entry = await publish(redis_client, keys.EXECUTIONS, fill())
+    # The earlier process read it and delivered it (its progress says so), then died before XACK.
+    await redis_client.xreadgroup(keys.GROUP_NOTIFIER, "notifier", {keys.EXECUTIONS: ">"})
+    await redis_client.hset(keys.notify_progress("phone"), keys.EXECUTIONS, entry)
+    assert await pending(redis_client, keys.EXECUTIONS) == 1
+    async with Running(redis_client, settings):
+        await until(lambda: _no_pending(redis_client))
+    assert telegram.received == []
+
+
+async def test_only_the_denial_reasons_asked_for_are_sent(redis_client: aioredis.Redis, telegram: FakeTelegram) -> None:
+    async with Running(redis_client, settings_for(telegram, deny_reasons=["HALTED"])):
+        for code in ("STALE", "HALTED"):
+            denied = SignalDenied(
+                signal_id=f"s-{code}", strategy="swing", ticker="005930", reason_code=code, reason=f"{code} reason"
+            )
+            await publish(redis_client, keys.DECISIONS, denied)
+        await until(lambda: telegram.received)
+        await until(lambda: _no_pending(redis_client))
+    [message] = telegram.received
+    assert "HALTED" in str(message["text"])
+    assert "STALE" not in str(message["text"])
+
+
+async def _no_pending(client: aioredis.Redis) -> bool:
+    counts = [await pending(client, stream) for stream in (keys.EXECUTIONS, keys.DECISIONS)]
+    return sum(counts) == 0
