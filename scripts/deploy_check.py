@@ -892,6 +892,25 @@ def check_wheels(
 # --- image ---------------------------------------------------------------------------------------
 
 
+def context_problems(dockerfile: str, dockerignore: str) -> list[str]:
+    """Every COPY from the build context must name a path .dockerignore lets through.
+
+    The .dockerignore here excludes everything and re-admits paths one by one, so a package added
+    to the Dockerfile but not to .dockerignore fails only at ``docker build``; say so here instead.
+    """
+    admitted = {line[1:].strip().rstrip("/") for line in dockerignore.splitlines() if line.startswith("!")}
+    problems = []
+    for line in dockerfile.splitlines():
+        words = line.split()
+        if not words or words[0].upper() != "COPY" or any(w.startswith("--from") for w in words):
+            continue
+        sources = [w for w in words[1:-1] if not w.startswith("--")]
+        for source in sources:
+            if source.rstrip("/") not in admitted:
+                problems.append(f"COPY {source}: .dockerignore keeps it out of the build context (add !{source})")
+    return problems
+
+
 def check_image(root: Path, report: Report) -> None:
     dockerfile = root / "Dockerfile"
     if not report.check(dockerfile.exists(), "Dockerfile: missing"):
@@ -913,8 +932,11 @@ def check_image(root: Path, report: Report) -> None:
         problems.append("dependencies must come from requirements.lock, wheels only, with --require-hashes")
     if re.search(r"(?i)\b(gcc|g\+\+|build-essential|clang|make)\b", final.split("\n", 1)[-1]):
         problems.append("a compiler or build tool is installed in the final stage")
-    if not (root / ".dockerignore").exists():
+    ignore = root / ".dockerignore"
+    if not ignore.exists():
         problems.append(".dockerignore is missing")
+    else:
+        problems.extend(context_problems(text, ignore.read_text()))
     for problem in problems:
         report.fail(f"Dockerfile: {problem}")
     if not problems:

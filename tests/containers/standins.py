@@ -29,16 +29,10 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 CA_BUNDLE = Path(os.environ.get("SSL_CERT_FILE") or "/etc/ssl/certs/ca-certificates.crt")
-# What .dockerignore lets into the build context: the image's content hash covers exactly this.
+# What the build context holds: the Dockerfile and every path .dockerignore lets through.
 IMAGE_INPUTS = (
     "Dockerfile",
-    "requirements.lock",
-    "yquant",
-    "webhook",
-    "ordermanager",
-    "brokergateway",
-    "dashboard",
-    "kissim",
+    *(line[1:].strip() for line in (REPO / ".dockerignore").read_text().splitlines() if line.startswith("!")),
 )
 
 

@@ -193,3 +193,14 @@ def test_dockerfile_when_installing_without_hashes_then_check_fails(deployment: 
 
     assert result.returncode == 1
     assert "with --require-hashes" in result.stdout
+
+
+def test_dockerfile_when_copying_a_package_dockerignore_excludes_then_check_fails(
+    deployment: Path, run_check: RunCheck
+) -> None:
+    replace_once(deployment / ".dockerignore", "!notifier\n", "")
+
+    result = run_check(deployment, "--only", "image")
+
+    assert result.returncode == 1
+    assert "COPY notifier: .dockerignore keeps it out of the build context (add !notifier)" in result.stdout
