@@ -75,6 +75,7 @@ ACL_PASSWORDS = (
     "YQ_VALKEY_ORDERMANAGER_PASSWORD",
     "YQ_VALKEY_BROKERGATEWAY_PASSWORD",
     "YQ_VALKEY_DASHBOARD_PASSWORD",
+    "YQ_VALKEY_NOTIFIER_PASSWORD",
 )
 
 
@@ -460,6 +461,14 @@ ACL_TABLE: list[tuple[str, bool, tuple[str, ...]]] = [
     ("dashboard", True, ("XADD", "yq:stream:audit", *XADD)),
     ("dashboard", True, ("XADD", "yq:stream:queries", *XADD)),
     ("dashboard", True, ("BLPOP", "yq:reply:dash-r1", "1")),
+    ("notifier", True, ("XREADGROUP", "GROUP", "notifier", "n", "STREAMS", "yq:stream:executions", ">")),
+    ("notifier", True, ("XACK", "yq:stream:decisions", "notifier", "1-1")),
+    ("notifier", True, ("HGET", "yq:order:o1", "strategy")),
+    ("notifier", True, ("HSET", "yq:notify:status:phone", "ok", "1")),
+    ("notifier", False, ("XADD", "yq:stream:executions", *XADD)),
+    ("notifier", False, ("XADD", "yq:stream:signals:webhook", *XADD)),
+    ("notifier", False, ("HSET", "yq:order:o1", "state", "FILLED")),
+    ("notifier", False, ("GET", "yq:token:abc")),
     # A compromised VM2 must not answer (or steal) the order manager's quote requests.
     ("dashboard", False, ("RPUSH", "yq:reply:om-r1", "{}")),
     ("dashboard", False, ("BLPOP", "yq:reply:om-r1", "1")),
