@@ -104,8 +104,10 @@ class Topology:
 
 
 def _passwords() -> dict[str, str]:
-    names = ("HEALTHCHECK", "ADMIN", "WEBHOOK", "ORDERMANAGER", "BROKERGATEWAY", "DASHBOARD")
-    return {f"YQ_VALKEY_{name}_PASSWORD": secrets.token_urlsafe(24) for name in names}
+    """A fresh secret for every Valkey password the VM1 example lists, so a new ACL user needs no edit here."""
+    example = (REPO / "deploy" / "vm1.env.example").read_text()
+    names = re.findall(r"(?m)^(YQ_VALKEY_\w+_PASSWORD)=", example)
+    return {name: secrets.token_urlsafe(24) for name in names}
 
 
 def _env_files(workdir: Path, passwords: dict[str, str], webhook_secret: str) -> dict[str, Path]:
