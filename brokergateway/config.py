@@ -18,8 +18,6 @@ class GatewayConfig:
     sync_debounce_s: float = 0.3
     sync_min_interval_s: float = 1.0
     sync_interval_s: float = 60.0
-    us_market_slippage_percent: Decimal = Decimal(1)
-    us_quote_max_age_s: float = 5.0  # a US market order's reference quote may be this old
     quote_cache_ttl_s: int = 10
     quote_reply_ttl_s: int = 30
     quote_request_max_age_s: float = 10.0
@@ -44,7 +42,6 @@ class GatewayConfig:
             sync_debounce_s=gateway.sync_debounce_s,
             sync_min_interval_s=gateway.sync_min_interval_s,
             sync_interval_s=kis.sync_interval_s,
-            us_market_slippage_percent=gateway.us_market_slippage_percent,
             quote_cache_ttl_s=gateway.quote_cache_ttl_s,
             quote_reply_ttl_s=gateway.quote_reply_ttl_s,
             quote_request_max_age_s=gateway.quote_request_max_age_s,

@@ -8,8 +8,8 @@
   again (at most ``resubmit_max`` times, while its signal is younger than the stale-alert
   limit) or marked FAILED with the reason. Fields always come from the stored order record:
   the command only names it.
-* A US "market" order is sent as a marketable limit: the latest quote plus a slippage,
-  on the cent. Without a quote it is refused; a price is never assumed.
+* A US "market" order arrives priced: the order manager set its marketable limit (ADR 0007).
+  One without a limit is not sent (FAILED, NO_PRICE); the gateway never prices an order.
 * ``CancelOrder``: cancels what is left of a live order; the poll confirms it.
 """
 
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from decimal import Decimal
 
 import redis.asyncio as aioredis
 from redis.exceptions import WatchError
@@ -27,7 +26,6 @@ from brokergateway.config import GatewayConfig
 from brokergateway.fills import LIVE_STATES, Fills
 from brokergateway.kis import trading
 from brokergateway.order_rows import order_number
-from brokergateway.quotes import QuoteDesk, marketable_limit
 from brokergateway.reconcile import BROKER_ORDER_TTL_S, NotSettled, find_order
 from brokergateway.worker import AccountWorker
 from yquant import keys
@@ -49,7 +47,6 @@ from yquant.messages import (
     OrderRejected,
     OrderState,
     OrderSubmitted,
-    OrderType,
     SubmitOrder,
     utcnow,
 )
@@ -75,14 +72,12 @@ class OrderDesk:
         workers: dict[str, AccountWorker],
         config: GatewayConfig,
         fills: Fills,
-        quotes: QuoteDesk,
         instance: str = "",
     ) -> None:
         self.client = client
         self.workers = workers
         self.config = config
         self.fills = fills
-        self.quotes = quotes
         self.instance = instance or uuid.uuid4().hex
         self.holder = f"{self.instance}|{LIFE}"  # what this process writes into the leases it takes
         self._busy: set[str] = set()  # client order ids being submitted or settled in this process
@@ -156,12 +151,10 @@ class OrderDesk:
         the request's pacing slot, when the caller took it."""
         coid, alias = record.client_order_id, worker.alias
         price = record.limit_price
-        if record.market.is_us and (record.order_type is OrderType.MARKET and price is None):
-            price = await self._marketable_price(worker, record)
-            if price is None:
-                return
-            record = record.model_copy(update={"limit_price": price})
-            slot = None  # the quote request used the slot
+        if record.market.is_us and price is None:
+            reason = "a US order needs a limit price (the order manager prices US market orders); it was not sent"
+            await self.reject(coid, alias, "NO_PRICE", reason, final_state=OrderState.FAILED)
+            return
         try:
             ack = await trading.place_order(
                 worker.kis,
@@ -210,33 +203,6 @@ class OrderDesk:
             logger.info("order is being submitted or reconciled elsewhere", extra={"client_order_id": coid})
         else:
             logger.info("order already handled", extra={"client_order_id": coid, "state": previous.value})
-
-    async def _marketable_price(self, worker: AccountWorker, command: OrderRecord) -> Decimal | None:
-        try:
-            quote = await self.quotes.recent(
-                command.market, command.ticker, worker.alias, self.config.us_quote_max_age_s
-            )
-        except BrokerError as exc:
-            await self.reject(
-                command.client_order_id,
-                worker.alias,
-                "NO_PRICE",
-                f"a US market order is sent as a limit near the quote, and there is no quote: {exc.message}",
-            )
-            return None
-        price = marketable_limit(quote, command.side, self.config.us_market_slippage_percent)
-        await order_store.update_order(
-            self.client,
-            command.client_order_id,
-            only_in=(OrderState.SUBMITTING,),
-            fields={"limit_price": price},
-            maxlen=self.config.maxlen,
-        )
-        logger.info(
-            "US market order sent as a marketable limit",
-            extra={"client_order_id": command.client_order_id, "quote": str(quote.price), "limit": str(price)},
-        )
-        return price
 
     # --- outcomes -----------------------------------------------------------------------
     async def reject(

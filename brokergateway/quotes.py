@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import datetime, timedelta
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -25,7 +25,7 @@ from brokergateway.sync import dec
 from brokergateway.worker import AccountWorker
 from yquant import keys
 from yquant.errors import BrokerError, BrokerRejected
-from yquant.messages import AnyMessage, Market, Quote, QuoteRequested, Side, utcnow
+from yquant.messages import AnyMessage, Market, Quote, QuoteRequested, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -68,15 +68,6 @@ def overseas_quote(market: Market, ticker: str, output: dict[str, Any], now: dat
         currency="USD",
         as_of=now,
     )
-
-
-def marketable_limit(quote: Quote, side: Side, slippage_percent: Decimal) -> Decimal:
-    """A US "market" order as a limit ``slippage_percent`` through the quote, on the tick."""
-    factor = 1 + slippage_percent / 100 if side is Side.BUY else 1 - slippage_percent / 100
-    raw = quote.price * factor
-    tick = us_tick(raw)
-    price = raw.quantize(tick, rounding=ROUND_CEILING if side is Side.BUY else ROUND_FLOOR)
-    return max(price, tick)
 
 
 class QuoteDesk:
@@ -151,15 +142,3 @@ class QuoteDesk:
             keys.quote(market.value, ticker), quote.model_dump_json(), ex=self.config.quote_cache_ttl_s
         )
         return quote
-
-    async def recent(self, market: Market, ticker: str, account: str | None, max_age_s: float) -> Quote:
-        """A quote at most ``max_age_s`` old: the cache if fresh enough, else KIS."""
-        raw = await self.client.get(keys.quote(market.value, ticker))
-        if raw is not None:
-            try:
-                cached = Quote.model_validate_json(raw)
-            except ValueError:
-                cached = None
-            if cached is not None and cached.price > 0 and utcnow() - cached.as_of <= timedelta(seconds=max_age_s):
-                return cached
-        return await self.fetch(market, ticker, account)

@@ -55,7 +55,7 @@ class Gateway:
         self.fills = Fills(client, config, self.sync, self._poll_soon)
         self.poller = FillPoller(client, config, self.fills, self.spawn)
         self.quotes = QuoteDesk(client, workers, config)
-        self.orders = OrderDesk(client, workers, config, self.fills, self.quotes, instance)
+        self.orders = OrderDesk(client, workers, config, self.fills, instance)
         self.feeds: list[NoticeFeed] = []
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:

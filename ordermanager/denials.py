@@ -15,6 +15,7 @@ class Denial:
 UNKNOWN_STRATEGY = "UNKNOWN_STRATEGY"
 FORGED_SOURCE = "FORGED_SOURCE"  # a producer claimed a source its stream may not carry
 UNKNOWN_ACCOUNT = "UNKNOWN_ACCOUNT"
+MARKET_NOT_TRADED = "MARKET_NOT_TRADED"  # the account is not set up for the market
 STALE = "STALE"
 MARKET_CLOSED = "MARKET_CLOSED"
 TRADING_HALTED = "TRADING_HALTED"

@@ -23,7 +23,7 @@ from ordermanager.metrics import ORDERS_CREATED
 from ordermanager.sizing import SizingInput, SizingPolicy, needs_price, policy_for, size_order
 from yquant import keys, orders, trading_state
 from yquant.bus import publish
-from yquant.markets import round_to_tick
+from yquant.markets import marketable_limit, round_to_tick
 from yquant.messages import CancelOrder, Market, OrderOrigin, OrderType, Quote, Side, Signal, SignalSource, SubmitOrder
 from yquant.risk_limits import RiskLimits
 from yquant.settings import StrategySettings
@@ -70,10 +70,19 @@ class SignalContext:
 
 class Placement:
     def __init__(
-        self, client: aioredis.Redis, quotes: QuoteSource, maxlen: int, records: orders.RecordCache | None = None
+        self,
+        client: aioredis.Redis,
+        quotes: QuoteSource,
+        maxlen: int,
+        records: orders.RecordCache | None = None,
+        *,
+        us_quotes: QuoteSource | None = None,
+        us_slippage_percent: Decimal = Decimal(1),
     ) -> None:
         self.client = client
         self.quotes = quotes
+        self.us_quotes = us_quotes or quotes  # quotes recent enough to price a US market order
+        self.us_slippage_percent = us_slippage_percent
         self.maxlen = maxlen
         self.records = records or orders.RecordCache()  # parsed order records, shared per process
 
@@ -105,8 +114,11 @@ class Placement:
         quantity = size_order(sizing)
         if isinstance(quantity, Denial):
             return quantity
-        order_type, limit_price = self._pricing(ctx, Side.BUY, price, quote)
-        unit = limit_price or price
+        priced = await self._pricing(ctx, Side.BUY, price, quote)
+        if isinstance(priced, Denial):
+            return priced
+        order_type, limit_price = priced
+        unit = limit_price or price  # a US market order is checked at its marketable limit
         denial = risk.check_buy(
             ctx.limits, currency, unit * quantity, view.buy_exposure(signal.market, signal.ticker, unit)
         )
@@ -153,7 +165,10 @@ class Placement:
         quantity = size_order(sizing)
         if isinstance(quantity, Denial):
             return quantity
-        order_type, limit_price = self._pricing(ctx, Side.SELL, price, quote)
+        priced = await self._pricing(ctx, Side.SELL, price, quote)
+        if isinstance(priced, Denial):
+            return priced
+        order_type, limit_price = priced
         if signal.source not in risk.LIQUIDATION_SOURCES:
             denial = await self._throttle(ctx, account, Side.SELL, coid)
             if denial:
@@ -215,14 +230,25 @@ class Placement:
             return None, None
         return quote.price, quote
 
-    def _pricing(
+    async def _pricing(
         self, ctx: SignalContext, side: Side, price: Decimal | None, quote: Quote | None
-    ) -> tuple[OrderType, Decimal | None]:
-        if not self._wants_limit(ctx) or price is None:
-            return OrderType.MARKET, None
+    ) -> tuple[OrderType, Decimal | None] | Denial:
+        """The order type and limit. A US market order gets its marketable limit here (ADR 0007):
+        KIS has none, and the gateway sends what it is given."""
         market = ctx.signal.market
-        tick = quote.tick_size if quote is not None and quote.tick_size and market is Market.KRX else None
-        return OrderType.LIMIT, round_to_tick(market, price, down=side is Side.BUY, tick=tick)
+        if self._wants_limit(ctx) and price is not None:
+            tick = quote.tick_size if quote is not None and quote.tick_size and market is Market.KRX else None
+            return OrderType.LIMIT, round_to_tick(market, price, down=side is Side.BUY, tick=tick)
+        if not market.is_us:
+            return OrderType.MARKET, None
+        recent = await self.us_quotes(market, ctx.signal.ticker)
+        if recent is None or recent.price <= 0:
+            return Denial(
+                denials.NO_PRICE,
+                "a US market order is sent as a limit through the latest quote, and no recent quote is available",
+            )
+        limit = marketable_limit(market, recent.price, buy=side is Side.BUY, slippage_percent=self.us_slippage_percent)
+        return OrderType.MARKET, limit
 
     async def _throttle(self, ctx: SignalContext, account: str, side: Side, coid: str) -> Denial | None:
         signal = ctx.signal

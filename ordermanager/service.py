@@ -67,7 +67,13 @@ class OrderManager:
         self.always_open = settings.markets_always_open
         self.clock: Clock = clock or SystemClock()
         self.quote_source: QuoteSource = quote_source or self.fresh_quote
-        self.placement = Placement(client, self.quote_source, self.maxlen)
+        self.placement = Placement(
+            client,
+            self.quote_source,
+            self.maxlen,
+            us_quotes=quote_source or self.pricing_quote,
+            us_slippage_percent=settings.ordermanager.us_market_slippage_percent,
+        )
         self._account_locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     async def fresh_quote(self, market: Market, ticker: str) -> Quote | None:
@@ -78,6 +84,19 @@ class OrderManager:
             ticker,
             cfg.quote_timeout_s,
             max_age_s=cfg.quote_max_age_s,
+            now=self.clock.now(),
+            wait_s=cfg.quote_wait_s,
+        )
+
+    async def pricing_quote(self, market: Market, ticker: str) -> Quote | None:
+        """A quote recent enough to price a US market order on (``us_quote_max_age_s``)."""
+        cfg = self.settings.ordermanager
+        return await quotes.get_quote(
+            self.client,
+            market,
+            ticker,
+            cfg.quote_timeout_s,
+            max_age_s=cfg.us_quote_max_age_s,
             now=self.clock.now(),
             wait_s=cfg.quote_wait_s,
         )
@@ -146,6 +165,10 @@ class OrderManager:
         for account in accounts:
             if account not in self.accounts:
                 outcomes.append((account, Denial(denials.UNKNOWN_ACCOUNT, f"account {account!r} is not configured")))
+                continue
+            if signal.market.value not in self.accounts[account].markets:
+                reason = f"account {account!r} does not trade {signal.market.value}"
+                outcomes.append((account, Denial(denials.MARKET_NOT_TRADED, reason)))
                 continue
             async with self._account_locks[account]:
                 outcomes.append((account, await self._for_account(ctx, account)))

@@ -122,6 +122,18 @@ def round_to_tick(market: Market, price: Decimal, *, down: bool = True, tick: De
     return (units * step).quantize(step)
 
 
+def marketable_limit(market: Market, quote_price: Decimal, *, buy: bool, slippage_percent: Decimal) -> Decimal:
+    """A US "market" order as a limit ``slippage_percent`` through the quote, on the tick (ADR 0007).
+
+    KIS has no US market order: a buy is priced above the quote and rounded up, a sell below it and
+    rounded down, so the limit is never less marketable than the slippage asked for.
+    """
+    factor = 1 + slippage_percent / 100 if buy else 1 - slippage_percent / 100
+    raw = quote_price * factor
+    price = round_to_tick(market, raw, down=not buy)
+    return max(price, tick_size(market, price))
+
+
 def money(currency: str, amount: Decimal, *, down: bool = False) -> Decimal:
     """An amount in its currency's precision: KRW in whole won, USD (and others) in cents.
 

@@ -157,6 +157,10 @@ class OrderManagerSettings(BaseModel):
     # instance takes the signal over meanwhile.
     quote_wait_s: float = 10.0
     quote_max_age_s: float = 15.0  # a cached quote older than this is asked for again
+    # KIS has no US market order: one is sent as a limit this far through a quote at most
+    # us_quote_max_age_s old (ADR 0007). The order manager prices it; the gateway only sends it.
+    us_market_slippage_percent: Decimal = Field(default=Decimal(1), ge=0, le=10)
+    us_quote_max_age_s: float = Field(default=5.0, gt=0)
     scheduler_interval_s: float = 1.0
     misfire_grace_s: float = 300.0  # a schedule later than this (after downtime) is skipped, not fired
     exit_check_interval_s: float = 2.0  # stop-loss / take-profit / trailing / end-of-day evaluation
@@ -195,7 +199,6 @@ class GatewaySettings(BaseModel):
     fill_check_delay_s: float = 0.15  # first fill check after an order is accepted
     sync_debounce_s: float = 0.3  # coalesce account syncs after fills
     sync_min_interval_s: float = 1.0  # and at most one such sync per account this often
-    us_market_slippage_percent: Decimal = Decimal(1)  # a US "market" order: a limit this far past the quote
     quote_cache_ttl_s: int = 10  # quotes cached under keys.quote(market, ticker)
     quote_reply_ttl_s: int = 30  # answer lists keys.reply(request_id) expire after this
     quote_request_max_age_s: float = 10.0  # older quote requests are dropped: the asker has given up
@@ -205,6 +208,16 @@ class GatewaySettings(BaseModel):
     reconcile_delay_s: float = 0.5  # wait before the first look-up (grows with each attempt)
     resubmit_max: int = Field(default=2, ge=0)  # an order KIS proved not to have is sent again at most this often
     resubmit_settle_s: float = Field(default=10.0, ge=0)  # KIS's list is asked again this long after the POST
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved(cls, data: object) -> object:
+        if isinstance(data, dict) and "us_market_slippage_percent" in data:
+            raise ValueError(
+                "gateway.us_market_slippage_percent moved: the order manager prices US market orders now; "
+                "set YQ_ORDERMANAGER__US_MARKET_SLIPPAGE_PERCENT instead"
+            )
+        return data
 
 
 class DashboardSettings(BaseModel):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +101,23 @@ def test_alert_becomes_filled_order_position_and_dashboard_row(system: DevSystem
 
     html = eventually(lambda: (lambda h: h if "005930" in h else None)(dashboard_html(system)), 10)
     assert "005930" in html
+
+
+def test_us_market_alert_goes_to_kis_as_a_limit_one_percent_through_the_quote(system: DevSystem) -> None:
+    """KIS has no US market order: the order manager prices it from a fresh quote (ADR 0007)."""
+    price = httpx.post(
+        f"{system.kissim_url}/admin/price", json={"ticker": "MSFT", "price": "410.00", "market": "US"}, timeout=5
+    )
+    price.raise_for_status()
+    response = httpx.post(system.webhook_url, json=alert(id="us-market", ticker="MSFT", exchange="NASDAQ"), timeout=5)
+    assert (response.status_code, response.json()["status"]) == (200, "accepted")
+
+    filled = eventually(
+        lambda: [o for o in orders_json(system) if o["ticker"] == "MSFT" and o["state"] == "FILLED"], 20
+    )
+    assert Decimal(str(filled[0]["limit_price"])) == Decimal("414.10")  # JSON numbers: 414.1
+    [sent] = [o for o in system.sim_orders() if o["ticker"] == "MSFT"]
+    assert (Decimal(sent["price"]), sent["ord_dvsn"]) == (Decimal("414.10"), "00")
 
 
 def test_same_alert_again_is_acknowledged_without_a_second_order(system: DevSystem) -> None:

@@ -273,17 +273,30 @@ async def test_business_rejection_is_an_order_rejected_with_kis_message(
     assert sample("yquant_gateway_kis_errors_total", code="APBK0986") - errors_before == 1
 
 
-async def test_us_market_order_goes_out_as_a_marketable_limit_from_the_quote(
+async def test_us_market_order_goes_out_as_the_limit_the_order_manager_set(
     sim: SimServer, make_harness: MakeHarness
 ) -> None:
     sim.admin("/admin/price", {"ticker": "MSFT", "price": "410.00", "market": "US"})
     harness = await make_harness(sim)
-    command = await harness.submit(market=Market.NASD, ticker="MSFT", quantity=2, order_type=OrderType.MARKET)
+    command = await harness.submit(
+        market=Market.NASD, ticker="MSFT", quantity=2, order_type=OrderType.MARKET, limit_price=Decimal("414.10")
+    )
     record = await harness.state(command.client_order_id, OrderState.FILLED)
-    assert record.limit_price == Decimal("414.10")  # 410.00 + 1 %, on the cent
     [booked] = [o for o in harness.sim_orders() if o["ticker"] == "MSFT"]
     assert (booked["tr_id"], Decimal(booked["price"]), booked["ord_dvsn"]) == ("TTTT1002U", Decimal("414.10"), "00")
-    assert record.average_price == Decimal(410)
+    assert (record.limit_price, record.average_price) == (Decimal("414.10"), Decimal(410))
+    assert harness.tr_ids("/quotations/price") == []  # the gateway priced nothing
+
+
+async def test_us_market_order_without_a_limit_is_not_sent_and_says_why(
+    sim: SimServer, make_harness: MakeHarness
+) -> None:
+    harness = await make_harness(sim)
+    command = await harness.submit(market=Market.NASD, ticker="MSFT", quantity=2, order_type=OrderType.MARKET)
+    record = await harness.state(command.client_order_id, OrderState.FAILED)
+    assert "needs a limit price" in record.reason
+    assert harness.tr_ids("/overseas-stock/v1/trading/order") == []
+    assert [o for o in harness.sim_orders() if o["ticker"] == "MSFT"] == []
 
 
 async def test_order_for_an_unknown_account_or_market_is_rejected_without_calling_kis(

@@ -10,11 +10,11 @@ import pytest
 
 from brokergateway.kis.notices import ExecutionNotice
 from brokergateway.order_rows import SEOUL, domestic_status, matches, order_number, overseas_status
-from brokergateway.quotes import domestic_quote, marketable_limit, overseas_quote
+from brokergateway.quotes import domestic_quote, overseas_quote
 from brokergateway.sync import domestic_cash, domestic_positions, overseas_positions, unique_positions, usd_cash
 from brokergateway.tallies import NoticeTally, all_plausible, notice_amount, plausible
 from yquant.errors import BrokerRejected
-from yquant.messages import Market, OrderState, OrderType, Quote, Side
+from yquant.messages import Market, OrderState, OrderType, Side
 from yquant.orders import OrderRecord
 
 NOW = datetime(2026, 3, 3, 1, 0, tzinfo=UTC)  # 10:00 KST
@@ -160,21 +160,6 @@ def test_quotes_parse_kis_outputs_and_refuse_a_missing_price() -> None:
     assert (us.price, us.tick_size, us.previous_close) == (Decimal("190.5"), Decimal("0.01"), Decimal(189))
     with pytest.raises(BrokerRejected):
         overseas_quote(Market.NASD, "NOPE", {"last": ""}, NOW)
-
-
-@pytest.mark.parametrize(
-    ("price", "side", "expected"),
-    [
-        ("190.00", Side.BUY, "191.90"),
-        ("190.00", Side.SELL, "188.10"),
-        ("10.005", Side.BUY, "10.11"),  # rounded up to the cent for a buy ...
-        ("10.005", Side.SELL, "9.90"),  # ... down for a sell
-        ("0.5", Side.BUY, "0.5050"),  # under $1 the tick is $0.0001
-    ],
-)
-def test_us_market_order_becomes_a_marketable_limit_on_the_tick(price: str, side: Side, expected: str) -> None:
-    quote = Quote(market=Market.NASD, ticker="X", price=Decimal(price), currency="USD", as_of=NOW)
-    assert marketable_limit(quote, side, Decimal(1)) == Decimal(expected)
 
 
 def notice(**overrides: Any) -> ExecutionNotice:

@@ -104,3 +104,13 @@ def test_empty_kis_url_means_the_official_domain_not_the_simulator(monkeypatch: 
     monkeypatch.setenv("YQ_KIS__REST_URL", "")
     with pytest.raises(ConfigurationError):
         effective_accounts(Settings())
+
+
+def test_the_gateway_slippage_setting_is_refused_with_its_new_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The order manager prices US market orders now; an old setting must not be dropped silently."""
+    monkeypatch.setenv("YQ_GATEWAY__US_MARKET_SLIPPAGE_PERCENT", "2")
+    with pytest.raises(ValidationError, match="YQ_ORDERMANAGER__US_MARKET_SLIPPAGE_PERCENT"):
+        Settings()
+    monkeypatch.delenv("YQ_GATEWAY__US_MARKET_SLIPPAGE_PERCENT")
+    monkeypatch.setenv("YQ_ORDERMANAGER__US_MARKET_SLIPPAGE_PERCENT", "2")
+    assert str(Settings().ordermanager.us_market_slippage_percent) == "2"

@@ -12,6 +12,7 @@ from yquant.markets import (
     holiday_name,
     is_open,
     is_trading_day,
+    marketable_limit,
     money,
     next_open,
     round_to_tick,
@@ -78,3 +79,19 @@ def test_money_is_formatted_in_its_currency_precision() -> None:
 def test_a_symbol_is_named_market_colon_ticker() -> None:
     assert symbol_key(Market.NASD, "AAPL") == "NASD:AAPL"
     assert symbol_key("KRX", "005930") == "KRX:005930"
+
+
+@pytest.mark.parametrize(
+    ("price", "buy", "expected"),
+    [
+        ("190.00", True, "191.90"),
+        ("190.00", False, "188.10"),
+        ("10.005", True, "10.11"),  # rounded up to the cent for a buy ...
+        ("10.005", False, "9.90"),  # ... down for a sell
+        ("0.5", True, "0.5050"),  # under $1 the tick is $0.0001
+        ("0.0001", False, "0.0001"),  # never below one tick
+    ],
+)
+def test_us_market_order_becomes_a_marketable_limit_on_the_tick(price: str, buy: bool, expected: str) -> None:
+    limit = marketable_limit(Market.NASD, Decimal(price), buy=buy, slippage_percent=Decimal(1))
+    assert (limit, str(limit)) == (Decimal(expected), expected)
