@@ -230,7 +230,12 @@ class Fills:
             return
         if record.filled_quantity != status.filled_quantity:
             return  # our fills lag KIS's; the next poll settles them first
-        reason = "rejected by the exchange" if status.rejected else "cancelled or expired at KIS"
+        if status.rejected:
+            reason = "rejected by the exchange"
+        elif record.cancel_reason:
+            reason = record.cancel_reason
+        else:
+            reason = "cancelled or expired at KIS"
         event = OrderCancelled(
             correlation_id=record.correlation_id or record.client_order_id,
             client_order_id=record.client_order_id,
@@ -242,6 +247,7 @@ class Fills:
             self.client,
             record.client_order_id,
             new_state=OrderState.CANCELLED,
+            fields={"reason": reason},
             event=event,
             condition=("filled_quantity", str(status.filled_quantity)),
             note=reason,

@@ -43,6 +43,7 @@ from yquant.logs import correlation
 from yquant.messages import (
     CancelOrder,
     OrderAccepted,
+    OrderCancelled,
     OrderFailed,
     OrderRejected,
     OrderState,
@@ -281,6 +282,7 @@ class OrderDesk:
             if fill is not None:
                 self.fills.queue_fill(pipe, worker, fill)
             pipe.delete(keys.order_lease(coid))
+            pipe.hget(keys.order(coid), "cancel_reason")  # a cancel asked for while it was SUBMITTING
             results = await pipe.execute()
         applied, previous = order_store.update_result(results[1])
         if not applied:
@@ -293,6 +295,11 @@ class OrderDesk:
         logger.info("order accepted", extra={"client_order_id": coid, "broker_order_id": broker_order_id})
         fill_applied = fill is not None and order_store.update_result(results[2])[0]
         await self.fills.after_acceptance(worker, accepted, fill, fill_applied)
+        if results[-1]:
+            logger.info("a cancel came while the order was being sent; cancelling", extra={"client_order_id": coid})
+            current = await order_store.get_order(self.client, coid)
+            if current is not None and current.state in LIVE_STATES:
+                await self._cancel_at_kis(current)
         return True
 
     async def settle_abandoned(self, worker: AccountWorker, coid: str) -> None:
@@ -421,12 +428,52 @@ class OrderDesk:
 
     # --- cancel -------------------------------------------------------------------------
     async def cancel(self, command: CancelOrder) -> None:
-        worker = self.workers.get(command.account)
-        record = await order_store.get_order(self.client, command.client_order_id)
-        if worker is None or record is None or record.is_final:
+        """Cancel what is left of an order, and keep why: the cancellation shows that reason.
+
+        A NEW order (not yet sent, e.g. queued behind the account's pacing) is cancelled here and
+        never sent. A SUBMITTING one keeps the request; ``accept`` sends the cancel once KIS has
+        answered with an order number. A live one is cancelled at KIS and the poll confirms it.
+        """
+        coid = command.client_order_id
+        record = await order_store.get_order(self.client, coid)
+        if record is None or record.is_final:
+            return
+        why = command.reason or "cancel requested"
+        if record.state is OrderState.NEW:
+            event = OrderCancelled(
+                correlation_id=record.correlation_id or coid,
+                client_order_id=coid,
+                account=record.account,
+                cancelled_quantity=record.quantity,
+                reason=f"{why}, before it was sent to KIS",
+            )
+            applied, _ = await order_store.update_order(
+                self.client,
+                coid,
+                new_state=OrderState.CANCELLED,
+                fields={"cancel_reason": why, "reason": event.reason},
+                event=event,
+                note=event.reason,
+                maxlen=self.config.maxlen,
+            )
+            if applied:
+                metrics.ORDERS.labels("cancelled").inc()
+                return
+        await order_store.update_order(
+            self.client, coid, only_in=(*LIVE_STATES, OrderState.SUBMITTING), fields={"cancel_reason": why},
+            maxlen=self.config.maxlen,
+        )  # fmt: skip
+        record = await order_store.get_order(self.client, coid)  # it may have moved on meanwhile
+        if record is None or record.is_final:
             return
         if record.state not in LIVE_STATES or not record.broker_order_id:
-            logger.info("cancel skipped: order not live at the broker", extra={"state": record.state.value})
+            logger.info("cancel waits for KIS's answer to the order", extra={"client_order_id": coid})
+            return
+        await self._cancel_at_kis(record)
+
+    async def _cancel_at_kis(self, record: OrderRecord) -> None:
+        worker = self.workers.get(record.account)
+        if worker is None:
             return
         try:
             await trading.cancel_order(
@@ -439,6 +486,13 @@ class OrderDesk:
             )
         except BrokerError as exc:
             logger.warning("cancel refused", extra={"client_order_id": record.client_order_id, "error": exc.message})
+            await order_store.update_order(
+                self.client,
+                record.client_order_id,
+                only_in=LIVE_STATES,
+                fields={"reason": f"KIS refused the cancel: {exc.message}"},
+                maxlen=self.config.maxlen,
+            )
             return
         worker.tracking[record.client_order_id] = 0.0  # the poll confirms the cancellation
         self.fills.request_poll(worker)

@@ -32,7 +32,8 @@ from yquant.messages import (
 # Every state change an order may make, and only these: a change to a state not listed for the
 # order's current state is refused by ``yq_order_update`` (the record and the event stay as they were).
 ALLOWED_TRANSITIONS: dict[OrderState, frozenset[OrderState]] = {
-    OrderState.NEW: frozenset({OrderState.SUBMITTING, OrderState.REJECTED, OrderState.FAILED}),
+    # NEW -> CANCELLED: cancelled before it was sent (queued behind the account's pacing).
+    OrderState.NEW: frozenset({OrderState.SUBMITTING, OrderState.REJECTED, OrderState.FAILED, OrderState.CANCELLED}),
     OrderState.SUBMITTING: frozenset({OrderState.ACCEPTED, OrderState.REJECTED, OrderState.FAILED}),
     OrderState.ACCEPTED: frozenset({OrderState.PARTIALLY_FILLED, OrderState.FILLED, OrderState.CANCELLED}),
     OrderState.PARTIALLY_FILLED: frozenset({OrderState.PARTIALLY_FILLED, OrderState.FILLED, OrderState.CANCELLED}),
@@ -74,6 +75,7 @@ class OrderRecord(Frozen):
     reason: str = ""
     signal_at: datetime | None = None  # when its signal fired or arrived (freshness of a resubmission)
     resubmissions: int = 0  # times the gateway sent it again after KIS proved not to have it
+    cancel_reason: str = ""  # who or what asked for a cancel; the cancellation's reason when KIS confirms it
 
     @property
     def remaining_quantity(self) -> int:

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 
+import httpx
+
 from tests.integration.kissim.helpers import SimServer
-from yquant.messages import CancelOrder, Market, OrderCancelled, OrderFilled, OrderState, OrderType
+from yquant import orders
+from yquant.messages import CancelOrder, Market, OrderCancelled, OrderFilled, OrderState, OrderType, Side, SubmitOrder
 
 from .conftest import NO_POLLING, MakeHarness
+
+
+def by_admin(client_order_id: str, account: str) -> CancelOrder:
+    """The command the dashboard's Cancel button appends."""
+    return CancelOrder(client_order_id=client_order_id, account=account, reason="cancelled on the dashboard by admin")
 
 
 def fills(events: list[object]) -> list[OrderFilled]:
@@ -107,8 +116,71 @@ async def test_cancel_of_a_resting_order_is_confirmed_by_kis(sim: SimServer, mak
     sim.admin("/admin/fill", {"odno": record.broker_order_id, "quantity": 2})
     await harness.state(command.client_order_id, OrderState.PARTIALLY_FILLED)
 
-    await harness.gateway.handle(CancelOrder(client_order_id=command.client_order_id, account=harness.alias))
+    why = "cancelled on the dashboard by admin"
+    await harness.gateway.handle(
+        CancelOrder(client_order_id=command.client_order_id, account=harness.alias, reason=why)
+    )
     record = await harness.state(command.client_order_id, OrderState.CANCELLED)
     [cancelled] = [e for e in await harness.events(command.client_order_id) if isinstance(e, OrderCancelled)]
     assert (cancelled.cancelled_quantity, record.filled_quantity) == (3, 2)
+    assert (cancelled.reason, record.reason) == (why, why)  # the order list says who cancelled it
+    assert set(harness.tr_ids("/order-rvsecncl")) == {"TTTC0013U"}
+
+
+async def test_cancel_of_an_order_not_yet_sent_cancels_it_and_it_is_never_sent(
+    sim: SimServer, make_harness: MakeHarness
+) -> None:
+    harness = await make_harness(sim)
+    command = SubmitOrder(
+        client_order_id="yq-queued-000660", account=harness.alias, market=Market.KRX, ticker="000660",
+        side=Side.BUY, quantity=1, strategy="test",
+    )  # fmt: skip
+    assert await orders.create_order(harness.client, command, 100_000)  # NEW: queued behind the pacing
+
+    await harness.gateway.handle(by_admin(command.client_order_id, harness.alias))
+    record = await harness.state(command.client_order_id, OrderState.CANCELLED)
+    assert record.reason == "cancelled on the dashboard by admin, before it was sent to KIS"
+    await harness.gateway.handle(command)  # its command is handled after all
+    assert (await harness.order(command.client_order_id)).state is OrderState.CANCELLED
+    assert harness.tr_ids("/order-cash") == []
+    assert [o for o in harness.sim_orders() if o["ticker"] == "000660"] == []
+
+
+class HeldOrderPost(httpx.AsyncBaseTransport):
+    """Real HTTP to the simulator; the first order POST waits until the test lets it go."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
+        self.reached = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "POST" and request.url.path.endswith("/order-cash") and not self.release.is_set():
+            self.reached.set()
+            await self.release.wait()
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+async def test_cancel_while_the_order_is_being_sent_is_carried_out_once_kis_answers(
+    sim: SimServer, make_harness: MakeHarness
+) -> None:
+    sim.admin("/admin/price", {"ticker": "035720", "price": "50000"})
+    held = HeldOrderPost()
+    harness = await make_harness(sim, transport=held)
+    submitting = asyncio.create_task(
+        harness.submit(ticker="035720", quantity=3, order_type=OrderType.LIMIT, limit_price=Decimal(45000))
+    )
+    await asyncio.wait_for(held.reached.wait(), 30)  # SUBMITTING, its POST on the way
+    [record] = [r for r in await orders.open_orders(harness.client) if r.ticker == "035720"]
+    assert record.state is OrderState.SUBMITTING
+    await harness.gateway.handle(by_admin(record.client_order_id, harness.alias))
+    assert (await harness.order(record.client_order_id)).state is OrderState.SUBMITTING  # nothing to cancel yet
+
+    held.release.set()
+    await asyncio.wait_for(submitting, 30)
+    record = await harness.state(record.client_order_id, OrderState.CANCELLED)
+    assert record.reason == "cancelled on the dashboard by admin"
     assert set(harness.tr_ids("/order-rvsecncl")) == {"TTTC0013U"}
