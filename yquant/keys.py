@@ -28,8 +28,9 @@ EXECUTIONS = PREFIX + "stream:executions"  # order lifecycle events and AccountS
 DECISIONS = PREFIX + "stream:decisions"  # one decision per signal: accepted or denied
 QUERIES = PREFIX + "stream:queries"  # quote / buying-power requests for the gateway
 DEAD_LETTERS = PREFIX + "stream:deadletters"  # entries that failed too often
+AUDIT_LOG = PREFIX + "stream:audit"  # every manual action on the dashboard
 
-ALL_STREAMS = (*SIGNAL_STREAMS, ORDERS, EXECUTIONS, DECISIONS, QUERIES, DEAD_LETTERS)
+ALL_STREAMS = (*SIGNAL_STREAMS, ORDERS, EXECUTIONS, DECISIONS, QUERIES, DEAD_LETTERS, AUDIT_LOG)
 
 # --- consumer groups -----------------------------------------------------------------
 GROUP_ORDERMANAGER = "ordermanager"
@@ -158,7 +159,6 @@ def rate_window(scope: str) -> str:
     return f"{PREFIX}risk:rate:{scope}"
 
 
-AUDIT_LOG = PREFIX + "stream:audit"  # every manual action on the dashboard
 EQUITY_SNAPSHOTS = PREFIX + "equity:snapshots"  # sorted set of daily equity snapshots
 
 # --- dashboard (owned by dashboard/) ---------------------------------------------------
