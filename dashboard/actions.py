@@ -4,7 +4,10 @@
   quantity the trader confirmed) appended to ``keys.SIGNALS_DASHBOARD`` by the ``yq_ingest`` server
   function: it passes the order manager's trading-state and risk checks like any alert and
   lands in the decision log with the reason if denied. The signal id comes from the
-  confirmation form, so a double submit is dropped as a duplicate.
+  confirmation's nonce, so a double submit is dropped as a duplicate.
+* Confirmations are issued by the server (``issue_confirmation``): the nonce names what the preview
+  showed, for the session that saw it, for ``CONFIRMATION_TTL_S``. A submit or flatten whose nonce
+  the server did not issue to this session, or that carries another order, sends nothing.
 * Flatten, trading state, risk limits and schedules go through ``yquant.controls``
   (the order manager's own functions); a flatten confirmation is single-use.
 * Cancel is a ``CancelOrder`` on ``keys.ORDERS`` for the gateway.
@@ -18,6 +21,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+import orjson
 import redis.asyncio as aioredis
 
 from dashboard import audit
@@ -41,11 +45,34 @@ from yquant.schedules import Schedule
 from yquant.settings import Settings
 
 DEDUPE_TTL_S = 86_400
+CONFIRMATION_TTL_S = 600  # a confirmation page older than this is previewed again, never sent
 NONCE_PATTERN = r"^[0-9a-f]{32}$"
 
 
 def new_nonce() -> str:
     return secrets.token_hex(16)
+
+
+async def issue_confirmation(client: aioredis.Redis, session: str, purpose: str, payload: str = "") -> str:
+    """A nonce for one confirmation page: valid for this session and purpose, carrying ``payload``."""
+    nonce = new_nonce()
+    value = orjson.dumps({"session": session, "purpose": purpose, "payload": payload})
+    await client.set(keys.dashboard_confirmation(nonce), value, ex=CONFIRMATION_TTL_S)
+    return nonce
+
+
+async def confirmed(client: aioredis.Redis, nonce: str, session: str, purpose: str) -> str | None:
+    """The payload issued with ``nonce`` to this session for ``purpose``; None if it was not (or expired)."""
+    raw = await client.get(keys.dashboard_confirmation(nonce))
+    if raw is None:
+        return None
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(data, dict) or data.get("session") != session or data.get("purpose") != purpose:
+        return None
+    return str(data.get("payload", ""))
 
 
 class ManualOrder(Frozen):

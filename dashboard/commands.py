@@ -123,7 +123,9 @@ async def order_preview(request: Request) -> Response:
         "order": order,
         "quote": quote,
         "estimate": reference * quantity if reference is not None else None,
-        "nonce": actions.new_nonce(),
+        "nonce": await actions.issue_confirmation(
+            web.client, session_of(request).digest, "manual_order", order.model_dump_json()
+        ),
         "trading_state": states,
         "scope_state": max(states.get("*", "ACTIVE"), states.get(order.account, "ACTIVE"), key=_severity),
     }
@@ -156,6 +158,12 @@ async def order_submit(request: Request) -> Response:
         return message(request, "Not sent", "This confirmation is not valid; start the order again.", 422)
     if order.quantity <= 0 or not TICKER_PATTERN.match(order.ticker):
         return message(request, "Not sent", "This confirmation is not valid; start the order again.", 422)
+    previewed = await actions.confirmed(web.client, values["nonce"], session_of(request).digest, "manual_order")
+    if previewed is None:
+        text = "This confirmation was not issued to this session or has expired; preview the order again."
+        return message(request, "Not sent", text, 422)
+    if ManualOrder.model_validate_json(previewed) != order:
+        return message(request, "Not sent", "The order differs from the one previewed; preview it again.", 422)
     signal_id, _created = await actions.submit_manual_order(
         web.client, web.settings, order, values["nonce"], actor_of(request)
     )
@@ -243,7 +251,8 @@ async def flatten_confirm(request: Request) -> Response:
     web = web_of(request)
     totals, states = await web.reader.portfolio(web.tz)
     rows = [(a.alias, p) for a in totals.accounts for p in a.positions if p.quantity > 0]
-    context = {"rows": rows, "nonce": actions.new_nonce(), "trading_state": states}
+    nonce = await actions.issue_confirmation(web.client, session_of(request).digest, "flatten")
+    context = {"rows": rows, "nonce": nonce, "trading_state": states}
     return render(request, "flatten.html", context, page="risk")
 
 
@@ -254,6 +263,9 @@ async def flatten(request: Request) -> Response:
     nonce = str(form.get("nonce", ""))
     if not NONCE.match(nonce):
         return message(request, "Not sent", "This confirmation is not valid; start again.", 422)
+    if await actions.confirmed(web.client, nonce, session_of(request).digest, "flatten") is None:
+        text = "This confirmation was not issued to this session or has expired; open Flatten again."
+        return message(request, "Not sent", text, 422)
     actor = actor_of(request)
     if form.get("halt"):
         await actions.set_trading_state(web.client, trading_state.GLOBAL, "HALTED", actor)

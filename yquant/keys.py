@@ -170,6 +170,11 @@ def dashboard_session(session_digest: str) -> str:
     return f"{PREFIX}dash:session:{session_digest}"
 
 
+def dashboard_confirmation(nonce: str) -> str:
+    """JSON: what a confirmation page the dashboard served is for (user, session, purpose, the order)."""
+    return f"{PREFIX}dash:confirm:{nonce}"
+
+
 def login_failures(scope: str) -> str:
     """Counter (with a TTL) of failed dashboard logins for ``user:<digest>`` or ``addr:<ip>``."""
     return f"{PREFIX}dash:loginfail:{scope}"

@@ -8,8 +8,9 @@ import httpx
 import orjson
 import pytest
 import redis.asyncio as aioredis
+from fastapi import FastAPI
 
-from tests.integration.dashboard.conftest import csrf_of, form_token, login
+from tests.integration.dashboard.conftest import BASE_URL, csrf_of, form_token, login
 from tests.integration.dashboard.seed import seed_all
 from yquant import keys
 from yquant.messages import SignalReceived, decode
@@ -217,3 +218,43 @@ async def test_a_hostile_number_in_any_form_is_a_422_and_the_dashboard_stays_up(
     assert {name: answer.status_code for name, answer in answers.items()} == dict.fromkeys(answers, 422)
     assert (await http.get("/healthz")).status_code == 200
     assert await redis_client.xlen(keys.SIGNALS_DASHBOARD) == 0
+
+
+ORDER_FORM = {"account": "main", "market": "KRX", "ticker": "005930", "side": "buy", "sizing": "quantity",
+              "value": "3", "order_type": "market", "limit_price": ""}  # fmt: skip
+CONFIRM_FIELDS = ("nonce", "account", "market", "ticker", "side", "quantity", "order_type")  # no limit: market
+
+
+async def test_an_order_without_the_servers_preview_is_not_sent(
+    http: httpx.AsyncClient, app: FastAPI, redis_client: aioredis.Redis
+) -> None:
+    """The confirmation is issued by the server, bound to the session and to the order previewed."""
+    await seed_all(redis_client)
+    token = await _signed_in(http)
+    preview = await http.post("/order/preview", data={**ORDER_FORM, "csrf_token": token})
+    confirm = {name: form_token(preview.text, name) for name in CONFIRM_FIELDS}
+
+    forged = await http.post("/order/submit", data={**confirm, "nonce": "b" * 32, "csrf_token": token})
+    changed = await http.post("/order/submit", data={**confirm, "quantity": "300", "csrf_token": token})
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE_URL) as other:
+        other_token = await _signed_in(other)  # the same user, another session
+        elsewhere = await other.post("/order/submit", data={**confirm, "csrf_token": other_token})
+
+    assert (forged.status_code, changed.status_code, elsewhere.status_code) == (422, 422, 422)
+    assert "not issued to this session" in forged.text
+    assert "differs from the one previewed" in changed.text
+    assert await redis_client.xlen(keys.SIGNALS_DASHBOARD) == 0
+    sent = await http.post("/order/submit", data={**confirm, "csrf_token": token})  # the real confirmation
+    assert sent.status_code == 303
+    assert await redis_client.xlen(keys.SIGNALS_DASHBOARD) == 1
+
+
+async def test_a_flatten_without_the_servers_confirmation_page_sends_nothing(
+    http: httpx.AsyncClient, redis_client: aioredis.Redis
+) -> None:
+    await seed_all(redis_client)
+    token = await _signed_in(http)
+    response = await http.post("/risk/flatten", data={"csrf_token": token, "nonce": "c" * 32, "halt": "1"})
+    assert response.status_code == 422
+    assert await redis_client.xlen(keys.SIGNALS_DASHBOARD) == 0
+    assert await redis_client.hget(keys.TRADING_STATE, "*") != b"HALTED"
