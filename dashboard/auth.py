@@ -2,11 +2,16 @@
 
 * The login form carries its own CSRF token (a double-submit cookie scoped to ``/login``):
   there is no session yet to hold a synchronizer token.
-* Attempts are counted in Valkey per user and per address *before* the password is checked
-  (one MULTI: INCR both, EXPIRE NX), so concurrent guesses cannot all pass a check made before
-  any of them failed; past the limit the user (or the address) is locked until
-  ``login_lockout_s`` after the first counted attempt, whatever the password. A success gives
-  its attempt back. Unknown names cost the same time as known ones and every refusal says the
+* Attempts are counted in Valkey *before* the password is checked (one MULTI: INCR, EXPIRE NX),
+  so concurrent guesses cannot all pass a check made before any of them failed:
+  - per user *and* address: past ``login_max_failures_user`` that user is locked from that address
+    until ``login_lockout_s`` after its first counted attempt, whatever the password. Guesses from
+    elsewhere do not lock the owner out;
+  - per address, across user names: past ``login_max_failures_address`` the address is locked;
+  - per user, across addresses: past ``login_user_slowdown_after`` an address the user has not
+    signed in from (in ``login_known_address_days``) gets one check per ``login_user_slowdown_s``,
+    so guesses spread over many addresses are slowed while the owner's own address is not.
+  A success gives its attempt back. Unknown names cost the same time as known ones and every refusal says the
   same thing. At most ``MAX_PENDING_VERIFICATIONS`` password checks wait for the hashing
   threads; beyond that the answer is 429 at once, so a burst cannot queue hashing work.
 * A TOTP code is accepted once (``keys.totp_used``), within one 30 s step of drift.
@@ -55,29 +60,52 @@ class LoginThrottle:
     def _address_key(address: str) -> str:
         return keys.login_failures("addr:" + address)
 
+    @staticmethod
+    def _scope(name: str) -> str:
+        return "user:" + hashlib.sha256(name.encode()).hexdigest()[:24]
+
+    def _pair_key(self, name: str, address: str) -> str:
+        return keys.login_failures(self._scope(name) + ":addr:" + address)
+
+    def _gate_key(self, name: str) -> str:
+        return keys.login_failures(self._scope(name) + ":gate")
+
     async def reserve(self, name: str, address: str) -> int:
-        """Count this attempt for the user and the address; 0 when it may be checked, else the
-        seconds until this user or address may try again."""
-        user_key, address_key = self._user_key(name), self._address_key(address)
-        lockout = self.settings.login_lockout_s
+        """Count this attempt; 0 when its password may be checked, else the seconds to wait."""
+        cfg = self.settings
+        counters = (self._pair_key(name, address), self._address_key(address), self._user_key(name))
         async with self.client.pipeline(transaction=True) as pipe:
-            for key in (user_key, address_key):
+            for key in counters:
                 pipe.incr(key)
-                pipe.expire(key, lockout, nx=True)
+                pipe.expire(key, cfg.login_lockout_s, nx=True)
                 pipe.ttl(key)
-            user_count, _, user_ttl, address_count, _, address_ttl = await pipe.execute()
+            pipe.sismember(keys.login_known_addresses(self._scope(name)), address)
+            pair_count, _, pair_ttl, address_count, _, address_ttl, user_count, _, _, known = await pipe.execute()
         waits = [0]
-        if int(user_count) > self.settings.login_max_failures_user:
-            waits.append(max(int(user_ttl), 1))
-        if int(address_count) > self.settings.login_max_failures_address:
+        if int(pair_count) > cfg.login_max_failures_user:
+            waits.append(max(int(pair_ttl), 1))
+        if int(address_count) > cfg.login_max_failures_address:
             waits.append(max(int(address_ttl), 1))
+        if max(waits) == 0 and int(user_count) > cfg.login_user_slowdown_after and not known:
+            # One check per interval for this user from unknown addresses: SET NX lets one through.
+            gate = self._gate_key(name)
+            async with self.client.pipeline(transaction=True) as pipe:
+                pipe.set(gate, "1", nx=True, ex=cfg.login_user_slowdown_s)
+                pipe.ttl(gate)
+                passed, gate_ttl = await pipe.execute()
+            if not passed:
+                waits.append(max(int(gate_ttl), 1))
         return max(waits)
 
     async def succeeded(self, name: str, address: str) -> None:
-        """A good password: the user's count starts again, the address gets its attempt back."""
+        """A good password: the user's counts start again, the address gets its attempt back and
+        is known for this user."""
+        known = keys.login_known_addresses(self._scope(name))
         async with self.client.pipeline(transaction=False) as pipe:
-            pipe.delete(self._user_key(name))
+            pipe.delete(self._user_key(name), self._pair_key(name, address), self._gate_key(name))
             pipe.decr(self._address_key(address))
+            pipe.sadd(known, address)
+            pipe.expire(known, self.settings.login_known_address_days * 86_400)
             await pipe.execute()
 
 
@@ -170,10 +198,8 @@ async def login(request: Request) -> Response:
     wait = await throttle.reserve(name, address)
     if wait:
         web.metrics.logins_failed.labels("locked").inc()
-        minutes = max(wait // 60, 1)
-        return _login_page(
-            request, error=f"Too many failed attempts. Try again in {minutes} min.", status=429, name=name
-        )
+        when = f"{wait} s" if wait < 60 else f"{wait // 60} min"
+        return _login_page(request, error=f"Too many failed attempts. Try again in {when}.", status=429, name=name)
     user = web.users.get(name) if name else None
     VERIFICATIONS.pending += 1
     try:

@@ -180,6 +180,11 @@ def login_failures(scope: str) -> str:
     return f"{PREFIX}dash:loginfail:{scope}"
 
 
+def login_known_addresses(scope: str) -> str:
+    """Set of addresses ``user:<digest>`` signed in from (exempt from the per-user slow-down)."""
+    return f"{PREFIX}dash:loginknown:{scope}"
+
+
 def totp_used(username: str, code: str) -> str:
     """SET NX marker so a TOTP code is accepted once (replay protection)."""
     return f"{PREFIX}dash:totp:{_digest(username + ':' + code)}"

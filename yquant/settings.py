@@ -229,9 +229,14 @@ class DashboardSettings(BaseModel):
     timezone: str = "Asia/Seoul"
     session_idle_s: int = 43_200  # signed out after this long without a request
     session_max_s: int = 604_800  # signed out after this long whatever the activity
-    login_max_failures_user: int = 5  # then the user is locked for login_lockout_s
+    login_max_failures_user: int = 5  # then the user is locked *from that address* for login_lockout_s
     login_max_failures_address: int = 20  # then the address is locked for login_lockout_s
     login_lockout_s: int = 900
+    # Across all addresses: past this many attempts for one user (within login_lockout_s), an
+    # address the user has not signed in from gets one password check per login_user_slowdown_s.
+    login_user_slowdown_after: int = 10
+    login_user_slowdown_s: int = 30
+    login_known_address_days: int = 30  # an address a user signed in from is known this long
     trusted_proxies: list[str] = Field(default_factory=list)  # X-Forwarded-For believed only from these
     fx_usdkrw: Decimal | None = None  # a fixed USD/KRW rate; else the cached rate key, else the default
     fx_default_usdkrw: Decimal = Decimal(1400)

@@ -27,6 +27,8 @@ def dashboard_settings(settings: Settings, tmp_path: Path) -> Settings:
         session_secret=SecretStr("s" * 48),
         login_max_failures_user=3,
         login_max_failures_address=6,
+        login_user_slowdown_after=5,
+        login_user_slowdown_s=600,  # longer than any test: inside it, the slow-down always holds
         quote_timeout_s=0.2,
     )
     kis = settings.kis.model_copy(update={"rest_url": "http://127.0.0.1:9"})  # the demo account "main"

@@ -8,6 +8,7 @@ import httpx
 import pyotp
 import pytest
 import redis.asyncio as aioredis
+from fastapi import FastAPI
 
 from dashboard.app import create_app, http_routes
 from tests.integration.dashboard.conftest import BASE_URL, PASSWORD, csrf_of, form_token, login
@@ -229,3 +230,33 @@ async def test_logout_all_ends_every_session_of_the_user(
     assert await end_sessions(dashboard_settings, "Alice") == 1
     assert await redis_client.keys(keys.dashboard_session("*")) == []
     assert await status_elsewhere() == 401
+
+
+def from_address(app: FastAPI, address: str) -> httpx.AsyncClient:
+    """A browser at another address (the ASGI scope's client, as uvicorn would set it)."""
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=(address, 40000)), base_url=BASE_URL)
+
+
+async def test_guesses_from_one_address_do_not_lock_the_owner_out_elsewhere(app: FastAPI) -> None:
+    async with from_address(app, "203.0.113.7") as attacker, from_address(app, "198.51.100.20") as owner:
+        for _ in range(3):  # the fixture's per-user-and-address limit
+            assert (await login(attacker, password="wrong password!!")).status_code == 401
+        assert (await login(attacker)).status_code == 429  # that address is locked for alice ...
+        assert (await login(owner)).status_code == 303  # ... the owner's is not
+
+
+async def test_guesses_spread_over_addresses_are_slowed_but_not_for_the_owners_known_address(app: FastAPI) -> None:
+    async with from_address(app, "198.51.100.20") as owner:
+        assert (await login(owner)).status_code == 303  # the owner signs in once: a known address
+    for index in range(5):  # the fixture's slow-down threshold, one guess per address
+        async with from_address(app, f"203.0.113.{index + 1}") as attacker:
+            assert (await login(attacker, password="wrong password!!")).status_code == 401
+    async with from_address(app, "203.0.113.50") as fresh:
+        first = await login(fresh, password="wrong password!!")
+        slowed = await login(fresh)  # even the right password waits for the next check
+    async with from_address(app, "198.51.100.20") as owner:
+        signed_in = await login(owner)
+    assert first.status_code == 401  # the one check of this slow-down interval
+    assert slowed.status_code == 429
+    assert "Try again in" in slowed.text
+    assert signed_in.status_code == 303
