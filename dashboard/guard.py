@@ -7,6 +7,8 @@
 * Every state-changing request (POST, PUT, PATCH, DELETE) needs the session's CSRF token, in
   the ``X-CSRF-Token`` header or the form's ``csrf_token`` field, and a same-origin ``Origin``
   when the browser sends one. The login form has its own token (see ``dashboard.auth``).
+* A viewer (``User.role``) may only sign out: every other state-changing request is refused 403
+  here, before a route runs. The role is read from the users file on each request.
 * Requests are counted by method, route template and status.
 """
 
@@ -131,6 +133,7 @@ class Guard:
             return
         headers = Headers(scope=scope)
         session = await self.sessions.get(cookie_value(headers, self.cookie))
+        user = None
         if session is not None:
             user = self.users.get(session.user)
             # Removed from the users file, or a new password or TOTP secret since it signed in.
@@ -148,7 +151,23 @@ class Guard:
                 await refuse_json(send, 403, "missing or wrong CSRF token; reload the page")
                 return
             receive = checked
+            if path != "/logout" and (user is None or not user.can_write):
+                await self._read_only(headers, send)
+                return
         await self.app(scope, receive, send)
+
+    @staticmethod
+    async def _read_only(headers: Headers, send: Send) -> None:
+        """A viewer's write: refused before any route runs, so nothing it could send is sent."""
+        text = "This user is a viewer: it can see everything and change nothing. Ask an admin."
+        if headers.get("x-requested-with") or "json" in headers.get("accept", ""):
+            await refuse_json(send, 403, text)
+            return
+        page = (
+            '<!doctype html><meta charset="utf-8"><title>Read-only</title>'
+            f'<p role="alert">{text}</p><p><a href="/">Back to the overview</a></p>'
+        )
+        await respond(send, 403, page.encode(), b"text/html; charset=utf-8", [])
 
     async def _login_required(self, scope: Scope, headers: Headers, send: Send) -> None:
         accept = headers.get("accept", "")

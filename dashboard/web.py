@@ -80,6 +80,11 @@ def session_of(request: Request) -> Session:
     return session
 
 
+def _can_write(web: Web, user: str) -> bool:
+    record = web.users.get(user)
+    return record is not None and record.can_write
+
+
 def viewer_zone(web: Web, user: str) -> ZoneInfo:
     record = web.users.get(user)
     name = record.timezone if record and record.timezone else web.settings.dashboard.timezone
@@ -126,6 +131,7 @@ def render(
         "page": page,
         "navigation": NAVIGATION,
         "user": session.user if session else "",
+        "read_only": bool(session) and not _can_write(web, session.user if session else ""),
         "csrf": session.csrf if session else "",
         "tz": viewer_zone(web, session.user) if session else web.tz,
         "cursor": web.broadcaster.cursor_text(),

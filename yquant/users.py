@@ -23,7 +23,7 @@ import sys
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict
@@ -50,6 +50,13 @@ class User(BaseModel):
     totp_secret: str | None = None
     created_at: str = ""
     timezone: str | None = None
+    # "viewer": sees every page, changes nothing (no order, cancel, halt, limit, schedule).
+    # Users saved before roles existed are admins.
+    role: Literal["admin", "viewer"] = "admin"
+
+    @property
+    def can_write(self) -> bool:
+        return self.role == "admin"
 
     @property
     def credential(self) -> str:
@@ -132,13 +139,18 @@ def save_users(path: Path, users: dict[str, User]) -> None:
     write_private(path, orjson.dumps(body, option=orjson.OPT_INDENT_2) + b"\n")
 
 
-def add_user(path: Path, name: str, password: str, *, totp: bool = False) -> tuple[User, str | None]:
-    """Create or update a user; returns the user and, with ``totp``, the otpauth:// URI to enrol."""
+def add_user(
+    path: Path, name: str, password: str, *, totp: bool = False, role: str | None = None
+) -> tuple[User, str | None]:
+    """Create or update a user (a new user is an admin unless ``role`` says otherwise; an existing
+    one keeps its role); returns the user and, with ``totp``, the otpauth:// URI to enrol."""
     name = normalise_name(name)
     if not NAME_PATTERN.match(name):
         raise ValueError("a user name is 1-32 characters: lower-case letters, digits, '.', '_' or '-'")
     if len(password) < MIN_PASSWORD_LENGTH:
         raise ValueError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
+    if role not in (None, "admin", "viewer"):
+        raise ValueError("a role is admin or viewer")
     users = load_users(path)
     previous = users.get(name)
     totp_secret = previous.totp_secret if previous else None
@@ -154,6 +166,7 @@ def add_user(path: Path, name: str, password: str, *, totp: bool = False) -> tup
         totp_secret=totp_secret,
         created_at=previous.created_at if previous else datetime.now(UTC).isoformat(),
         timezone=previous.timezone if previous else None,
+        role=role or (previous.role if previous else "admin"),
     )
     users[name] = user
     save_users(path, users)
@@ -224,7 +237,13 @@ def add_user_command(sub: Any) -> None:
     add.add_argument("name")
     add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     add.add_argument("--totp", action="store_true", help="require a TOTP code (prints the enrolment URI)")
-    actions.add_parser("list", help="list users")
+    add.add_argument(
+        "--role",
+        choices=("admin", "viewer"),
+        help="admin (a new user's default) or viewer: sees everything, changes nothing",
+    )
+    listing = actions.add_parser("list", help="list users")
+    listing.add_argument("--json", action="store_true", help="as JSON: name, role, totp, created_at")
     remove = actions.add_parser("remove", help="delete a user")
     remove.add_argument("name")
     logout = actions.add_parser("logout-all", help="end every dashboard session of a user now")
@@ -261,8 +280,16 @@ def run_user_command(args: argparse.Namespace, settings: Settings) -> int:
     path = users_path(settings)
     out = sys.stdout
     if args.user_command == "list":
-        for name, user in sorted(load_users(path).items()):
-            out.write(f"{name}{'  (totp)' if user.totp_secret else ''}\n")
+        users = sorted(load_users(path).items())
+        if args.json:
+            rows = [
+                {"name": name, "role": u.role, "totp": bool(u.totp_secret), "created_at": u.created_at}
+                for name, u in users
+            ]
+            out.write(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode() + "\n")
+            return 0
+        for name, user in users:
+            out.write(f"{name}  {user.role}{'  (totp)' if user.totp_secret else ''}\n")
         return 0
     if args.user_command == "logout-all":
         ended = asyncio.run(end_sessions(settings, args.name))
@@ -273,11 +300,11 @@ def run_user_command(args: argparse.Namespace, settings: Settings) -> int:
         out.write(f"{'removed' if removed else 'no such user'}: {args.name}\n")
         return 0 if removed else 1
     try:
-        user, uri = add_user(path, args.name, _read_password(args.password_stdin), totp=args.totp)
+        user, uri = add_user(path, args.name, _read_password(args.password_stdin), totp=args.totp, role=args.role)
     except ValueError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 2
-    out.write(f"user {user.name} saved in {path}\n")
+    out.write(f"user {user.name} ({user.role}) saved in {path}\n")
     if uri is not None:
         out.write(f"TOTP secret: {user.totp_secret}\nenrol this URI in an authenticator app:\n{uri}\n")
     return 0

@@ -260,3 +260,29 @@ async def test_guesses_spread_over_addresses_are_slowed_but_not_for_the_owners_k
     assert slowed.status_code == 429
     assert "Try again in" in slowed.text
     assert signed_in.status_code == 303
+
+
+async def test_a_viewer_sees_the_pages_and_every_write_is_refused(
+    http: httpx.AsyncClient, redis_client: aioredis.Redis, dashboard_settings: Settings
+) -> None:
+    assert dashboard_settings.dashboard.users_file is not None
+    add_user(dashboard_settings.dashboard.users_file, "viv", PASSWORD, role="viewer")
+    assert (await login(http, username="viv")).status_code == 303
+    overview = await http.get("/")
+    assert overview.status_code == 200
+    assert 'class="read-only"' in overview.text  # the write controls are hidden
+    token = await csrf_of(http)  # a valid token: what refuses is the role, not CSRF
+    before = {stream: await redis_client.xlen(stream) for stream in keys.ALL_STREAMS}
+    refused = 0
+    for method, route in http_routes():
+        if method in ("GET", "HEAD") or route in PUBLIC or route == "/logout":
+            continue
+        path = route.replace("{client_order_id}", "yq-x").replace("{schedule_id}", "sch-0000000000000000")
+        response = await http.request(method, path, data={"csrf_token": token}, headers={"Accept": "text/html"})
+        assert response.status_code == 403, f"{method} {path} answered {response.status_code}"
+        assert "viewer" in response.text
+        refused += 1
+    assert refused >= 10
+    assert {stream: await redis_client.xlen(stream) for stream in keys.ALL_STREAMS} == before
+    assert await redis_client.hget(keys.TRADING_STATE, "*") is None
+    assert (await http.post("/logout", data={"csrf_token": token})).status_code in (200, 303)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import orjson
 import pytest
 import redis.asyncio as aioredis
 from pydantic import SecretStr
@@ -56,6 +57,24 @@ def test_yquant_user_add_as_a_command(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "erin" in load_users(tmp_path / "users.json")
     assert oct((tmp_path / "users.json").stat().st_mode & 0o777) == "0o600"
+
+
+def test_a_viewer_is_added_listed_as_json_and_keeps_its_role_on_a_new_password(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    parser = build_parser()
+    commands = (
+        ["user", "add", "vera", "--password-stdin", "--role", "viewer"],
+        ["user", "add", "vera", "--password-stdin"],  # a new password: still a viewer
+        ["user", "add", "adam", "--password-stdin"],  # a new user: an admin
+    )
+    for argv in commands:
+        monkeypatch.setattr(sys, "stdin", io.StringIO("a long enough password\n"))
+        assert run_user_command(parser.parse_args(argv), settings) == 0
+    capsys.readouterr()
+    assert run_user_command(parser.parse_args(["user", "list", "--json"]), settings) == 0
+    listed = orjson.loads(capsys.readouterr().out)
+    assert [(u["name"], u["role"], u["totp"]) for u in listed] == [("adam", "admin", False), ("vera", "viewer", False)]
 
 
 def test_first_start_creates_admin_once_with_a_private_password_file(settings: Settings, tmp_path: Path) -> None:
