@@ -202,6 +202,7 @@ async def _orders(settings: Settings, as_json: bool, limit: int) -> int:
         [
             [
                 r.created_at.strftime("%m-%d %H:%M:%S"),
+                r.client_order_id,
                 r.account,
                 r.market.value,
                 r.ticker,
@@ -214,7 +215,7 @@ async def _orders(settings: Settings, as_json: bool, limit: int) -> int:
             ]
             for r in records
         ],
-        ["created (UTC)", "account", "market", "ticker", "side", "qty", "filled", "avg", "state", "reason"],
+        ["created (UTC)", "id", "account", "market", "ticker", "side", "qty", "filled", "avg", "state", "reason"],
     )
     return 0
 
@@ -350,6 +351,54 @@ async def _trading_state(settings: Settings, state: str | None, account: str | N
     return 0
 
 
+async def _cancel(settings: Settings, order_ids: list[str], wait_s: float) -> int:
+    """Ask the gateway to cancel each order (a CancelOrder, as the dashboard's button does)."""
+    import getpass
+
+    from yquant import keys, orders
+    from yquant.bus import publish
+    from yquant.messages import CancelOrder
+
+    who = f"cancelled from the console by {getpass.getuser()}"
+    client = _client(settings)
+    status = 0
+    asked: list[str] = []
+    try:
+        for coid in order_ids:
+            record = await orders.get_order(client, coid)
+            if record is None:
+                sys.stderr.write(f"{coid}: no such order (`yquant orders` lists them)\n")
+                status = 1
+                continue
+            if record.is_final:
+                sys.stderr.write(f"{coid}: already {record.state.value}, nothing to cancel\n")
+                status = 1
+                continue
+            command = CancelOrder(
+                correlation_id=record.correlation_id or coid, client_order_id=coid, account=record.account, reason=who
+            )
+            await publish(client, keys.ORDERS, command, settings.bus.stream_maxlen)
+            asked.append(coid)
+        deadline = time.monotonic() + wait_s
+        pending = list(asked)
+        while pending and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+            pending = [c for c in pending if not ((r := await orders.get_order(client, c)) and r.is_final)]
+        for coid in asked:
+            record = await orders.get_order(client, coid)
+            state = record.state.value if record else "?"
+            if wait_s and coid in pending:
+                sys.stdout.write(f"{coid}: cancel requested, still {state} after {wait_s:g} s\n")
+                status = 1
+            elif wait_s:
+                sys.stdout.write(f"{coid}: {state}{f' ({record.reason})' if record and record.reason else ''}\n")
+            else:
+                sys.stdout.write(f"{coid}: cancel requested ({state}); `yquant orders` shows the outcome\n")
+    finally:
+        await client.aclose()
+    return status
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="yquant", description="TradingView alerts to KIS orders")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -382,6 +431,11 @@ def build_parser() -> argparse.ArgumentParser:
     state_cmd.add_argument("state", nargs="?", help="ACTIVE | REDUCING | HALTED (omit to show the current states)")
     state_cmd.add_argument("--account", help="an account alias (default: the global state; unknown is an error)")
     state_cmd.add_argument("--json", action="store_true", help=json_help)
+    cancel_cmd = sub.add_parser("cancel", help="cancel open orders by client order id (as the dashboard's Cancel)")
+    cancel_cmd.add_argument("order_ids", nargs="+", metavar="CLIENT_ORDER_ID", help="from `yquant orders`")
+    cancel_cmd.add_argument(
+        "--wait", type=float, default=0.0, metavar="SECONDS", help="wait this long for each to end, print its state"
+    )
     from yquant.users import add_user_command
 
     add_user_command(sub)
@@ -416,6 +470,8 @@ def _main(argv: Sequence[str] | None = None) -> int:
         return _signal(settings, args)
     if args.command == "trading-state":
         return asyncio.run(_trading_state(settings, args.state, args.account, args.json))
+    if args.command == "cancel":
+        return asyncio.run(_cancel(settings, args.order_ids, args.wait))
     if args.command == "user":
         from yquant.users import run_user_command
 

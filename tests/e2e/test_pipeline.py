@@ -120,6 +120,30 @@ def test_us_market_alert_goes_to_kis_as_a_limit_one_percent_through_the_quote(sy
     assert (Decimal(sent["price"]), sent["ord_dvsn"]) == (Decimal("414.10"), "00")
 
 
+def test_a_resting_order_is_cancelled_from_the_console_with_who_cancelled_it(system: DevSystem) -> None:
+    price = httpx.post(f"{system.kissim_url}/admin/price", json={"ticker": "035420", "price": "200000"}, timeout=5)
+    price.raise_for_status()
+    response = httpx.post(
+        system.webhook_url,
+        json=alert(id="rests", ticker="035420", order_type="limit", price=160000),  # below the market: it rests
+        timeout=5,
+    )
+    assert response.json()["status"] == "accepted"
+    [resting] = eventually(
+        lambda: [o for o in orders_json(system) if o["ticker"] == "035420" and o["state"] == "ACCEPTED"], 20
+    )
+    assert resting["client_order_id"] in system.yquant("orders").stdout  # the table shows the id to cancel
+
+    done = system.yquant("cancel", resting["client_order_id"], "--wait", "30")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "CANCELLED" in done.stdout
+    [cancelled] = [o for o in orders_json(system) if o["client_order_id"] == resting["client_order_id"]]
+    assert cancelled["state"] == "CANCELLED"
+    assert cancelled["reason"].startswith("cancelled from the console by ")
+    again = system.yquant("cancel", resting["client_order_id"])
+    assert (again.returncode, "already CANCELLED" in again.stderr) == (1, True)
+
+
 def test_same_alert_again_is_acknowledged_without_a_second_order(system: DevSystem) -> None:
     body = alert(id="resent-alert", ticker="000660")
     first = httpx.post(system.webhook_url, json=body, timeout=5)
