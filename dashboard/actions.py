@@ -92,8 +92,14 @@ class Actor(Frozen):
     address: str
 
 
-async def _ingest(client: aioredis.Redis, settings: Settings, signal: Signal, actor: Actor, action: str) -> bool:
-    """Append the signal once (dedupe by id) and audit it, in one round trip. False for a duplicate."""
+async def _ingest(
+    client: aioredis.Redis, settings: Settings, signal: Signal, actor: Actor, action: str
+) -> tuple[bool, bool]:
+    """Append the signal once (dedupe by id) and audit it, in one round trip; then (created, on disk).
+
+    ``on disk``: Valkey's AOF has it (WAITAOF in the same round trip), so a Valkey crash now does not
+    lose the order the trader was told was sent. False when AOF is off or slower than the timeout.
+    """
     message = SignalReceived(correlation_id=signal.signal_id, signal=signal)
     async with client.pipeline(transaction=False) as pipe:
         pipe.fcall(
@@ -109,14 +115,24 @@ async def _ingest(client: aioredis.Redis, settings: Settings, signal: Signal, ac
         detail = signal.model_dump(mode="json", include={"signal_id", "account", "market", "ticker", "action"})
         detail.update({"quantity": str(signal.quantity), "order_type": signal.order_type.value})
         pipe.xadd(keys.AUDIT_LOG, audit.entry(actor.user, action, detail, actor.address), maxlen=audit.AUDIT_MAXLEN)
-        entry, _ = await pipe.execute()
-    return bool(entry != 0)
+        wait_ms = settings.dashboard.durable_ack_timeout_ms
+        if wait_ms:
+            pipe.execute_command("WAITAOF", 1, 0, wait_ms)
+        results = await pipe.execute(raise_on_error=False)
+    entry = results[0]
+    if isinstance(entry, Exception):
+        raise entry
+    if not wait_ms:
+        return bool(entry != 0), True  # not asked for
+    synced = results[2]
+    on_disk = isinstance(synced, list | tuple) and int(synced[0]) >= 1  # an error: AOF is off
+    return bool(entry != 0), on_disk
 
 
 async def submit_manual_order(
     client: aioredis.Redis, settings: Settings, order: ManualOrder, nonce: str, actor: Actor
-) -> tuple[str, bool]:
-    """Send a confirmed manual order; returns (signal id, False if it was already sent)."""
+) -> tuple[str, bool, bool]:
+    """Send a confirmed manual order; returns (signal id, False if it was already sent, on disk)."""
     now = datetime.now(UTC)
     signal = Signal(
         signal_id=f"dash-{nonce}",
@@ -134,8 +150,8 @@ async def submit_manual_order(
         account=order.account,
         comment=f"manual order by {actor.user}",
     )
-    created = await _ingest(client, settings, signal, actor, "manual_order")
-    return signal.signal_id, created
+    created, on_disk = await _ingest(client, settings, signal, actor, "manual_order")
+    return signal.signal_id, created, on_disk
 
 
 async def flatten(client: aioredis.Redis, settings: Settings, nonce: str, actor: Actor) -> list[str] | None:

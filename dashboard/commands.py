@@ -164,11 +164,11 @@ async def order_submit(request: Request) -> Response:
         return message(request, "Not sent", text, 422)
     if ManualOrder.model_validate_json(previewed) != order:
         return message(request, "Not sent", "The order differs from the one previewed; preview it again.", 422)
-    signal_id, _created = await actions.submit_manual_order(
+    signal_id, _created, on_disk = await actions.submit_manual_order(
         web.client, web.settings, order, values["nonce"], actor_of(request)
     )
     web.metrics.actions.labels("manual_order").inc()
-    return RedirectResponse(f"/orders?sent={signal_id}", status_code=303)
+    return RedirectResponse(f"/orders?sent={signal_id}{'' if on_disk else '&unconfirmed=1'}", status_code=303)
 
 
 @router.post("/orders/{client_order_id}/cancel")

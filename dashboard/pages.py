@@ -67,6 +67,7 @@ async def orders(request: Request) -> Response:
         "show": show,
         "account": account,
         "sent": sent,
+        "unconfirmed": bool(sent) and request.query_params.get("unconfirmed") == "1",
         "decision": text_map(decision),
         "trading_state": states,
     }

@@ -458,6 +458,7 @@ ACL_TABLE: list[tuple[str, bool, tuple[str, ...]]] = [
     ("dashboard", False, ("XADD", "yq:stream:signals:webhook", *XADD)),
     ("dashboard", False, ("XADD", "yq:stream:signals:internal", *XADD)),
     ("dashboard", True, ("XADD", "yq:stream:orders", *XADD)),
+    ("dashboard", True, ("WAITAOF", "1", "0", "1000")),
     ("dashboard", True, ("XADD", "yq:stream:audit", *XADD)),
     ("dashboard", True, ("XADD", "yq:stream:queries", *XADD)),
     ("dashboard", True, ("BLPOP", "yq:reply:dash-r1", "1")),

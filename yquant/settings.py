@@ -241,6 +241,9 @@ class DashboardSettings(BaseModel):
     fx_usdkrw: Decimal | None = None  # a fixed USD/KRW rate; else the cached rate key, else the default
     fx_default_usdkrw: Decimal = Decimal(1400)
     manual_strategy: str = "manual"  # the strategy name manual orders carry into the order manager
+    # A manual order is reported sent once Valkey has it on disk (WAITAOF, as the webhook's
+    # durable_ack); otherwise the Orders page says it is not yet confirmed.
+    durable_ack_timeout_ms: int = Field(default=1000, ge=0)  # 0: do not wait
     quote_timeout_s: float = 2.0
     snapshot_time: str = "15:45"  # daily equity snapshot, HH:MM in ``timezone`` on KRX trading days
     watchlist: list[str] = Field(default_factory=list)  # ticker suggestions: "KRX:005930", "NASD:AAPL"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 import httpx
@@ -258,3 +259,53 @@ async def test_a_flatten_without_the_servers_confirmation_page_sends_nothing(
     assert response.status_code == 422
     assert await redis_client.xlen(keys.SIGNALS_DASHBOARD) == 0
     assert await redis_client.hget(keys.TRADING_STATE, "*") != b"HALTED"
+
+
+async def _append_only_file_back(client: aioredis.Redis) -> None:
+    """Turning AOF on rewrites it in the background; the tests after this one need it complete."""
+    for _ in range(600):
+        info = await client.info("persistence")
+        rewriting = info["aof_rewrite_in_progress"] or info["aof_rewrite_scheduled"]
+        if info["aof_enabled"] == 1 and not rewriting and info.get("aof_last_bgrewrite_status", "ok") == "ok":
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"the append-only file did not come back: {info}")
+
+
+async def _preview_and_submit(http: httpx.AsyncClient, token: str) -> httpx.Response:
+    preview = await http.post("/order/preview", data={**ORDER_FORM, "csrf_token": token})
+    confirm = {name: form_token(preview.text, name) for name in CONFIRM_FIELDS}
+    return await http.post("/order/submit", data={**confirm, "csrf_token": token})
+
+
+async def test_a_manual_order_is_reported_sent_once_valkey_has_it_on_disk(
+    http: httpx.AsyncClient, redis_client: aioredis.Redis
+) -> None:
+    await seed_all(redis_client)
+    token = await _signed_in(http)
+    assert (await redis_client.config_get("appendonly"))["appendonly"] == "yes"
+    waited_before = (await redis_client.info("commandstats")).get("cmdstat_waitaof", {}).get("calls", 0)
+    sent = await _preview_and_submit(http, token)
+    assert sent.status_code == 303
+    assert "unconfirmed" not in sent.headers["location"]
+    assert (await redis_client.info("commandstats"))["cmdstat_waitaof"]["calls"] == waited_before + 1
+    page = await http.get(sent.headers["location"])
+    assert 'id="unconfirmed-notice"' not in page.text
+
+
+async def test_without_the_append_only_file_the_orders_page_says_the_order_is_not_confirmed(
+    http: httpx.AsyncClient, redis_client: aioredis.Redis
+) -> None:
+    await seed_all(redis_client)
+    token = await _signed_in(http)
+    await redis_client.config_set("appendonly", "no")
+    try:
+        sent = await _preview_and_submit(http, token)
+    finally:
+        await redis_client.config_set("appendonly", "yes")
+        await _append_only_file_back(redis_client)
+    assert sent.status_code == 303
+    assert sent.headers["location"].endswith("&unconfirmed=1")
+    assert await redis_client.xlen(keys.SIGNALS_DASHBOARD) == 1  # queued all the same: never lost silently
+    page = await http.get(sent.headers["location"])
+    assert "did not confirm this order on disk" in page.text
