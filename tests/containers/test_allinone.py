@@ -50,7 +50,7 @@ def allinone(images: Images, cleanup: Cleanup, tmp_path_factory: pytest.TempPath
     stack = Compose("docker-compose.allinone.yml", env_file(folder / "allinone.env", values), ("simulator",))
     cleanup.add(stack.down)
     password = secrets.token_urlsafe(16)
-    assert "user admin saved" in helpers.add_admin(stack, password)
+    assert "user admin (admin) saved" in helpers.add_admin(stack, password)
     stack("up", "-d", timeout=300)
     stack.wait_healthy(SERVICES)
     return AllInOne(stack, values, password)  # the module's `cleanup` takes it down
