@@ -1,7 +1,7 @@
 """Fills: WebSocket execution notices first, REST polling as the safety net, each fill applied once.
 
 * Every source is turned into KIS's cumulative view of an order (filled quantity and
-  amount); ``apply_fill`` stores it only if the stored filled quantity is still the one it
+  amount); ``fill_change`` + ``_store`` store it only if the stored filled quantity is still the one it
   read (a condition inside ``yq_order_update``), so a notice and a poll that report the
   same fill apply it once, in either order.
 * Notices are tallied per broker order number (tallies.py; a notice may arrive before the
@@ -315,7 +315,7 @@ class Fills:
         pipe.fcall("yq_order_update", *change.arguments)
         record = change.before
         if record.side is Side.BUY:
-            # The first order that opens a position names its owner (yquant.portfolio.remember_attribution).
+            # The first order that opens a position names its owner (HSETNX: first writer wins).
             owner = record.strategy if record.origin == "signal" else record.origin
             pipe.hsetnx(keys.position_attribution(worker.alias), f"{record.market.value}:{record.ticker}", owner)
 
@@ -344,13 +344,6 @@ class Fills:
             worker.note_news(coid)
         self.sync.schedule(worker, segment_of(change.before.market))
         return True
-
-    async def apply_fill(
-        self, worker: AccountWorker, record: OrderRecord, cumulative: int, amount: Decimal, *, source: str
-    ) -> bool:
-        """Store the cumulative fill if nothing changed the order meanwhile; emit ``OrderFilled``."""
-        change = self.fill_change(worker, record, cumulative, amount, source)
-        return change is not None and await self._store(worker, change)
 
     async def _store(self, worker: AccountWorker, change: FillChange) -> bool:
         async with self.client.pipeline(transaction=False) as pipe:

@@ -284,6 +284,53 @@ class Supervisor:
         self.say("all services stopped")
 
 
+def _hold_state_folder(state_dir: Path) -> IO[str] | None:
+    """An exclusive lock on the state folder for as long as this process lives (the kernel drops it
+    on any exit, a crash included); None when another ``yquant up`` holds it."""
+    import fcntl
+
+    handle = (state_dir / "supervisor.lock").open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle
+
+
+def _already_running(state_dir: Path) -> str:
+    try:
+        pid = (state_dir / "supervisor.lock").read_text().strip()
+        dashboard = orjson.loads((state_dir / "runtime.json").read_bytes()).get("dashboard_url", "")
+    except (OSError, ValueError):
+        pid, dashboard = "?", ""
+    where = f"; its dashboard is {dashboard}" if dashboard else ""
+    return (
+        f"yquant up is already running for {state_dir} (pid {pid}){where}. Stop it with Ctrl-C where it"
+        " runs, or give this one another folder: YQ_STATE_DIR=... yquant up"
+    )
+
+
+def _ports_in_use(layout: Layout) -> list[str]:
+    """The ports this run needs that something else already listens on."""
+    import socket
+
+    wanted = {"valkey": layout.valkey_port, "webhook": layout.webhook_port, "dashboard": layout.dashboard_port}
+    if layout.use_simulator:
+        wanted["simulator"] = layout.kissim_port
+    busy = []
+    for name, port in wanted.items():
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.settimeout(0.5)
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                busy.append(f"{name} port {port}")
+    return busy
+
+
 def up(settings: Settings) -> int:
     # The state folder holds the AOF (KIS access tokens in clear), the users file and secrets:
     # nothing the supervisor or its children create is readable by anyone else.
@@ -291,6 +338,17 @@ def up(settings: Settings) -> int:
     layout = layout_from_env(settings)
     layout.state_dir.mkdir(parents=True, exist_ok=True)
     layout.state_dir.chmod(0o700)
+    lock = _hold_state_folder(layout.state_dir)
+    if lock is None:
+        sys.stderr.write(f"[yquant] {_already_running(layout.state_dir)}\n")
+        return 1
+    busy = _ports_in_use(layout)
+    if busy:
+        sys.stderr.write(
+            f"[yquant] in use by another program: {', '.join(busy)}. Stop it, or choose other ports"
+            " (YQ_VALKEY_PORT, YQ_WEBHOOK__PORT, YQ_DASHBOARD__PORT, YQ_KISSIM_PORT)\n"
+        )
+        return 1
     children = build_children(layout)
     supervisor = Supervisor(layout, children)
 
@@ -312,8 +370,12 @@ def up(settings: Settings) -> int:
     broker = f"KIS simulator at {layout.kissim_url}" if layout.use_simulator else "KIS (configured domain)"
     supervisor.say("yQuant is up")
     supervisor.say(f"  dashboard:      http://127.0.0.1:{layout.dashboard_port}/")
+    password_file = layout.state_dir / "admin-password"
     if admin_password:
-        supervisor.say(f"  dashboard user: admin / {admin_password}  (saved in {layout.state_dir / 'admin-password'})")
+        supervisor.say(f"  dashboard user: admin / {admin_password}  (saved in {password_file})")
+    elif password_file.exists():
+        supervisor.say(f"  dashboard user: admin (its first password is in {password_file};")
+        supervisor.say("                  yquant user add admin sets a new one and ends the old sessions)")
     supervisor.say(f"  webhook:        POST http://127.0.0.1:{layout.webhook_port}/webhook")
     supervisor.say(f"  webhook secret: {layout.webhook_secret}")
     supervisor.say(f"  broker:         {broker}")

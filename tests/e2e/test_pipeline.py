@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from decimal import Decimal
@@ -214,3 +216,25 @@ def test_nothing_in_the_state_folder_is_readable_by_others(system: DevSystem, va
     }
     assert exposed == {}
     assert system.state_dir.stat().st_mode & 0o777 == 0o700
+
+
+def test_a_second_yquant_up_on_the_same_folder_says_one_is_running(system: DevSystem, tmp_path: Path) -> None:
+    again = subprocess.run(
+        [sys.executable, "-m", "yquant", "up"], env=system.env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert again.returncode == 1
+    assert "already running" in again.stderr
+    assert system.dashboard_url in again.stderr  # where the running one is
+
+    elsewhere = subprocess.run(
+        [sys.executable, "-m", "yquant", "up"],
+        env={**system.env, "YQ_STATE_DIR": str(tmp_path)},  # another folder, the same ports
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert elsewhere.returncode == 1
+    assert "in use by another program" in elsewhere.stderr
+    assert f"dashboard port {system.dashboard_port}" in elsewhere.stderr
+    assert httpx.get(f"{system.dashboard_url}/healthz", timeout=5).status_code == 200  # the first one is untouched
