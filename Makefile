@@ -26,6 +26,7 @@ typecheck: $(STAMP)
 browser-deps:
 	@scripts/ensure-chromium.sh
 	@scripts/ensure-docker.sh
+	@scripts/ensure-caddy.sh
 
 pytest: $(STAMP) browser-deps
 	$(BIN)/pytest
@@ -33,6 +34,7 @@ pytest: $(STAMP) browser-deps
 test: deploy-check lint typecheck pytest
 
 deploy-check: $(STAMP)
+	@scripts/ensure-caddy.sh
 	$(BIN)/python scripts/deploy_check.py
 
 bench: $(STAMP)

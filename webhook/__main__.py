@@ -12,6 +12,7 @@ import uvloop
 from redis.exceptions import RedisError
 
 from webhook.app import create_app
+from webhook.server import guarded_protocol
 from yquant import logs, valkey
 from yquant.errors import ConfigurationError
 from yquant.runtime import heartbeat_loop
@@ -61,7 +62,7 @@ async def main() -> None:
         host=settings.webhook.host,
         port=settings.webhook.port,
         loop="uvloop",
-        http="httptools",
+        http=guarded_protocol(settings.webhook.header_timeout_s),
         ws="none",
         lifespan="off",
         access_log=False,  # the path may carry the secret
@@ -69,6 +70,8 @@ async def main() -> None:
         server_header=False,
         date_header=False,
         proxy_headers=False,  # X-Forwarded-For is judged by the app against trusted proxies
+        timeout_keep_alive=max(1, round(settings.webhook.keep_alive_timeout_s)),
+        limit_concurrency=settings.webhook.max_connections,  # beyond it: 503 at once, nothing queued
     )
     server = uvicorn.Server(config)
     # uvicorn handles SIGTERM/SIGINT while serving, then re-raises them to the handler it found:

@@ -75,6 +75,7 @@ REASONS = {
         "limit_without_price",
         "missing_fired_at",
         "unknown_strategy",
+        "body_timeout",
     ),
     "rate_limited": ("alerts", "rejections"),
 }
@@ -210,9 +211,13 @@ class AlertIntake:
         if length > limit:
             return self._refuse_stranger(source, 413, "invalid", "too_large", f"body over {limit} bytes")
         try:
-            raw = await _read_limited(body, limit)
+            async with asyncio.timeout(self.settings.body_timeout_s):
+                raw = await _read_limited(body, limit)
         except BodyIncomplete:
             return self._refuse_stranger(source, 400, "invalid", "bad_request", "body incomplete")
+        except TimeoutError:
+            detail = f"body not complete within {self.settings.body_timeout_s:g} s"
+            return self._refuse_stranger(source, 408, "invalid", "body_timeout", detail)
         if raw is None:
             return self._refuse_stranger(source, 413, "invalid", "too_large", f"body over {limit} bytes")
         try:

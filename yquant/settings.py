@@ -144,6 +144,13 @@ class WebhookSettings(BaseModel):
     )
     client_cert_verify_header: str | None = None  # e.g. X-SSL-Client-Verify, set from $ssl_client_verify
     client_cert_verify_value: str = "SUCCESS"
+    # Slow clients (docs/webhook.md): a request head not complete in time closes the connection, a
+    # body not complete in time gets 408, connections above the cap get 503 at once, an idle
+    # keep-alive connection is closed. TradingView sends a small body at once and waits 3 s.
+    header_timeout_s: float = Field(default=5.0, gt=0)
+    body_timeout_s: float = Field(default=5.0, gt=0)
+    max_connections: int = Field(default=64, ge=1)
+    keep_alive_timeout_s: float = Field(default=5.0, gt=0)
 
 
 class OrderManagerSettings(BaseModel):
