@@ -26,6 +26,7 @@ typecheck: $(STAMP)
 browser-deps:
 	@scripts/ensure-chromium.sh
 	@scripts/ensure-docker.sh
+	@scripts/ensure-prometheus.sh
 	@scripts/ensure-caddy.sh
 
 pytest: $(STAMP) browser-deps
@@ -35,6 +36,7 @@ test: deploy-check lint typecheck pytest
 
 deploy-check: $(STAMP)
 	@scripts/ensure-caddy.sh
+	@scripts/ensure-prometheus.sh
 	$(BIN)/python scripts/deploy_check.py
 
 bench: $(STAMP)

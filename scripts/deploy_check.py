@@ -956,6 +956,34 @@ def check_image(root: Path, report: Report) -> None:
 # --- monitoring ----------------------------------------------------------------------------------
 
 
+def check_with_promtool(root: Path, report: Report) -> None:
+    """The real Prometheus parser on the config and the rules, and the rules' unit tests
+    (monitoring/alerts.test.yml: each paging alert fires on its failure, not while healthy)."""
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        print("skip  monitoring: no promtool here to check the rules (scripts/ensure-prometheus.sh)", flush=True)
+        return
+    monitoring = root / "monitoring"
+    with tempfile.TemporaryDirectory() as scratch:
+        # The config names the rules where the container mounts them; check it against the repo's.
+        config = yaml.safe_load((monitoring / "prometheus.yml").read_text())
+        config["rule_files"] = [str(monitoring / "alerts.yml")]
+        local = Path(scratch) / "prometheus.yml"
+        local.write_text(yaml.safe_dump(config))
+        steps = (
+            ("prometheus.yml", [promtool, "check", "config", str(local)], root),
+            ("alerts.yml", [promtool, "check", "rules", str(monitoring / "alerts.yml")], root),
+            ("alerts.test.yml", [promtool, "test", "rules", "alerts.test.yml"], monitoring),
+        )
+        for name, command, cwd in steps:
+            result = subprocess.run(command, capture_output=True, text=True, cwd=cwd, check=False)
+            if result.returncode != 0:
+                output = (result.stdout + result.stderr).strip()
+                report.fail(f"monitoring/{name}: promtool {command[1]} {command[2]} failed: {output[-1500:]}")
+                return
+    report.ok("monitoring: promtool accepts the config and the rules, and the rules' unit tests pass")
+
+
 def check_monitoring(root: Path, report: Report) -> None:
     problems = []
     try:
@@ -984,6 +1012,7 @@ def check_monitoring(root: Path, report: Report) -> None:
         report.fail(f"monitoring: {problem}")
     if not problems:
         report.ok(f"monitoring: {count} alert rules; they expect {', '.join(sorted(metrics))}")
+    check_with_promtool(root, report)
     caddy = shutil.which("caddy")
     if caddy and (root / "deploy" / "Caddyfile").exists():
         environment = dict(

@@ -204,3 +204,30 @@ def test_dockerfile_when_copying_a_package_dockerignore_excludes_then_check_fail
 
     assert result.returncode == 1
     assert "COPY notifier: .dockerignore keeps it out of the build context (add !notifier)" in result.stdout
+
+
+def test_alert_rule_when_it_no_longer_fires_on_its_failure_then_the_rules_unit_test_fails(
+    deployment: Path, run_check: RunCheck
+) -> None:
+    """A service down for ten minutes before anyone hears of it: promtool's rule tests catch it."""
+    replace_once(
+        deployment / "monitoring" / "alerts.yml",
+        'expr: up{job=~"yquant-(webhook|ordermanager|brokergateway)"} == 0\n        for: 1m',
+        'expr: up{job=~"yquant-(webhook|ordermanager|brokergateway)"} == 0\n        for: 10m',
+    )
+
+    result = run_check(deployment, "--only", "monitoring")
+
+    assert result.returncode == 1
+    assert "monitoring/alerts.test.yml: promtool test rules" in result.stdout
+    assert "YQuantCriticalServiceDown" in result.stdout
+
+
+def test_alert_rule_when_its_expression_does_not_parse_then_check_fails(deployment: Path, run_check: RunCheck) -> None:
+    replace_once(deployment / "monitoring" / "alerts.yml", "> 0.95", "> > 0.95")
+
+    result = run_check(deployment, "--only", "monitoring")
+
+    assert result.returncode == 1
+    assert ": promtool check " in result.stdout  # the config check loads the rules too: it fails first
+    assert "parse error" in result.stdout
