@@ -189,6 +189,19 @@ async def cancel(request: Request, client_order_id: str) -> Response:
 # --- trading state, limits, flatten ------------------------------------------------------------
 
 
+@router.post("/system/notify-test")
+async def notify_test(request: Request) -> Response:
+    """Ask the notifier to send a test message to every destination (through the audit stream it
+    reads: the dashboard never talks to Telegram or Discord itself). The result shows on /system."""
+    web = web_of(request)
+    actor = actor_of(request)
+    await audit.record(web.client, actor.user, "notify_test", {}, actor.address)
+    web.metrics.actions.labels("notify_test").inc()
+    if wants_json(request):
+        return JSONResponse({"status": "test requested"})
+    return RedirectResponse("/system?tested=1", status_code=303)
+
+
 @router.post("/risk/state")
 async def set_state(request: Request) -> Response:
     web = web_of(request)

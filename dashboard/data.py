@@ -191,6 +191,7 @@ class Reader:
         beats = await self.heartbeat_keys()
         aliases = await self.aliases()
         streams = [*keys.SIGNAL_STREAMS, keys.ORDERS, keys.EXECUTIONS, keys.DECISIONS, keys.QUERIES, keys.DEAD_LETTERS]
+        notify_keys = sorted([keys.text(k) async for k in self.client.scan_iter(match=keys.NOTIFY_STATUS_PATTERN)])
         async with self.client.pipeline(transaction=False) as pipe:
             pipe.hgetall(keys.TRADING_STATE)
             pipe.info("memory")
@@ -204,6 +205,8 @@ class Reader:
                 pipe.hget(keys.account(alias), "synced_at")
             for key in token_keys.values():
                 pipe.ttl(key)
+            for key in notify_keys:
+                pipe.hgetall(key)
             results = await pipe.execute(raise_on_error=False)
         states, memory, audit_rows = results[0], results[1], results[2]
         position = 3
@@ -234,7 +237,17 @@ class Reader:
             ttl = results[position]
             tokens[alias] = now + ttl if isinstance(ttl, int) and ttl > 0 else None
             position += 1
+        notifications = []
+        for key in notify_keys:
+            row = results[position]
+            position += 1
+            data = text_map(row) if isinstance(row, dict) else {}
+            if data:
+                data["destination"] = key.removeprefix(keys.notify_status(""))
+                notifications.append(data)
         return {
+            "notifications": notifications,
+            "notifications_failing": [n["destination"] for n in notifications if n.get("ok") == "0"],
             "trading_state": trading_states(states),
             "memory": memory if isinstance(memory, dict) else {},
             "audit": audit.parse(audit_rows if isinstance(audit_rows, list) else []),

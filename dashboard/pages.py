@@ -218,6 +218,7 @@ async def system(request: Request) -> Response:
     data = await web.reader.system(_token_keys(request))
     data["now"] = time.time()
     data["sse_clients"] = len(web.broadcaster.subscribers)
+    data["tested"] = request.query_params.get("tested") == "1"
     return page(request, "system", data)
 
 

@@ -23,7 +23,7 @@ from yquant.messages import (
     decode,
 )
 
-KINDS = ("filled", "rejected", "failed", "cancelled", "denied", "trading_state", "deadletter")
+KINDS = ("filled", "rejected", "failed", "cancelled", "denied", "trading_state", "deadletter", "test")
 
 
 @dataclass(frozen=True)
@@ -173,6 +173,17 @@ def _dead_letter(stream: str, entry_id: str, raw: Any) -> Event:
 
 def _audit(stream: str, entry_id: str, raw: Any) -> Event | None:
     data = _json(raw)
+    if data.get("action") == "notify_test":
+        user, address = data.get("user", "?"), data.get("address", "?")
+        return Event(
+            stream,
+            entry_id,
+            "test",
+            {
+                "en": f"🔔 Test notification from the dashboard (by {user} from {address}): this destination works",
+                "ko": f"🔔 대시보드 테스트 알림 ({user}, {address}): 이 알림 채널이 작동합니다",
+            },
+        )
     if data.get("action") != "trading_state":
         return None
     detail = data.get("detail") if isinstance(data.get("detail"), dict) else {}
@@ -195,6 +206,8 @@ def _audit(stream: str, entry_id: str, raw: Any) -> Event | None:
 
 
 def wanted(event: Event, kinds: list[str], deny_reasons: list[str]) -> bool:
+    if event.kind == "test":
+        return True  # asked for from the dashboard: every destination, whatever it subscribes to
     if event.kind not in kinds:
         return False
     return not (event.kind == "denied" and deny_reasons and event.reason_code not in deny_reasons)

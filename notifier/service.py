@@ -194,13 +194,17 @@ class Notifier:
                 pass
 
     async def _record(self, name: str, outcome: channels.Outcome) -> None:
+        """The destination's last attempt, for the dashboard's system page (keys.notify_status)."""
         now = str(time.time())
         fields: dict[FieldT, EncodableT] = {"ok": "1" if outcome.ok else "0", "at": now, "error": outcome.error}
         if outcome.ok:
             fields["last_ok_at"] = now
+            fields["consecutive_failures"] = "0"
         async with self.client.pipeline(transaction=False) as pipe:
             pipe.hset(keys.notify_status(name), mapping=fields)
             pipe.hincrby(keys.notify_status(name), "delivered" if outcome.ok else "failures", 1)
+            if not outcome.ok:
+                pipe.hincrby(keys.notify_status(name), "consecutive_failures", 1)
             await pipe.execute()
 
 

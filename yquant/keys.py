@@ -246,5 +246,9 @@ def notify_progress(destination: str) -> str:
 
 
 def notify_status(destination: str) -> str:
-    """Hash: the destination's last delivery result (ok, at, error, delivered, failed); no secrets."""
+    """Hash: the destination's last delivery result (ok, at, error, last_ok_at, delivered, failures,
+    consecutive_failures); no secrets. The dashboard's system page shows it."""
     return f"{NOTIFY_PREFIX}status:{destination}"
+
+
+NOTIFY_STATUS_PATTERN = notify_status("*")

@@ -13,7 +13,6 @@ from decimal import Decimal
 
 import httpx
 import orjson
-import pytest
 import redis.asyncio as aioredis
 from pydantic import SecretStr
 
@@ -62,8 +61,8 @@ class FakeTelegram:
             writer.close()
 
 
-@pytest.fixture
-async def telegram() -> AsyncIterator[FakeTelegram]:
+async def start_telegram() -> AsyncIterator[FakeTelegram]:
+    """The stand-in on a free loopback port, for as long as the caller iterates (the ``telegram`` fixture)."""
     fake = FakeTelegram()
     server = await asyncio.start_server(fake.handle, "127.0.0.1", 0)
     fake.port = server.sockets[0].getsockname()[1]
