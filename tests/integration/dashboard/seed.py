@@ -83,13 +83,15 @@ async def seed_orders(client: aioredis.Redis) -> list[str]:
             side=side,
             quantity=quantity,
             order_type=OrderType.MARKET,
+            # The order manager prices a US market order as a marketable limit (ADR 0007).
+            limit_price=Decimal("191.90") if market.is_us else None,
             strategy="demo",
             origin="signal",
         )
         await orders.create_order(client, command, MAXLEN)
         fields: dict[str, object] = {"broker_order_id": f"{index:010d}"}
         if fill:
-            fields.update({"filled_quantity": quantity, "average_price": fill})
+            fields.update({"filled_quantity": quantity, "average_price": fill, "fee": "107"})
         if state is OrderState.REJECTED:
             fields["reason"] = "APBK0915 주문가능금액을 초과 했습니다"
         if state is not OrderState.NEW:

@@ -309,3 +309,18 @@ async def test_without_the_append_only_file_the_orders_page_says_the_order_is_no
     assert await redis_client.xlen(keys.SIGNALS_DASHBOARD) == 1  # queued all the same: never lost silently
     page = await http.get(sent.headers["location"])
     assert "did not confirm this order on disk" in page.text
+
+
+async def test_the_orders_page_shows_fee_strategy_and_why_a_us_market_order_has_a_limit(
+    http: httpx.AsyncClient, redis_client: aioredis.Redis
+) -> None:
+    await seed_all(redis_client)
+    await _signed_in(http)
+    page = (await http.get("/orders")).text
+    aapl = page.split('data-client-order-id="yq-seed00000000000000002"', 1)[1].split("</tr>", 1)[0]
+    assert 'class="us-limit"' in aapl
+    assert "KIS takes no US market order" in aapl
+    assert "≤ 191.90" in aapl
+    assert "signal · demo" in aapl
+    filled = page.split('data-client-order-id="yq-seed00000000000000000"', 1)[1].split("</tr>", 1)[0]
+    assert 'data-value="107">107</td>' in filled  # the estimated fee of the fill
