@@ -125,6 +125,11 @@ def localtime(context: Context, value: Any, fmt: str = "%Y-%m-%d %H:%M:%S") -> s
     return moment.astimezone(zone).strftime(fmt)
 
 
+def zone_name(zone: ZoneInfo) -> str:
+    """What a trader calls the zone the pages' times are in: "KST (Asia/Seoul)", "EST (America/New_York)"."""
+    return f"{datetime.now(zone).tzname()} ({zone.key})"
+
+
 def filters() -> dict[str, Any]:
     return {
         "money": money,
@@ -133,6 +138,7 @@ def filters() -> dict[str, Any]:
         "quantity": quantity,
         "tone": tone,
         "localtime": localtime,
+        "zone_name": zone_name,
     }
 
 

@@ -324,3 +324,14 @@ async def test_the_orders_page_shows_fee_strategy_and_why_a_us_market_order_has_
     assert "signal · demo" in aapl
     filled = page.split('data-client-order-id="yq-seed00000000000000000"', 1)[1].split("</tr>", 1)[0]
     assert 'data-value="107">107</td>' in filled  # the estimated fee of the fill
+
+
+async def test_every_page_names_the_time_zone_its_times_are_in(
+    http: httpx.AsyncClient, redis_client: aioredis.Redis
+) -> None:
+    await seed_all(redis_client)
+    await _signed_in(http)
+    for path in ("/", "/orders", "/signals", "/schedules", "/system"):
+        page = (await http.get(path)).text
+        assert '<span class="tz" id="time-zone"' in page, path
+        assert "KST (Asia/Seoul)" in page, path  # the dashboard's default zone
