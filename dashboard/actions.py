@@ -154,13 +154,18 @@ async def submit_manual_order(
     return signal.signal_id, created, on_disk
 
 
-async def flatten(client: aioredis.Redis, settings: Settings, nonce: str, actor: Actor) -> list[str] | None:
-    """Sell every position (the order manager cancels open buys first); None if already confirmed."""
+async def flatten(
+    client: aioredis.Redis, settings: Settings, nonce: str, actor: Actor
+) -> tuple[list[str], bool] | None:
+    """Sell every position (the order manager cancels open buys first); (signal ids, on disk), or
+    None if already confirmed. On disk: as for a manual order (WAITAOF in the append's round trip)."""
     if not await client.set(keys.signal_dedupe(f"flatten-{nonce}"), "1", nx=True, ex=DEDUPE_TTL_S):
         return None
-    sent = await controls.flatten_all(client, settings)
+    sent, on_disk = await controls.liquidate_durably(
+        client, settings, source=SignalSource.FLATTEN, wait_aof_ms=settings.dashboard.durable_ack_timeout_ms
+    )
     await audit.record(client, actor.user, "flatten_all", {"signals": len(sent)}, actor.address)
-    return sent
+    return sent, on_disk
 
 
 async def cancel_order(client: aioredis.Redis, settings: Settings, record: OrderRecord, actor: Actor) -> None:

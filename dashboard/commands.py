@@ -288,8 +288,14 @@ async def flatten(request: Request) -> Response:
         return message(request, "Not sent", f"The accounts are not configured on this host: {exc}", 500)
     if sent is None:
         return message(request, "Already sent", "This flatten was confirmed already.", 409)
+    signal_ids, on_disk = sent
     web.metrics.actions.labels("flatten").inc()
-    text = f"{len(sent)} liquidation signal(s) sent; follow them on the Signals and Orders pages."
+    text = f"{len(signal_ids)} liquidation signal(s) sent; follow them on the Signals and Orders pages."
+    if not on_disk:
+        text += (
+            " Valkey did not confirm them on disk in time (its append-only file is off or slow): check that"
+            " each appears on the Signals page before flattening again."
+        )
     return render(request, "message.html", {"title": "Flatten sent", "message": text, "link": "/orders"})
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from yquant import exit_rules, keys, orders, portfolio, risk_limits, schedule_store
-from yquant.bus import publish
+from yquant.bus import fields_of
 from yquant.markets import symbol_key
 from yquant.messages import Market, Signal, SignalAction, SignalReceived, SignalSource, utcnow
 from yquant.risk_limits import RiskLimits
@@ -70,6 +70,25 @@ async def liquidate(
     Filters: one account, one market, one owner (strategy name, ``manual`` or
     ``schedule``). Returns the ids of the signals appended (one per position or ticker).
     """
+    signal_ids, _on_disk = await liquidate_durably(
+        client, settings, account=account, market=market, strategy=strategy, now=now, source=source
+    )
+    return signal_ids
+
+
+async def liquidate_durably(
+    client: aioredis.Redis,
+    settings: Settings,
+    *,
+    account: str | None = None,
+    market: Market | str | None = None,
+    strategy: str | None = None,
+    now: datetime | None = None,
+    source: SignalSource = SignalSource.LIQUIDATION,
+    wait_aof_ms: int = 0,
+) -> tuple[list[str], bool]:
+    """``liquidate``, its signals appended in one round trip; with ``wait_aof_ms`` that round trip
+    ends with WAITAOF, and the flag says whether Valkey has them on disk (always True without)."""
     moment = now or utcnow()
     market_filter = Market(market) if market is not None else None
     aliases = (
@@ -79,7 +98,7 @@ async def liquidate(
     )
     batch = uuid.uuid4().hex[:10]
     open_records = await orders.open_orders(client)
-    signal_ids: list[str] = []
+    signals: list[SignalReceived] = []
     for alias in aliases:
         attribution = {
             keys.text(k): keys.text(v) for k, v in (await client.hgetall(keys.position_attribution(alias))).items()
@@ -111,9 +130,21 @@ async def liquidate(
                 account=alias,
                 comment=f"{source}: account={account or '*'} market={market_filter or '*'} strategy={strategy or '*'}",
             )
-            await publish(client, keys.SIGNALS_DASHBOARD, SignalReceived(signal=signal), settings.bus.stream_maxlen)
-            signal_ids.append(signal.signal_id)
-    return signal_ids
+            signals.append(SignalReceived(signal=signal))
+    if not signals:
+        return [], True
+    async with client.pipeline(transaction=False) as pipe:
+        for message in signals:
+            pipe.xadd(keys.SIGNALS_DASHBOARD, fields_of(message), maxlen=settings.bus.stream_maxlen, approximate=True)  # type: ignore[arg-type]
+        if wait_aof_ms:
+            pipe.execute_command("WAITAOF", 1, 0, wait_aof_ms)
+        results = await pipe.execute(raise_on_error=False)
+    for result in results[: len(signals)]:
+        if isinstance(result, Exception):
+            raise result
+    synced = results[-1] if wait_aof_ms else [1]
+    on_disk = isinstance(synced, list | tuple) and int(synced[0]) >= 1  # an error: AOF is off
+    return [m.signal.signal_id for m in signals], on_disk
 
 
 async def flatten_all(

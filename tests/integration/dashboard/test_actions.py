@@ -335,3 +335,28 @@ async def test_every_page_names_the_time_zone_its_times_are_in(
         page = (await http.get(path)).text
         assert '<span class="tz" id="time-zone"' in page, path
         assert "KST (Asia/Seoul)" in page, path  # the dashboard's default zone
+
+
+async def test_a_flatten_waits_for_the_disk_once_and_says_so_when_it_cannot(
+    http: httpx.AsyncClient, redis_client: aioredis.Redis
+) -> None:
+    await seed_all(redis_client)
+    token = await _signed_in(http)
+    waited = (await redis_client.info("commandstats")).get("cmdstat_waitaof", {}).get("calls", 0)
+    page = await http.get("/risk/flatten")
+    confirmed = await http.post("/risk/flatten", data={"csrf_token": token, "nonce": form_token(page.text, "nonce")})
+    assert "liquidation signal(s) sent" in confirmed.text
+    assert "did not confirm" not in confirmed.text
+    assert (await redis_client.info("commandstats"))["cmdstat_waitaof"]["calls"] == waited + 1  # one for them all
+
+    page = await http.get("/risk/flatten")  # the positions are still there: no order manager runs here
+    await redis_client.config_set("appendonly", "no")
+    try:
+        unconfirmed = await http.post(
+            "/risk/flatten", data={"csrf_token": token, "nonce": form_token(page.text, "nonce")}
+        )
+    finally:
+        await redis_client.config_set("appendonly", "yes")
+        await _append_only_file_back(redis_client)
+    assert unconfirmed.status_code == 200
+    assert "did not confirm them on disk" in unconfirmed.text
