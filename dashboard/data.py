@@ -26,6 +26,7 @@ from yquant.trading_state import GLOBAL
 
 ALIAS_CACHE_S = 10.0
 HEARTBEAT_KEYS_CACHE_S = 20.0
+NOTIFY_HEALTH_CACHE_S = 5.0  # the "notifications failing" banner on every page is at most this old
 
 
 def text_map(raw: dict[Any, Any] | None) -> dict[str, str]:
@@ -52,6 +53,21 @@ class Reader:
         self.settings = settings
         self._aliases: Cached | None = None
         self._heartbeat_keys: Cached | None = None
+        self._notify_failing: Cached | None = None
+
+    async def failing_notifications(self) -> list[str]:
+        """Destinations whose last delivery attempt failed (the notifier's status keys), cached."""
+        cached = self._notify_failing
+        if cached is not None and time.monotonic() - cached.at <= NOTIFY_HEALTH_CACHE_S:
+            return cached.value
+        found = sorted([keys.text(k) async for k in self.client.scan_iter(match=keys.NOTIFY_STATUS_PATTERN)])
+        async with self.client.pipeline(transaction=False) as pipe:
+            for key in found:
+                pipe.hget(key, "ok")
+            flags = await pipe.execute()
+        failing = [key.removeprefix(keys.notify_status("")) for key, ok in zip(found, flags, strict=True) if ok == b"0"]
+        self._notify_failing = Cached(failing, time.monotonic())
+        return failing
 
     async def aliases(self) -> list[str]:
         if self._aliases is None or time.monotonic() - self._aliases.at > ALIAS_CACHE_S:

@@ -6,8 +6,9 @@ import re
 import time
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from redis.exceptions import RedisError
 
 from dashboard import performance
 from dashboard.actions import LIMIT_NAMES, get_quote, load_limits
@@ -21,7 +22,20 @@ from yquant.messages import Market
 from yquant.orders import OrderRecord
 from yquant.settings import effective_accounts
 
-router = APIRouter()
+
+async def notification_health(request: Request) -> None:
+    """Every page shows a banner while a notification destination is failing (dashboard.web.render).
+    Best effort: probes, metrics and APIs skip it, and Valkey trouble shows elsewhere."""
+    request.state.notify_failing = []
+    if request.url.path in ("/healthz", "/metrics") or request.url.path.startswith(("/api/", "/events")):
+        return
+    try:
+        request.state.notify_failing = await web_of(request).reader.failing_notifications()
+    except (RedisError, OSError):
+        return
+
+
+router = APIRouter(dependencies=[Depends(notification_health)])
 
 TICKER_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9.\-]{0,11}$")
 

@@ -136,6 +136,7 @@ def render(
         "tz": viewer_zone(web, session.user) if session else web.tz,
         "cursor": web.broadcaster.cursor_text(),
         "trading_state": context.pop("trading_state", None),
+        "notify_failing": getattr(request.state, "notify_failing", []),
         **context,
     }
     response: HTMLResponse = web.templates.TemplateResponse(request, template, full, status_code=status)

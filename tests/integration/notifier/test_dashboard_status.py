@@ -3,6 +3,8 @@ stand-in for Telegram, and the result on the system page: working, then failing.
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import redis.asyncio as aioredis
 
@@ -48,6 +50,29 @@ async def test_a_refusing_destination_shows_failing_with_its_error_and_a_notice(
     assert '<td class="state">failing</td>' in row
     assert "401" in row
     assert "secret-bot-token" not in page.text  # the error never shows the token
+    assert 'id="notify-failing-banner"' not in page.text  # the system page says it in full instead
+
+
+async def test_every_other_page_carries_a_banner_while_a_destination_fails(
+    http: httpx.AsyncClient, redis_client: aioredis.Redis, telegram: FakeTelegram
+) -> None:
+    await login(http)
+    assert 'id="notify-failing-banner"' not in (await http.get("/orders")).text
+    telegram.script = [(401, b'{"ok": false, "description": "Unauthorized"}')]
+    async with Running(redis_client, settings_for(telegram)):
+        assert (await _press_test(http)).status_code == 303
+        await until(lambda: _is(redis_client, "0"))
+
+    async def banner_on(path: str) -> bool:  # the banner's view of the status is cached a few seconds
+        page = await http.get(path)
+        await asyncio.sleep(0.1)
+        return 'id="notify-failing-banner"' in page.text
+
+    await until(lambda: banner_on("/orders"))
+    page = await http.get("/positions")
+    banner = page.text.split('id="notify-failing-banner"', 1)[1].split("</p>", 1)[0]
+    assert "phone" in banner
+    assert 'href="/system"' in banner
 
 
 async def _is(client: aioredis.Redis, ok: str) -> bool:
