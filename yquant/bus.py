@@ -4,7 +4,8 @@
 * ``Consumer`` reads with XREADGROUP, acks after the handler succeeded, drains its own
   pending entries first after a restart, takes over a crashed consumer's entries with
   XAUTOCLAIM after an idle time, and moves an entry that failed ``max_deliveries``
-  times to the dead-letter stream.
+  times to the dead-letter stream, and at once one the handler refuses (``MessageRefused``: a
+  type its stream may not carry).
 * Entries that share a partition key (for signals: account-independent strategy and
   ticker) are handled in arrival order; different keys run concurrently.
 """
@@ -26,7 +27,7 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from yquant import keys
-from yquant.errors import MessageDecodeError
+from yquant.errors import MessageDecodeError, MessageRefused
 from yquant.logs import correlation
 from yquant.messages import AnyMessage, Message, decode, encode
 from yquant.settings import BusSettings
@@ -38,6 +39,7 @@ STREAM_PENDING = Gauge("yquant_stream_pending", "Entries delivered but not ackno
 HANDLED = Counter("yquant_bus_handled", "Entries handled", ["stream", "group", "type"])
 FAILED = Counter("yquant_bus_handler_failures", "Handler failures (the entry is retried)", ["stream", "group"])
 RECLAIMED = Counter("yquant_bus_reclaimed", "Idle entries taken over from a consumer", ["stream", "group"])
+REFUSED = Counter("yquant_bus_refused", "Entries a handler refused (dead-lettered)", ["stream", "group", "type"])
 DEAD_LETTERED = Counter("yquant_bus_dead_lettered", "Entries moved to the dead-letter stream", ["stream"])
 LAG_REFRESH_S = 5.0
 
@@ -223,7 +225,7 @@ class Consumer:
         counts: dict[bytes, int] = {}
         if check_deliveries:
             counts = await self._delivery_counts([e[0] for e in entries])
-        groups: dict[str, list[tuple[EntryId, AnyMessage]]] = defaultdict(list)
+        groups: dict[str, list[tuple[EntryId, dict[bytes, bytes], AnyMessage]]] = defaultdict(list)
         to_ack: list[EntryId] = []
         for entry_id, fields in entries:
             raw_id = entry_id if isinstance(entry_id, bytes) else entry_id.encode()
@@ -241,7 +243,7 @@ class Consumer:
                 to_ack.append(entry_id)
                 continue
             key = self.partition_key(message) if self.partition_key else str(entry_id)
-            groups[key].append((entry_id, message))
+            groups[key].append((entry_id, fields, message))
 
         results = await asyncio.gather(*(self._handle_in_order(items) for items in groups.values()))
         for acked in results:
@@ -251,12 +253,18 @@ class Consumer:
         elif to_ack:
             await self.client.xack(self.stream, self.group, *to_ack)
 
-    async def _handle_in_order(self, items: list[tuple[EntryId, AnyMessage]]) -> list[EntryId]:
+    async def _handle_in_order(self, items: list[tuple[EntryId, dict[bytes, bytes], AnyMessage]]) -> list[EntryId]:
         acked: list[EntryId] = []
-        for index, (entry_id, message) in enumerate(items):
+        for index, (entry_id, fields, message) in enumerate(items):
             with correlation(message.correlation_id):
                 try:
                     await self.handler(message)
+                except MessageRefused as exc:
+                    # Never acted on, and never will be: visible in the dead letters, not retried.
+                    REFUSED.labels(self.stream, self.group, message.type).inc()
+                    await self._dead_letter(entry_id, fields, f"refused: {exc}")
+                    acked.append(entry_id)
+                    continue
                 except Exception:
                     FAILED.labels(self.stream, self.group).inc()
                     logger.exception(

@@ -3,6 +3,7 @@
 YQuantError
  ├── ConfigurationError        fatal at start: fix the settings
  ├── MessageDecodeError        a stream entry that cannot be decoded; dead-letter it
+ ├── MessageRefused            a valid message its stream may not carry; dead-letter it, never retry
  └── BrokerError               anything from the broker boundary (KIS)
       ├── BrokerUnreachable      no connection could be made: the request never left, nothing happened
       ├── BrokerTransportError   timeout, reset, 5xx without a KIS body: outcome unknown
@@ -29,6 +30,11 @@ class ConfigurationError(YQuantError):
 
 class MessageDecodeError(YQuantError):
     """A stream entry is not a valid message."""
+
+
+class MessageRefused(YQuantError):
+    """A handler will not act on this message, ever (its stream may not carry it): the consumer
+    moves it to the dead-letter stream with the reason and acknowledges it, without a retry."""
 
 
 class BrokerError(YQuantError):
