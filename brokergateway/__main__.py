@@ -43,7 +43,7 @@ async def main() -> None:
                 handler=handler,
                 settings=settings.bus,
             )
-            for stream, handler in ((keys.ORDERS, gateway.handle), (keys.QUERIES, gateway.handle_query))
+            for stream, handler in gateway.consumers().items()
         ]
         beat = asyncio.create_task(
             heartbeat_loop(client, "brokergateway", settings.instance, stop, details=gateway.health)

@@ -21,6 +21,7 @@ class GatewayConfig:
     quote_cache_ttl_s: int = 10
     quote_reply_ttl_s: int = 30
     quote_request_max_age_s: float = 10.0
+    dashboard_quote_interval_s: float = 1.0  # the dashboard's KIS quotes: at most one this often
     fee_rate_krx: Decimal = Decimal("0.00015")
     fee_rate_us: Decimal = Decimal("0.0025")
     reconcile_attempts: int = 3
@@ -45,6 +46,7 @@ class GatewayConfig:
             quote_cache_ttl_s=gateway.quote_cache_ttl_s,
             quote_reply_ttl_s=gateway.quote_reply_ttl_s,
             quote_request_max_age_s=gateway.quote_request_max_age_s,
+            dashboard_quote_interval_s=gateway.dashboard_quote_interval_s,
             fee_rate_krx=gateway.fee_rate_krx,
             fee_rate_us=gateway.fee_rate_us,
             reconcile_attempts=gateway.reconcile_attempts,

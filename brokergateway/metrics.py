@@ -26,7 +26,11 @@ TOKENS_ISSUED = Counter("yquant_gateway_tokens_issued", "Access tokens issued by
 TOKEN_ISSUE_FAILURES = Counter("yquant_gateway_token_issue_failures", "Access token issuances that failed", ["app"])
 WS_CONNECTED = Gauge("yquant_gateway_ws_connected", "1 while the execution-notice WebSocket is subscribed", ["app"])
 FILLS = Counter("yquant_gateway_fills", "Fills applied, by source (websocket, poll)", ["source"])
-QUOTES = Counter("yquant_gateway_quotes", "Quote requests answered, by result (ok, error, stale)", ["result"])
+QUOTES = Counter(
+    "yquant_gateway_quotes",
+    "Quote requests answered, by result (ok, error, stale, budget: a dashboard request past its budget)",
+    ["result"],
+)
 RESUBMISSIONS = Counter(
     "yquant_gateway_resubmissions", "Orders sent again after KIS's order list proved it did not have them"
 )

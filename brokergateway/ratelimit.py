@@ -36,6 +36,23 @@ local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
 return math.ceil(tonumber(oldest[2]) + window - now) + 1
 """
 
+# A slot only while at most LIMIT - RESERVE are taken (ARGV[5] = reserve), never a wait: for
+# requests that must leave the window's slots to orders (the dashboard's quotes).
+_TRY_SPARE = """
+local key = KEYS[1]
+local now = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local limit = tonumber(ARGV[3])
+local reserve = tonumber(ARGV[5])
+redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+if redis.call('ZCARD', key) < limit - reserve then
+  redis.call('ZADD', key, now, ARGV[4])
+  redis.call('PEXPIRE', key, math.ceil(window) + 1000)
+  return 1
+end
+return 0
+"""
+
 # The same admission at a later time for a slot already held: its old stamp is dropped first,
 # so re-admitting it never costs a second slot.
 _RESTAMP = "redis.call('ZREM', KEYS[1], ARGV[4])\n" + _ACQUIRE
@@ -52,6 +69,7 @@ class RateLimiter:
         self.window_ms = base_ms + max(margin_s, 0.0) * 1000
         self._script = client.register_script(_ACQUIRE)
         self._restamp = client.register_script(_RESTAMP)
+        self._try_spare = client.register_script(_TRY_SPARE)
         self._prefix = uuid.uuid4().hex[:12]
         self._counter = 0
 
@@ -67,6 +85,19 @@ class RateLimiter:
             if wait_ms <= 0:
                 return member
             await asyncio.sleep(wait_ms / 1000)
+
+    async def try_spare(self) -> str | None:
+        """A slot now only if the window is at most half full (an idle window when the limit is one
+        request), else None at once: what is left stays for the requests that wait for theirs."""
+        self._counter += 1
+        member = f"{self._prefix}{self._counter}"
+        if self.per_second <= 0:
+            return member
+        now_ms = time.time() * 1000
+        reserve = self.limit // 2
+        args: list[float | int | str] = [now_ms, self.window_ms, self.limit, member, reserve]
+        admitted = int(await self._try_spare(keys=[self.key], args=args))
+        return member if admitted else None
 
     async def confirm(self, member: str) -> None:
         """Stamp a slot taken earlier (``acquire``) again now, just before its request goes out;

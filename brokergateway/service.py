@@ -1,5 +1,9 @@
 """The broker gateway: order commands and quote queries in, KIS calls out, order events back.
 
+Inputs (``Gateway.consumers``): the order manager's commands (``keys.ORDERS``: SubmitOrder,
+CancelOrder) and quote requests (``keys.QUERIES``); a person's cancels (``keys.CANCELS``:
+CancelOrder only); the dashboard's quote requests (``keys.QUERIES_DASHBOARD``, a small budget).
+
 Its parts are wired here and share one task set:
 
 * ``OrderDesk`` (orders.py): submit and cancel, exactly once; reconciliation (reconcile.py);
@@ -16,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from datetime import timedelta
 from typing import Any
 
@@ -31,8 +35,8 @@ from brokergateway.orders import OrderDesk
 from brokergateway.polling import FillPoller
 from brokergateway.quotes import QuoteDesk
 from brokergateway.worker import AccountWorker
-from yquant import orders
-from yquant.errors import BrokerError
+from yquant import keys, orders
+from yquant.errors import BrokerError, MessageRefused
 from yquant.messages import AnyMessage, CancelOrder, OrderState, SubmitOrder, utcnow
 
 logger = logging.getLogger(__name__)
@@ -168,9 +172,31 @@ class Gateway:
         else:
             logger.warning("ignoring unexpected message", extra={"type": message.type})
 
+    async def handle_cancel(self, message: AnyMessage) -> None:
+        """An entry of the cancel stream (a person's cancels: dashboard, console): a ``CancelOrder``
+        and nothing else. Whatever else it carries is refused (dead-lettered), never executed: the
+        dashboard's user may append there, so a ``SubmitOrder`` on it is what a compromised VM2
+        would send."""
+        if not isinstance(message, CancelOrder):
+            raise MessageRefused(f"{message.type} on {keys.CANCELS}, which carries CancelOrder only")
+        await self.orders.cancel(message)
+
     async def handle_query(self, message: AnyMessage) -> None:
-        """An entry of the query stream."""
+        """An entry of the order manager's query stream."""
         await self.quotes.handle(message)
+
+    async def handle_dashboard_query(self, message: AnyMessage) -> None:
+        """An entry of the dashboard's query stream: quotes within the dashboard's budget."""
+        await self.quotes.handle_dashboard(message)
+
+    def consumers(self) -> dict[str, Callable[[AnyMessage], Coroutine[Any, Any, None]]]:
+        """Each stream the gateway consumes (group ``brokergateway``) and its handler."""
+        return {
+            keys.ORDERS: self.handle,
+            keys.CANCELS: self.handle_cancel,
+            keys.QUERIES: self.handle_query,
+            keys.QUERIES_DASHBOARD: self.handle_dashboard_query,
+        }
 
     def notice_handler(self, workers: list[AccountWorker]) -> Any:
         """The handler of a feed shared by ``workers`` (one app key): route by account number."""

@@ -10,7 +10,10 @@
   the server did not issue to this session, or that carries another order, sends nothing.
 * Flatten, trading state, risk limits and schedules go through ``yquant.controls``
   (the order manager's own functions); a flatten confirmation is single-use.
-* Cancel is a ``CancelOrder`` on ``keys.ORDERS`` for the gateway.
+* Cancel is a ``CancelOrder`` on ``keys.CANCELS``, the stream of a person's cancels: the gateway
+  accepts nothing else there, and this user cannot append to the order manager's ``keys.ORDERS``.
+* Quotes are asked on ``keys.QUERIES_DASHBOARD`` (``requester="dash"``), which the gateway serves
+  from its cache and, past it, within a small budget that leaves KIS's request slots to orders.
 Every action is written to the audit log.
 """
 
@@ -177,7 +180,7 @@ async def cancel_order(client: aioredis.Redis, settings: Settings, record: Order
     )
     async with client.pipeline(transaction=False) as pipe:
         pipe.xadd(
-            keys.ORDERS,
+            keys.CANCELS,
             {"type": "CancelOrder", "data": command.model_dump_json()},
             maxlen=settings.bus.stream_maxlen,
             approximate=True,

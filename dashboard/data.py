@@ -206,7 +206,16 @@ class Reader:
     async def system(self, token_keys: dict[str, str]) -> dict[str, Any]:
         beats = await self.heartbeat_keys()
         aliases = await self.aliases()
-        streams = [*keys.SIGNAL_STREAMS, keys.ORDERS, keys.EXECUTIONS, keys.DECISIONS, keys.QUERIES, keys.DEAD_LETTERS]
+        streams = [
+            *keys.SIGNAL_STREAMS,
+            keys.ORDERS,
+            keys.CANCELS,
+            keys.EXECUTIONS,
+            keys.DECISIONS,
+            keys.QUERIES,
+            keys.QUERIES_DASHBOARD,
+            keys.DEAD_LETTERS,
+        ]
         notify_keys = sorted([keys.text(k) async for k in self.client.scan_iter(match=keys.NOTIFY_STATUS_PATTERN)])
         async with self.client.pipeline(transaction=False) as pipe:
             pipe.hgetall(keys.TRADING_STATE)

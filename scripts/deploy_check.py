@@ -331,6 +331,8 @@ UPDATE = (
     "yq:stream:executions",
 )
 XADD = ("*", "type", "T", "data", "{}")
+CANCEL = ("type", "CancelOrder", "data", "{}")
+QUERIES_DASHBOARD = "yq:stream:queries:dashboard"
 READ_SIGNALS = ("XREADGROUP", "GROUP", "ordermanager", "c1", "COUNT", "10", "STREAMS", "yq:stream:signals:webhook", ">")
 READ_ORDERS = ("XREADGROUP", "GROUP", "brokergateway", "c1", "COUNT", "10", "STREAMS", "yq:stream:orders", ">")
 ADMIN_ONLY = (
@@ -370,6 +372,8 @@ ACL_TABLE: list[tuple[str, bool, tuple[str, ...]]] = [
     ("webhook", False, ("HGETALL", "yq:positions:main")),
     ("webhook", False, ("HGETALL", "yq:order:o1")),
     ("webhook", False, ("XADD", "yq:stream:orders", *XADD)),
+    ("webhook", False, ("XADD", "yq:stream:cancels", *XADD)),
+    ("webhook", False, ("XADD", QUERIES_DASHBOARD, *XADD)),
     ("webhook", False, CREATE),
     ("webhook", False, ("SET", "yq:stream:signals:webhook", "x")),
     ("webhook", False, ("DEL", "yq:stream:signals:webhook")),
@@ -392,6 +396,7 @@ ACL_TABLE: list[tuple[str, bool, tuple[str, ...]]] = [
     ("ordermanager", True, ("XADD", "yq:stream:decisions", *XADD)),
     ("ordermanager", True, ("XADD", "yq:stream:deadletters", *XADD)),
     ("ordermanager", True, ("XADD", "yq:stream:queries", *XADD)),
+    ("ordermanager", True, ("XADD", "yq:stream:orders", "*", "type", "SubmitOrder", "data", "{}")),
     ("ordermanager", True, ("BLPOP", "yq:reply:om-r1", "1")),
     ("ordermanager", False, ("BLPOP", "yq:reply:dash-r1", "1")),
     ("ordermanager", True, ("HSETNX", "yq:signal:s1", "status", "received")),
@@ -418,6 +423,10 @@ ACL_TABLE: list[tuple[str, bool, tuple[str, ...]]] = [
     ("brokergateway", True, READ_ORDERS),
     ("brokergateway", True, ("XACK", "yq:stream:orders", "brokergateway", "1-0")),
     ("brokergateway", True, ("XREADGROUP", "GROUP", "brokergateway", "c1", "STREAMS", "yq:stream:queries", ">")),
+    ("brokergateway", True, ("XREADGROUP", "GROUP", "brokergateway", "c1", "STREAMS", "yq:stream:cancels", ">")),
+    ("brokergateway", True, ("XACK", "yq:stream:cancels", "brokergateway", "1-0")),
+    ("brokergateway", True, ("XREADGROUP", "GROUP", "brokergateway", "c", "STREAMS", QUERIES_DASHBOARD, ">")),
+    ("brokergateway", True, ("SET", "yq:ratelimit:dashboard-quotes", "1", "NX", "PX", "1000")),
     ("brokergateway", True, UPDATE),
     ("brokergateway", True, ("XADD", "yq:stream:executions", *XADD)),
     ("brokergateway", True, ("GET", "yq:token:abc")),
@@ -457,10 +466,21 @@ ACL_TABLE: list[tuple[str, bool, tuple[str, ...]]] = [
     ("dashboard", False, ING_INTERNAL),
     ("dashboard", False, ("XADD", "yq:stream:signals:webhook", *XADD)),
     ("dashboard", False, ("XADD", "yq:stream:signals:internal", *XADD)),
-    ("dashboard", True, ("XADD", "yq:stream:orders", *XADD)),
+    # A person's cancels go on their own stream, where the gateway takes CancelOrder only; the order
+    # manager's command and query streams are out of reach, so a compromised VM2 cannot send a
+    # SubmitOrder to KIS, nor queue quote requests ahead of the order manager's.
+    ("dashboard", True, ("XADD", "yq:stream:cancels", "MAXLEN", "~", "100000", "*", *CANCEL)),
+    ("dashboard", False, ("XADD", "yq:stream:orders", "*", "type", "SubmitOrder", "data", "{}")),
+    ("dashboard", False, ("XADD", "yq:stream:orders", *XADD)),
+    ("dashboard", False, ("XADD", "yq:stream:queries", *XADD)),
+    ("dashboard", True, ("XADD", QUERIES_DASHBOARD, *XADD)),
+    ("dashboard", False, ("XACK", "yq:stream:cancels", "brokergateway", "1-0")),
+    ("dashboard", False, ("XTRIM", "yq:stream:cancels", "MAXLEN", "0")),
+    ("dashboard", False, ("SET", "yq:ratelimit:dashboard-quotes", "1", "NX", "PX", "1000")),
+    ("dashboard", False, ("DEL", "yq:ratelimit:dashboard-quotes")),
+    ("dashboard", False, ("ZREMRANGEBYSCORE", "yq:ratelimit:main", "-inf", "+inf")),
     ("dashboard", True, ("WAITAOF", "1", "0", "1000")),
     ("dashboard", True, ("XADD", "yq:stream:audit", *XADD)),
-    ("dashboard", True, ("XADD", "yq:stream:queries", *XADD)),
     ("dashboard", True, ("BLPOP", "yq:reply:dash-r1", "1")),
     ("notifier", True, ("XREADGROUP", "GROUP", "notifier", "n", "STREAMS", "yq:stream:executions", ">")),
     ("notifier", True, ("XACK", "yq:stream:decisions", "notifier", "1-1")),
@@ -468,6 +488,7 @@ ACL_TABLE: list[tuple[str, bool, tuple[str, ...]]] = [
     ("notifier", True, ("HSET", "yq:notify:status:phone", "ok", "1")),
     ("notifier", False, ("XADD", "yq:stream:executions", *XADD)),
     ("notifier", False, ("XADD", "yq:stream:signals:webhook", *XADD)),
+    ("notifier", False, ("XADD", "yq:stream:cancels", *XADD)),
     ("notifier", False, ("HSET", "yq:order:o1", "state", "FILLED")),
     ("notifier", False, ("GET", "yq:token:abc")),
     # A compromised VM2 must not answer (or steal) the order manager's quote requests.

@@ -352,7 +352,8 @@ async def _trading_state(settings: Settings, state: str | None, account: str | N
 
 
 async def _cancel(settings: Settings, order_ids: list[str], wait_s: float) -> int:
-    """Ask the gateway to cancel each order (a CancelOrder, as the dashboard's button does)."""
+    """Ask the gateway to cancel each order (a CancelOrder on the cancel stream, as the dashboard's
+    button does)."""
     import getpass
 
     from yquant import keys, orders
@@ -377,7 +378,7 @@ async def _cancel(settings: Settings, order_ids: list[str], wait_s: float) -> in
             command = CancelOrder(
                 correlation_id=record.correlation_id or coid, client_order_id=coid, account=record.account, reason=who
             )
-            await publish(client, keys.ORDERS, command, settings.bus.stream_maxlen)
+            await publish(client, keys.CANCELS, command, settings.bus.stream_maxlen)
             asked.append(coid)
         deadline = time.monotonic() + wait_s
         pending = list(asked)

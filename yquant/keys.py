@@ -23,14 +23,33 @@ SIGNAL_STREAMS: dict[str, frozenset[str]] = {
     SIGNALS_DASHBOARD: frozenset({"dashboard", "flatten", "liquidation"}),
     SIGNALS_INTERNAL: frozenset({"schedule", "exit", "eod"}),
 }
-ORDERS = PREFIX + "stream:orders"  # SubmitOrder / CancelOrder commands for the gateway
+# What the gateway is asked, one stream per producer as for signals: only the order manager may
+# append to ORDERS and QUERIES. A person's cancels (dashboard, console) and the dashboard's quote
+# requests have streams of their own, on which the gateway accepts that one type and nothing else
+# (a SubmitOrder there is refused and dead-lettered), and the dashboard's ACL user may append to
+# those and not to the order manager's: a compromised VM2 cannot send an order to KIS.
+ORDERS = PREFIX + "stream:orders"  # SubmitOrder / CancelOrder commands of the order manager
+CANCELS = PREFIX + "stream:cancels"  # CancelOrder asked by a person (dashboard, console)
 EXECUTIONS = PREFIX + "stream:executions"  # order lifecycle events and AccountSynced
 DECISIONS = PREFIX + "stream:decisions"  # one decision per signal: accepted or denied
-QUERIES = PREFIX + "stream:queries"  # quote / buying-power requests for the gateway
-DEAD_LETTERS = PREFIX + "stream:deadletters"  # entries that failed too often
+QUERIES = PREFIX + "stream:queries"  # the order manager's quote requests
+QUERIES_DASHBOARD = PREFIX + "stream:queries:dashboard"  # the dashboard's quote requests (a small budget)
+# The stream a requester's quote requests go to (its reply keys are ``reply:<requester>-*``).
+QUERY_STREAMS: dict[str, str] = {"om": QUERIES, "dash": QUERIES_DASHBOARD}
+DEAD_LETTERS = PREFIX + "stream:deadletters"  # entries that failed too often, or were refused
 AUDIT_LOG = PREFIX + "stream:audit"  # every manual action on the dashboard
 
-ALL_STREAMS = (*SIGNAL_STREAMS, ORDERS, EXECUTIONS, DECISIONS, QUERIES, DEAD_LETTERS, AUDIT_LOG)
+ALL_STREAMS = (
+    *SIGNAL_STREAMS,
+    ORDERS,
+    CANCELS,
+    EXECUTIONS,
+    DECISIONS,
+    QUERIES,
+    QUERIES_DASHBOARD,
+    DEAD_LETTERS,
+    AUDIT_LOG,
+)
 
 # --- consumer groups -----------------------------------------------------------------
 GROUP_ORDERMANAGER = "ordermanager"
@@ -120,6 +139,9 @@ def token_issued_at(app_key: str) -> str:
 
 def rate_limit(account_alias: str) -> str:
     return f"{PREFIX}ratelimit:{account_alias}"
+
+
+DASHBOARD_QUOTE_BUDGET = PREFIX + "ratelimit:dashboard-quotes"  # SET NX PX: the dashboard's next KIS quote
 
 
 def quote(market: str, ticker: str) -> str:

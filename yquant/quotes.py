@@ -3,7 +3,9 @@
 Protocol (the gateway answers):
 
 * cache: ``keys.quote(market, ticker)`` holds the JSON of a ``Quote`` (with a TTL);
-* request: a ``QuoteRequested`` appended to ``keys.QUERIES``;
+* request: a ``QuoteRequested`` appended to the requester's query stream (``keys.QUERY_STREAMS``:
+  the order manager's ``keys.QUERIES``, the dashboard's ``keys.QUERIES_DASHBOARD``, which the
+  gateway serves within a small budget so the dashboard cannot spend KIS's request rate);
 * reply: the gateway RPUSHes the JSON of a ``Quote`` to ``keys.reply(request_id)`` (and
   gives the list a short TTL), or ``{"error": "..."}`` when it cannot quote the ticker.
   A request id starts with its requester (``om-``, ``dash-``): each service's ACL lets it pop
@@ -105,7 +107,7 @@ async def request_quote(
         replies.append(keys.reply(request.request_id))
         remaining = deadline - time.monotonic()
         try:
-            await publish(client, keys.QUERIES, request, maxlen=QUERY_STREAM_MAXLEN)
+            await publish(client, keys.QUERY_STREAMS[requester], request, maxlen=QUERY_STREAM_MAXLEN)
             answer = await client.blpop(replies, timeout=_blocking_timeout(client, min(timeout_s, remaining)))
         except (RedisTimeoutError, TimeoutError):
             answer = None

@@ -209,6 +209,9 @@ class GatewaySettings(BaseModel):
     quote_cache_ttl_s: int = 10  # quotes cached under keys.quote(market, ticker)
     quote_reply_ttl_s: int = 30  # answer lists keys.reply(request_id) expire after this
     quote_request_max_age_s: float = 10.0  # older quote requests are dropped: the asker has given up
+    # The dashboard's quote requests past the cache: at most one KIS call this often (all gateways),
+    # and only while the account's pacing window is at most half full (ADR 0010).
+    dashboard_quote_interval_s: float = Field(default=1.0, gt=0)
     fee_rate_krx: Decimal = Decimal("0.00015")  # estimated commission recorded with KRX fills
     fee_rate_us: Decimal = Decimal("0.0025")  # estimated commission recorded with US fills
     reconcile_attempts: int = 3  # daily order list look-ups before an unknown outcome is FAILED

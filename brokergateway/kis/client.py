@@ -46,11 +46,14 @@ class TokenSource(Protocol):
 
 class Pacer(Protocol):
     """What the client and the order path need of ``ratelimit.RateLimiter``: wait for a
-    request slot, and stamp a slot taken early again just before its request goes out."""
+    request slot, stamp a slot taken early again just before its request goes out, and take a
+    slot only when the window has room to spare (never waiting)."""
 
     async def acquire(self) -> str: ...
 
     async def confirm(self, member: str) -> None: ...
+
+    async def try_spare(self) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -160,13 +163,17 @@ class KisClient:
             metrics.KIS_ERRORS.labels(exc.code or f"HTTP{response.status_code}").inc()
             raise
 
-    async def query(self, path: str, tr_id: str, params: dict[str, str], tr_cont: str = "") -> Page:
-        """A read-only call: retried on rate limits and transport failures, once on an expired token."""
+    async def query(
+        self, path: str, tr_id: str, params: dict[str, str], tr_cont: str = "", *, slot: str | None = None
+    ) -> Page:
+        """A read-only call: retried on rate limits and transport failures, once on an expired token.
+        ``slot``: a pacing slot the caller already took, for the first try."""
         refreshed = False
         rate_limited = transport_failures = 0
         while True:
             try:
-                response = await self._send("GET", path, tr_id, params=params, tr_cont=tr_cont)
+                response = await self._send("GET", path, tr_id, params=params, tr_cont=tr_cont, slot=slot)
+                slot = None
                 body = self._checked(response)
             except BrokerRateLimited:
                 rate_limited += 1

@@ -181,19 +181,21 @@ async def overseas_order_pages(
         yield _rows(page.body.get("output") or page.body.get("output1"))
 
 
-async def domestic_price(kis: KisClient, ticker: str) -> Row:
+async def domestic_price(kis: KisClient, ticker: str, *, slot: str | None = None) -> Row:
     page = await kis.query(
         f"{DOMESTIC}/quotations/inquire-price",
         trids.DOMESTIC_PRICE,
         {"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": ticker},
+        slot=slot,
     )
     return _summary(page.body.get("output"))
 
 
-async def overseas_price(kis: KisClient, market: Market, ticker: str) -> Row:
+async def overseas_price(kis: KisClient, market: Market, ticker: str, *, slot: str | None = None) -> Row:
     page = await kis.query(
         "/uapi/overseas-price/v1/quotations/price",
         trids.OVERSEAS_PRICE,
         {"AUTH": "", "EXCD": trids.QUOTE_EXCHANGE[market], "SYMB": ticker},
+        slot=slot,
     )
     return _summary(page.body.get("output"))

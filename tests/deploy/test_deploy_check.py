@@ -137,6 +137,18 @@ def test_compose_file_when_faulty_then_check_fails_with_reason(
             "user dashboard may run `RPUSH yq:reply:om-r1 {}` but must not",
             id="dashboard-may-answer-the-order-managers-quotes",
         ),
+        pytest.param(
+            "    (+xadd %W~yq:stream:signals:dashboard %W~yq:stream:cancels",
+            "    (+xadd %W~yq:stream:signals:dashboard %W~yq:stream:orders %W~yq:stream:cancels",
+            "user dashboard may run `XADD yq:stream:orders * type SubmitOrder data {}` but must not",
+            id="dashboard-may-command-the-gateway",
+        ),
+        pytest.param(
+            "%W~yq:stream:queries:dashboard\n        %W~yq:stream:audit)",
+            "%W~yq:stream:queries:dashboard\n        %W~yq:stream:audit %W~yq:stream:queries)",
+            "user dashboard may run `XADD yq:stream:queries * type T data {}` but must not",
+            id="dashboard-may-queue-the-order-managers-queries",
+        ),
     ],
 )
 def test_acl_template_when_too_permissive_then_check_fails_with_reason(
@@ -161,6 +173,22 @@ def test_acl_template_when_a_permitted_command_is_lost_then_check_fails(deployme
 
     assert result.returncode == 1, result.stdout
     assert "user webhook may not run `SET yq:dedupe:signal:s1 1 NX EX 60` but must" in result.stdout
+
+
+def test_acl_template_when_the_dashboard_loses_its_cancel_stream_then_check_fails(
+    deployment: Path, run_check: RunCheck
+) -> None:
+    replace_once(
+        deployment / "valkey" / "users.acl.template",
+        "%W~yq:stream:signals:dashboard %W~yq:stream:cancels ",
+        "%W~yq:stream:signals:dashboard ",
+    )
+
+    result = run_check(deployment, "--only", "acl", "--compose", "docker-compose.vm1.yml")
+
+    assert result.returncode == 1, result.stdout
+    expected = "user dashboard may not run `XADD yq:stream:cancels MAXLEN ~ 100000 * type CancelOrder data {}` but must"
+    assert expected in result.stdout, result.stdout
 
 
 def test_valkey_conf_when_unsafe_then_check_fails_naming_each_setting(deployment: Path, run_check: RunCheck) -> None:

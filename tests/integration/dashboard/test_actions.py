@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from tests.integration.dashboard.conftest import BASE_URL, csrf_of, form_token, login
 from tests.integration.dashboard.seed import seed_all
 from yquant import keys
-from yquant.messages import SignalReceived, decode
+from yquant.messages import CancelOrder, SignalReceived, decode
 
 
 async def _signed_in(http: httpx.AsyncClient) -> str:
@@ -90,17 +90,25 @@ async def test_amount_without_a_quote_asks_for_a_quantity_or_a_limit(
     assert "BUY 13 × 005930" in limit.text
 
 
-async def test_cancel_appends_a_cancel_order_command(http: httpx.AsyncClient, redis_client: aioredis.Redis) -> None:
+async def test_cancel_appends_a_cancel_order_command_to_the_cancel_stream(
+    http: httpx.AsyncClient, redis_client: aioredis.Redis
+) -> None:
     await seed_all(redis_client)
     token = await _signed_in(http)
-    before = await redis_client.xlen(keys.ORDERS)
+    commands_before = await redis_client.xlen(keys.ORDERS)
     response = await http.post(
         "/orders/yq-seed00000000000000002/cancel", headers={"X-CSRF-Token": token, "X-Requested-With": "fetch"}
     )
     assert response.status_code == 200
-    entries = await redis_client.xrange(keys.ORDERS)
-    assert len(entries) == before + 1
-    assert entries[-1][1][b"type"] == b"CancelOrder"
+    [(_id, fields)] = await redis_client.xrange(keys.CANCELS)
+    assert fields[b"type"] == b"CancelOrder"
+    command = decode(fields[b"data"])
+    assert isinstance(command, CancelOrder)
+    assert (command.client_order_id, command.reason) == (
+        "yq-seed00000000000000002",
+        "cancelled on the dashboard by alice",
+    )
+    assert await redis_client.xlen(keys.ORDERS) == commands_before  # never the order manager's stream
     final = await http.post("/orders/yq-seed00000000000000000/cancel", headers={"X-CSRF-Token": token})
     assert final.status_code == 409  # already filled
 

@@ -49,6 +49,9 @@ class FreePacer:
     async def acquire(self) -> str:
         return "free"
 
+    async def try_spare(self) -> str | None:
+        return "free"
+
 
 Script = list[Callable[[httpx.Request], httpx.Response]]
 MakeClient = Callable[[Script], tuple[KisClient, list[httpx.Request], FakeTokens]]
