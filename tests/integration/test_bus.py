@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 from decimal import Decimal
 
+import orjson
 import redis.asyncio as aioredis
 
 from yquant import keys
 from yquant.bus import Consumer, ensure_group, publish
+from yquant.errors import MessageRefused
 from yquant.messages import AnyMessage, Market, Signal, SignalAction, SignalReceived
 from yquant.settings import BusSettings
 
@@ -221,3 +223,35 @@ async def test_entries_of_other_types_are_acknowledged_without_handling(redis_cl
     assert seen == ["SignalReceived"]
     assert (await redis_client.xpending(keys.SIGNALS_WEBHOOK, "g"))["pending"] == 0
     assert await redis_client.xlen(keys.DEAD_LETTERS) == 0
+
+
+async def test_refused_entry_is_dead_lettered_once_and_later_entries_still_handled(
+    redis_client: aioredis.Redis,
+) -> None:
+    calls: list[str] = []
+    done = asyncio.Event()
+
+    async def handler(message: AnyMessage) -> None:
+        assert isinstance(message, SignalReceived)
+        calls.append(message.signal.signal_id)
+        if message.signal.signal_id == "s0":
+            raise MessageRefused("not on this stream")
+        done.set()
+
+    await publish(redis_client, keys.SIGNALS_WEBHOOK, make_signal(0))
+    await publish(redis_client, keys.SIGNALS_WEBHOOK, make_signal(1))
+    consumer = Consumer(
+        redis_client,
+        stream=keys.SIGNALS_WEBHOOK,
+        group="g",
+        name="c1",
+        handler=handler,
+        settings=BusSettings(block_ms=50, claim_idle_ms=100, max_deliveries=5),
+    )
+    await run_until(consumer, done)
+
+    assert calls == ["s0", "s1"]  # refused once: never handed to the handler again
+    [(_id, fields)] = await redis_client.xrange(keys.DEAD_LETTERS)
+    letter = orjson.loads(fields[b"data"])
+    assert (letter["stream"], letter["reason"]) == (keys.SIGNALS_WEBHOOK, "refused: not on this stream")
+    assert (await redis_client.xpending(keys.SIGNALS_WEBHOOK, "g"))["pending"] == 0
