@@ -60,6 +60,21 @@ async def test_a_429_is_honoured_for_the_seconds_discord_asks_then_the_message_a
     assert (status[b"failures"], status[b"delivered"], status[b"ok"]) == (b"1", b"1", b"1")
 
 
+async def test_a_429_on_the_url_as_copied_from_discord_costs_its_wait_not_the_longest_backoff(
+    redis_client: aioredis.Redis, discord: FakeDiscord
+) -> None:
+    """Discord's channel settings hand out /api/webhooks/... without a version; read as seconds,
+    the wait that API version answers (milliseconds) would hold every message for retry_max_s."""
+    discord.script = [RateLimited(retry_after_s=0.3)]
+    async with Running(redis_client, settings_for(discord.url(), retry_max_s=600)):
+        await publish(redis_client, keys.EXECUTIONS, fill())
+        await until(lambda: discord.received, timeout_s=30)
+        await until(lambda: _delivered(redis_client))
+    refused, delivered = discord.requests
+    assert delivered.at - refused.at >= 0.3
+    assert len(discord.received) == 1
+
+
 async def test_a_429_with_only_a_retry_after_header_is_honoured(
     redis_client: aioredis.Redis, discord: FakeDiscord
 ) -> None:
