@@ -95,6 +95,9 @@ async def send(
     http: httpx.AsyncClient, destination: NotifyDestination, text: str, events: list[dict[str, object]]
 ) -> Outcome:
     secrets = secrets_of(destination)
+    limit = max_chars(destination)
+    if len(text) > limit:  # one event longer than the service takes: cut, or it is refused for good
+        text = text[: limit - 1] + "…"
     url, body = _request(destination, text, events)
     try:
         response = await http.post(url, content=body, headers={"content-type": "application/json"})

@@ -6,6 +6,7 @@ the JSON body (``retry_after``) and in a ``Retry-After`` header.
 
 from __future__ import annotations
 
+import orjson
 import redis.asyncio as aioredis
 from pydantic import SecretStr
 
@@ -114,3 +115,22 @@ async def test_a_deleted_webhook_is_given_up_with_an_error_that_hides_the_url(
     assert status[b"ok"] == b"0"
     assert b"404" in status[b"error"]
     assert WEBHOOK_TOKEN not in str(status)
+
+
+async def test_one_event_longer_than_discord_takes_arrives_cut_instead_of_refused(
+    redis_client: aioredis.Redis, discord: FakeDiscord
+) -> None:
+    """A dead letter's reason can be a long validation error; Discord refuses over 2000 characters."""
+    payload = {"stream": keys.EXECUTIONS, "group": "ordermanager-exec", "entry_id": "1-0", "reason": "x" * 3000}
+    async with Running(redis_client, settings_for(discord.url())):
+        await redis_client.xadd(keys.DEAD_LETTERS, {"type": "DeadLetter", "data": orjson.dumps(payload)})
+        await until(lambda: discord.requests)
+        await until(lambda: _acked(redis_client, keys.DEAD_LETTERS))
+    [content] = discord.contents
+    assert content.startswith("☠️ Dead letter from yq:stream:executions (ordermanager-exec): xxx")
+    assert len(content) <= 2000
+    assert content.endswith("…")
+
+
+async def _acked(client: aioredis.Redis, stream: str) -> bool:
+    return await pending(client, stream) == 0
