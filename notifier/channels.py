@@ -6,6 +6,7 @@ itself, so neither may reach a log line or the status key the dashboard reads.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import httpx
@@ -15,6 +16,8 @@ from yquant.settings import NotifyDestination
 
 TELEGRAM_MAX_CHARS = 4096
 DISCORD_MAX_CHARS = 2000
+DISCORD_API_VERSION = 10
+_DISCORD_UNVERSIONED = re.compile(r"^(https?://[^/]+/api)/webhooks/")
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,8 @@ class Outcome:
 
 def secrets_of(destination: NotifyDestination) -> list[str]:
     values = [s.get_secret_value() for s in (destination.bot_token, destination.url) if s is not None]
+    if destination.kind == "discord" and destination.url is not None:
+        values.append(discord_url(destination.url.get_secret_value()))  # the URL actually requested
     return [v for v in values if v]
 
 
@@ -44,6 +49,16 @@ def max_chars(destination: NotifyDestination) -> int:
     return 16_000
 
 
+def discord_url(url: str) -> str:
+    """The webhook URL pinned to the API version whose answers we read.
+
+    Discord's channel settings hand out ``/api/webhooks/<id>/<token>``, which Discord serves as
+    its oldest API version: there a 429's ``retry_after`` (body and header) is in milliseconds,
+    so a wait of 0.3 s would read as 300 s. Pinned, it is in seconds as documented.
+    """
+    return _DISCORD_UNVERSIONED.sub(rf"\1/v{DISCORD_API_VERSION}/webhooks/", url, count=1)
+
+
 def _request(destination: NotifyDestination, text: str, events: list[dict[str, object]]) -> tuple[str, bytes]:
     if destination.kind == "telegram":
         assert destination.bot_token is not None
@@ -51,7 +66,8 @@ def _request(destination: NotifyDestination, text: str, events: list[dict[str, o
         return url, orjson.dumps({"chat_id": destination.chat_id, "text": text, "disable_web_page_preview": True})
     assert destination.url is not None
     if destination.kind == "discord":
-        return destination.url.get_secret_value(), orjson.dumps({"content": text, "allowed_mentions": {"parse": []}})
+        url = discord_url(destination.url.get_secret_value())
+        return url, orjson.dumps({"content": text, "allowed_mentions": {"parse": []}})
     return destination.url.get_secret_value(), orjson.dumps({"text": text, "events": events}, default=str)
 
 
@@ -79,6 +95,9 @@ async def send(
     http: httpx.AsyncClient, destination: NotifyDestination, text: str, events: list[dict[str, object]]
 ) -> Outcome:
     secrets = secrets_of(destination)
+    limit = max_chars(destination)
+    if len(text) > limit:  # one event longer than the service takes: cut, or it is refused for good
+        text = text[: limit - 1] + "…"
     url, body = _request(destination, text, events)
     try:
         response = await http.post(url, content=body, headers={"content-type": "application/json"})

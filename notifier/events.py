@@ -106,7 +106,9 @@ def from_entry(stream: str, entry_id: str, fields: dict[Any, Any], strategy: str
         kind = "rejected" if isinstance(message, OrderRejected) else "failed"
         en = "Rejected by the broker" if kind == "rejected" else "Order failed"
         ko = "주문 거부" if kind == "rejected" else "주문 실패"
-        detail = f"{message.reason} ({message.reason_code})" if message.reason_code else message.reason
+        code = message.reason_code
+        # KIS refusals arrive as "msg1 (msg_cd)" already: the code once, not twice.
+        detail = f"{message.reason} ({code})" if code and code not in message.reason else message.reason
         return Event(
             stream,
             entry_id,

@@ -1,0 +1,149 @@
+"""What reaches the trader's phone, with the whole system running as ``yquant up`` starts it.
+
+Alert → webhook → order manager → gateway → KIS simulator → fill → notifier → chat. The chat
+services are loopback stand-ins for Telegram's Bot API and a Discord webhook (the only fakes);
+the notifier is configured for both exactly as a user would, through YQ_NOTIFIER__DESTINATIONS.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+
+from kissim.protocol import Messages
+from notifier.events import money
+from tests.e2e.helpers import eventually
+from tests.integration.notifier.loopback import ChatServices
+from tests.integration.notifier.test_notifier import TOKEN
+from yquant import keys
+from yquant.devsystem import DevSystem
+
+SECRET = "e2e-notify-secret"
+CASH = 1_000_000  # the simulator's KRW: enough for a few shares, not for 20 at ₩200,000
+
+
+@pytest.fixture(scope="module")
+def chats() -> Iterator[ChatServices]:
+    with ChatServices() as services:
+        yield services
+
+
+@pytest.fixture(scope="module")
+def system(tmp_path_factory: pytest.TempPathFactory, chats: ChatServices) -> Iterator[DevSystem]:
+    destinations = {
+        "phone": {
+            "kind": "telegram",
+            "bot_token": TOKEN,
+            "chat_id": "42",
+            "api_base": f"http://127.0.0.1:{chats.telegram.port}",
+        },
+        "channel": {"kind": "discord", "url": chats.discord.url()},
+    }
+    env = {
+        "YQ_NOTIFIER__DESTINATIONS": json.dumps(destinations),
+        "YQ_KISSIM_ARGS": f"--krw {CASH}",
+        # The order manager would deny a buy beyond the cash itself; here KIS is to refuse it.
+        "YQ_RISK__CHECK_CASH": "false",
+        "NO_PROXY": "127.0.0.1,localhost",
+    }
+    with DevSystem(tmp_path_factory.mktemp("notify"), env, secret=SECRET) as running:
+        # "yQuant is up" does not wait for the notifier; on a first start its groups begin at the
+        # end of each stream, so what is appended before they exist is never sent.
+        eventually(lambda: notifier_reads(running), 30)
+        yield running
+
+
+def notifier_reads(system: DevSystem) -> bool:
+    status = json.loads(system.yquant("status", "--json").stdout)
+    reading = {s["stream"] for s in status["streams"] if s["group"] == keys.GROUP_NOTIFIER}
+    return reading >= {keys.DECISIONS, keys.EXECUTIONS, keys.AUDIT_LOG, keys.DEAD_LETTERS}
+
+
+def alert(**fields: Any) -> dict[str, Any]:
+    return {"secret": SECRET, "strategy": "demo", "exchange": "KRX", "action": "buy", "quantity": 1, **fields}
+
+
+def send(system: DevSystem, **fields: Any) -> None:
+    response = httpx.post(system.webhook_url, json=alert(**fields), timeout=10)
+    assert (response.status_code, response.json()["status"]) == (200, "accepted"), response.text
+
+
+def set_price(system: DevSystem, ticker: str, price: int) -> None:
+    httpx.post(
+        f"{system.kissim_url}/admin/price", json={"ticker": ticker, "price": str(price)}, timeout=5
+    ).raise_for_status()
+
+
+def said(chats: ChatServices, *needles: str) -> dict[str, list[str]]:
+    """Per receiver, the messages that carry every needle."""
+    texts = {
+        "telegram": [str(m.get("text", "")) for m in list(chats.telegram.received)],
+        "discord": list(chats.discord.contents),
+    }
+    return {name: [t for t in messages if all(n in t for n in needles)] for name, messages in texts.items()}
+
+
+def both_say(chats: ChatServices, *needles: str, timeout_s: float = 30) -> dict[str, str]:
+    """Wait until Telegram and Discord each got a message carrying every needle; return them."""
+    found = eventually(lambda: (lambda s: s if all(s.values()) else None)(said(chats, *needles)), timeout_s)
+    return {name: messages[0] for name, messages in found.items()}
+
+
+def orders(system: DevSystem) -> list[dict[str, Any]]:
+    result = system.yquant("orders", "--json")
+    assert result.returncode == 0, result.stderr
+    data: list[dict[str, Any]] = json.loads(result.stdout)
+    return data
+
+
+def test_an_alert_that_fills_reaches_telegram_and_discord_with_ticker_quantity_price_and_account(
+    system: DevSystem, chats: ChatServices
+) -> None:
+    set_price(system, "005930", 70_000)
+    send(system, id="notify-fill", ticker="005930", quantity=3)
+
+    messages = both_say(chats, "Filled", "005930")
+    [order] = [o for o in orders(system) if o["ticker"] == "005930"]
+    assert (order["state"], order["filled_quantity"]) == ("FILLED", 3)
+    price = money(Decimal(str(order["average_price"])), "KRW")
+    for text in messages.values():
+        assert f"BUY KRX:005930 3 @ {price}" in text
+        assert "· main" in text  # the account
+        assert "[demo]" in text  # the strategy that sent it
+    assert {name: len(found) for name, found in said(chats, "Filled", "005930").items()} == {
+        "telegram": 1,
+        "discord": 1,
+    }
+
+
+def test_an_alert_while_halted_is_denied_and_both_chats_say_halted(system: DevSystem, chats: ChatServices) -> None:
+    halted = system.yquant("trading-state", "HALTED")
+    assert halted.returncode == 0, halted.stderr
+    try:
+        send(system, id="notify-halted", ticker="000660")
+        messages = both_say(chats, "denied", "000660")
+    finally:
+        assert system.yquant("trading-state", "ACTIVE").returncode == 0
+    for text in messages.values():
+        assert "HALTED" in text
+        assert "demo" in text
+    assert [o for o in system.sim_orders() if o["ticker"] == "000660"] == []  # nothing went to KIS
+
+
+def test_a_kis_rejection_reaches_both_chats_with_kis_own_words(system: DevSystem, chats: ChatServices) -> None:
+    set_price(system, "035420", 200_000)
+    send(system, id="notify-rejected", ticker="035420", quantity=20)  # ₩4,000,000 with ₩1,000,000 in cash
+
+    [order] = eventually(
+        lambda: [o for o in orders(system) if o["ticker"] == "035420" and o["state"] == "REJECTED"], 30
+    )
+    messages = both_say(chats, "Rejected", order["client_order_id"])
+    for text in messages.values():
+        assert Messages.NO_CASH.text in text  # what KIS said, as KIS said it
+        assert text.count(Messages.NO_CASH.code) == 1
+        assert "· main" in text
