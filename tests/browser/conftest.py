@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,7 @@ class RunningSystem:
     webhook_url: str | None = None
     kissim_url: str | None = None
     dashboard_pid: int = 0
+    valkey: EmbeddedValkey | None = None  # only when the dashboard runs alone on its own Valkey
 
     @property
     def has_pipeline(self) -> bool:
@@ -127,12 +129,21 @@ def _dashboard_alone(state: Path, extra: dict[str, str]) -> Iterator[RunningSyst
     process = subprocess.Popen([sys.executable, "-m", "dashboard"], env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         _wait_http(f"http://127.0.0.1:{port}/healthz")
-        yield RunningSystem(f"http://127.0.0.1:{port}", server.url, state, password, dashboard_pid=process.pid)
+        yield RunningSystem(
+            f"http://127.0.0.1:{port}", server.url, state, password, dashboard_pid=process.pid, valkey=server
+        )
     finally:
         process.terminate()
         process.wait(timeout=10)
         log.close()
         server.stop()
+
+
+@contextmanager
+def dashboard_alone(state: Path, extra: dict[str, str] | None = None) -> Iterator[RunningSystem]:
+    """A dashboard of its own on a Valkey of its own, for a test that seeds or breaks what it reads."""
+    env = {"YQ_DASHBOARD__QUOTE_TIMEOUT_S": "0.5", "YQ_LOG_LEVEL": "WARNING", **(extra or {})}
+    yield from _dashboard_alone(state, env)
 
 
 @pytest.fixture(scope="package")
