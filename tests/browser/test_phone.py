@@ -22,15 +22,9 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from tests.browser.conftest import RunningSystem, dashboard_alone, run, sign_in
+from tests.browser.conftest import PHONE, RunningSystem, dashboard_alone, run, sign_in
 
-WIDTH = 390
-PHONE: dict[str, Any] = {
-    "viewport": {"width": WIDTH, "height": 844},
-    "device_scale_factor": 2,
-    "is_mobile": True,
-    "has_touch": True,
-}
+WIDTH = PHONE["viewport"]["width"]
 # The tables a trader reads and acts from on a phone: their rows stack, nothing scrolls sideways.
 STACKED = ("#positions", "#positions-main", "#positions-isa", "#orders", "#signals", "#schedules", "#trades")
 LONG_REASON = (
@@ -165,9 +159,9 @@ def _review_order(page: Page) -> None:
     expect(page.locator("#order-summary")).to_be_visible()
 
 
-def _check(page: Page, name: str, screenshots: Path, problems: dict[str, Any]) -> dict[str, Any]:
+def _check(page: Page, name: str, shots: Path, problems: dict[str, Any]) -> dict[str, Any]:
     expect(page.locator("main")).to_be_visible()
-    page.screenshot(path=str(screenshots / f"{name}-phone-full.png"), full_page=True)
+    page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
     measured: dict[str, Any] = page.evaluate(MEASURE, WIDTH)
     stacked = {table: px for table, px in measured["sideways"].items() if table in STACKED}
     if measured["scrollWidth"] > WIDTH or measured["wide"] or stacked:
@@ -175,11 +169,11 @@ def _check(page: Page, name: str, screenshots: Path, problems: dict[str, Any]) -
     return measured
 
 
-def test_every_page_fits_a_phone_screen(phone: BrowserContext, phone_system: RunningSystem, screenshots: Path) -> None:
+def test_every_page_fits_a_phone_screen(phone: BrowserContext, phone_system: RunningSystem, shots: Path) -> None:
     problems: dict[str, Any] = {}
     page = phone.new_page()
     page.goto("/login")
-    _check(page, "login", screenshots, problems)
+    _check(page, "login", shots, problems)
     sign_in(page, phone_system)
     schedule_id = _create_schedule(page)
     pages = (
@@ -204,9 +198,9 @@ def test_every_page_fits_a_phone_screen(phone: BrowserContext, phone_system: Run
             expect(page.locator("tr.order").first).to_be_visible()
         if name == "order":
             expect(page.locator("#quote")).not_to_have_text("Fetching a quote…")
-        _check(page, name, screenshots, problems)
+        _check(page, name, shots, problems)
     _review_order(page)
-    _check(page, "order-review", screenshots, problems)
+    _check(page, "order-review", shots, problems)
     assert not problems, problems
     # The measure itself: a block wider than the screen is seen, and named.
     page.evaluate("""() => { const wide = document.createElement("div"); wide.id = "too-wide";
