@@ -9,6 +9,11 @@ was rendered at as ``?from=``); the server first replays what was appended since
 exclusive), then joins the live fan-out, skipping what the replay already sent: nothing is
 missed and nothing is sent twice. A browser too far behind, or too slow to keep up, is told
 to reload the page.
+
+While the loop cannot read Valkey every browser is told so (``event: status``, ``{"valkey":
+"down"}``) and told again once it reads again: a page that has stopped updating says it is
+stale instead of looking current. The keepalive is the same status event, so a page that hears
+nothing for a few keepalives knows its connection is dead even when no error reached it.
 """
 
 from __future__ import annotations
@@ -76,6 +81,13 @@ class LiveEvent:
     data: bytes  # the JSON summary sent to browsers
 
 
+STATUS = "status"  # the stream name of a status event: Valkey reachable or not, no entry id
+
+
+def status_event(valkey_up: bool) -> LiveEvent:
+    return LiveEvent(STATUS, "", orjson.dumps({"valkey": "up" if valkey_up else "down"}))
+
+
 def summarise(stream: str, entry_id: str, fields: dict[Any, Any]) -> LiveEvent:
     """A small JSON of an entry: its type and the ids a page needs to decide what to refresh."""
     raw_type = fields.get(b"type", fields.get("type", b""))
@@ -104,6 +116,7 @@ class Broadcaster:
         self.subscribers: set[Subscriber] = set()
         self.on_count = on_count  # called with the number of subscribers
         self.events = 0
+        self.valkey_up = True  # whether the last read of the streams succeeded
         self._task: asyncio.Task[None] | None = None
         self._started = asyncio.Lock()
         self._stopping = False
@@ -138,9 +151,11 @@ class Broadcaster:
                 backoff = 0.2
             except (RedisError, OSError, KeyError, ValueError) as exc:
                 logger.warning("live stream read failed; retrying", extra={"error": str(exc)})
+                self._set_valkey_up(False)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
+            self._set_valkey_up(True)
             for stream, entries in response or []:
                 name = names[keys.text(stream)]
                 for entry_id, fields in entries:
@@ -148,8 +163,14 @@ class Broadcaster:
                     self.cursor[name] = event.entry_id
                     self._fan_out(event)
 
+    def _set_valkey_up(self, up: bool) -> None:
+        if up != self.valkey_up:
+            self.valkey_up = up
+            self._fan_out(status_event(up))
+
     def _fan_out(self, event: LiveEvent) -> None:
-        self.events += 1
+        if event.stream != STATUS:
+            self.events += 1
         for subscriber in self.subscribers:
             if subscriber.overflowed:
                 continue
@@ -206,20 +227,34 @@ def frame(event: LiveEvent, cursor: dict[str, str]) -> bytes:
     return b"id: " + cursor_text(cursor).encode() + b"\ndata: " + event.data + b"\n\n"
 
 
+def status_frame(event: LiveEvent) -> bytes:
+    return b"event: status\ndata: " + event.data + b"\n\n"  # no id: the browser's position stays
+
+
 RELOAD = b'event: reload\ndata: {"reason": "too far behind"}\n\n'
 
 
 async def event_stream(broadcaster: Broadcaster, resume_from: str | None) -> AsyncIterator[bytes]:
     """The SSE body for one browser."""
-    await broadcaster.ensure_started()
+    try:
+        await broadcaster.ensure_started()
+    except (RedisError, OSError):  # the first browser since start, and Valkey is down
+        yield b"retry: 2000\n" + status_frame(status_event(False))
+        return
     subscriber = broadcaster.subscribe()
     try:
         cursor = parse_cursor(resume_from) or dict(broadcaster.cursor)
         yield b"retry: 2000\n: connected\n\n"
-        backlog = await broadcaster.replay(cursor)
+        try:
+            backlog = await broadcaster.replay(cursor)
+        except (RedisError, OSError):
+            # Without the replay the browser would miss entries: it hears why, then reconnects.
+            yield status_frame(status_event(False))
+            return
         if backlog is None:
             yield RELOAD
             return
+        yield status_frame(status_event(broadcaster.valkey_up))
         for event in backlog:
             cursor[event.stream] = event.entry_id
             yield frame(event, cursor)
@@ -227,10 +262,13 @@ async def event_stream(broadcaster: Broadcaster, resume_from: str | None) -> Asy
             try:
                 item = await asyncio.wait_for(subscriber.queue.get(), timeout=KEEPALIVE_S)
             except TimeoutError:
-                yield b": keepalive\n\n"
+                yield status_frame(status_event(broadcaster.valkey_up))  # the keepalive
                 continue
             if item is None:
                 return
+            if item.stream == STATUS:
+                yield status_frame(item)
+                continue
             if id_key(item.entry_id) > id_key(cursor[item.stream]):  # else the replay sent it
                 cursor[item.stream] = item.entry_id
                 yield frame(item, cursor)

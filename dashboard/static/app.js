@@ -7,6 +7,52 @@
   var csrf = csrfMeta ? csrfMeta.getAttribute("content") : "";
   var sortState = {};  // table id -> {index, descending}
 
+  // --- stale state ---------------------------------------------------------------------------
+  // What keeps this page from being current, each a reason the banner names: the live stream is
+  // down ("connection"), the dashboard cannot read Valkey ("valkey"), a refresh failed ("refresh").
+  var problems = {};
+  var currentSince = new Date();
+  var leaving = false;  // a page being left closes its stream: that is no outage
+
+  function clock(date) {  // in the viewer's zone, not the browser's
+    var zone = document.body.getAttribute("data-tz") || undefined;
+    try { return date.toLocaleTimeString("en-GB", { timeZone: zone }); }
+    catch (error) { return date.toLocaleTimeString("en-GB"); }
+  }
+
+  function showStale() {
+    var stale = Object.keys(problems).length > 0;
+    document.body.classList.toggle("stale", stale);
+    var status = document.getElementById("live-status");
+    if (status) { status.classList.toggle("stale", stale); status.textContent = stale ? "stale" : "live"; }
+    var banner = document.getElementById("stale-banner");
+    if (!banner) { return; }
+    banner.querySelectorAll("[data-reason]").forEach(function (line) {
+      line.hidden = !problems[line.getAttribute("data-reason")];
+    });
+    var since = document.getElementById("stale-since");
+    if (since) { since.textContent = clock(currentSince); }
+    banner.hidden = !stale;
+  }
+
+  function markStale(reason) {
+    if (leaving || problems[reason]) { return; }
+    problems[reason] = true;
+    showStale();
+  }
+
+  function markCurrent(reason) {
+    if (!problems[reason]) { return false; }
+    delete problems[reason];
+    if (!Object.keys(problems).length) { currentSince = new Date(); }
+    showStale();
+    return true;
+  }
+
+  window.addEventListener("pagehide", function () { leaving = true; });
+  window.addEventListener("beforeunload", function () { leaving = true; });
+  window.addEventListener("pageshow", function () { leaving = false; });
+
   // --- live fragments ----------------------------------------------------------------------
   var pending = new Map();
 
@@ -19,16 +65,18 @@
           window.location.href = "/login?next=" + encodeURIComponent(window.location.pathname + window.location.search);
           return null;
         }
-        return response.ok ? response.text() : null;
+        if (!response.ok) { markStale("refresh"); return null; }
+        return response.text();
       })
       .then(function (html) {
         if (html !== null && html !== undefined) {
+          markCurrent("refresh");
           section.innerHTML = html;
           enhance(section);
           document.dispatchEvent(new CustomEvent("yq:refreshed", { detail: section.id }));
         }
       })
-      .catch(function () { /* the next event or interval retries */ })
+      .catch(function () { markStale("refresh"); /* the next event or interval retries */ })
       .finally(function () {
         var again = pending.get(section) === "again";
         pending.delete(section);
@@ -42,23 +90,62 @@
     timers.set(section, window.setTimeout(function () { timers.delete(section); refresh(section); }, 200));
   }
 
+  // The server sends a status event at least every 15 s: this long without one, the stream is dead
+  // even if no error said so (a phone that changed networks), and it is opened again.
+  var SILENCE_MS = 50000;
+
   function connectLive() {
     var sections = Array.prototype.slice.call(document.querySelectorAll("[data-live]"));
     var status = document.getElementById("live-status");
     if (!sections.length || !window.EventSource) { if (status) { status.hidden = true; } return; }
-    var cursor = document.body.getAttribute("data-cursor");
-    var source = new EventSource("/events" + (cursor ? "?from=" + encodeURIComponent(cursor) : ""));
-    source.onopen = function () { if (status) { status.classList.add("on"); } };
-    source.onerror = function () { if (status) { status.classList.remove("on"); } };
-    source.onmessage = function (message) {
-      var event;
-      try { event = JSON.parse(message.data); } catch (error) { return; }
-      sections.forEach(function (section) {
-        if (section.getAttribute("data-live").split(" ").indexOf(event.stream) >= 0) { schedule(section); }
+    var position = document.body.getAttribute("data-cursor") || "";
+    var source = null, watchdog = null, retryMs = 2000;
+
+    function refreshAll() { sections.forEach(schedule); }
+    function heard() {
+      window.clearTimeout(watchdog);
+      watchdog = window.setTimeout(function () { markStale("connection"); open(); }, SILENCE_MS);
+    }
+    function open() {
+      if (source) { source.close(); }
+      source = new EventSource("/events" + (position ? "?from=" + encodeURIComponent(position) : ""));
+      source.onopen = function () {
+        retryMs = 2000;
+        heard();
+        if (status) { status.classList.add("on"); }
+        if (markCurrent("connection")) { refreshAll(); }
+      };
+      source.onerror = function () {
+        if (status) { status.classList.remove("on"); }
+        markStale("connection");
+        // The browser retries a dropped stream by itself, but not one the server refused (a 5xx
+        // while Valkey is down, say): that one is opened again here, backing off to 30 s.
+        if (source.readyState === EventSource.CLOSED) {
+          window.clearTimeout(watchdog);
+          window.setTimeout(open, retryMs);
+          retryMs = Math.min(retryMs * 2, 30000);
+        }
+      };
+      source.onmessage = function (message) {
+        heard();
+        if (message.lastEventId) { position = message.lastEventId; }
+        var event;
+        try { event = JSON.parse(message.data); } catch (error) { return; }
+        sections.forEach(function (section) {
+          if (section.getAttribute("data-live").split(" ").indexOf(event.stream) >= 0) { schedule(section); }
+        });
+        document.dispatchEvent(new CustomEvent("yq:event", { detail: event }));
+      };
+      source.addEventListener("status", function (message) {
+        heard();
+        var state;
+        try { state = JSON.parse(message.data); } catch (error) { return; }
+        if (state.valkey === "down") { markStale("valkey"); }
+        else if (markCurrent("valkey")) { refreshAll(); }
       });
-      document.dispatchEvent(new CustomEvent("yq:event", { detail: event }));
-    };
-    source.addEventListener("reload", function () { window.location.reload(); });
+      source.addEventListener("reload", function () { window.location.reload(); });
+    }
+    open();
   }
 
   function startIntervals() {
@@ -148,11 +235,6 @@
       var text = Math.abs(amount).toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
       return (amount < 0 ? "-" : "") + (krw ? "₩" : "$") + text;
     }
-    function clock(iso) {  // in the viewer's zone, not the browser's
-      var zone = document.body.getAttribute("data-tz") || undefined;
-      try { return new Date(iso).toLocaleTimeString("en-GB", { timeZone: zone }); }
-      catch (error) { return new Date(iso).toLocaleTimeString("en-GB"); }
-    }
     function update() {
       document.getElementById("value-label").textContent = sizing.value === "amount" ? "Amount (" + currency() + ")" : "Shares";
       limit.disabled = orderType.value !== "limit";
@@ -179,7 +261,7 @@
             lastPrice = null; update(); return;
           }
           lastPrice = parseFloat(result.body.price);
-          quoteLine.textContent = symbol + " " + format(lastPrice) + " at " + clock(result.body.as_of);
+          quoteLine.textContent = symbol + " " + format(lastPrice) + " at " + clock(new Date(result.body.as_of));
           update();
         })
         .catch(function () { quoteLine.textContent = "No quote."; });

@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,12 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
+PHONE: dict[str, Any] = {  # a phone-sized screen as a phone's browser lays it out
+    "viewport": {"width": 390, "height": 844},
+    "device_scale_factor": 2,
+    "is_mobile": True,
+    "has_touch": True,
+}
 WEBHOOK_SECRET = "browser-test-secret"
 
 if not Path(CHROMIUM).exists():
@@ -63,6 +70,7 @@ class RunningSystem:
     webhook_url: str | None = None
     kissim_url: str | None = None
     dashboard_pid: int = 0
+    valkey: EmbeddedValkey | None = None  # only when the dashboard runs alone on its own Valkey
 
     @property
     def has_pipeline(self) -> bool:
@@ -108,12 +116,12 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSystem]:
     yield from _dashboard_alone(state, env)
 
 
-def _dashboard_alone(state: Path, extra: dict[str, str]) -> Iterator[RunningSystem]:
+def _dashboard_alone(state: Path, extra: dict[str, str], *, appendonly: bool = False) -> Iterator[RunningSystem]:
     from yquant import valkey
     from yquant.settings import Settings
     from yquant.users import ensure_admin_user
 
-    server = EmbeddedValkey(state / "valkey", appendonly=False)
+    server = EmbeddedValkey(state / "valkey", appendonly=appendonly)
     server.start()
     client = valkey.connect_sync_url(server.url)
     valkey.load_functions_sync(client)
@@ -127,12 +135,24 @@ def _dashboard_alone(state: Path, extra: dict[str, str]) -> Iterator[RunningSyst
     process = subprocess.Popen([sys.executable, "-m", "dashboard"], env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         _wait_http(f"http://127.0.0.1:{port}/healthz")
-        yield RunningSystem(f"http://127.0.0.1:{port}", server.url, state, password, dashboard_pid=process.pid)
+        yield RunningSystem(
+            f"http://127.0.0.1:{port}", server.url, state, password, dashboard_pid=process.pid, valkey=server
+        )
     finally:
         process.terminate()
         process.wait(timeout=10)
         log.close()
         server.stop()
+
+
+@contextmanager
+def dashboard_alone(
+    state: Path, extra: dict[str, str] | None = None, *, appendonly: bool = False
+) -> Iterator[RunningSystem]:
+    """A dashboard of its own on a Valkey of its own, for a test that seeds or breaks what it reads.
+    With ``appendonly`` Valkey keeps its data (sessions too) across ``system.valkey`` restarts."""
+    env = {"YQ_DASHBOARD__QUOTE_TIMEOUT_S": "0.5", "YQ_LOG_LEVEL": "WARNING", **(extra or {})}
+    yield from _dashboard_alone(state, env, appendonly=appendonly)
 
 
 @pytest.fixture(scope="package")
@@ -196,3 +216,11 @@ def screenshots() -> Path:
     shutil.rmtree(SCREENSHOTS, ignore_errors=True)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     return SCREENSHOTS
+
+
+@pytest.fixture
+def shots(screenshots: Path) -> Path:
+    """A folder of its own for the phone tests' screenshots: the screenshot test counts the shared one."""
+    folder = screenshots / "phone"
+    folder.mkdir(exist_ok=True)
+    return folder

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import orjson
 import redis.asyncio as aioredis
 
 from dashboard.live import Broadcaster, event_stream, parse_cursor
-from yquant import keys
+from yquant import keys, valkey
+from yquant.embedded import EmbeddedValkey
+from yquant.settings import ValkeySettings
 
 
 async def next_event(stream: AsyncIterator[bytes]) -> dict[str, object]:
+    """The next stream entry, past the retry line and any status event."""
     while True:
         chunk = await asyncio.wait_for(anext(stream), timeout=5)
-        if b"data: " in chunk:
+        if b"data: " in chunk and not chunk.startswith(b"event: status"):
             lines = dict(line.split(": ", 1) for line in chunk.decode().strip().splitlines() if ": " in line)
             return {**orjson.loads(lines["data"]), "event_id": lines["id"]}
 
@@ -94,3 +98,49 @@ def test_a_malformed_last_event_id_is_ignored() -> None:
     assert parse_cursor("1-0,2-0") is None
     assert parse_cursor("1-0,2-0,x") is None
     assert parse_cursor("1-0,2-0,3-4") == {"executions": "1-0", "decisions": "2-0", "signals": "3-4"}
+
+
+async def next_status(stream: AsyncIterator[bytes]) -> str:
+    """The next status event's word on Valkey ("up" or "down"), past any entry or keepalive."""
+    while True:
+        chunk = await asyncio.wait_for(anext(stream), timeout=15)
+        if chunk.startswith(b"event: status"):
+            data = chunk.decode().split("data: ", 1)[1]
+            return str(orjson.loads(data)["valkey"])
+
+
+async def test_every_browser_hears_when_valkey_goes_away_and_when_it_is_back(tmp_path: Path) -> None:
+    server = EmbeddedValkey(tmp_path / "valkey", appendonly=False)
+    server.start()
+    client = valkey.connect(ValkeySettings(url=server.url))
+    broadcaster = Broadcaster(client)
+    stream = event_stream(broadcaster, None)
+    try:
+        assert (await anext(stream)).startswith(b"retry:")
+        assert await next_status(stream) == "up"
+        server.stop()
+        assert await next_status(stream) == "down"
+        assert not broadcaster.valkey_up
+        server.start()  # the same port: the loop's next read reaches it
+        assert await next_status(stream) == "up"
+        await client.xadd(keys.DECISIONS, {"type": "SignalDenied", "data": b'{"signal_id": "after"}'})
+        assert (await next_event(stream))["signal_id"] == "after"
+    finally:
+        await stream.aclose()
+        await broadcaster.stop()
+        await client.aclose()
+        server.stop()
+
+
+async def test_a_browser_that_connects_while_valkey_is_down_hears_so(tmp_path: Path) -> None:
+    server = EmbeddedValkey(tmp_path / "valkey", appendonly=False)
+    server.start()
+    client = valkey.connect(ValkeySettings(url=server.url))
+    server.stop()
+    broadcaster = Broadcaster(client)
+    try:
+        chunks = [chunk async for chunk in event_stream(broadcaster, None)]
+        assert b'event: status\ndata: {"valkey":"down"}' in b"".join(chunks)
+    finally:
+        await broadcaster.stop()
+        await client.aclose()
