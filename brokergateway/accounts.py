@@ -14,14 +14,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
 import redis.asyncio as aioredis
 
 from brokergateway.config import GatewayConfig
 from brokergateway.kis import inquiry
-from brokergateway.sync import domestic_cash, domestic_positions, overseas_positions, unique_positions, usd_cash
+from brokergateway.kis.balances import domestic_cash, domestic_positions, overseas_positions, usd_cash
 from brokergateway.worker import AccountWorker
 from yquant import portfolio
 from yquant.errors import BrokerError
@@ -99,3 +99,11 @@ class AccountSync:
             rows, _ = await inquiry.overseas_balance(worker.kis, market)
             positions.extend(overseas_positions(rows, market))
         return unique_positions(positions)
+
+
+def unique_positions(positions: Iterable[Position]) -> list[Position]:
+    """One position per market and ticker (the last one wins: virtual US balances overlap)."""
+    seen: dict[tuple[str, str], Position] = {}
+    for position in positions:
+        seen[(position.market.value, position.ticker)] = position
+    return list(seen.values())

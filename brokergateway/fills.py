@@ -25,7 +25,8 @@ from brokergateway import metrics
 from brokergateway.accounts import AccountSync, segment_of
 from brokergateway.config import GatewayConfig
 from brokergateway.kis.notices import ExecutionNotice
-from brokergateway.order_rows import BrokerOrderStatus, order_number
+from brokergateway.kis.order_list import BrokerOrderStatus
+from brokergateway.kis.values import order_number
 from brokergateway.tallies import (
     TALLY_MAX_AGE_S,
     TALLY_RESOLVE_AFTER_S,

@@ -25,7 +25,7 @@ from brokergateway import metrics
 from brokergateway.config import GatewayConfig
 from brokergateway.fills import LIVE_STATES, Fills
 from brokergateway.kis import trading
-from brokergateway.order_rows import order_number
+from brokergateway.kis.values import order_number
 from brokergateway.reconcile import BROKER_ORDER_TTL_S, NotSettled, find_order
 from brokergateway.worker import AccountWorker
 from yquant import keys

@@ -20,14 +20,8 @@ import redis.asyncio as aioredis
 from brokergateway.config import GatewayConfig
 from brokergateway.fills import Fills
 from brokergateway.kis import inquiry
-from brokergateway.order_rows import (
-    NEW_YORK,
-    SEOUL,
-    BrokerOrderStatus,
-    domestic_status,
-    order_number,
-    overseas_status,
-)
+from brokergateway.kis.order_list import NEW_YORK, SEOUL, BrokerOrderStatus, domestic_status, overseas_status
+from brokergateway.kis.values import order_number
 from brokergateway.worker import AccountWorker
 from yquant import orders
 from yquant.errors import BrokerError

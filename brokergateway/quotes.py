@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime, timedelta
-from decimal import Decimal
-from typing import Any
+from datetime import timedelta
 
 import orjson
 import redis.asyncio as aioredis
@@ -30,53 +28,13 @@ import redis.asyncio as aioredis
 from brokergateway import metrics
 from brokergateway.config import GatewayConfig
 from brokergateway.kis import inquiry
-from brokergateway.sync import dec
+from brokergateway.kis.prices import domestic_quote, overseas_quote
 from brokergateway.worker import AccountWorker
 from yquant import keys
-from yquant.errors import BrokerError, BrokerRejected, MessageRefused
+from yquant.errors import BrokerError, MessageRefused
 from yquant.messages import AnyMessage, Market, Quote, QuoteRequested, utcnow
 
 logger = logging.getLogger(__name__)
-
-CENT = Decimal("0.01")
-SMALL_TICK = Decimal("0.0001")
-
-
-def us_tick(price: Decimal) -> Decimal:
-    return CENT if price >= 1 else SMALL_TICK
-
-
-def domestic_quote(ticker: str, output: dict[str, Any], now: datetime) -> Quote:
-    price = dec(output.get("stck_prpr"))
-    if price <= 0:
-        raise BrokerRejected(f"KIS has no price for {ticker}", code="NO_PRICE")
-    tick = dec(output.get("aspr_unit"))
-    return Quote(
-        market=Market.KRX,
-        ticker=ticker,
-        price=price,
-        tick_size=tick if tick > 0 else None,
-        upper_limit=dec(output.get("stck_mxpr")) or None,
-        lower_limit=dec(output.get("stck_llam")) or None,
-        previous_close=dec(output.get("stck_sdpr")) or None,
-        currency="KRW",
-        as_of=now,
-    )
-
-
-def overseas_quote(market: Market, ticker: str, output: dict[str, Any], now: datetime) -> Quote:
-    price = dec(output.get("last"))
-    if price <= 0:
-        raise BrokerRejected(f"KIS has no price for {ticker} on {market.value}", code="NO_PRICE")
-    return Quote(
-        market=market,
-        ticker=ticker,
-        price=price,
-        tick_size=us_tick(price),
-        previous_close=dec(output.get("base")) or None,
-        currency="USD",
-        as_of=now,
-    )
 
 
 class QuoteDesk:

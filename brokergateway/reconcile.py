@@ -17,7 +17,8 @@ import redis.asyncio as aioredis
 
 from brokergateway.config import GatewayConfig
 from brokergateway.kis import inquiry
-from brokergateway.order_rows import NEW_YORK, SEOUL, BrokerOrderStatus, domestic_status, matches, overseas_status
+from brokergateway.kis.order_list import NEW_YORK, SEOUL, BrokerOrderStatus, domestic_status, overseas_status
+from brokergateway.order_match import matches
 from brokergateway.worker import AccountWorker
 from yquant import keys
 from yquant.errors import BrokerError

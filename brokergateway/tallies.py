@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from brokergateway.kis.notices import ExecutionNotice
-from brokergateway.order_rows import sent_price
+from brokergateway.order_match import sent_price
 from yquant.messages import Side
 from yquant.orders import OrderRecord
 

@@ -26,9 +26,9 @@ from websockets.exceptions import WebSocketException
 
 from brokergateway import metrics
 from brokergateway.kis import trids
+from brokergateway.kis.order_list import SIDES
 from brokergateway.kis.tokens import TokenManager
-from brokergateway.order_rows import SIDES, order_number
-from brokergateway.sync import dec, integer
+from brokergateway.kis.values import dec, integer, order_number
 from yquant.errors import BrokerError
 from yquant.messages import Side
 

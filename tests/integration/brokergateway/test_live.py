@@ -19,8 +19,8 @@ import redis.asyncio as aioredis
 
 from brokergateway.kis import inquiry, trading
 from brokergateway.kis.client import AccountRef, KisClient
+from brokergateway.kis.prices import domestic_quote
 from brokergateway.kis.tokens import TokenManager
-from brokergateway.quotes import domestic_quote
 from brokergateway.ratelimit import RateLimiter
 from yquant.errors import BrokerRejected
 from yquant.messages import Market, OrderType, Side, utcnow

@@ -8,10 +8,13 @@ from typing import Any
 
 import pytest
 
+from brokergateway.accounts import unique_positions
+from brokergateway.kis.balances import domestic_cash, domestic_positions, overseas_positions, usd_cash
 from brokergateway.kis.notices import ExecutionNotice
-from brokergateway.order_rows import SEOUL, domestic_status, matches, order_number, overseas_status
-from brokergateway.quotes import domestic_quote, overseas_quote
-from brokergateway.sync import domestic_cash, domestic_positions, overseas_positions, unique_positions, usd_cash
+from brokergateway.kis.order_list import SEOUL, domestic_status, overseas_status
+from brokergateway.kis.prices import domestic_quote, overseas_quote
+from brokergateway.kis.values import order_number
+from brokergateway.order_match import matches
 from brokergateway.tallies import NoticeTally, all_plausible, notice_amount, plausible
 from yquant.errors import BrokerRejected
 from yquant.messages import Market, OrderState, OrderType, Side

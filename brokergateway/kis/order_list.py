@@ -1,9 +1,5 @@
 """KIS order-list rows (domestic inquire-daily-ccld, overseas inquire-ccnl) as one status shape,
-and the rule that recognises one of our orders in such a list (pure functions).
-
-KIS has no client order id, so an order whose POST outcome is unknown is recognised by
-account, ticker, side, quantity, price (when we sent one) and placement time.
-"""
+``BrokerOrderStatus`` (pure functions; docs/kis-protocol.md §4.5)."""
 
 from __future__ import annotations
 
@@ -13,19 +9,12 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from brokergateway.sync import dec, integer
-from yquant.messages import OrderType, Side
-from yquant.orders import OrderRecord
+from brokergateway.kis.values import dec, integer, order_number
+from yquant.messages import Side
 
 SEOUL = ZoneInfo("Asia/Seoul")
 NEW_YORK = ZoneInfo("America/New_York")
 SIDES = {"01": Side.SELL, "02": Side.BUY}
-
-
-def order_number(text: object) -> str:
-    """An order number without padding: KIS writes "0000001234" in some places, "1234" in others."""
-    value = str(text or "").strip()
-    return value.lstrip("0") or ("0" if value else "")
 
 
 @dataclass(frozen=True)
@@ -113,26 +102,3 @@ def overseas_status(row: dict[str, Any]) -> BrokerOrderStatus:
         placed_at=placed_at,
         branch=str(row.get("ord_gno_brno", "")).strip(),
     )
-
-
-def sent_price(record: OrderRecord) -> Decimal | None:
-    """The price that went to KIS: a limit order's, or the marketable limit of a US market order."""
-    if record.limit_price is None:
-        return None
-    if record.order_type is OrderType.LIMIT or record.market.is_us:
-        return record.limit_price
-    return None
-
-
-def matches(record: OrderRecord, status: BrokerOrderStatus, since: datetime) -> bool:
-    """Could ``status`` be ``record``, placed at or after ``since``?"""
-    if status.amendment or not status.broker_order_id:
-        return False
-    if status.ticker != record.ticker or status.side is not record.side or status.quantity != record.quantity:
-        return False
-    price = sent_price(record)
-    if price is not None and status.price != price:
-        return False
-    if status.placed_at is None:
-        return True  # no usable time: ticker, side, quantity and price matched
-    return status.placed_at >= since.replace(microsecond=0)

@@ -1,25 +1,14 @@
-"""Turn KIS balance answers into the project's account snapshot (pure functions)."""
+"""KIS balance answers (inquire-balance, overseas inquire-balance and inquire-present-balance) as
+the project's positions and cash (pure functions; docs/kis-protocol.md §4.3-4.4)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
+from brokergateway.kis.values import dec, integer
 from yquant.messages import Market, Position
-
-
-def dec(value: Any, default: str = "0") -> Decimal:
-    text = str(value if value not in (None, "") else default).strip().replace(",", "")
-    try:
-        result = Decimal(text)
-    except InvalidOperation:
-        return Decimal(default)
-    return result if result.is_finite() else Decimal(default)
-
-
-def integer(value: Any) -> int:
-    return int(dec(value))
 
 
 def domestic_positions(rows: Iterable[dict[str, Any]]) -> list[Position]:
@@ -97,11 +86,3 @@ def usd_cash(currencies: Iterable[dict[str, Any]]) -> Decimal | None:
             if str(row.get(name, "")).strip():
                 return dec(row.get(name)).quantize(Decimal("0.01"))
     return None
-
-
-def unique_positions(positions: Iterable[Position]) -> list[Position]:
-    """One position per market and ticker (the last one wins: virtual US balances overlap)."""
-    seen: dict[tuple[str, str], Position] = {}
-    for position in positions:
-        seen[(position.market.value, position.ticker)] = position
-    return list(seen.values())
