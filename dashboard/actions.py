@@ -27,8 +27,7 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 
-from dashboard import audit
-from yquant import controls, keys, quotes, trading_state
+from yquant import audit, controls, keys, quotes, trading_state
 from yquant.messages import (
     CancelOrder,
     Frozen,

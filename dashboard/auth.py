@@ -31,11 +31,10 @@ import redis.asyncio as aioredis
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
-from dashboard import audit
 from dashboard.guard import cookie_value
 from dashboard.security import tokens_match
 from dashboard.web import client_address, render, session_of, web_of
-from yquant import keys
+from yquant import audit, keys
 from yquant.settings import DashboardSettings
 from yquant.users import User, dummy_verify, verify_password
 

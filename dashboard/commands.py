@@ -12,13 +12,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
-from dashboard import actions, audit, performance
+from dashboard import actions, performance
 from dashboard.actions import Actor, ManualOrder
 from dashboard.pages import TICKER_PATTERN, account_choices, schedule_form_context
 from dashboard.schedules import DAYS, FORM_FIELDS, SCHEDULE_ID, spec_from_form
 from dashboard.views import to_input_decimal, to_input_int
 from dashboard.web import client_address, render, session_of, web_of
-from yquant import trading_state
+from yquant import audit, trading_state
 from yquant.errors import ConfigurationError
 from yquant.messages import Market, OrderType, Side
 from yquant.orders import get_order

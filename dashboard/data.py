@@ -15,9 +15,8 @@ import orjson
 import redis.asyncio as aioredis
 from pydantic import ValidationError
 
-from dashboard import audit
 from dashboard.views import AccountView, Totals, parse_snapshot, resolve_fx, to_decimal
-from yquant import keys
+from yquant import audit, keys
 from yquant.messages import Position
 from yquant.orders import OrderRecord, parse_record
 from yquant.schedules import Schedule, ScheduleSpec

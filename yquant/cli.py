@@ -16,6 +16,8 @@ import orjson
 from yquant import keys
 from yquant.settings import Settings, get_settings
 
+CONSOLE = "console"  # the address of a console action in the audit log
+
 
 def _runtime(settings: Settings) -> dict[str, Any]:
     path = settings.state_dir / "runtime.json"
@@ -326,8 +328,14 @@ def _signal(settings: Settings, args: argparse.Namespace) -> int:
     return 0 if response.status_code == 200 else 1
 
 
+def _console_user() -> str:
+    import getpass
+
+    return getpass.getuser()
+
+
 async def _trading_state(settings: Settings, state: str | None, account: str | None, as_json: bool) -> int:
-    from yquant import trading_state
+    from yquant import audit, trading_state
 
     client = _client(settings)
     try:
@@ -340,6 +348,9 @@ async def _trading_state(settings: Settings, state: str | None, account: str | N
             if account is not None and account not in (known := await _known_accounts(settings, client)):
                 return _unknown_account(account, known)
             await trading_state.set_trading_state(client, chosen, account)
+            scope = account or trading_state.GLOBAL
+            detail = {"scope": scope, "state": chosen.value}
+            await audit.record(client, _console_user(), "trading_state", detail, CONSOLE)
         states = await trading_state.get_trading_states(client)
     finally:
         await client.aclose()
@@ -354,13 +365,11 @@ async def _trading_state(settings: Settings, state: str | None, account: str | N
 async def _cancel(settings: Settings, order_ids: list[str], wait_s: float) -> int:
     """Ask the gateway to cancel each order (a CancelOrder on the cancel stream, as the dashboard's
     button does)."""
-    import getpass
-
-    from yquant import keys, orders
+    from yquant import audit, keys, orders
     from yquant.bus import publish
     from yquant.messages import CancelOrder
 
-    who = f"cancelled from the console by {getpass.getuser()}"
+    who = f"cancelled from the console by {_console_user()}"
     client = _client(settings)
     status = 0
     asked: list[str] = []
@@ -379,6 +388,8 @@ async def _cancel(settings: Settings, order_ids: list[str], wait_s: float) -> in
                 correlation_id=record.correlation_id or coid, client_order_id=coid, account=record.account, reason=who
             )
             await publish(client, keys.CANCELS, command, settings.bus.stream_maxlen)
+            detail = {"client_order_id": coid, "account": record.account, "ticker": record.ticker}
+            await audit.record(client, _console_user(), "cancel_order", detail, CONSOLE)
             asked.append(coid)
         deadline = time.monotonic() + wait_s
         pending = list(asked)

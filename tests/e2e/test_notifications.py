@@ -7,6 +7,7 @@ the notifier is configured for both exactly as a user would, through YQ_NOTIFIER
 
 from __future__ import annotations
 
+import getpass
 import json
 from collections.abc import Iterator
 from decimal import Decimal
@@ -133,6 +134,10 @@ def test_an_alert_while_halted_is_denied_and_both_chats_say_halted(system: DevSy
         assert "HALTED" in text
         assert "demo" in text
     assert [o for o in system.sim_orders() if o["ticker"] == "000660"] == []  # nothing went to KIS
+    # A halt from the console reaches the phone like one from the dashboard: who, and from where.
+    for text in both_say(chats, "now HALTED", "from console").values():
+        assert f"by {getpass.getuser()}" in text
+        assert "all accounts" in text
 
 
 def test_a_kis_rejection_reaches_both_chats_with_kis_own_words(system: DevSystem, chats: ChatServices) -> None:

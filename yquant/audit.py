@@ -1,4 +1,8 @@
-"""The audit log: every manual action on the dashboard (who, what, when, from where)."""
+"""The audit log: every manual action, on the dashboard or the console (who, what, when, from where).
+
+The notifier reads it (a trading-state change reaches the trader's phone whoever made it), the
+dashboard's System page lists it. A console action's address is ``console``.
+"""
 
 from __future__ import annotations
 
