@@ -30,7 +30,7 @@ import redis
 
 from benchmarks.floor import start_floor, wait_count
 from benchmarks.loadgen import Result, flood, paced
-from yquant.devsystem import DevSystem
+from tests.harness.devsystem import DevSystem
 
 RESULTS = Path(__file__).parent / "results"
 TICKERS = [

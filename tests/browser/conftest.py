@@ -1,6 +1,6 @@
 """The dashboard in headless Chromium (Debian's, never a Playwright download).
 
-The whole system runs as processes the way ``yquant up`` starts it (``yquant.devsystem``), so a
+The whole system runs as processes the way ``yquant up`` starts it (``tests.harness.devsystem``), so a
 manual order placed in the browser travels to the KIS simulator. Without the simulator the
 dashboard runs alone against a real Valkey and the pipeline test is skipped.
 """
@@ -100,7 +100,7 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSystem]:
     state = tmp_path_factory.mktemp("browser-system")
     env = {"YQ_DASHBOARD__QUOTE_TIMEOUT_S": "0.5", "YQ_LOG_LEVEL": "WARNING"}
     if simulator_available():
-        from yquant.devsystem import DevSystem
+        from tests.harness.devsystem import DevSystem
 
         with DevSystem(state, env, secret=WEBHOOK_SECRET) as running:
             yield RunningSystem(

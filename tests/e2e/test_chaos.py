@@ -27,7 +27,7 @@ import httpx
 import pytest
 
 from tests.e2e.helpers import eventually
-from yquant.devsystem import DevSystem
+from tests.harness.devsystem import DevSystem
 
 TICKERS = [
     "005930", "000660", "035420", "005380", "051910", "006400", "035720", "068270", "207940", "005490",

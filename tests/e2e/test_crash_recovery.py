@@ -12,8 +12,8 @@ import pytest
 from redis import Redis
 
 from tests.e2e.helpers import eventually
+from tests.harness.devsystem import DevSystem
 from yquant import keys
-from yquant.devsystem import DevSystem
 
 FAULTS = Path(__file__).resolve().parents[1] / "faults"
 

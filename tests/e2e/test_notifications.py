@@ -19,10 +19,10 @@ import pytest
 from kissim.protocol import Messages
 from notifier.events import money
 from tests.e2e.helpers import eventually
+from tests.harness.devsystem import DevSystem
 from tests.integration.notifier.loopback import ChatServices
 from tests.integration.notifier.test_notifier import TOKEN
 from yquant import keys
-from yquant.devsystem import DevSystem
 
 SECRET = "e2e-notify-secret"
 CASH = 1_000_000  # the simulator's KRW: enough for a few shares, not for 20 at ₩200,000

@@ -16,8 +16,8 @@ import pytest
 from redis import Redis
 
 from tests.e2e.helpers import eventually
+from tests.harness.devsystem import DevSystem
 from yquant import keys
-from yquant.devsystem import DevSystem
 
 SECRET = "e2e-secret"
 

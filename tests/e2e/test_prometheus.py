@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from tests.e2e.helpers import eventually
-from yquant.devsystem import DevSystem
+from tests.harness.devsystem import DevSystem
 from yquant.embedded import free_port
 
 MONITORING = Path(__file__).resolve().parents[2] / "monitoring"

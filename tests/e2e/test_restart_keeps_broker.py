@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests.e2e.helpers import eventually
-from yquant.devsystem import DevSystem
+from tests.harness.devsystem import DevSystem
 
 
 def account_view(system: DevSystem) -> dict[str, Any] | None:

@@ -20,7 +20,7 @@ import pytest
 
 from tests.e2e.helpers import eventually
 from tests.e2e.test_chaos import FINAL, TICKERS, Alert, Sender
-from yquant.devsystem import DevSystem
+from tests.harness.devsystem import DevSystem
 
 ALERTS = 40
 PAUSE_S = 30.0

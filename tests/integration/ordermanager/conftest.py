@@ -11,8 +11,8 @@ import redis.asyncio as aioredis
 from pydantic import SecretStr
 
 from ordermanager import bootstrap
-from ordermanager.clock import ManualClock
 from ordermanager.service import OrderManager
+from tests.harness.clock import ManualClock
 from yquant.settings import (
     DEMO_APP_KEY,
     DEMO_APP_SECRET,

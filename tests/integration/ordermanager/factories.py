@@ -10,7 +10,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from ordermanager.clock import ManualClock
+from tests.harness.clock import ManualClock
 from tests.order_paths import walk_to
 from yquant import keys, orders, portfolio
 from yquant.messages import (

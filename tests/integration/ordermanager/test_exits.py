@@ -9,10 +9,10 @@ from zoneinfo import ZoneInfo
 
 import redis.asyncio as aioredis
 
-from ordermanager.clock import ManualClock
 from ordermanager.executions import ExecutionHandler
 from ordermanager.exit_triggers import ExitWatcher
 from ordermanager.service import OrderManager
+from tests.harness.clock import ManualClock
 from tests.integration.ordermanager.factories import (
     all_orders,
     decision_of,

@@ -9,10 +9,10 @@ from decimal import Decimal
 import pytest
 import redis.asyncio as aioredis
 
-from ordermanager.clock import ManualClock
 from ordermanager.executions import ExecutionHandler
 from ordermanager.placement import client_order_id
 from ordermanager.service import OrderManager
+from tests.harness.clock import ManualClock
 from tests.integration.ordermanager.factories import (
     all_orders,
     decision_of,

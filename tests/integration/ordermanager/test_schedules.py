@@ -11,9 +11,9 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 
-from ordermanager.clock import ManualClock
 from ordermanager.schedule_runner import Scheduler
 from ordermanager.service import OrderManager
+from tests.harness.clock import ManualClock
 from tests.integration.ordermanager.factories import all_orders, decision_of, put_quote, seed_account, stream
 from yquant import controls, keys, valkey
 from yquant.messages import Market, QuantityType, SignalReceived

@@ -11,8 +11,8 @@ from decimal import Decimal
 import orjson
 import redis.asyncio as aioredis
 
-from ordermanager.clock import ManualClock
 from ordermanager.service import OrderManager
+from tests.harness.clock import ManualClock
 from tests.integration.ordermanager.factories import (
     all_orders,
     decision_of,

@@ -10,8 +10,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from ordermanager import bootstrap
-from ordermanager.clock import ManualClock
 from ordermanager.service import OrderManager
+from tests.harness.clock import ManualClock
 from tests.integration.ordermanager.conftest import account_settings
 from tests.integration.ordermanager.factories import all_orders, decision_of, make_signal
 from yquant import keys, portfolio
