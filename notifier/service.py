@@ -29,7 +29,7 @@ from yquant.settings import NotifierSettings, NotifyDestination
 
 logger = logging.getLogger(__name__)
 
-STREAMS = (keys.DECISIONS, keys.EXECUTIONS, keys.AUDIT_LOG, keys.DEAD_LETTERS)
+STREAMS = keys.NOTIFIER_STREAMS
 CONSUMER = "notifier"  # one instance: its pending entries are its own after a restart
 ORDER_KINDS = {"OrderFilled", "OrderRejected", "OrderFailed", "OrderCancelled"}
 

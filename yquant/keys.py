@@ -258,7 +258,10 @@ def end_of_day_done(strategy: str, market: str, day: str) -> str:
 
 
 # --- notifier (owned by notifier/) ----------------------------------------------------
-GROUP_NOTIFIER = "notifier"  # the notifier's group on DECISIONS, EXECUTIONS, AUDIT_LOG and DEAD_LETTERS
+GROUP_NOTIFIER = "notifier"  # the notifier's group on NOTIFIER_STREAMS
+# What the notifier reports. Its group is created before any service starts (yquant.supervisor), so
+# what is appended right after a first start is reported too.
+NOTIFIER_STREAMS = (DECISIONS, EXECUTIONS, AUDIT_LOG, DEAD_LETTERS)
 NOTIFY_PREFIX = PREFIX + "notify:"
 
 

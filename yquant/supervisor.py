@@ -19,8 +19,10 @@ from pathlib import Path
 from typing import IO
 
 import orjson
+import redis
+import redis.exceptions
 
-from yquant import embedded, valkey
+from yquant import embedded, keys, valkey
 from yquant.runtime import EXIT_CONFIGURATION
 from yquant.settings import Settings
 
@@ -159,6 +161,21 @@ def build_children(layout: Layout) -> list[Child]:
     return children
 
 
+def notifier_groups_sync(client: redis.Redis) -> None:
+    """The notifier's consumer groups, created at the streams' end before any service starts.
+
+    The notifier creates them itself too, but on a first start it may do so after the webhook has
+    taken an alert; a group created after an entry never delivers it, and the trader would not
+    hear of that first fill.
+    """
+    for stream in keys.NOTIFIER_STREAMS:
+        try:
+            client.xgroup_create(stream, keys.GROUP_NOTIFIER, id="$", mkstream=True)
+        except redis.exceptions.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+
 class Supervisor:
     def __init__(self, layout: Layout, children: list[Child], out: IO[str] = sys.stdout) -> None:
         self.layout = layout
@@ -214,6 +231,8 @@ class Supervisor:
             if child.name == "valkey":
                 client = valkey.connect_sync_url(self.layout.valkey_url)
                 valkey.load_functions_sync(client)
+                if any(c.name == "notifier" for c in self.children):
+                    notifier_groups_sync(client)
                 client.close()
         self.write_runtime()
 
