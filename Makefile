@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest bench deploy-check clean browser-deps lock-dev
+.PHONY: run test lint typecheck pytest bench deploy-check arm64-check clean browser-deps lock-dev
 
 $(STAMP): pyproject.toml requirements-dev.lock
 	@scripts/bootstrap.sh "$(PYTHON)" "$(VENV)"
@@ -41,6 +41,11 @@ deploy-check: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
+
+# Every service starts and answers its health checks on arm64 (qemu-user emulation, no Docker);
+# root, several minutes; not part of `make test`. See docs/operations.md.
+arm64-check: $(STAMP)
+	PYTHON=$(BIN)/python scripts/arm64-check.sh
 
 clean:
 	rm -rf $(VENV) .yquant .mypy_cache .ruff_cache
