@@ -27,7 +27,8 @@ from yquant.runtime import EXIT_CONFIGURATION
 from yquant.settings import Settings
 
 PR_SET_PDEATHSIG = 1
-STOP_ORDER = ("webhook", "dashboard", "ordermanager", "brokergateway", "kissim", "valkey")
+# Producers first, Valkey last; the notifier after what it reports on, so it can deliver their last words.
+STOP_ORDER = ("webhook", "dashboard", "ordermanager", "brokergateway", "notifier", "kissim", "valkey")
 
 
 @dataclass
