@@ -115,17 +115,20 @@ def images(engine: None) -> standins.Images:
 
 @dataclass
 class Compose:
-    """One compose file as its own project, with its own env file."""
+    """One compose file as its own project, with its own env file (and the test's override files,
+    merged over it in order)."""
 
     file: str
     env_file: Path
     profiles: tuple[str, ...] = ()
     project: str = ""
+    overrides: tuple[Path, ...] = ()
 
     def __call__(self, *args: str, timeout: float = 300, input: str | None = None) -> str:
         binary = compose_binary()
         assert binary is not None
-        command = [binary, "-f", self.file, "--env-file", str(self.env_file)]
+        command = [binary, "-f", self.file, *[arg for o in self.overrides for arg in ("-f", str(o))]]
+        command += ["--env-file", str(self.env_file)]
         command += [arg for profile in self.profiles for arg in ("--profile", profile)]
         return run([*command, *args], timeout=timeout, input=input)
 
