@@ -1,11 +1,15 @@
-"""The notifier's loop: read its streams with its own consumer group, deliver, then acknowledge.
+"""The notifier's loop: per destination, read its streams with its own consumer group, deliver,
+then acknowledge.
 
-Exactly once across restarts: an entry is acknowledged only after every destination took the
-message that carries it, and after each delivered message the destination's progress (the last
-entry id per stream it received) is written to Valkey. After a crash the unacknowledged entries
-are read again and each destination skips what its progress says it already has. What remains is
-the instant between a destination's 200 and the progress write; a crash there repeats at most
-that one message.
+Each destination has a consumer group of its own (``keys.notifier_group``) and a task of its own:
+one that keeps failing (a Discord answering 5xx for hours) holds back its own entries, pending in
+its group, and delays no other destination.
+
+Exactly once across restarts: a destination's entry is acknowledged only after it took the message
+that carries it, and after each delivered message the destination's progress (the last entry id per
+stream it received) is written to Valkey. After a crash the unacknowledged entries are read again
+and skipped up to that progress. What remains is the instant between a 200 and the progress write;
+a crash there repeats at most that one message.
 """
 
 from __future__ import annotations
@@ -24,7 +28,6 @@ from redis.typing import EncodableT, FieldT
 from notifier import channels
 from notifier.events import Event, from_entry, render, wanted
 from yquant import keys
-from yquant.bus import ensure_group
 from yquant.settings import NotifierSettings, NotifyDestination
 
 logger = logging.getLogger(__name__)
@@ -50,54 +53,67 @@ class Notifier:
         self.block_ms = 1000
 
     async def run(self, stop: asyncio.Event) -> None:
-        for stream in STREAMS:
-            # New groups start at the end: a first start does not replay the whole history.
-            await ensure_group(self.client, stream, keys.GROUP_NOTIFIER, start_id="$")
-        await self._drain_pending(stop)
+        for name in self.settings.destinations:
+            await ensure_destination_groups(self.client, name)
+        await asyncio.gather(
+            *(
+                self._run_destination(name, destination, stop)
+                for name, destination in self.settings.destinations.items()
+            )
+        )
+
+    async def _run_destination(self, name: str, destination: NotifyDestination, stop: asyncio.Event) -> None:
+        group = keys.notifier_group(name)
+        await self._drain_pending(name, destination, stop)
         while not stop.is_set():
             try:
                 reply: Any = await self.client.xreadgroup(
-                    keys.GROUP_NOTIFIER, CONSUMER, dict.fromkeys(STREAMS, ">"), count=self.batch, block=self.block_ms
+                    group, CONSUMER, dict.fromkeys(STREAMS, ">"), count=self.batch, block=self.block_ms
                 )
             except ResponseError as exc:
                 if "NOGROUP" not in str(exc):
                     raise
-                for stream in STREAMS:
-                    await ensure_group(self.client, stream, keys.GROUP_NOTIFIER, start_id="$")
+                await ensure_destination_groups(self.client, name)
                 continue
             if reply:
-                await self.handle(_flatten(reply), stop)
+                await self.handle(name, destination, _flatten(reply), stop)
 
-    async def _drain_pending(self, stop: asyncio.Event) -> None:
+    async def _drain_pending(self, name: str, destination: NotifyDestination, stop: asyncio.Event) -> None:
         """After a restart: what was read but not acknowledged, in order."""
         while not stop.is_set():
             reply: Any = await self.client.xreadgroup(
-                keys.GROUP_NOTIFIER, CONSUMER, dict.fromkeys(STREAMS, "0"), count=self.batch
+                keys.notifier_group(name), CONSUMER, dict.fromkeys(STREAMS, "0"), count=self.batch
             )
             entries = _flatten(reply)
             if not entries:
                 return
-            logger.info("delivering entries read before a restart", extra={"count": len(entries)})
-            if not await self.handle(entries, stop):
+            logger.info("delivering entries read before a restart", extra={"destination": name, "count": len(entries)})
+            if not await self.handle(name, destination, entries, stop):
                 return
 
-    async def handle(self, entries: list[tuple[str, str, dict[Any, Any]]], stop: asyncio.Event) -> bool:
-        """Deliver the events of ``entries`` everywhere, then acknowledge them; False if stopped first."""
+    async def handle(
+        self,
+        name: str,
+        destination: NotifyDestination,
+        entries: list[tuple[str, str, dict[Any, Any]]],
+        stop: asyncio.Event,
+    ) -> bool:
+        """Deliver the events of ``entries`` to one destination, then acknowledge them there; False if
+        stopped first."""
         events: list[Event] = []
         for stream, entry_id, fields in entries:
             strategy = await self._strategy(fields)
             event = from_entry(stream, entry_id, fields, strategy)
             if event is not None:
                 events.append(event)
-        for name, destination in self.settings.destinations.items():
-            if not await self._deliver_all(name, destination, events, stop):
-                return False
+        if not await self._deliver_all(name, destination, events, stop):
+            return False
         by_stream: dict[str, list[str]] = defaultdict(list)
         for stream, entry_id, _ in entries:
             by_stream[stream].append(entry_id)
         async with self.client.pipeline(transaction=False) as pipe:
             for stream, ids in by_stream.items():
-                pipe.xack(stream, keys.GROUP_NOTIFIER, *ids)
+                pipe.xack(stream, keys.notifier_group(name), *ids)
             await pipe.execute()
         return True
 
@@ -216,3 +232,38 @@ def _flatten(reply: Any) -> list[tuple[str, str, dict[Any, Any]]]:
                 entries.append((keys.text(stream), keys.text(entry_id), fields))
     entries.sort(key=lambda e: entry_key(e[1]))
     return entries
+
+
+async def ensure_destination_groups(client: aioredis.Redis, name: str) -> None:
+    """A destination's groups, at the streams' end on a first start (``yquant up`` makes them before
+    any service starts, yquant.supervisor). Where the single group of earlier versions exists, a new
+    destination group starts where that one stood, pending entries included, so an upgrade loses no
+    message (the destination's progress skips what it already had)."""
+    for stream in STREAMS:
+        try:
+            await client.xgroup_create(
+                stream, keys.notifier_group(name), id=await _legacy_start(client, stream), mkstream=True
+            )
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+
+async def _legacy_start(client: aioredis.Redis, stream: str) -> str:
+    try:
+        groups: Any = await client.xinfo_groups(stream)
+    except ResponseError:
+        return "$"  # no stream yet
+    legacy = next((g for g in groups if keys.text(g["name"]) == keys.GROUP_NOTIFIER), None)
+    if legacy is None:
+        return "$"
+    first: Any = await client.xpending_range(stream, keys.GROUP_NOTIFIER, min="-", max="+", count=1)
+    if not first:
+        return keys.text(legacy["last-delivered-id"])
+    return _before(keys.text(first[0]["message_id"]))
+
+
+def _before(entry_id: str) -> str:
+    """The id just before ``entry_id``: a group created there delivers ``entry_id`` next."""
+    ms, seq = entry_key(entry_id)
+    return f"{ms}-{seq - 1}" if seq else f"{ms - 1}-18446744073709551615"

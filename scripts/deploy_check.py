@@ -483,7 +483,10 @@ ACL_TABLE: list[tuple[str, bool, tuple[str, ...]]] = [
     ("dashboard", True, ("XADD", "yq:stream:audit", *XADD)),
     ("dashboard", True, ("BLPOP", "yq:reply:dash-r1", "1")),
     ("notifier", True, ("XREADGROUP", "GROUP", "notifier", "n", "STREAMS", "yq:stream:executions", ">")),
-    ("notifier", True, ("XACK", "yq:stream:decisions", "notifier", "1-1")),
+    ("notifier", True, ("XACK", "yq:stream:decisions", "notifier:phone", "1-1")),
+    # An upgrade from the single group: where its pending entries start (notifier/service.py).
+    ("notifier", True, ("XPENDING", "yq:stream:executions", "notifier", "-", "+", "1")),
+    ("notifier", False, ("XPENDING", "yq:stream:orders", "brokergateway", "-", "+", "1")),
     ("notifier", True, ("HGET", "yq:order:o1", "strategy")),
     ("notifier", True, ("HSET", "yq:notify:status:phone", "ok", "1")),
     ("notifier", False, ("XADD", "yq:stream:executions", *XADD)),

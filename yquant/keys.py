@@ -258,7 +258,15 @@ def end_of_day_done(strategy: str, market: str, day: str) -> str:
 
 
 # --- notifier (owned by notifier/) ----------------------------------------------------
-GROUP_NOTIFIER = "notifier"  # the notifier's group on NOTIFIER_STREAMS
+GROUP_NOTIFIER = "notifier"  # before 2026-12: one group for every destination (read once, to migrate)
+
+
+def notifier_group(destination: str) -> str:
+    """The notifier's consumer group for one destination, on each of NOTIFIER_STREAMS: each
+    destination reads and acknowledges on its own, so one that keeps failing delays no other."""
+    return f"{GROUP_NOTIFIER}:{destination}"
+
+
 # What the notifier reports. Its group is created before any service starts (yquant.supervisor), so
 # what is appended right after a first start is reported too.
 NOTIFIER_STREAMS = (DECISIONS, EXECUTIONS, AUDIT_LOG, DEAD_LETTERS)

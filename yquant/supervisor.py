@@ -162,19 +162,37 @@ def build_children(layout: Layout) -> list[Child]:
     return children
 
 
-def notifier_groups_sync(client: redis.Redis) -> None:
-    """The notifier's consumer groups, created at the streams' end before any service starts.
+def notifier_groups_sync(client: redis.Redis, destinations: list[str]) -> None:
+    """Each destination's consumer groups, created at the streams' end before any service starts.
 
     The notifier creates them itself too, but on a first start it may do so after the webhook has
     taken an alert; a group created after an entry never delivers it, and the trader would not
-    hear of that first fill.
+    hear of that first fill. A stream still carrying the single group of earlier versions is left
+    to the notifier, which starts the new groups where that one stood.
     """
     for stream in keys.NOTIFIER_STREAMS:
         try:
-            client.xgroup_create(stream, keys.GROUP_NOTIFIER, id="$", mkstream=True)
-        except redis.exceptions.ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+            groups = client.xinfo_groups(stream)
+        except redis.exceptions.ResponseError:
+            groups = []  # no stream yet
+        if any(keys.text(g["name"]) == keys.GROUP_NOTIFIER for g in groups):
+            continue
+        for name in destinations:
+            try:
+                client.xgroup_create(stream, keys.notifier_group(name), id="$", mkstream=True)
+            except redis.exceptions.ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+
+
+def notifier_destinations() -> list[str]:
+    """The destination names of ``YQ_NOTIFIER__DESTINATIONS`` (none when unset or not valid JSON:
+    the notifier itself then says what is wrong)."""
+    try:
+        value = orjson.loads(os.environ.get("YQ_NOTIFIER__DESTINATIONS", "") or "{}")
+    except orjson.JSONDecodeError:
+        return []
+    return [str(name) for name in value] if isinstance(value, dict) else []
 
 
 class Supervisor:
@@ -233,7 +251,7 @@ class Supervisor:
                 client = valkey.connect_sync_url(self.layout.valkey_url)
                 valkey.load_functions_sync(client)
                 if any(c.name == "notifier" for c in self.children):
-                    notifier_groups_sync(client)
+                    notifier_groups_sync(client, notifier_destinations())
                 client.close()
         self.write_runtime()
 

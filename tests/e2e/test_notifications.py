@@ -61,8 +61,9 @@ def system(tmp_path_factory: pytest.TempPathFactory, chats: ChatServices) -> Ite
 
 def notifier_reads(system: DevSystem) -> bool:
     status = json.loads(system.yquant("status", "--json").stdout)
-    reading = {s["stream"] for s in status["streams"] if s["group"] == keys.GROUP_NOTIFIER}
-    return reading >= {keys.DECISIONS, keys.EXECUTIONS, keys.AUDIT_LOG, keys.DEAD_LETTERS}
+    reading = {(s["stream"], s["group"]) for s in status["streams"]}
+    wanted = {(stream, keys.notifier_group(name)) for stream in keys.NOTIFIER_STREAMS for name in ("phone", "channel")}
+    return reading >= wanted
 
 
 def alert(**fields: Any) -> dict[str, Any]:

@@ -23,7 +23,9 @@ def settings_for(url: str, retry_max_s: float = 60.0) -> NotifierSettings:
 
 
 async def _delivered(client: aioredis.Redis) -> bool:
-    return await pending(client, keys.EXECUTIONS) == 0 and await client.hget(keys.notify_status("channel"), "ok") in (
+    return await pending(client, keys.EXECUTIONS, "channel") == 0 and await client.hget(
+        keys.notify_status("channel"), "ok"
+    ) in (
         b"1",
         b"0",
     )
@@ -133,4 +135,4 @@ async def test_one_event_longer_than_discord_takes_arrives_cut_instead_of_refuse
 
 
 async def _acked(client: aioredis.Redis, stream: str) -> bool:
-    return await pending(client, stream) == 0
+    return await pending(client, stream, "channel") == 0

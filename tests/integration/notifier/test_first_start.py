@@ -16,8 +16,8 @@ async def test_a_fill_appended_before_the_notifier_starts_is_delivered(
 ) -> None:
     sync = valkey.connect_sync_url(valkey_url)
     try:
-        notifier_groups_sync(sync)
-        notifier_groups_sync(sync)  # a second start finds them and changes nothing
+        notifier_groups_sync(sync, ["phone"])
+        notifier_groups_sync(sync, ["phone"])  # a second start finds them and changes nothing
     finally:
         sync.close()
     await publish(redis_client, keys.EXECUTIONS, fill(ticker="000660"))  # the webhook was quicker

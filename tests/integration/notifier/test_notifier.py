@@ -109,7 +109,7 @@ async def groups_exist(client: aioredis.Redis) -> bool:
         groups = await client.xinfo_groups(keys.DEAD_LETTERS)  # the last stream it sets up
     except aioredis.ResponseError:
         return False
-    return any(keys.text(g["name"]) == keys.GROUP_NOTIFIER for g in groups)
+    return any(keys.text(g["name"]).startswith(keys.GROUP_NOTIFIER + ":") for g in groups)
 
 
 async def until(condition: object, timeout_s: float = 30) -> None:
@@ -140,8 +140,8 @@ def fill(ticker: str = "005930", quantity: int = 3) -> OrderFilled:
     )
 
 
-async def pending(client: aioredis.Redis, stream: str) -> int:
-    summary = await client.xpending(stream, keys.GROUP_NOTIFIER)
+async def pending(client: aioredis.Redis, stream: str, destination: str = "phone") -> int:
+    summary = await client.xpending(stream, keys.notifier_group(destination))
     return int(summary["pending"])
 
 
@@ -187,7 +187,7 @@ async def test_after_a_crash_before_the_ack_nothing_is_sent_twice(
         pass  # creates the groups
     entry = await publish(redis_client, keys.EXECUTIONS, fill())
     # The earlier process read it and delivered it (its progress says so), then died before XACK.
-    await redis_client.xreadgroup(keys.GROUP_NOTIFIER, "notifier", {keys.EXECUTIONS: ">"})
+    await redis_client.xreadgroup(keys.notifier_group("phone"), "notifier", {keys.EXECUTIONS: ">"})
     await redis_client.hset(keys.notify_progress("phone"), keys.EXECUTIONS, entry)
     assert await pending(redis_client, keys.EXECUTIONS) == 1
     async with Running(redis_client, settings):
