@@ -633,6 +633,13 @@ def _show(command: tuple[str, ...]) -> str:
 def check_acl(root: Path, models: dict[str, dict[str, Any]], report: Report) -> None:
     from redis.exceptions import RedisError
 
+    runbook = root / "docs" / "operations.md"
+    if runbook.exists():
+        gaps = runbook_acl_gaps((root / "valkey" / "users.acl.template").read_text(), runbook.read_text())
+        for gap in gaps:
+            report.fail(f"valkey ACL: {gap}")
+        if not gaps:
+            report.ok("valkey ACL: the runbook's ACL table names every user of the ACL file")
     passwords = {name: secrets.token_urlsafe(24) for name in ACL_PASSWORDS}
     with tempfile.TemporaryDirectory() as tmp:
         rendered = render_acl(root, passwords, Path(tmp) / "users.acl")
@@ -652,6 +659,28 @@ def check_acl(root: Path, models: dict[str, dict[str, Any]], report: Report) -> 
                 admin.close()
     except (RuntimeError, RedisError) as exc:
         report.fail(f"valkey: could not run the ACL checks: {exc}")
+
+
+def runbook_acl_gaps(template: str, runbook: str) -> list[str]:
+    """Valkey users the ACL file defines that the runbook's ACL table (docs/operations.md) does not
+    describe, and rows of the table for users the file no longer has."""
+    defined = set(re.findall(r"^user (\S+) ", template, flags=re.M))
+    table = runbook.split("| user | may | may not |", 1)[1] if "| user | may | may not |" in runbook else ""
+    rows = []
+    for line in table.splitlines()[1:]:
+        if not line.strip().startswith("|"):
+            break
+        rows.append(line)
+    described = {m.group(1) for row in rows if (m := re.match(r"\s*\| `([a-z0-9_-]+)` \|", row))}
+    gaps = [
+        f"user {name} is in valkey/users.acl.template but not in the runbook's ACL table"
+        for name in sorted(defined - described)
+    ]
+    gaps += [
+        f"the runbook's ACL table describes user {name}, which the ACL file lacks"
+        for name in sorted(described - defined)
+    ]
+    return gaps
 
 
 def _check_acl_on(

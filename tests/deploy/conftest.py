@@ -25,6 +25,7 @@ DEPLOYMENT_FILES = (
     "valkey",
     "monitoring",
     "yquant/functions.lua",
+    "docs/operations.md",
 )
 
 RunCheck = Callable[..., subprocess.CompletedProcess[str]]

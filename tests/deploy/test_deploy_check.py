@@ -259,3 +259,15 @@ def test_alert_rule_when_its_expression_does_not_parse_then_check_fails(deployme
     assert result.returncode == 1
     assert ": promtool check " in result.stdout  # the config check loads the rules too: it fails first
     assert "parse error" in result.stdout
+
+
+def test_runbook_acl_table_when_a_user_is_missing_then_check_fails(deployment: Path, run_check: RunCheck) -> None:
+    runbook = deployment / "docs" / "operations.md"
+    text = runbook.read_text()
+    row = next(line for line in text.splitlines() if line.strip().startswith("| `notifier` |"))
+    runbook.write_text(text.replace(row + "\n", ""))
+
+    result = run_check(deployment, "--only", "acl", "--compose", "docker-compose.vm1.yml")
+
+    assert result.returncode == 1, result.stdout
+    assert "user notifier is in valkey/users.acl.template but not in the runbook's ACL table" in result.stdout
