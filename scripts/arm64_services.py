@@ -5,8 +5,8 @@ x86_64 machine), the aarch64 wheels of requirements.lock and the project's packa
 as the image lays them out. The processes are the ones ``yquant up`` starts, with the environment
 it gives them (``yquant.supervisor.build_children``), plus the notifier (a webhook destination
 that is never called). Unlike ``yquant up`` it starts them one at a time and waits as long as
-emulation needs (``yquant up`` gives each 30 s, which an emulated import does not always meet),
-so each start time is the service's own.
+emulation needs (``yquant up`` gives each ``YQ_START_TIMEOUT_S``, 30 s by default, which an
+emulated import does not always meet), so each start time is the service's own.
 
 A service is healthy when it answers what production monitors: ``/healthz`` (webhook, dashboard,
 simulator), ``/readyz`` (webhook: Valkey answers), Prometheus ``/metrics`` (order manager and

@@ -23,6 +23,7 @@ import redis
 import redis.exceptions
 
 from yquant import embedded, keys, valkey
+from yquant.errors import ConfigurationError
 from yquant.runtime import EXIT_CONFIGURATION
 from yquant.settings import Settings
 
@@ -45,6 +46,27 @@ class Child:
     log: IO[bytes] | None = field(default=None, repr=False)
 
 
+DEFAULT_START_TIMEOUT_S = 30.0
+
+
+def start_timeout_from_env() -> float:
+    """Seconds each process may take to answer its health check (``YQ_START_TIMEOUT_S``).
+
+    30 s is ample on a real machine (a service is ready in about 1 s); a slow or emulated one
+    (qemu-user runs Python about 30 times slower) needs more.
+    """
+    text = os.environ.get("YQ_START_TIMEOUT_S", "").strip()
+    if not text:
+        return DEFAULT_START_TIMEOUT_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 1.0 <= value <= 3600.0:
+        raise ConfigurationError(f"YQ_START_TIMEOUT_S must be a number of seconds from 1 to 3600, not {text!r}")
+    return value
+
+
 @dataclass
 class Layout:
     state_dir: Path
@@ -55,6 +77,7 @@ class Layout:
     webhook_secret: str
     use_simulator: bool
     kissim_args: list[str]
+    start_timeout_s: float = DEFAULT_START_TIMEOUT_S
 
     @property
     def valkey_url(self) -> str:
@@ -93,6 +116,7 @@ def layout_from_env(settings: Settings) -> Layout:
     state_dir = settings.state_dir.resolve()
     # The embedded simulator stands in for KIS unless accounts or a KIS URL are configured.
     use_simulator = not settings.accounts and not os.environ.get("YQ_KIS__REST_URL")
+    start_timeout_s = start_timeout_from_env()  # before anything is written to the state folder
     return Layout(
         state_dir=state_dir,
         valkey_port=int(os.environ.get("YQ_VALKEY_PORT", "6379")),
@@ -102,6 +126,7 @@ def layout_from_env(settings: Settings) -> Layout:
         webhook_secret=webhook_secret(state_dir),
         use_simulator=use_simulator,
         kissim_args=os.environ.get("YQ_KISSIM_ARGS", "").split(),
+        start_timeout_s=start_timeout_s,
     )
 
 
@@ -220,9 +245,11 @@ class Supervisor:
         (self.layout.state_dir / "run").mkdir(exist_ok=True)
         (self.layout.state_dir / "run" / f"{child.name}.pid").write_text(str(child.process.pid))
 
-    def wait_ready(self, child: Child, timeout_s: float = 30.0) -> None:
+    def wait_ready(self, child: Child, timeout_s: float | None = None) -> None:
         import httpx
 
+        if timeout_s is None:
+            timeout_s = self.layout.start_timeout_s
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if child.process is not None and child.process.poll() is not None:
@@ -241,7 +268,9 @@ class Supervisor:
             except httpx.HTTPError:
                 pass
             time.sleep(0.05)
-        raise RuntimeError(f"{child.name} did not become ready in {timeout_s:.0f}s; see {child.log_path}")
+        raise RuntimeError(
+            f"{child.name} did not become ready in {timeout_s:.0f}s (YQ_START_TIMEOUT_S); see {child.log_path}"
+        )
 
     def start_all(self) -> None:
         for child in self.children:
@@ -373,7 +402,11 @@ def up(settings: Settings) -> int:
     # The state folder holds the AOF (KIS access tokens in clear), the users file and secrets:
     # nothing the supervisor or its children create is readable by anyone else.
     os.umask(0o077)
-    layout = layout_from_env(settings)
+    try:
+        layout = layout_from_env(settings)
+    except ConfigurationError as exc:
+        sys.stderr.write(f"[yquant] {exc}\n")
+        return EXIT_CONFIGURATION
     layout.state_dir.mkdir(parents=True, exist_ok=True)
     layout.state_dir.chmod(0o700)
     lock = _hold_state_folder(layout.state_dir)
