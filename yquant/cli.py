@@ -8,7 +8,7 @@ import os
 import sys
 import time
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
@@ -411,27 +411,67 @@ async def _cancel(settings: Settings, order_ids: list[str], wait_s: float) -> in
     return status
 
 
+MAX_LIST_ROWS = 1000
+MAX_WAIT_S = 300.0
+MAX_SIGNAL_QUANTITY = 1_000_000
+
+
+def _whole_number(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: a whole number from ``low`` to ``high`` (a clear usage error otherwise,
+    never an unbounded read: ``--limit 0`` once listed every order ever made)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is not from {low:,} to {high:,}")
+        return value
+
+    return parse
+
+
+def _seconds(high: float) -> Callable[[str], float]:
+    """An argparse type: seconds from 0 to ``high`` (no ``inf``, ``nan`` or ``1e999``)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+        if not 0.0 <= value <= high:  # also false for nan
+            raise argparse.ArgumentTypeError(f"{text.strip()} is not from 0 to {high:.0f} seconds")
+        return value
+
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="yquant", description="TradingView alerts to KIS orders")
     sub = parser.add_subparsers(dest="command", required=True)
     json_help = "print JSON (numbers as numbers) instead of a table"
+    rows = _whole_number(1, MAX_LIST_ROWS)
+    rows_help = f"how many, newest first (default 50, at most {MAX_LIST_ROWS})"
     sub.add_parser("up", help="run the whole system on this machine (embedded Valkey, KIS simulator)")
     status = sub.add_parser("status", help="service heartbeats and stream lag")
     status.add_argument("--json", action="store_true", help=json_help)
     orders_cmd = sub.add_parser("orders", help="recent orders")
     orders_cmd.add_argument("--json", action="store_true", help=json_help)
-    orders_cmd.add_argument("--limit", type=int, default=50, help="how many, newest first (default 50)")
+    orders_cmd.add_argument("--limit", type=rows, default=50, help=rows_help)
     positions = sub.add_parser("positions", help="positions per account")
     positions.add_argument("--json", action="store_true", help=json_help)
     positions.add_argument("--account", help="only this account alias (an unknown alias is an error)")
     signals = sub.add_parser("signals", help="the decision log: every signal and why it did or did not trade")
     signals.add_argument("--json", action="store_true", help=json_help)
-    signals.add_argument("--limit", type=int, default=50, help="how many, newest first (default 50)")
+    signals.add_argument("--limit", type=rows, default=50, help=rows_help)
     signal_cmd = sub.add_parser("signal", help="post a test alert to the local webhook")
     signal_cmd.add_argument("--ticker", default="005930", help="symbol (default 005930)")
     signal_cmd.add_argument("--exchange", default="KRX", help="KRX, NASDAQ, NYSE or AMEX (default KRX)")
     signal_cmd.add_argument("--action", default="buy", help="buy, sell, exit, reverse or cancel (default buy)")
-    signal_cmd.add_argument("--quantity", type=int, default=1, help="shares (default 1)")
+    signal_cmd.add_argument(
+        "--quantity", type=_whole_number(1, MAX_SIGNAL_QUANTITY), default=1, help="shares (default 1)"
+    )
     signal_cmd.add_argument("--price", help="a limit price (default: a market order)")
     signal_cmd.add_argument("--strategy", default="demo", help="a configured strategy (default demo)")
     signal_cmd.add_argument("--id", help="the alert's idempotency id (default: derived from its fields)")
@@ -446,7 +486,11 @@ def build_parser() -> argparse.ArgumentParser:
     cancel_cmd = sub.add_parser("cancel", help="cancel open orders by client order id (as the dashboard's Cancel)")
     cancel_cmd.add_argument("order_ids", nargs="+", metavar="CLIENT_ORDER_ID", help="from `yquant orders`")
     cancel_cmd.add_argument(
-        "--wait", type=float, default=0.0, metavar="SECONDS", help="wait this long for each to end, print its state"
+        "--wait",
+        type=_seconds(MAX_WAIT_S),
+        default=0.0,
+        metavar="SECONDS",
+        help="wait this long (at most 300 s) for each to end, print its state",
     )
     from yquant.users import add_user_command
 
