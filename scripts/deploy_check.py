@@ -697,7 +697,7 @@ def _check_acl_on(
     wrong = []
     for user, allowed, command in ACL_TABLE:
         try:
-            answer = admin.execute_command("ACL", "DRYRUN", user, *command)
+            answer = _command(admin, "ACL", "DRYRUN", user, *command)
             permitted = answer == "OK"
             detail = "" if permitted else str(answer)
         except ResponseError as exc:
@@ -733,8 +733,9 @@ def _real_calls(port: int, passwords: dict[str, str]) -> list[str]:
     health = client_for(port, "healthcheck", passwords["YQ_VALKEY_HEALTHCHECK_PASSWORD"])
     webhook = client_for(port, "webhook", passwords["YQ_VALKEY_WEBHOOK_PASSWORD"])
     ordermanager = client_for(port, "ordermanager", passwords["YQ_VALKEY_ORDERMANAGER_PASSWORD"])
+    create_args = (CREATE[1], int(CREATE[2]), *CREATE[3:], "o1", 1, 1000, "T", "{}", "h", "state", "NEW")
     try:
-        if health.execute_command("PING") not in (True, "PONG"):
+        if _command(health, "PING") not in (True, "PONG"):
             problems.append("the healthcheck user's PING did not answer PONG")
         first = webhook.fcall("yq_ingest", 2, "yq:dedupe:signal:dc1", "yq:stream:signals:webhook", 60, 1000, "T", "{}")
         again = webhook.fcall("yq_ingest", 2, "yq:dedupe:signal:dc1", "yq:stream:signals:webhook", 60, 1000, "T", "{}")
@@ -743,7 +744,7 @@ def _real_calls(port: int, passwords: dict[str, str]) -> list[str]:
         for label, call in (
             (
                 "create an order through FCALL yq_order_create",
-                lambda: webhook.fcall(*CREATE[1:], "o1", 1, 1000, "T", "{}", "h", "state", "NEW"),
+                lambda: webhook.fcall(*create_args),
             ),
             (
                 "append to the order stream through FCALL yq_ingest",
@@ -752,7 +753,7 @@ def _real_calls(port: int, passwords: dict[str, str]) -> list[str]:
         ):
             if _allowed(call):
                 problems.append(f"the webhook could {label}")
-        created = ordermanager.fcall(*CREATE[1:], "o1", 1, 1000, "T", "{}", "h", "state", "NEW")
+        created = ordermanager.fcall(*create_args)
         if not created:
             problems.append("the order manager could not create an order through FCALL yq_order_create")
     except RedisError as exc:
@@ -761,6 +762,11 @@ def _real_calls(port: int, passwords: dict[str, str]) -> list[str]:
         for client in (health, webhook, ordermanager):
             client.close()
     return problems
+
+
+def _command(client: Redis, *args: str | int) -> Any:
+    """A raw command (redis-py leaves ``execute_command`` untyped)."""
+    return client.execute_command(*args)  # type: ignore[no-untyped-call]
 
 
 def _allowed(call: Callable[[], object]) -> bool:
@@ -786,7 +792,7 @@ def _check_config(admin: Redis, models: dict[str, dict[str, Any]], report: Repor
     config = admin.config_get("*")
     expected = {"maxmemory-policy": "noeviction", "appendonly": "yes", "appendfsync": "everysec", "requirepass": ""}
     wrong = [f"{k} is {config.get(k)!r}, want {v!r}" for k, v in expected.items() if config.get(k) != v]
-    maxmemory = int(config.get("maxmemory", "0"))
+    maxmemory = int(config.get("maxmemory") or "0")
     if maxmemory <= 0:
         wrong.append("maxmemory is not set")
     for compose_file, model in models.items():
@@ -858,7 +864,7 @@ def _pip_probe(requirements: list[str], arch: str, find_links: Path | None) -> t
         result = subprocess.run([*command, *requirements], capture_output=True, text=True, check=False)
         if result.returncode != 0:
             return {}, result.stderr
-        found = {}
+        found: dict[str, tuple[str, str]] = {}
         for install in json.loads(report.read_text())["install"]:
             info = install["download_info"]
             digest = (info.get("archive_info") or {}).get("hashes", {}).get("sha256", "")
@@ -921,7 +927,10 @@ def check_wheels(
     cache: dict[str, list[str]] = json.loads(cache_file.read_text()) if cache_file and cache_file.exists() else {}
     tags_id = f"{wheeltags.ABI}-glibc2.{wheeltags.GLIBC_MINOR}"
     for arch in arches:
-        key = lambda e, arch=arch: f"{arch}|{tags_id}|{e.name}=={e.version}"  # noqa: E731
+
+        def key(e: LockEntry, arch: str = arch) -> str:
+            return f"{arch}|{tags_id}|{e.name}=={e.version}"
+
         unknown = [e for e in entries if key(e) not in cache]
         found, missing = probe_wheels(unknown, arch, find_links) if unknown else ({}, {})
         for entry in unknown:
@@ -929,18 +938,18 @@ def check_wheels(
                 cache[key(entry)] = list(found[entry.name])
         problems = []
         for entry in entries:
-            requirement = f"{entry.name}=={entry.version}"
-            if requirement in missing or (key(entry) not in cache and entry in unknown):
+            pinned = f"{entry.name}=={entry.version}"
+            if pinned in missing or (key(entry) not in cache and entry in unknown):
                 problems.append(
-                    f"{requirement} has no wheel for CPython {wheeltags.PYTHON_VERSION} on Linux {arch} "
+                    f"{pinned} has no wheel for CPython {wheeltags.PYTHON_VERSION} on Linux {arch} "
                     f"that {wheeltags.BASE_IMAGE} "
                     f"accepts (manylinux_2_17..2_{wheeltags.GLIBC_MINOR}, or py3-none-any): "
-                    f"{missing.get(requirement, 'none found')}"
+                    f"{missing.get(pinned, 'none found')}"
                 )
                 continue
             filename, digest = cache[key(entry)]
             if entry.hashes and digest not in entry.hashes:
-                problems.append(f"{requirement}: the {arch} wheel {filename} has a sha256 the lock does not list")
+                problems.append(f"{pinned}: the {arch} wheel {filename} has a sha256 the lock does not list")
         for problem in problems:
             report.fail(f"requirements.lock: {problem}")
         if not problems:

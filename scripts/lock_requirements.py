@@ -121,7 +121,7 @@ def resolve() -> dict[str, Locked]:
         for arch in wheeltags.ARCHES:
             for install in pip_resolve([str(r) for r in top] + extra, arch):
                 metadata = install["metadata"]
-                name = canonicalize_name(metadata["name"])
+                name: str = canonicalize_name(metadata["name"])
                 entry = locked.setdefault(name, Locked(metadata["name"], metadata["version"]))
                 if entry.version != metadata["version"]:
                     raise SystemExit(f"{name}: {entry.version} on one platform, {metadata['version']} on another")
