@@ -5,7 +5,10 @@
 * max rate: alerts as fast as the webhook answers; throughput = alerts whose order
   reached the simulator per second;
 * memory: each process's VmRSS and peak VmHWM from /proc;
-* the dashboard's RSS with 10 concurrent live (SSE) clients, when that probe exists.
+* the dashboard's RSS with 10 concurrent live (SSE) clients, when that probe exists;
+* containers: the all-in-one compose file on the local Docker engine, each container's peak
+  memory against its limit and its CPU per alert during a burst (benchmarks/containers.py;
+  ``BENCH_CONTAINERS=0`` skips it).
 
 Writes benchmarks/results/latest.json and prints a table.
 """
@@ -28,6 +31,7 @@ import httpx
 import orjson
 import redis
 
+from benchmarks.containers import run_containers, table_rows
 from benchmarks.floor import start_floor, wait_count
 from benchmarks.loadgen import Result, flood, paced
 from tests.harness.devsystem import DevSystem
@@ -334,12 +338,15 @@ def table(result: dict[str, Any]) -> str:
         rows.append((f"  Valkey {name} per alert", str(calls)))
     if result.get("dashboard_sse"):
         rows.append(("dashboard RSS, 10 SSE clients (MiB)", str(result["dashboard_sse"].get("hwm_mib"))))
+    if result.get("containers"):
+        rows += table_rows(result["containers"])
     width = max(len(r[0]) for r in rows)
     return "\n".join(f"{label.ljust(width)}  {value}" for label, value in rows)
 
 
 def main() -> int:
     result = run()
+    result["containers"] = run_containers()
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "latest.json").write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2) + b"\n")
     sys.stdout.write(table(result) + "\n")

