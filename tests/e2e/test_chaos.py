@@ -49,6 +49,28 @@ class Alert:
     answer: str = ""  # the status of the first 2xx/4xx answer, "" when none came
 
 
+# Many small buys of the same tickers, each to become one order: the limits that exist to stop
+# that are opened, and the simulator's account has the cash.
+LOAD_ENV = {
+    "YQ_KISSIM_ARGS": "--no-rate-limit --krw 1000000000000",
+    "YQ_WEBHOOK__RATE_LIMIT_PER_MIN": "0",
+    "YQ_LOG_LEVEL": "WARNING",
+    "YQ_RISK__MAX_ORDERS_PER_MINUTE": "0",
+    "YQ_RISK__DUPLICATE_WINDOW_S": "0",
+    "YQ_RISK__MAX_ORDER_VALUE__KRW": "1000000000000",
+}
+
+
+def buy_alerts(secret: str, prefix: str, count: int) -> list[Alert]:
+    """``count`` buys for the strategy ``demo``, each (ticker, quantity) unique so its order can be found."""
+    alerts = []
+    for i in range(count):
+        ticker, quantity = TICKERS[i % len(TICKERS)], 1 + i // len(TICKERS)
+        body = {"secret": secret, "strategy": "demo", "ticker": ticker, "exchange": "KRX", "action": "buy"}
+        alerts.append(Alert(i, ticker, quantity, {**body, "quantity": quantity, "id": f"{prefix}-{i}"}))
+    return alerts
+
+
 @dataclass
 class Sender:
     url: str
@@ -105,31 +127,8 @@ def test_no_acknowledged_alert_is_lost_or_duplicated_while_services_die(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     state = tmp_path_factory.mktemp("chaos")
-    env = {
-        "YQ_KISSIM_ARGS": "--no-rate-limit --krw 1000000000000",
-        "YQ_WEBHOOK__RATE_LIMIT_PER_MIN": "0",
-        "YQ_LOG_LEVEL": "WARNING",
-        "YQ_RISK__MAX_ORDERS_PER_MINUTE": "0",
-        "YQ_RISK__DUPLICATE_WINDOW_S": "0",
-        "YQ_RISK__MAX_ORDER_VALUE__KRW": "1000000000000",
-    }
-    alerts = [
-        Alert(
-            index=i,
-            ticker=TICKERS[i % len(TICKERS)],
-            quantity=1 + i // len(TICKERS),
-            body={
-                "secret": "chaos-secret",
-                "strategy": "demo",
-                "ticker": TICKERS[i % len(TICKERS)],
-                "exchange": "KRX",
-                "action": "buy",
-                "quantity": 1 + i // len(TICKERS),
-                "id": f"chaos-{i}",
-            },
-        )
-        for i in range(ALERTS)
-    ]
+    env = dict(LOAD_ENV)
+    alerts = buy_alerts("chaos-secret", "chaos", ALERTS)
     faults: Counter[str] = Counter()
     with DevSystem(state, env, secret="chaos-secret") as system:
         sender = Sender(system.webhook_url, alerts)

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.helpers import eventually
-from tests.e2e.test_chaos import FINAL, TICKERS, Alert, Sender
+from tests.e2e.test_chaos import FINAL, LOAD_ENV, Sender, buy_alerts
 from tests.harness.devsystem import DevSystem
 
 ALERTS = 40
@@ -29,31 +29,8 @@ PAUSE_S = 30.0
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_valkey_frozen_for_30_s_loses_and_doubles_no_alert(tmp_path_factory: pytest.TempPathFactory) -> None:
-    env = {
-        "YQ_KISSIM_ARGS": "--no-rate-limit --krw 1000000000000",
-        "YQ_WEBHOOK__RATE_LIMIT_PER_MIN": "0",
-        "YQ_LOG_LEVEL": "WARNING",
-        "YQ_RISK__MAX_ORDERS_PER_MINUTE": "0",
-        "YQ_RISK__DUPLICATE_WINDOW_S": "0",
-        "YQ_RISK__MAX_ORDER_VALUE__KRW": "1000000000000",
-    }
-    alerts = [
-        Alert(
-            index=i,
-            ticker=TICKERS[i % len(TICKERS)],
-            quantity=1 + i // len(TICKERS),
-            body={
-                "secret": "pause-secret",
-                "strategy": "demo",
-                "ticker": TICKERS[i % len(TICKERS)],
-                "exchange": "KRX",
-                "action": "buy",
-                "quantity": 1 + i // len(TICKERS),
-                "id": f"pause-{i}",
-            },
-        )
-        for i in range(ALERTS)
-    ]
+    env = dict(LOAD_ENV)
+    alerts = buy_alerts("pause-secret", "pause", ALERTS)
     with DevSystem(tmp_path_factory.mktemp("pause"), env, secret="pause-secret") as system:
         # One alert per second: the pause spans about thirty of them.
         sender = Sender(system.webhook_url, alerts, rate_per_s=1.0)
