@@ -22,6 +22,7 @@ import logging
 import secrets
 import string
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -31,6 +32,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from kissim import feeds
 from kissim.feeds import BUYER_INITIATED, SELLER_INITIATED, FeedKey, Tape, Trade
+from kissim.fmt import fixed
 from kissim.history import order_book
 from kissim.hours import now_kst
 from kissim.market import Family, Quote
@@ -43,6 +45,10 @@ DOMESTIC_NOTICE = {"real": "H0STCNI0", "virtual": "H0STCNI9"}
 US_NOTICE = {"real": "H0GSCNI0", "virtual": "H0GSCNI9"}
 NOTICE_TR_IDS = frozenset({*DOMESTIC_NOTICE.values(), *US_NOTICE.values()})
 MAX_RECORDS = 999  # NNN has three digits
+# ODER_KIND2 of H0GSCNI0 by the order's ORD_DVSN: 1 market, 2 limit, A MOO, B LOO, C MOC, D LOC.
+US_ORDER_KIND = {"00": "2", "01": "1", "31": "A", "32": "B", "33": "C", "34": "D"}
+# ODER_COND of H0GSCNI0 (해외종목구분) by the order's exchange.
+US_SECURITY_CLASS = {"NASD": "6", "NYSE": "7", "AMEX": "8"}
 _ALPHABET = string.ascii_letters + string.digits
 
 
@@ -118,8 +124,13 @@ def domestic_fields(notice: Notice, hts_id: str) -> list[str]:
     ]
 
 
+def us_price(price: Decimal) -> str:
+    """CNTG_UNPR of a US notice: nine digits with four implied decimals (148.01 -> 001480100)."""
+    return f"{int((price * 10_000).to_integral_value()):09d}"
+
+
 def us_fields(notice: Notice, hts_id: str) -> list[str]:
-    """The 24 H0GSCNI0 fields (OT examples_llm/overseas_stock/ccnl_notice)."""
+    """The 25 H0GSCNI0 fields (``feeds.COLUMNS``), codes as KIS's specification gives them."""
     order, filled = notice.order, notice.kind == "filled"
     return [
         hts_id,
@@ -128,24 +139,25 @@ def us_fields(notice: Notice, hts_id: str) -> list[str]:
         order.original_odno,
         _side_code(order.side),
         _rctf(order.kind),
-        order.ord_dvsn,
+        US_ORDER_KIND.get(order.ord_dvsn, "2"),
         order.ticker,
-        str(notice.quantity),
-        plain(notice.price),
+        f"{notice.quantity:010d}",
+        us_price(notice.price),
         notice.at.strftime("%H%M%S"),
         "0",
         "2" if filled else "1",
         "2" if filled else "1",
         order.org_no,
-        str(order.quantity),
+        str(order.quantity) if filled else "",  # an acceptance carries its quantity in CNTG_QTY only
         "KISSIM",
         order.name,
-        "0",
+        US_SECURITY_CLASS.get(order.exchange, "6"),
+        "10",
         "",
         "",
         "",
         "",
-        "",
+        fixed(notice.price, 4),
     ]
 
 

@@ -15,7 +15,7 @@ from websockets.sync.client import ClientConnection, connect
 from kissim.feeds import COLUMNS
 
 from .helpers import DOMESTIC, Kis, SimServer, base_config
-from .test_ws import approval_key, control, message
+from .test_ws import approval_key, control, decrypt, message
 
 QUOTES = f"{DOMESTIC}/quotations"
 US_QUOTES = "/uapi/overseas-price/v1/quotations"
@@ -204,3 +204,35 @@ def test_registrations_when_42nd_across_feeds_then_max_subscribe_over_until_one_
         assert (again["rt_cd"], again["msg_cd"]) == ("1", "OPSP0002")
         assert subscribe(ws, key, "H0STASP0", "000000", tr_type="2")["msg_cd"] == "OPSP0001"
         assert subscribe(ws, key, "HDFSASP0", "DNASAAPL")["msg_cd"] == "OPSP0000"
+
+
+def test_us_notice_when_order_fills_then_25_fields_with_kis_codes(feed_server: SimServer, kis: Kis) -> None:
+    set_price(feed_server, "NVDA", "120.00", market="US")
+    kis.balance()  # the appkey has now used this account
+    with connect(feed_server.ws_url) as ws:
+        reply = subscribe(ws, approval_key(kis), "H0GSCNI0", "myhtsid")
+        secret = reply["output"]["key"], reply["output"]["iv"]
+        odno = kis.us_order("TTTT1002U", "NVDA", 2, "121.50").json()["output"]["ODNO"]
+        notices = []
+        for _ in range(2):
+            encrypted, tr_id, count, payload = str(ws.recv(timeout=10)).split("|", 3)
+            assert (encrypted, tr_id, count) == ("1", "H0GSCNI0", "001")
+            notices.append(named(tr_id, decrypt(payload, *secret).split("^")))
+    accepted, filled = notices
+    for notice in notices:
+        assert (notice["CUST_ID"], notice["ACNT_NO"], notice["ODER_NO"]) == ("myhtsid", kis.cano + "01", odno)
+        assert (notice["SELN_BYOV_CLS"], notice["ODER_KIND2"], notice["STCK_SHRN_ISCD"]) == ("02", "2", "NVDA")
+        assert (notice["ODER_COND"], notice["DEBT_GB"], notice["RFUS_YN"]) == ("6", "10", "0")
+    assert (accepted["CNTG_YN"], accepted["CNTG_QTY"], accepted["CNTG_UNPR"], accepted["ODER_QTY"]) == (
+        "1",
+        "0000000002",
+        "001215000",
+        "",
+    )
+    assert (filled["CNTG_YN"], filled["CNTG_QTY"], filled["CNTG_UNPR"], filled["ODER_QTY"]) == (
+        "2",
+        "0000000002",
+        "001200000",
+        "2",
+    )
+    assert filled["CNTG_UNPR12"] == "120.0000"
