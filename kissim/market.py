@@ -202,6 +202,8 @@ class PriceBook:
     quotes: dict[tuple[Family, str], Quote] = field(default_factory=dict)
     started: float = field(default=0.0)
     max_catch_up_steps: int = 2_000
+    # Called with a quote whose price just moved (a walk step or an admin price): the live feeds.
+    listeners: list[Callable[[Quote], None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.started = self.clock()
@@ -223,6 +225,7 @@ class PriceBook:
             return quote
         if self._advance(quote, self.due_step()):
             quote.mark(self.wall())
+            self._moved(quote)
         return quote
 
     def _advance(self, quote: Quote, due: int) -> bool:
@@ -246,17 +249,25 @@ class PriceBook:
         now = self.wall()
         for quote in moved:
             quote.mark(now)
+            self._moved(quote)
         return moved
+
+    def _moved(self, quote: Quote) -> None:
+        for listener in self.listeners:
+            listener(quote)
 
     def set_price(self, family: Family, ticker: str, price: Decimal, *, pin: bool = True) -> Quote:
         """Admin override. A price outside the day's limits starts a new day based on it."""
         quote = self.quote(family, ticker)
+        before = quote.price
         if not quote.lower <= price <= quote.upper:
             quote.base = price
             quote.open = quote.high = quote.low = price
         quote.move_to(price)
         quote.pinned = pin
         quote.mark(self.wall())
+        if price != before:
+            self._moved(quote)
         return quote
 
     def record_trade(self, family: Family, ticker: str, quantity: int, price: Decimal) -> None:

@@ -1,11 +1,16 @@
-"""WebSocket execution notices at ``/tryitout`` (docs/kis-protocol.md §8).
+"""KIS's WebSocket at ``/tryitout`` (docs/kis-protocol.md §8): execution notices and price feeds.
 
-A client subscribes with an approval key from ``/oauth2/Approval`` to H0STCNI0 (real) / H0STCNI9
-(virtual) for domestic notices, or H0GSCNI0 / H0GSCNI9 for US notices, with ``tr_key`` = its HTS ID.
-It then receives notices for every account that the approval key's appkey has used on REST:
-an acceptance notice (CNTG_YN=1) when an order, revision or cancel is booked and a fill notice
-(CNTG_YN=2) per fill, AES-256-CBC encrypted with the key and iv of the subscribe reply, as
-``1|TR_ID|001|<base64>``. Other tr_ids (price feeds) are accepted and counted but carry no data.
+A client subscribes with an approval key from ``/oauth2/Approval``. Execution notices: H0STCNI0
+(real) / H0STCNI9 (virtual) domestic, H0GSCNI0 / H0GSCNI9 US, ``tr_key`` = its HTS ID. It then
+receives notices for every account that the approval key's appkey has used on REST: an acceptance
+notice (CNTG_YN=1) when an order, revision or cancel is booked and a fill notice (CNTG_YN=2) per
+fill, AES-256-CBC encrypted with the key and iv of the subscribe reply, as ``1|TR_ID|001|<base64>``.
+
+Price feeds (``kissim.feeds``): H0STCNT0 trades and H0STASP0 order book for a KRX code, HDFSCNT0 and
+HDFSASP0 for a US key such as ``DNASAAPL``, in plain text ``0|TR_ID|NNN|record^record...``. A trade
+record goes out for every fill on the ticker and every move of its price (a walk step, or an admin
+price); the book goes out with it. What one event-loop callback produces (an order that fills
+three resting ones, a walk and a fill) leaves as one frame with NNN records, as KIS batches them.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import logging
 import secrets
 import string
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -24,7 +30,12 @@ from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from kissim import feeds
+from kissim.feeds import BUYER_INITIATED, SELLER_INITIATED, FeedKey, Tape, Trade
+from kissim.fmt import fixed
+from kissim.history import order_book
 from kissim.hours import now_kst
+from kissim.market import Family, Quote
 from kissim.orders import Notice, OrderKind, Side, plain
 from kissim.state import Simulator
 
@@ -33,6 +44,11 @@ logger = logging.getLogger(__name__)
 DOMESTIC_NOTICE = {"real": "H0STCNI0", "virtual": "H0STCNI9"}
 US_NOTICE = {"real": "H0GSCNI0", "virtual": "H0GSCNI9"}
 NOTICE_TR_IDS = frozenset({*DOMESTIC_NOTICE.values(), *US_NOTICE.values()})
+MAX_RECORDS = 999  # NNN has three digits
+# ODER_KIND2 of H0GSCNI0 by the order's ORD_DVSN: 1 market, 2 limit, A MOO, B LOO, C MOC, D LOC.
+US_ORDER_KIND = {"00": "2", "01": "1", "31": "A", "32": "B", "33": "C", "34": "D"}
+# ODER_COND of H0GSCNI0 (해외종목구분) by the order's exchange.
+US_SECURITY_CLASS = {"NASD": "6", "NYSE": "7", "AMEX": "8"}
 _ALPHABET = string.ascii_letters + string.digits
 
 
@@ -51,6 +67,7 @@ def encrypt(plaintext: str, key: str, iv: str) -> str:
 class Subscription:
     tr_id: str
     tr_key: str
+    feed: FeedKey | None = None  # what a price feed's key names
     key: str = field(default_factory=lambda: random_text(32))
     iv: str = field(default_factory=lambda: random_text(16))
 
@@ -61,6 +78,9 @@ class Session:
     outbox: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
     appkey: str = ""
     subscriptions: dict[tuple[str, str], Subscription] = field(default_factory=dict)
+    # Price records waiting for the end of this event-loop callback, per (tr_id, tr_key).
+    pending: dict[tuple[str, str], list[list[str]]] = field(default_factory=dict)
+    flush_due: bool = False
 
 
 def _side_code(side: Side) -> str:
@@ -72,7 +92,7 @@ def _rctf(kind: OrderKind) -> str:
 
 
 def domestic_fields(notice: Notice, hts_id: str) -> list[str]:
-    """The 26 H0STCNI0 fields in the order of docs/kis-protocol.md §8."""
+    """The 26 H0STCNI0 fields (``feeds.COLUMNS``, docs/kis-protocol.md §8)."""
     order, filled = notice.order, notice.kind == "filled"
     return [
         hts_id,
@@ -104,8 +124,13 @@ def domestic_fields(notice: Notice, hts_id: str) -> list[str]:
     ]
 
 
+def us_price(price: Decimal) -> str:
+    """CNTG_UNPR of a US notice: nine digits with four implied decimals (148.01 -> 001480100)."""
+    return f"{int((price * 10_000).to_integral_value()):09d}"
+
+
 def us_fields(notice: Notice, hts_id: str) -> list[str]:
-    """The 24 H0GSCNI0 fields (OT examples_llm/overseas_stock/ccnl_notice)."""
+    """The 25 H0GSCNI0 fields (``feeds.COLUMNS``), codes as KIS's specification gives them."""
     order, filled = notice.order, notice.kind == "filled"
     return [
         hts_id,
@@ -114,24 +139,25 @@ def us_fields(notice: Notice, hts_id: str) -> list[str]:
         order.original_odno,
         _side_code(order.side),
         _rctf(order.kind),
-        order.ord_dvsn,
+        US_ORDER_KIND.get(order.ord_dvsn, "2"),
         order.ticker,
-        str(notice.quantity),
-        plain(notice.price),
+        f"{notice.quantity:010d}",
+        us_price(notice.price),
         notice.at.strftime("%H%M%S"),
         "0",
         "2" if filled else "1",
         "2" if filled else "1",
         order.org_no,
-        str(order.quantity),
+        str(order.quantity) if filled else "",  # an acceptance carries its quantity in CNTG_QTY only
         "KISSIM",
         order.name,
-        "0",
+        US_SECURITY_CLASS.get(order.exchange, "6"),
+        "10",
         "",
         "",
         "",
         "",
-        "",
+        fixed(notice.price, 4),
     ]
 
 
@@ -143,14 +169,34 @@ def control(tr_id: str, tr_key: str, rt_cd: str, msg_cd: str, msg1: str, sub: Su
 
 
 class NoticeHub:
-    """Live WebSocket sessions; turns engine notices into encrypted frames."""
+    """Live WebSocket sessions; turns engine notices into encrypted frames and quote changes into price frames."""
 
     def __init__(self, sim: Simulator) -> None:
         self.sim = sim
         self.sessions: set[Session] = set()
+        # Tickers some session has asked a price feed for, with what their feeds have told so far.
+        self.tapes: dict[tuple[Family, str], Tape] = {}
         sim.engine.listeners.append(self.on_notice)
+        sim.prices.listeners.append(self.on_move)
 
     def on_notice(self, notice: Notice) -> None:
+        self._send_notice(notice)
+        if notice.kind == "filled":
+            order = notice.order
+            quote = self.sim.prices.quotes.get((order.family, order.ticker))
+            if quote is not None:
+                initiated = BUYER_INITIATED if order.side is Side.BUY else SELLER_INITIATED
+                self._publish(quote, Trade(notice.price, notice.quantity, initiated))
+
+    def on_move(self, quote: Quote) -> None:
+        """The price moved without a fill here: the walk's volume since the last record (0 for an admin price)."""
+        tape = self.tapes.get((quote.family, quote.ticker))
+        if tape is None or tape.quote is not quote:
+            return
+        initiated = BUYER_INITIATED if quote.price >= tape.price else SELLER_INITIATED
+        self._publish(quote, Trade(quote.price, max(quote.volume - tape.told_volume, 0), initiated))
+
+    def _send_notice(self, notice: Notice) -> None:
         if self.sim.switches.drop_notices or not self.sessions:
             return
         mode = self.sim.config.mode
@@ -169,6 +215,76 @@ class NoticeHub:
                         asyncio.get_running_loop().call_later(delay, session.outbox.put_nowait, frame)
                     else:
                         session.outbox.put_nowait(frame)
+
+    # ------------------------------------------------------------------ price feeds
+
+    def _watch(self, feed: FeedKey) -> None:
+        """Start telling ``feed``'s ticker: its tape counts from now."""
+        quote = self.sim.prices.quote(feed.family, feed.ticker)
+        tape = self.tapes.get((feed.family, feed.ticker))
+        if tape is None or tape.quote is not quote:
+            self.tapes[(feed.family, feed.ticker)] = Tape.start(quote)
+
+    def _publish(self, quote: Quote, trade: Trade) -> None:
+        """One trade on ``quote``'s ticker: a trade record and the book for every session that asked."""
+        tape = self.tapes.get((quote.family, quote.ticker))
+        if tape is None:
+            return
+        if tape.quote is not quote:  # the simulator was reset: a new day for the ticker
+            tape = self.tapes[(quote.family, quote.ticker)] = Tape.start(quote)
+        now = now_kst(self.sim.clock)
+        tape.record(trade, now)
+        ticker = (quote.family, quote.ticker)
+        asking = [
+            (session, sub, sub.feed)
+            for session in self.sessions
+            for sub in session.subscriptions.values()
+            if sub.feed is not None and (sub.feed.family, sub.feed.ticker) == ticker
+        ]
+        if not asking:
+            return
+        book = order_book(quote)
+        is_open = self.sim.market_open(quote.family)
+        for session, sub, feed in asking:
+            if sub.tr_id == feeds.DOMESTIC_TRADES:
+                record = feeds.domestic_trade(quote, book, tape, trade, now, is_open)
+            elif sub.tr_id == feeds.DOMESTIC_BOOK:
+                record = feeds.domestic_book(quote, book, now)
+            elif sub.tr_id == feeds.US_TRADES:
+                record = feeds.us_trade(sub.tr_key, quote, book, tape, trade, now, is_open)
+            else:
+                record = feeds.us_book(sub.tr_key, feed.excd, quote, book, now)
+            # A book record replaces the one still waiting: the book as it stands is what counts.
+            self._queue(session, sub, record, latest_only=sub.tr_id in (feeds.DOMESTIC_BOOK, feeds.US_BOOK))
+
+    def _queue(self, session: Session, sub: Subscription, record: list[str], *, latest_only: bool) -> None:
+        key = (sub.tr_id, sub.tr_key)
+        if latest_only:
+            session.pending[key] = [record]
+        else:
+            session.pending.setdefault(key, []).append(record)
+        if session.flush_due:
+            return
+        session.flush_due = True
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._flush(session)
+            return
+        loop.call_soon(self._flush, session)
+
+    def _flush(self, session: Session) -> None:
+        session.flush_due = False
+        pending, session.pending = session.pending, {}
+        if session not in self.sessions:
+            return
+        for (tr_id, tr_key), records in pending.items():
+            if (tr_id, tr_key) not in session.subscriptions:
+                continue  # unsubscribed meanwhile
+            for start in range(0, len(records), MAX_RECORDS):
+                chunk = records[start : start + MAX_RECORDS]
+                session.outbox.put_nowait(f"0|{tr_id}|{len(chunk):03d}|" + "^".join("^".join(r) for r in chunk))
+                self.sim.counters["ws_price_frames"] += 1
 
     def appkey_in_use(self, appkey: str, asking: Session) -> bool:
         return any(s is not asking and s.appkey == appkey and s.subscriptions for s in self.sessions)
@@ -212,8 +328,10 @@ class NoticeHub:
             return control(tr_id, tr_key, "1", "OPSP0002", "ALREADY IN SUBSCRIBE", None)
         if len(session.subscriptions) >= self.sim.config.ws_max_registrations:
             return control(tr_id, tr_key, "1", "OPSP0008", "MAX SUBSCRIBE OVER", None)
-        sub = Subscription(tr_id, tr_key)
+        sub = Subscription(tr_id, tr_key, feeds.feed_key(tr_id, tr_key))
         session.subscriptions[(tr_id, tr_key)] = sub
+        if sub.feed is not None:
+            self._watch(sub.feed)
         return control(tr_id, tr_key, "0", "OPSP0000", "SUBSCRIBE SUCCESS", sub)
 
 
