@@ -35,7 +35,7 @@ from yquant.messages import Side
 logger = logging.getLogger(__name__)
 
 DOMESTIC_FIELDS = 26  # H0STCNI0 (docs/kis-protocol.md §8)
-OVERSEAS_FIELDS = 24  # H0GSCNI0 (OT examples_llm/overseas_stock/ccnl_notice)
+OVERSEAS_FIELDS = 25  # H0GSCNI0 since 2026-01-02 (CNTG_UNPR12 added); 24 before (docs/kis-protocol.md §8)
 US_NOTICE_TR_IDS = frozenset(trids.OVERSEAS_EXECUTION_NOTICE.values())
 SUBSCRIBE_TIMEOUT_S = 5.0
 CLOSE_TIMEOUT_S = 2.0  # a closing handshake KIS does not answer in time ends the session anyway
@@ -71,11 +71,23 @@ def decrypt(payload: str, key: str, iv: str) -> str:
 
 
 def split_records(text: str, count: int, width: int) -> list[list[str]]:
-    """``count`` records of ``width`` fields joined by ``^`` (one record when the width is unknown)."""
+    """``count`` records joined by ``^``: of ``width`` fields, or of whatever width divides the
+    frame evenly (a layout one field shorter or longer than ours); one record otherwise."""
     fields = text.split("^")
+    if count > 1 and len(fields) % count == 0:
+        width = len(fields) // count
     if count > 1 and len(fields) >= count * width:
         return [fields[i * width : (i + 1) * width] for i in range(count)]
     return [fields]
+
+
+def us_price(text: str) -> Decimal:
+    """A US notice's CNTG_UNPR: KIS's current layout sends it as nine or more digits with four
+    implied decimals (190.00 is ``001900000``); a price with a decimal point is read as written."""
+    raw = text.strip()
+    if raw.isdigit() and len(raw) >= 9:
+        return Decimal(raw).scaleb(-4).normalize()
+    return dec(raw)
 
 
 def parse_notice(tr_id: str, fields: list[str]) -> ExecutionNotice | None:
@@ -94,7 +106,7 @@ def parse_notice(tr_id: str, fields: list[str]) -> ExecutionNotice | None:
         amendment=fields[5].strip(),
         ticker=fields[8 - shift].strip().upper(),
         quantity=integer(fields[9 - shift]),
-        price=dec(fields[10 - shift]),
+        price=us_price(fields[10 - shift]) if us else dec(fields[10 - shift]),
         time=fields[11 - shift].strip(),
         refused=fields[12 - shift].strip() == "1",
         is_fill=fields[13 - shift].strip() == "2",

@@ -108,6 +108,25 @@ async def test_us_fill_found_by_polling_the_overseas_order_list(sim: SimServer, 
     assert (position["quantity"], position["currency"]) == (3, "USD")
 
 
+async def test_us_fill_delivered_only_by_websocket_in_kis_current_notice_layout(
+    sim: SimServer, make_harness: MakeHarness
+) -> None:
+    """The simulator sends KIS's 25-field US notice with the price in implied decimals: the fill
+    comes from the notice at its real price, not from a poll after a notice that did not fit."""
+    sim.admin("/admin/price", {"ticker": "AMD", "price": "160.00", "market": "US"})
+    harness = await make_harness(sim, config=NO_POLLING)
+    command = await harness.submit(
+        market=Market.NASD, ticker="AMD", quantity=2, order_type=OrderType.LIMIT, limit_price=Decimal("159.25")
+    )
+    await harness.state(command.client_order_id, OrderState.ACCEPTED)
+    sim.admin("/admin/price", {"ticker": "AMD", "price": "159.25", "market": "US"})
+    record = await harness.state(command.client_order_id, OrderState.FILLED)
+    assert (record.filled_quantity, record.average_price) == (2, Decimal("159.25"))
+    [fill] = fills(await harness.events(command.client_order_id))
+    assert (fill.source, fill.fill_quantity, fill.fill_price) == ("websocket", 2, Decimal("159.25"))
+    assert harness.tr_ids("/inquire-ccnl") == []  # no REST poll was involved
+
+
 async def test_cancel_of_a_resting_order_is_confirmed_by_kis(sim: SimServer, make_harness: MakeHarness) -> None:
     sim.admin("/admin/price", {"ticker": "068270", "price": "180000"})
     harness = await make_harness(sim)

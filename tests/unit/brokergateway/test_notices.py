@@ -66,3 +66,34 @@ def test_frames_without_a_key_or_shape_yield_nothing() -> None:
     assert parse_frame(f"1|H0STCNI0|001|{encrypt('x')}", {}) == []
     assert parse_frame("garbage", {}) == []
     assert parse_frame("0|H0STCNI0|001|too^short", {}) == []
+
+
+def us_fields(price: str, quantity: str = "0000000004", odno: str = "0000002001") -> list[str]:
+    """KIS's current 25-field H0GSCNI0 record (docs/kis-protocol.md §8)."""
+    fields = ["htsid", "5000000101", odno, "", "02", "0", "2", "AAPL", quantity, price, "220501", "0", "2",
+              "2", "01790", "4", "name", "APPLE INC", "6", "10", "", "", "", "", "1895000"]  # fmt: skip
+    assert len(fields) == 25
+    return fields
+
+
+def test_us_notice_of_the_current_25_field_layout_reads_the_price_with_its_four_implied_decimals() -> None:
+    [notice] = parse_frame(f"1|H0GSCNI0|001|{encrypt('^'.join(us_fields('001895000')))}", {"H0GSCNI0": (KEY, IV)})
+    assert (notice.us, notice.ticker, notice.side, notice.quantity, notice.price, notice.is_fill) == (
+        True,
+        "AAPL",
+        Side.BUY,
+        4,
+        Decimal("189.5"),
+        True,
+    )
+
+
+def test_several_25_field_us_records_in_one_frame() -> None:
+    text = "^".join(
+        us_fields("001895000", "0000000001", "0000000001") + us_fields("000012345", "0000000002", "0000000002")
+    )
+    notices = parse_frame(f"0|H0GSCNI9|002|{text}", {})
+    assert [(n.broker_order_id, n.quantity, n.price) for n in notices] == [
+        ("1", 1, Decimal("189.5")),
+        ("2", 2, Decimal("1.2345")),
+    ]
