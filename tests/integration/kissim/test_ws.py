@@ -6,6 +6,7 @@ import base64
 import contextlib
 import json
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -58,7 +59,7 @@ def decrypt(payload: str, key: str, iv: str) -> str:
 
 @pytest.fixture
 def kis(ws_server: SimServer, make_kis: Callable[..., Kis]) -> Kis:
-    return make_kis(ws_server, appkey=f"WSKEY{id(object())}").login()
+    return make_kis(ws_server, appkey=f"WSKEY{uuid.uuid4().hex}").login()
 
 
 def test_notices_when_order_fills_then_acceptance_and_fill_decrypt(ws_server: SimServer, kis: Kis) -> None:
