@@ -25,6 +25,14 @@ TOKEN_EXPIRES_AT = Gauge("yquant_gateway_token_expires_at_seconds", "Expiry (Uni
 TOKENS_ISSUED = Counter("yquant_gateway_tokens_issued", "Access tokens issued by this process", ["app"])
 TOKEN_ISSUE_FAILURES = Counter("yquant_gateway_token_issue_failures", "Access token issuances that failed", ["app"])
 WS_CONNECTED = Gauge("yquant_gateway_ws_connected", "1 while the execution-notice WebSocket is subscribed", ["app"])
+CALENDAR_DISAGREEMENTS = Gauge(
+    "yquant_gateway_calendar_disagreements",
+    "Days of the next 30 on which KIS's calendar (chk-holiday) and yQuant's differ, at the last check",
+    ["market"],
+)
+CALENDAR_CHECKED = Gauge(
+    "yquant_gateway_calendar_checked_timestamp_seconds", "Unix time of the last calendar check", ["market"]
+)
 FILLS = Counter("yquant_gateway_fills", "Fills applied, by source (websocket, poll)", ["source"])
 QUOTES = Counter(
     "yquant_gateway_quotes",

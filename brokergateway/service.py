@@ -11,7 +11,8 @@ Its parts are wired here and share one task set:
   (tallies.py) or from ``FillPoller`` (polling.py), the REST safety net (fast while no
   notices flow, slow while they do);
 * ``AccountSync`` (accounts.py): cash and positions at start, after fills, periodically;
-* ``QuoteDesk`` (quotes.py): answers to quote requests, cached.
+* ``QuoteDesk`` (quotes.py): answers to quote requests, cached;
+* ``CalendarCheck`` (calendar_check.py): KIS's KRX calendar against ours, once a day.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from brokergateway.accounts import AccountSync
+from brokergateway.calendar_check import CalendarCheck
 from brokergateway.config import GatewayConfig
 from brokergateway.fills import LIVE_STATES, Fills
 from brokergateway.kis.notices import ExecutionNotice, NoticeFeed
@@ -61,6 +63,7 @@ class Gateway:
         self.quotes = QuoteDesk(client, workers, config)
         self.orders = OrderDesk(client, workers, config, self.fills, instance)
         self.feeds: list[NoticeFeed] = []
+        self.calendar = CalendarCheck(workers)
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task: asyncio.Task[None] = asyncio.create_task(coro)
@@ -107,6 +110,9 @@ class Gateway:
                     await self._tick(worker, now)
                 except (BrokerError, RedisError, OSError, ValueError) as exc:
                     logger.warning("background work failed", extra={"account": worker.alias, "error": str(exc)})
+            if self.calendar.due(now):
+                self.calendar.next_check = now + 60.0  # one check in flight at a time
+                self.spawn(self._check_calendar())
             if now - last_sync >= self.config.sync_interval_s:
                 last_sync = now
                 for worker in self.workers.values():
@@ -114,6 +120,9 @@ class Gateway:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=TICK_S)
         await self.close()
+
+    async def _check_calendar(self) -> None:
+        await self.calendar.check()
 
     async def _settle_abandoned_orders(self) -> None:
         """SUBMITTING orders whose submitter died (its lease expired) are reconciled, here or elsewhere."""

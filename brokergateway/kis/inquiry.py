@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from brokergateway.kis import trids
@@ -199,3 +199,24 @@ async def overseas_price(kis: KisClient, market: Market, ticker: str, *, slot: s
         slot=slot,
     )
     return _summary(page.body.get("output"))
+
+
+async def krx_calendar(kis: KisClient, start: date, days: int, *, max_pages: int = 10) -> dict[date, bool]:
+    """chk-holiday (CTCA0903R, real domain only): for each day from ``start``, whether KRX opens
+    (``opnd_yn``), paged with CTX_AREA_FK / CTX_AREA_NK until ``days`` days are known."""
+    found: dict[date, bool] = {}
+    fk = nk = tr_cont = ""
+    for _ in range(max_pages):
+        params = {"BASS_DT": start.strftime("%Y%m%d"), "CTX_AREA_FK": fk, "CTX_AREA_NK": nk}
+        page = await kis.query(f"{DOMESTIC}/quotations/chk-holiday", trids.KRX_CALENDAR, params, tr_cont)
+        for row in _rows(page.body.get("output")):
+            text = str(row.get("bass_dt", "")).strip()
+            try:
+                day = date(int(text[:4]), int(text[4:6]), int(text[6:8]))
+            except ValueError:
+                continue
+            found[day] = str(row.get("opnd_yn", "")).strip().upper() == "Y"
+        if len(found) >= days or not page.has_more:
+            break
+        fk, nk, tr_cont = str(page.body.get("ctx_area_fk", "")), str(page.body.get("ctx_area_nk", "")), "N"
+    return {day: is_open for day, is_open in sorted(found.items()) if day < start + timedelta(days=days)}

@@ -52,6 +52,7 @@ def test_query_and_amend_tr_ids_match_the_protocol_notes() -> None:
     assert trids.DOMESTIC_BUYABLE == {"real": "TTTC8908R", "virtual": "VTTC8908R"}
     assert trids.DOMESTIC_DAILY_CCLD == {"real": "TTTC0081R", "virtual": "VTTC0081R"}
     assert trids.DOMESTIC_PRICE == "FHKST01010100"
+    assert trids.KRX_CALENDAR == "CTCA0903R"  # real domain only
     assert trids.OVERSEAS_REVISE_CANCEL == {"real": "TTTT1004U", "virtual": "VTTT1004U"}
     assert trids.OVERSEAS_BALANCE == {"real": "TTTS3012R", "virtual": "VTTS3012R"}
     assert trids.OVERSEAS_PRESENT_BALANCE == {"real": "CTRP6504R", "virtual": "VTRP6504R"}
