@@ -28,5 +28,13 @@ if [ ! -x "$venv/bin/python" ]; then
         fi
     fi
 fi
-"$venv/bin/python" -m pip install -q "pip==26.3"
-"$venv/bin/python" -m pip install -q -e '.[dev]' -c requirements-dev.lock
+# pip's and the build backend's chatter goes to a log, shown only when the install fails, so the
+# first `make run` ends with yQuant's own banner rather than a screen of build warnings.
+log="$venv/install.log"
+echo "[yquant] installing into $venv (first run only; log: $log)"
+if ! { "$venv/bin/python" -m pip install -q "pip==26.3" &&
+       "$venv/bin/python" -m pip install -q -e '.[dev]' -c requirements-dev.lock; } >"$log" 2>&1; then
+    cat "$log" >&2
+    echo "[yquant] the install failed; the lines above say why (also in $log)" >&2
+    exit 1
+fi
