@@ -10,6 +10,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -25,6 +26,9 @@ logger = logging.getLogger(__name__)
 EXIT_CONFIGURATION = 78  # sysexits' EX_CONFIG: restarting will not help, fix the settings
 HEARTBEAT_INTERVAL_S = 5.0
 HEARTBEAT_TTL_S = 15
+# A file touched after each heartbeat Valkey took: the container health check of a process with no
+# HTTP port (the notifier) is "touched within the last few intervals".
+HEARTBEAT_FILE_ENV = "YQ_HEARTBEAT_FILE"
 # This process's life: an instance name (host-pid) comes back after a restart in a container,
 # a life never does, so a lease or heartbeat names which life of an instance holds it.
 LIFE = secrets.token_hex(6)
@@ -76,6 +80,7 @@ async def heartbeat_loop(
     """Refresh a hash with a TTL so ``yquant status`` and the dashboard see us alive."""
     key = keys.heartbeat(service, instance)
     started = str(time.time())
+    touch = os.environ.get(HEARTBEAT_FILE_ENV, "").strip()
     while not stop.is_set():
         rss, _ = rss_kib()
         fields = {
@@ -95,6 +100,8 @@ async def heartbeat_loop(
                 pipe.hset(key, mapping=fields)  # type: ignore[arg-type]
                 pipe.expire(key, HEARTBEAT_TTL_S)
                 await pipe.execute()
+            if touch:
+                await asyncio.to_thread(Path(touch).touch)
         except (RedisError, OSError) as exc:
             logger.warning("heartbeat failed", extra={"error": str(exc)})
         try:

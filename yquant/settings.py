@@ -289,6 +289,12 @@ class NotifierSettings(BaseModel):
     retry_max_s: float = 60.0  # longest wait between delivery attempts
     max_attempts: int = 0  # 0: retry transient failures until delivered
 
+    @field_validator("destinations", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        # An empty YQ_NOTIFIER__DESTINATIONS (an env file's "nowhere") means no destination.
+        return {} if value == "" else value
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(

@@ -65,7 +65,7 @@ ACCOUNTS = {
 }
 SERVICES = {
     "vm1": ["valkey", "kissim", "ordermanager", "brokergateway"],
-    "vm2": ["dashboard"],
+    "vm2": ["dashboard", "notifier"],
     "vm3": ["webhook", "caddy"],
 }
 # The webhook admits 120 alerts a minute per source address, and every alert here comes from this host.
@@ -112,7 +112,10 @@ OVERRIDES: dict[str, dict[str, Any]] = {
         "services": {"valkey": {"networks": private(ADDRESS["vm1"])}, "kissim": kissim_service()},
         "networks": external(),
     },
-    "vm2": {"services": {"dashboard": {"networks": private(ADDRESS["vm2"])}}, "networks": external()},
+    "vm2": {
+        "services": {"dashboard": {"networks": private(ADDRESS["vm2"])}, "notifier": {"networks": private()}},
+        "networks": external(),
+    },
     "vm3": {
         "services": {
             "caddy": {"networks": private(ADDRESS["vm3"])},

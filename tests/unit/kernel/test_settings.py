@@ -114,3 +114,9 @@ def test_the_gateway_slippage_setting_is_refused_with_its_new_name(monkeypatch: 
     monkeypatch.delenv("YQ_GATEWAY__US_MARKET_SLIPPAGE_PERCENT")
     monkeypatch.setenv("YQ_ORDERMANAGER__US_MARKET_SLIPPAGE_PERCENT", "2")
     assert str(Settings().ordermanager.us_market_slippage_percent) == "2"
+
+
+def test_an_empty_notifier_destinations_variable_means_no_destination(monkeypatch: pytest.MonkeyPatch) -> None:
+    """VM2's env file leaves it empty until the trader adds a chat; that must start, not fail."""
+    monkeypatch.setenv("YQ_NOTIFIER__DESTINATIONS", "")
+    assert Settings().notifier.destinations == {}
