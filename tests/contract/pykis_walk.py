@@ -127,6 +127,7 @@ def walk(kis: PyKis, country: str, symbol: str, resting: Decimal, revised: Decim
     step(results, "open_orders_after_cancel", lambda: account.pending_orders(country=country), orders)
     quote = stock.quote()
     step(results, "buy_filled", lambda: stock.buy(price=quote.price, qty=2), lambda o: {"number": o.number})
+    step(results, "sell_filled", lambda: stock.sell(price=quote.price, qty=1), lambda o: {"number": o.number})
     today = datetime.now(ZoneInfo("Asia/Seoul")).date()  # KIS dates orders by the Korean day
     start = today - timedelta(days=3)
     step(results, "daily_orders", lambda: account.daily_orders(start=start, end=today, country=country), daily)
@@ -135,7 +136,16 @@ def walk(kis: PyKis, country: str, symbol: str, resting: Decimal, revised: Decim
         results,
         "profits",
         lambda: account.profits(start=start, end=today, country=country),
-        lambda p: {"orders": len(p.orders)},
+        lambda p: [
+            {
+                "symbol": row.symbol,
+                "qty": num(row.qty),
+                "buy_price": num(row.buy_price),
+                "sell_price": num(row.sell_price),
+                "sell_amount": num(row.sell_amount),
+            }
+            for row in p.orders
+        ],
     )
     return results
 

@@ -1,6 +1,7 @@
 """Contract test: python-kis, a KIS client from PyPI that this project does not control, walks a
 trader's day against the simulator, domestic (KRX) and US: token, balance, quote, order book,
-candles, a resting buy, open orders, revise, cancel, a filled buy, daily orders, balance.
+candles, a resting buy, open orders, revise, cancel, a filled buy and sell, daily orders, balance,
+realised profit.
 
 The client is installed, pinned by hash (pykis.lock), into a virtual environment of its own under
 .yquant/contract/ (made once per lock file, then reused) and runs in a subprocess with that
@@ -43,8 +44,10 @@ STEPS = (
     "cancel",
     "open_orders_after_cancel",
     "buy_filled",
+    "sell_filled",
     "daily_orders",
     "balance_after",
+    "profits",
 )
 
 
@@ -153,8 +156,10 @@ def test_pykis_when_it_lists_the_days_orders_then_each_shows_its_final_state(wal
     seen = walk[market]
     _, _, price, _, resting, revised = MARKETS[market]
     rows = {row["number"]: row for row in seen["daily_orders"]}
-    first, moved, cancel, filled = (seen[s]["number"] for s in ("buy", "revise", "cancel", "buy_filled"))
-    assert set(rows) == {first, moved, cancel, filled}
+    first, moved, cancel, filled, sold = (
+        seen[s]["number"] for s in ("buy", "revise", "cancel", "buy_filled", "sell_filled")
+    )
+    assert set(rows) == {first, moved, cancel, filled, sold}
     assert rows[first]["unit_price"] == resting
     assert rows[moved]["unit_price"] == revised
     for number in (first, moved, cancel):
@@ -162,28 +167,32 @@ def test_pykis_when_it_lists_the_days_orders_then_each_shows_its_final_state(wal
     assert rows[filled] | {"unit_price": price} == rows[filled]
     assert (rows[filled]["qty"], rows[filled]["executed_qty"], rows[filled]["pending_qty"]) == ("2", "2", "0")
     assert rows[filled]["price"] == price  # the average fill price
+    assert (rows[sold]["type"], rows[sold]["qty"], rows[sold]["executed_qty"], rows[sold]["price"]) == (
+        "sell",
+        "1",
+        "1",
+        price,
+    )
     assert not any(row["rejected"] for row in rows.values())
 
 
 @pytest.mark.parametrize("market", ["KRX", "US"])
-def test_pykis_when_the_buy_filled_then_the_balance_holds_it(walk: dict[str, Any], market: str) -> None:
+def test_pykis_when_two_bought_and_one_sold_then_the_balance_holds_one(walk: dict[str, Any], market: str) -> None:
     seen = walk[market]
     symbol, _, price, currency, _, _ = MARKETS[market]
     assert seen["balance_before"]["stocks"] == []
-    assert seen["balance_after"]["stocks"] == [
-        {"symbol": symbol, "qty": "2", "purchase_amount": f"{float(price) * 2:g}"}
-    ]
+    assert seen["balance_after"]["stocks"] == [{"symbol": symbol, "qty": "1", "purchase_amount": f"{float(price):g}"}]
     before = float(seen["balance_before"]["deposits"][currency])
     after = float(seen["balance_after"]["deposits"][currency])
     if market == "US":
-        assert after < before - 2 * float(price)  # the cost and the fee, at once
+        assert before - 2 * float(price) < after < before - float(price)  # bought 2, sold 1, fees paid
     else:
         assert after == before  # dnca_tot_amt: KIS's deposit settles two days later (D+2)
 
 
 @pytest.mark.parametrize("market", ["KRX", "US"])
-def test_pykis_when_it_asks_for_period_profit_then_kis_error_envelope(walk: dict[str, Any], market: str) -> None:
-    """Period profit is not served (kissim/README.md): the client gets KIS's envelope, not FastAPI's."""
-    profits = walk[market]["profits"]
-    assert profits["error"] == "KisHTTPError"
-    assert '{"rt_cd":"1","msg_cd":"EGW00202"' in profits["message"]
+def test_pykis_when_it_asks_for_period_profit_then_the_sell_is_realised(walk: dict[str, Any], market: str) -> None:
+    symbol, _, price, _, _, _ = MARKETS[market]
+    assert walk[market]["profits"] == [
+        {"symbol": symbol, "qty": "1", "buy_price": price, "sell_price": price, "sell_amount": price}
+    ]
