@@ -14,7 +14,19 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 
-from kissim import admin, daily, domestic, marketdata, oauth, overseas, overseas_ccnl, pending, products, quotes
+from kissim import (
+    admin,
+    daily,
+    domestic,
+    marketdata,
+    oauth,
+    overseas,
+    overseas_ccnl,
+    pending,
+    products,
+    profit,
+    quotes,
+)
 from kissim import protocol as p
 from kissim.config import SimConfig
 from kissim.gateway import kis_endpoint
@@ -49,6 +61,13 @@ def kis_routes() -> list[Route]:
         (f"{DOMESTIC_QUOTES}/chk-holiday", "GET", p.CHK_HOLIDAY, products.chk_holiday),
         (f"{DOMESTIC_TRADING}/inquire-psbl-rvsecncl", "GET", p.DOMESTIC_PSBL_RVSECNCL, pending.psbl_rvsecncl),
         (f"{DOMESTIC_TRADING}/inquire-psbl-sell", "GET", p.DOMESTIC_PSBL_SELL, pending.psbl_sell),
+        (
+            f"{DOMESTIC_TRADING}/inquire-period-trade-profit",
+            "GET",
+            p.DOMESTIC_PERIOD_TRADE_PROFIT,
+            profit.period_trade_profit,
+        ),
+        (f"{OVERSEAS_TRADING}/inquire-period-profit", "GET", p.OVERSEAS_PERIOD_PROFIT, profit.overseas_period_profit),
         (f"{OVERSEAS_QUOTES}/price-detail", "GET", p.OVERSEAS_PRICE_DETAIL, marketdata.price_detail),
         (f"{OVERSEAS_QUOTES}/inquire-asking-price", "GET", p.OVERSEAS_ASKING_PRICE, marketdata.overseas_asking_price),
         (f"{OVERSEAS_QUOTES}/dailyprice", "GET", p.OVERSEAS_DAILY_PRICE, marketdata.overseas_daily),

@@ -390,6 +390,7 @@ class Engine:
             account.apply_buy(holding, quantity, price, fee)
         else:
             holding.reserved_for_sale -= quantity
+            order.released_cost += holding.average_price * quantity  # what apply_sell takes off
             account.apply_sell(holding, quantity, price, fee)
         order.filled_quantity += quantity
         order.filled_amount += price * quantity

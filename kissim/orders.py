@@ -118,6 +118,7 @@ class Order:
     cancelled_quantity: int = 0
     revised_quantity: int = 0
     fees: Decimal = ZERO
+    released_cost: Decimal = ZERO  # purchase cost of the shares its sell fills took off the holding
     reserve_unit: Decimal = ZERO  # cash held per unfilled share (buy orders)
     reserved_left: Decimal = ZERO
     rejected: bool = False

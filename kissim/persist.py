@@ -66,6 +66,7 @@ def _order(order: Order) -> dict[str, Any]:
         "cancelled_quantity": order.cancelled_quantity,
         "revised_quantity": order.revised_quantity,
         "fees": str(order.fees),
+        "released_cost": str(order.released_cost),
         "reserve_unit": str(order.reserve_unit),
         "reserved_left": str(order.reserved_left),
         "rejected": order.rejected,
@@ -101,6 +102,7 @@ def _decode_order(data: dict[str, Any]) -> Order:
         cancelled_quantity=int(data["cancelled_quantity"]),
         revised_quantity=int(data["revised_quantity"]),
         fees=Decimal(data["fees"]),
+        released_cost=Decimal(data.get("released_cost", "0")),  # absent in files written before it was kept
         reserve_unit=Decimal(data["reserve_unit"]),
         reserved_left=Decimal(data["reserved_left"]),
         rejected=bool(data["rejected"]),

@@ -220,6 +220,9 @@ OVERSEAS_MINUTE_CHART = {"HHDFS76950200": TrSpec(False, "minute-chart")}
 OVERSEAS_SEARCH_INFO = {"CTPF1702R": TrSpec(False, "search-info")}
 COUNTRIES_HOLIDAY = {"CTOS5011R": TrSpec(False, "countries-holiday")}
 OVERSEAS_NCCS = _table(("TTTS3018R", "nccs"))
+# Realised profit by period (profit.py): real domain only, as KIS's samples say (모의투자 미지원).
+DOMESTIC_PERIOD_TRADE_PROFIT = {"TTTC8715R": TrSpec(False, "period-trade-profit")}
+OVERSEAS_PERIOD_PROFIT = {"TTTS3039R": TrSpec(False, "period-profit")}
 OVERSEAS_PSAMOUNT = _table(("TTTS3007R", "psamount"))
 # Quotation tr_ids are the same on both domains.
 SHARED_TR_IDS = frozenset(
