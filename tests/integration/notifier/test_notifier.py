@@ -19,7 +19,8 @@ from pydantic import SecretStr
 from notifier.service import Notifier
 from yquant import keys
 from yquant.bus import publish
-from yquant.messages import Market, OrderFilled, Side, SignalDenied
+from yquant.messages import Market, OrderFilled, OrderRejected, Side, SignalDenied, SubmitOrder
+from yquant.orders import create_order
 from yquant.settings import NotifierSettings, NotifyDestination
 
 TOKEN = "123456:secret-bot-token"
@@ -207,6 +208,27 @@ async def test_only_the_denial_reasons_asked_for_are_sent(redis_client: aioredis
     [message] = telegram.received
     assert "HALTED" in str(message["text"])
     assert "STALE" not in str(message["text"])
+
+
+async def test_a_rejection_names_the_ticker_side_and_quantity_of_the_order_it_refused(
+    redis_client: aioredis.Redis, telegram: FakeTelegram
+) -> None:
+    order = SubmitOrder(
+        client_order_id="yq-n-r",
+        account="main",
+        market=Market.KRX,
+        ticker="035420",
+        side=Side.BUY,
+        quantity=20,
+        strategy="demo",
+    )
+    await create_order(redis_client, order, maxlen=1000)
+    async with Running(redis_client, settings_for(telegram)):
+        refused = OrderRejected(client_order_id="yq-n-r", account="main", reason_code="APBK0952", reason="no cash")
+        await publish(redis_client, keys.EXECUTIONS, refused)
+        await until(lambda: telegram.received)
+    [message] = telegram.received
+    assert str(message["text"]).startswith("❌ Rejected by the broker: BUY KRX:035420 20 · yq-n-r · main [demo]")
 
 
 async def _no_pending(client: aioredis.Redis) -> bool:
