@@ -5,6 +5,7 @@ Amounts follow their currency: KRW without decimals, USD with two.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -52,8 +53,32 @@ def _text(value: Any) -> str:
     return keys.text(value)
 
 
-def from_entry(stream: str, entry_id: str, fields: dict[Any, Any], strategy: str = "") -> Event | None:
-    """The event of one stream entry, or None when it is nothing to report."""
+def _what(order: Mapping[str, str], language: str) -> str:
+    """What an order was, from its record: "BUY KRX:005930 20" (ko: "KRX:005930 매수 20주"); "" unknown."""
+    ticker = order.get("ticker", "")
+    if not ticker:
+        return ""
+    where = f"{order['market']}:{ticker}" if order.get("market") else ticker
+    side = order.get("side", "")
+    quantity = order.get("quantity", "")
+    if language == "ko":
+        side_ko = {"buy": "매수", "sell": "매도"}.get(side, side)
+        return " ".join(p for p in (where, side_ko, f"{quantity}주" if quantity else "") if p) + " · "
+    return " ".join(p for p in (side.upper(), where, quantity) if p) + " · "
+
+
+def from_entry(
+    stream: str,
+    entry_id: str,
+    fields: dict[Any, Any],
+    strategy: str = "",
+    order: Mapping[str, str] | None = None,
+) -> Event | None:
+    """The event of one stream entry, or None when it is nothing to report.
+
+    ``order`` is the order's record (ticker, side, quantity, market) for the events that carry only
+    its id (a refusal, a failure, a cancel)."""
+    order = order or {}
     raw_type = _text(fields.get(b"type") or fields.get("type") or "")
     raw_data = fields.get(b"data") or fields.get("data") or b"{}"
     if raw_type == "DeadLetter":
@@ -114,24 +139,24 @@ def from_entry(stream: str, entry_id: str, fields: dict[Any, Any], strategy: str
             entry_id,
             kind,
             {
-                "en": f"❌ {en}: {message.client_order_id} · {message.account}{by}: {detail}",
-                "ko": f"❌ {ko}: {message.client_order_id} · {message.account}{by}: {detail}",
+                "en": f"❌ {en}: {_what(order, 'en')}{message.client_order_id} · {message.account}{by}: {detail}",
+                "ko": f"❌ {ko}: {_what(order, 'ko')}{message.client_order_id} · {message.account}{by}: {detail}",
             },
             reason_code=message.reason_code,
-            data={"client_order_id": message.client_order_id},
+            data={"client_order_id": message.client_order_id, **_order_data(order)},
         )
     if isinstance(message, OrderCancelled):
+        why = f": {message.reason}" if message.reason else ""
+        cid, n = message.client_order_id, message.cancelled_quantity
         return Event(
             stream,
             entry_id,
             "cancelled",
             {
-                "en": f"↩️ Cancelled: {message.client_order_id} ({message.cancelled_quantity}) · {message.account}{by}"
-                + (f": {message.reason}" if message.reason else ""),
-                "ko": f"↩️ 주문 취소: {message.client_order_id} ({message.cancelled_quantity}주) · {message.account}{by}"
-                + (f": {message.reason}" if message.reason else ""),
+                "en": f"↩️ Cancelled: {_what(order, 'en')}{cid} ({n}) · {message.account}{by}{why}",
+                "ko": f"↩️ 주문 취소: {_what(order, 'ko')}{cid} ({n}주) · {message.account}{by}{why}",
             },
-            data={"client_order_id": message.client_order_id},
+            data={"client_order_id": message.client_order_id, **_order_data(order)},
         )
     assert isinstance(message, SignalDenied)
     where = f" · {message.account}" if message.account else ""
@@ -147,6 +172,14 @@ def from_entry(stream: str, entry_id: str, fields: dict[Any, Any], strategy: str
         reason_code=message.reason_code,
         data={"signal_id": message.signal_id},
     )
+
+
+def _order_data(order: Mapping[str, str]) -> dict[str, Any]:
+    """The order's ticker, side and quantity for the generic webhook's JSON (what the record has)."""
+    data: dict[str, Any] = {k: order[k] for k in ("market", "ticker", "side") if order.get(k)}
+    if order.get("quantity", "").isdigit():
+        data["quantity"] = int(order["quantity"])
+    return data
 
 
 def _json(raw: Any) -> dict[str, Any]:

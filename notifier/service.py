@@ -21,6 +21,7 @@ from collections import defaultdict
 from typing import Any
 
 import httpx
+import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 from redis.typing import EncodableT, FieldT
@@ -35,6 +36,7 @@ logger = logging.getLogger(__name__)
 STREAMS = keys.NOTIFIER_STREAMS
 CONSUMER = "notifier"  # one instance: its pending entries are its own after a restart
 ORDER_KINDS = {"OrderFilled", "OrderRejected", "OrderFailed", "OrderCancelled"}
+ORDER_FIELDS = ("strategy", "market", "ticker", "side", "quantity")
 
 
 def entry_key(entry_id: str) -> tuple[int, int]:
@@ -102,8 +104,8 @@ class Notifier:
         stopped first."""
         events: list[Event] = []
         for stream, entry_id, fields in entries:
-            strategy = await self._strategy(fields)
-            event = from_entry(stream, entry_id, fields, strategy)
+            order = await self._order(fields)
+            event = from_entry(stream, entry_id, fields, order.get("strategy", ""), order)
             if event is not None:
                 events.append(event)
         if not await self._deliver_all(name, destination, events, stop):
@@ -117,19 +119,19 @@ class Notifier:
             await pipe.execute()
         return True
 
-    async def _strategy(self, fields: dict[Any, Any]) -> str:
+    async def _order(self, fields: dict[Any, Any]) -> dict[str, str]:
+        """What the order record says of an order event's order (strategy, market, ticker, side,
+        quantity): a refusal names only the order id, the trader wants to know what was refused."""
         if keys.text(fields.get(b"type", b"")) not in ORDER_KINDS:
-            return ""
-        import orjson
-
+            return {}
         try:
             cid = orjson.loads(fields.get(b"data", b"{}")).get("client_order_id")
         except (orjson.JSONDecodeError, AttributeError):
-            return ""
+            return {}
         if not cid:
-            return ""
-        value = await self.client.hget(keys.order(str(cid)), "strategy")
-        return keys.text(value) if value else ""
+            return {}
+        values: Any = await self.client.hmget(keys.order(str(cid)), ORDER_FIELDS)
+        return {name: keys.text(v) for name, v in zip(ORDER_FIELDS, values, strict=True) if v}
 
     def _chunks(self, destination: NotifyDestination, events: list[Event]) -> list[list[Event]]:
         limit = channels.max_chars(destination) - 100

@@ -488,6 +488,7 @@ ACL_TABLE: list[tuple[str, bool, tuple[str, ...]]] = [
     ("notifier", True, ("XPENDING", "yq:stream:executions", "notifier", "-", "+", "1")),
     ("notifier", False, ("XPENDING", "yq:stream:orders", "brokergateway", "-", "+", "1")),
     ("notifier", True, ("HGET", "yq:order:o1", "strategy")),
+    ("notifier", True, ("HMGET", "yq:order:o1", "strategy", "market", "ticker", "side", "quantity")),
     ("notifier", True, ("HSET", "yq:notify:status:phone", "ok", "1")),
     ("notifier", False, ("XADD", "yq:stream:executions", *XADD)),
     ("notifier", False, ("XADD", "yq:stream:signals:webhook", *XADD)),

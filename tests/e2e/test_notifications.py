@@ -20,8 +20,7 @@ from kissim.protocol import Messages
 from notifier.events import money
 from tests.e2e.helpers import eventually
 from tests.harness.devsystem import DevSystem
-from tests.integration.notifier.loopback import ChatServices
-from tests.integration.notifier.test_notifier import TOKEN
+from tests.integration.notifier.loopback import TOKEN, ChatServices
 from yquant import keys
 
 SECRET = "e2e-notify-secret"

@@ -5,8 +5,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from tests.integration.dashboard.conftest import app, dashboard_settings, http, users_file  # noqa: F401
-from tests.integration.notifier.loopback import FakeDiscord, start_discord
-from tests.integration.notifier.test_notifier import FakeTelegram, start_telegram
+from tests.integration.notifier.loopback import FakeDiscord, FakeTelegram, start_discord, start_telegram
 
 
 @pytest.fixture

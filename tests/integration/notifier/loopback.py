@@ -1,5 +1,8 @@
 """Loopback HTTP stand-ins for the chat services, and a thread that serves them to sync tests.
 
+``FakeTelegram`` answers ``POST /bot<token>/sendMessage`` from its script, then 200, and records
+each body it took.
+
 ``FakeDiscord`` answers like a Discord channel webhook: ``POST /api[/v<N>]/webhooks/<id>/<token>``
 with ``{"content": ...}`` gets 204 and no body; a wrong id or token 404, an empty or too long
 content 400. A scripted 429 carries ``retry_after`` in the JSON body and a ``Retry-After``
@@ -20,11 +23,10 @@ from typing import Any
 
 import orjson
 
-from tests.integration.notifier.test_notifier import FakeTelegram, start_telegram
-
 WEBHOOK_ID = "1180000000000000001"
 WEBHOOK_TOKEN = "discord-webhook-secret-token"
 DEFAULT_API_VERSION = 6  # what Discord serves for /api/... without /v<N>/
+TOKEN = "123456:secret-bot-token"  # the bot token the Telegram stand-in is reached with
 
 
 @dataclass(frozen=True)
@@ -129,6 +131,52 @@ class FakeDiscord:
 async def start_discord() -> AsyncIterator[FakeDiscord]:
     """The stand-in on a free loopback port, for as long as the caller iterates (the ``discord`` fixture)."""
     fake = FakeDiscord()
+    server = await asyncio.start_server(fake.handle, "127.0.0.1", 0)
+    fake.port = server.sockets[0].getsockname()[1]
+    yield fake
+    server.close()
+    await server.wait_closed()
+
+
+@dataclass
+class FakeTelegram:
+    """Loopback HTTP server: records each POST body, answers from ``script`` then 200."""
+
+    script: list[tuple[int, bytes]] = field(default_factory=list)
+    received: list[dict[str, object]] = field(default_factory=list)
+    paths: list[str] = field(default_factory=list)
+    port: int = 0
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                lines = head.decode().split("\r\n")
+                length = next(
+                    (
+                        int(v)
+                        for k, _, v in (line.partition(":") for line in lines[1:])
+                        if k.lower() == "content-length"
+                    ),
+                    0,
+                )
+                body = await reader.readexactly(length)
+                self.paths.append(lines[0].split(" ")[1])
+                status, answer = self.script.pop(0) if self.script else (200, b'{"ok": true}')
+                if status == 200:
+                    self.received.append(orjson.loads(body))
+                head_out = f"HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {len(answer)}"
+                writer.write(head_out.encode() + b"\r\n\r\n" + answer)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionResetError):
+            pass
+        finally:
+            writer.close()
+
+
+async def start_telegram() -> AsyncIterator[FakeTelegram]:
+    """The stand-in on a free loopback port, for as long as the caller iterates (the ``telegram`` fixture)."""
+    fake = FakeTelegram()
     server = await asyncio.start_server(fake.handle, "127.0.0.1", 0)
     fake.port = server.sockets[0].getsockname()[1]
     yield fake

@@ -9,7 +9,8 @@ import httpx
 import redis.asyncio as aioredis
 
 from tests.integration.dashboard.conftest import csrf_of, login
-from tests.integration.notifier.test_notifier import FakeTelegram, Running, settings_for, until
+from tests.integration.notifier.loopback import FakeTelegram
+from tests.integration.notifier.test_notifier import Running, settings_for, until
 
 
 async def _press_test(http: httpx.AsyncClient) -> httpx.Response:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import redis.asyncio as aioredis
 
-from tests.integration.notifier.test_notifier import FakeTelegram, Running, fill, settings_for, until
+from tests.integration.notifier.loopback import FakeTelegram
+from tests.integration.notifier.test_notifier import Running, fill, settings_for, until
 from yquant import keys, valkey
 from yquant.bus import publish
 from yquant.supervisor import notifier_groups_sync

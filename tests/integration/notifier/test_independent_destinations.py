@@ -10,7 +10,8 @@ import pytest
 import redis.asyncio as aioredis
 from pydantic import SecretStr
 
-from tests.integration.notifier.test_notifier import TOKEN, FakeTelegram, Running, fill, pending, start_telegram, until
+from tests.integration.notifier.loopback import TOKEN, FakeTelegram, start_telegram
+from tests.integration.notifier.test_notifier import Running, fill, pending, until
 from yquant import keys
 from yquant.bus import publish
 from yquant.settings import NotifierSettings, NotifyDestination

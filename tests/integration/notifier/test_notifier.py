@@ -1,74 +1,25 @@
 """The notifier against a real Valkey and a real HTTP server standing in for Telegram.
 
-The stand-in speaks HTTP/1.1 on loopback and answers from a script (a 429 with retry_after,
-then 200s); the notifier reaches it through the destination's ``api_base``.
+The stand-in (loopback.FakeTelegram) speaks HTTP/1.1 on loopback and answers from a script (a 429
+with retry_after, then 200s); the notifier reaches it through the destination's ``api_base``.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from decimal import Decimal
 
 import httpx
-import orjson
 import redis.asyncio as aioredis
 from pydantic import SecretStr
 
 from notifier.service import Notifier
+from tests.integration.notifier.loopback import TOKEN, FakeTelegram
 from yquant import keys
 from yquant.bus import publish
-from yquant.messages import Market, OrderFilled, Side, SignalDenied
+from yquant.messages import Market, OrderFilled, OrderRejected, Side, SignalDenied, SubmitOrder
+from yquant.orders import create_order
 from yquant.settings import NotifierSettings, NotifyDestination
-
-TOKEN = "123456:secret-bot-token"
-
-
-@dataclass
-class FakeTelegram:
-    """Loopback HTTP server: records each POST body, answers from ``script`` then 200."""
-
-    script: list[tuple[int, bytes]] = field(default_factory=list)
-    received: list[dict[str, object]] = field(default_factory=list)
-    paths: list[str] = field(default_factory=list)
-    port: int = 0
-
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                lines = head.decode().split("\r\n")
-                length = next(
-                    (
-                        int(v)
-                        for k, _, v in (line.partition(":") for line in lines[1:])
-                        if k.lower() == "content-length"
-                    ),
-                    0,
-                )
-                body = await reader.readexactly(length)
-                self.paths.append(lines[0].split(" ")[1])
-                status, answer = self.script.pop(0) if self.script else (200, b'{"ok": true}')
-                if status == 200:
-                    self.received.append(orjson.loads(body))
-                head_out = f"HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {len(answer)}"
-                writer.write(head_out.encode() + b"\r\n\r\n" + answer)
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionResetError):
-            pass
-        finally:
-            writer.close()
-
-
-async def start_telegram() -> AsyncIterator[FakeTelegram]:
-    """The stand-in on a free loopback port, for as long as the caller iterates (the ``telegram`` fixture)."""
-    fake = FakeTelegram()
-    server = await asyncio.start_server(fake.handle, "127.0.0.1", 0)
-    fake.port = server.sockets[0].getsockname()[1]
-    yield fake
-    server.close()
-    await server.wait_closed()
 
 
 def settings_for(telegram: FakeTelegram, **destination: object) -> NotifierSettings:
@@ -207,6 +158,27 @@ async def test_only_the_denial_reasons_asked_for_are_sent(redis_client: aioredis
     [message] = telegram.received
     assert "HALTED" in str(message["text"])
     assert "STALE" not in str(message["text"])
+
+
+async def test_a_rejection_names_the_ticker_side_and_quantity_of_the_order_it_refused(
+    redis_client: aioredis.Redis, telegram: FakeTelegram
+) -> None:
+    order = SubmitOrder(
+        client_order_id="yq-n-r",
+        account="main",
+        market=Market.KRX,
+        ticker="035420",
+        side=Side.BUY,
+        quantity=20,
+        strategy="demo",
+    )
+    await create_order(redis_client, order, maxlen=1000)
+    async with Running(redis_client, settings_for(telegram)):
+        refused = OrderRejected(client_order_id="yq-n-r", account="main", reason_code="APBK0952", reason="no cash")
+        await publish(redis_client, keys.EXECUTIONS, refused)
+        await until(lambda: telegram.received)
+    [message] = telegram.received
+    assert str(message["text"]).startswith("❌ Rejected by the broker: BUY KRX:035420 20 · yq-n-r · main [demo]")
 
 
 async def _no_pending(client: aioredis.Redis) -> bool:
