@@ -199,7 +199,7 @@ def topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
     env_files = _env_files(workdir, passwords, webhook_secret)
     services = {vm: compose_services(REPO / f"docker-compose.{vm}.yml", env_files[vm]) for vm in ("vm1", "vm2", "vm3")}
     assert set(services["vm1"]) == {"valkey", "valkey-functions", "ordermanager", "brokergateway"}
-    assert set(services["vm2"]) == {"dashboard"}
+    assert set(services["vm2"]) == {"dashboard", "notifier"}
     assert set(services["vm3"]) == {"caddy", "webhook"}
     lab = Lab(workdir)
     try:
