@@ -12,6 +12,7 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
 
 import orjson
@@ -19,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from kissim.orders import OrderDenied, Refusal
-from kissim.protocol import KisError, Messages, Msg, TrSpec, error_response, resolve_tr
+from kissim.protocol import KST, KisError, Messages, Msg, TrSpec, error_response, resolve_tr
 from kissim.state import Simulator
 
 
@@ -50,6 +51,14 @@ class Call:
                 raise KisError(Messages.MISSING_FIELD, detail=f" [{name}]")
             return default
         return value.strip()
+
+    def date_field(self, name: str) -> date:
+        """A required YYYYMMDD field (a Korean date); KIS's bad-request answer otherwise."""
+        text = self.field(name)
+        try:
+            return datetime.strptime(text, "%Y%m%d").replace(tzinfo=KST).date()
+        except ValueError as error:
+            raise KisError(Messages.BAD_REQUEST, detail=f" [{name}={text}]") from error
 
     def account(self) -> tuple[str, str]:
         cano, product = self.field("CANO"), self.field("ACNT_PRDT_CD")

@@ -217,21 +217,13 @@ async def overseas_search_info(call: Call) -> Response:
     return _ok(call, output)
 
 
-def _date_param(call: Call, name: str) -> date:
-    text = call.field(name)
-    try:
-        return datetime.strptime(text, "%Y%m%d").replace(tzinfo=KST).date()
-    except ValueError as error:
-        raise KisError(Messages.BAD_REQUEST, detail=f" [{name}={text}]") from error
-
-
 CALENDAR_DAYS = 366  # rows a calendar answers in all (paged)
 HOLIDAY_PAGE = 23  # UNCERTAIN: KIS's page size for chk-holiday
 
 
 async def chk_holiday(call: Call) -> Response:
     """CTCA0903R: the KRX calendar from BASS_DT on, a page at a time (CTX_AREA_FK / CTX_AREA_NK)."""
-    start = _date_param(call, "BASS_DT")
+    start = call.date_field("BASS_DT")
     extra = call.sim.config.krx_holidays
     rows = []
     for offset in range(CALENDAR_DAYS):
@@ -263,7 +255,7 @@ def _next_trading_day(family: Family, day: date, extra: frozenset[date]) -> date
 async def countries_holiday(call: Call) -> Response:
     """CTOS5011R: settlement dates of US trades made on TRAD_DT, per market (UNCERTAIN: T+1 in New
     York, paid in Korea the next KRX business day after that)."""
-    trade_day = _date_param(call, "TRAD_DT")
+    trade_day = call.date_field("TRAD_DT")
     us_extra, krx_extra = call.sim.config.us_holidays, call.sim.config.krx_holidays
     local = _next_trading_day("US", trade_day, us_extra)
     domestic = _next_trading_day("KRX", local, krx_extra)

@@ -26,15 +26,7 @@ from kissim.gateway import Call
 from kissim.hours import new_york_time
 from kissim.orders import Order, Side
 from kissim.paging import page
-from kissim.protocol import KST, KisError, Messages
-
-
-def _day(call: Call, name: str) -> date:
-    text = call.field(name)
-    try:
-        return datetime.strptime(text, "%Y%m%d").replace(tzinfo=KST).date()
-    except ValueError as error:
-        raise KisError(Messages.BAD_REQUEST, detail=f" [{name}]") from error
+from kissim.protocol import KST
 
 
 def _trade_day(order: Order) -> date:
@@ -90,7 +82,7 @@ def _filled(call: Call, family: str, start: date, end: date) -> list[Order]:
 async def period_trade_profit(call: Call) -> Response:
     """TTTC8715R: per day and product, what was bought and sold and the realised profit."""
     cano, product = call.account()
-    start, end = _day(call, "INQR_STRT_DT"), _day(call, "INQR_END_DT")
+    start, end = call.date_field("INQR_STRT_DT"), call.date_field("INQR_END_DT")
     days = _days(_filled(call, "KRX", start, end))
     keys = sorted(days, reverse=call.field("SORT_DVSN", "00") != "01")
     holdings = call.sim.engine.account(cano, product).holdings
@@ -154,7 +146,7 @@ async def period_trade_profit(call: Call) -> Response:
 async def overseas_period_profit(call: Call) -> Response:
     """TTTS3039R: per day and product, the sells and their realised profit (in USD; 02: in won)."""
     cano, product = call.account()
-    start, end = _day(call, "INQR_STRT_DT"), _day(call, "INQR_END_DT")
+    start, end = call.date_field("INQR_STRT_DT"), call.date_field("INQR_END_DT")
     exchange = call.field("OVRS_EXCG_CD", "").upper()
     every_us = exchange in ("", "%", "NASD")
     sold = [o for o in _filled(call, "US", start, end) if o.side is Side.SELL and (every_us or o.exchange == exchange)]
