@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -128,14 +128,21 @@ class FakeDiscord:
         return 429, orjson.dumps(body), headers
 
 
-async def start_discord() -> AsyncIterator[FakeDiscord]:
-    """The stand-in on a free loopback port, for as long as the caller iterates (the ``discord`` fixture)."""
-    fake = FakeDiscord()
+_Stand = TypeVar("_Stand", "FakeDiscord", "FakeTelegram")
+
+
+async def _serve(fake: _Stand) -> AsyncIterator[_Stand]:
+    """A stand-in on a free loopback port, for as long as the caller iterates."""
     server = await asyncio.start_server(fake.handle, "127.0.0.1", 0)
     fake.port = server.sockets[0].getsockname()[1]
     yield fake
     server.close()
     await server.wait_closed()
+
+
+def start_discord() -> AsyncIterator[FakeDiscord]:
+    """The Discord stand-in (the ``discord`` fixture)."""
+    return _serve(FakeDiscord())
 
 
 @dataclass
@@ -174,14 +181,9 @@ class FakeTelegram:
             writer.close()
 
 
-async def start_telegram() -> AsyncIterator[FakeTelegram]:
-    """The stand-in on a free loopback port, for as long as the caller iterates (the ``telegram`` fixture)."""
-    fake = FakeTelegram()
-    server = await asyncio.start_server(fake.handle, "127.0.0.1", 0)
-    fake.port = server.sockets[0].getsockname()[1]
-    yield fake
-    server.close()
-    await server.wait_closed()
+def start_telegram() -> AsyncIterator[FakeTelegram]:
+    """The Telegram stand-in (the ``telegram`` fixture)."""
+    return _serve(FakeTelegram())
 
 
 class ChatServices:
