@@ -65,8 +65,13 @@ class CalendarCheck:
         self.next_check = 0.0  # monotonic; 0 = at the first chance
         self.last: list[Disagreement] | None = None
 
-    def due(self, now: float) -> bool:
-        return self.worker is not None and now >= self.next_check
+    def claim(self, now: float) -> bool:
+        """True when a check is due; the next one is then not due before this one ends (it sets
+        the next time itself) or a minute has passed."""
+        if self.worker is None or now < self.next_check:
+            return False
+        self.next_check = now + 60.0
+        return True
 
     async def check(self, today: date | None = None) -> list[Disagreement] | None:
         """The disagreements over the next DAYS_AHEAD days (None when KIS could not be asked)."""

@@ -110,8 +110,7 @@ class Gateway:
                     await self._tick(worker, now)
                 except (BrokerError, RedisError, OSError, ValueError) as exc:
                     logger.warning("background work failed", extra={"account": worker.alias, "error": str(exc)})
-            if self.calendar.due(now):
-                self.calendar.next_check = now + 60.0  # one check in flight at a time
+            if self.calendar.claim(now):
                 self.spawn(self._check_calendar())
             if now - last_sync >= self.config.sync_interval_s:
                 last_sync = now
