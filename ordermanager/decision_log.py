@@ -7,9 +7,12 @@ entry is decided later adds the entry's order (or why there is none) to the same
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
+from redis.asyncio.client import Pipeline
 
 from ordermanager.denials import Denial
 from ordermanager.metrics import DECISIONS
@@ -21,8 +24,15 @@ logger = logging.getLogger(__name__)
 
 
 async def accept(
-    client: aioredis.Redis, signal: Signal, correlation_id: str, order_ids: list[str], note: str, maxlen: int
-) -> None:
+    client: aioredis.Redis,
+    signal: Signal,
+    correlation_id: str,
+    order_ids: list[str],
+    note: str,
+    maxlen: int,
+    prelude: Callable[[Pipeline], object] | None = None,
+) -> list[Any]:
+    """Record the acceptance (``prelude``: writes queued first in its transaction); its replies."""
     accepted = SignalAccepted(
         correlation_id=correlation_id,
         signal_id=signal.signal_id,
@@ -31,9 +41,10 @@ async def accept(
         client_order_ids=order_ids,
         note=note,
     )
-    await decisions.record_decision(client, signal, accepted, maxlen)
+    replies = await decisions.record_decision(client, signal, accepted, maxlen, prelude)
     DECISIONS.labels("accepted", "").inc()
     logger.info("signal accepted", extra={"signal_id": signal.signal_id, "orders": order_ids, "note": note})
+    return replies
 
 
 def denied_event(signal: Signal, correlation_id: str, account: str | None, denial: Denial) -> SignalDenied:

@@ -12,15 +12,18 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
+from redis.asyncio.client import Pipeline
 
 from ordermanager.risk import BuyExposure, position_value
-from yquant import keys, orders, portfolio
+from yquant import keys, orders, portfolio, trading_state
 from yquant.messages import Market, Position, Side
 from yquant.orders import OrderRecord
 from yquant.portfolio import AccountSnapshot
+from yquant.trading_state import TradingState
 
 RESERVATION_TTL_S = 7 * 86_400
 
@@ -104,47 +107,118 @@ def _parse_time(value: str) -> datetime | None:
 
 
 async def load_account_view(client: aioredis.Redis, account: str, cache: orders.RecordCache) -> AccountView:
-    snapshot = await portfolio.get_account(client, account)
-    synced_at = _parse_time(snapshot.synced_at) if snapshot else None
-    since_ms = (synced_at.timestamp() * 1000 - 1000) if synced_at else 0
-    async with client.pipeline(transaction=False) as pipe:
+    """The account's view on its own (tools and tests; a signal reads it with ``AccountReader``)."""
+    return (await AccountReader(cache).read(client, account, [])).view
+
+
+@dataclass
+class AccountRead:
+    """What one signal reads of one account, in the same round trip as its other reads."""
+
+    view: AccountView
+    trading_state: tuple[TradingState, str]  # (state, "global" or "account"), read with the view
+    existing: frozenset[str]  # of the client order ids asked about, those already recorded
+
+
+class AccountReader:
+    """Reads an account's view for a signal: one pipeline (``queue``, sent with the signal's other
+    reads) and at most one more round trip for the records of its open and recent orders.
+
+    The orders since the last sync are asked from the order index from the sync before it (a
+    superset, trimmed here), so the snapshot and the index come in the same round trip; only
+    when the snapshot is older than the one seen last (or none was seen) is the index asked again.
+    An unchanged snapshot is not parsed again.
+    """
+
+    QUEUED = 6  # commands ``queue`` adds, besides one EXISTS per client order id
+
+    def __init__(self, cache: orders.RecordCache) -> None:
+        self.cache = cache
+        self._since_ms: dict[str, float] = {}  # per account: where the index was last read from
+        self._snapshots: dict[str, tuple[dict[Any, Any], dict[Any, Any], AccountSnapshot | None]] = {}
+
+    def queue(self, pipe: Pipeline, account: str, client_order_ids: list[str]) -> None:
+        pipe.hgetall(keys.account(account))
+        pipe.hgetall(keys.positions(account))
         pipe.smembers(keys.ORDERS_OPEN)
-        pipe.zrangebyscore(keys.ORDERS_INDEX, since_ms, "+inf")
+        pipe.zrangebyscore(keys.ORDERS_INDEX, self._since_ms.get(account, float("inf")), "+inf", withscores=True)
         pipe.hgetall(keys.reservations(account))
-        open_raw, recent_raw, raw = await pipe.execute()
-    open_ids = {keys.text(i) for i in open_raw}
-    recent_ids = {keys.text(i) for i in recent_raw}
-    records = await cache.get_many(client, sorted(open_ids | recent_ids))
-    estimates: dict[str, Decimal] = {}
-    for coid, value in raw.items():
-        data = orjson.loads(value)
-        estimates[keys.text(coid)] = Decimal(str(data["price"]))
-    return AccountView(
-        account=account,
-        snapshot=snapshot,
-        synced_at=synced_at,
-        orders=[r for r in records if r.account == account],
-        estimates=estimates,
-    )
+        pipe.hgetall(keys.TRADING_STATE)
+        for coid in client_order_ids:
+            pipe.exists(keys.order(coid))
+
+    async def finish(
+        self, client: aioredis.Redis, account: str, client_order_ids: list[str], replies: list[Any]
+    ) -> AccountRead:
+        raw, raw_positions, open_raw, recent_raw, raw_estimates, states = replies[: self.QUEUED]
+        exists = replies[self.QUEUED : self.QUEUED + len(client_order_ids)]
+        snapshot = self._snapshot(account, raw, raw_positions)
+        synced_at = _parse_time(snapshot.synced_at) if snapshot else None
+        since_ms = (synced_at.timestamp() * 1000 - 1000) if synced_at else 0
+        if since_ms < self._since_ms.get(account, float("inf")):
+            recent_raw = await client.zrangebyscore(keys.ORDERS_INDEX, since_ms, "+inf", withscores=True)
+        self._since_ms[account] = since_ms
+        open_ids = {keys.text(i) for i in open_raw}
+        recent_ids = {keys.text(i) for i, score in recent_raw if score >= since_ms}
+        records = await self.cache.get_many(client, sorted(open_ids | recent_ids))
+        estimates: dict[str, Decimal] = {}
+        for coid, value in raw_estimates.items():
+            data = orjson.loads(value)
+            estimates[keys.text(coid)] = Decimal(str(data["price"]))
+        view = AccountView(
+            account=account,
+            snapshot=snapshot,
+            synced_at=synced_at,
+            orders=[r for r in records if r.account == account],
+            estimates=estimates,
+        )
+        existing = frozenset(coid for coid, found in zip(client_order_ids, exists, strict=True) if found)
+        return AccountRead(view, trading_state.effective_in(states, account), existing)
+
+    async def read(self, client: aioredis.Redis, account: str, client_order_ids: list[str]) -> AccountRead:
+        async with client.pipeline(transaction=False) as pipe:
+            self.queue(pipe, account, client_order_ids)
+            replies = await pipe.execute()
+        return await self.finish(client, account, client_order_ids, replies)
+
+    def _snapshot(self, account: str, raw: dict[Any, Any], raw_positions: dict[Any, Any]) -> AccountSnapshot | None:
+        known = self._snapshots.get(account)
+        if known is not None and known[0] == raw and known[1] == raw_positions:
+            return known[2]
+        snapshot = portfolio.snapshot_of(account, raw, raw_positions)
+        self._snapshots[account] = (raw, raw_positions, snapshot)
+        return snapshot
 
 
 async def reserve(client: aioredis.Redis, account: str, client_order_id: str, currency: str, price: Decimal) -> None:
     """Remember the price a buy was sized with, for pending-cash accounting."""
-    value = orjson.dumps({"currency": currency, "price": str(price), "at": time.time()})
     async with client.pipeline(transaction=False) as pipe:
-        pipe.hset(keys.reservations(account), client_order_id, value)
-        pipe.expire(keys.reservations(account), RESERVATION_TTL_S)
+        queue_reserve(pipe, account, client_order_id, currency, price)
         await pipe.execute()
 
 
-async def release_settled(client: aioredis.Redis, view: AccountView) -> None:
-    """Forget estimates of orders that are final and reflected in the snapshot."""
+def queue_reserve(pipe: Pipeline, account: str, client_order_id: str, currency: str, price: Decimal) -> None:
+    """``reserve`` queued on a pipeline (sent with the order it is for)."""
+    value = orjson.dumps({"currency": currency, "price": str(price), "at": time.time()})
+    pipe.hset(keys.reservations(account), client_order_id, value)
+    pipe.expire(keys.reservations(account), RESERVATION_TTL_S)
+
+
+def settled(view: AccountView) -> list[str]:
+    """Estimates to forget: of orders that are final and reflected in the snapshot, or neither
+    open nor recent (settled)."""
     done = [
         o.client_order_id
         for o in view.orders
         if o.is_final and o.client_order_id in view.estimates and not view.after_sync(o.updated_at)
     ]
     known = {o.client_order_id for o in view.orders}
-    done += [coid for coid in view.estimates if coid not in known]  # neither open nor recent: settled
+    done += [coid for coid in view.estimates if coid not in known]
+    return done
+
+
+async def release_settled(client: aioredis.Redis, view: AccountView) -> None:
+    """Forget estimates of orders that are final and reflected in the snapshot."""
+    done = settled(view)
     if done:
         await client.hdel(keys.reservations(view.account), *done)

@@ -48,3 +48,49 @@ async def claim_duplicate_window(
         return True
     holder = await client.get(key)
     return holder is not None and keys.text(holder) == signal_id  # the same signal, redelivered
+
+
+async def claim_intent(
+    client: aioredis.Redis,
+    *,
+    account: str,
+    market: Market,
+    ticker: str,
+    side: Side,
+    strategy: str,
+    signal_id: str,
+    window_s: float,
+    limit_per_minute: int,
+    member: str,
+    now: float,
+) -> str:
+    """Both throttles in one round trip: "" when the order may go, "duplicate" or "rate" when not.
+
+    The duplicate window is claimed and the rate slot taken in one transaction; a duplicate gives
+    its slot back (as a full window does), so the window counts only orders that went ahead.
+    """
+    duplicate_key = keys.duplicate_guard(account, market.value, ticker, side.value, strategy) if window_s > 0 else ""
+    rate_key = keys.rate_window(account) if limit_per_minute > 0 else ""
+    if not duplicate_key and not rate_key:
+        return ""
+    async with client.pipeline(transaction=True) as pipe:
+        if duplicate_key:
+            pipe.set(duplicate_key, signal_id, nx=True, px=max(int(window_s * 1000), 1))
+            pipe.get(duplicate_key)
+        if rate_key:
+            pipe.zremrangebyscore(rate_key, "-inf", now - RATE_WINDOW_S)
+            pipe.zadd(rate_key, {member: now})
+            pipe.zcard(rate_key)
+            pipe.expire(rate_key, int(RATE_WINDOW_S * 2))
+        results = await pipe.execute()
+    verdict = ""
+    if duplicate_key:
+        claimed, holder = results[0], results[1]
+        if not claimed and (holder is None or keys.text(holder) != signal_id):  # the same signal, redelivered: go
+            verdict = "duplicate"
+        results = results[2:]
+    if rate_key and not verdict and int(results[2]) > limit_per_minute:
+        verdict = "rate"
+    if rate_key and verdict:
+        await client.zrem(rate_key, member)
+    return verdict

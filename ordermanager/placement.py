@@ -14,11 +14,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.client import Pipeline
 
 from ordermanager import baselines, denials, exposure, guards, risk
 from ordermanager.denials import Denial
+from ordermanager.exposure import AccountRead, AccountReader
 from ordermanager.metrics import ORDERS_CREATED
 from ordermanager.sizing import SizingInput, SizingPolicy, needs_price, policy_for, size_order
 from yquant import keys, orders, trading_state
@@ -61,6 +64,8 @@ class SignalContext:
     limits: RiskLimits
     now: datetime
     strategy: StrategySettings | None  # the configured strategy, when there is one
+    # Orders decided for this signal, written with its decision; None: each is written at once.
+    deferred: list[PendingOrder] | None = None
 
     @property
     def sizing_strategy(self) -> StrategySettings | None:
@@ -85,19 +90,24 @@ class Placement:
         self.us_slippage_percent = us_slippage_percent
         self.maxlen = maxlen
         self.records = records or orders.RecordCache()  # parsed order records, shared per process
+        self.reader = AccountReader(self.records)
 
     # --- buys ---------------------------------------------------------------------------
-    async def buy(self, ctx: SignalContext, account: str, leg: str = "") -> str | Denial:
+    async def buy(
+        self, ctx: SignalContext, account: str, leg: str = "", read: AccountRead | None = None
+    ) -> str | Denial:
+        """``read``: the account as read with the signal (inside the account's lock); read here if None."""
         signal = ctx.signal
         coid = client_order_id(signal.signal_id, account, leg)
-        if await self.client.exists(keys.order(coid)):
+        read = read or await self.reader.read(self.client, account, [coid])
+        if coid in read.existing:
             return coid
-        state, scope = await trading_state.effective_trading_state(self.client, account)
+        state, scope = read.trading_state
         denial = risk.check_trading_state(state, scope, reducing=False, source=signal.source)
         denial = denial or risk.check_symbol(ctx.limits, signal.market, signal.ticker)
         if denial:
             return denial
-        view = await exposure.load_account_view(self.client, account, self.records)
+        view = read.view
         currency = signal.market.currency
         equity = risk.equity_of(view.snapshot, currency) if view.snapshot else None
         if equity is not None and ctx.limits.max_daily_loss.get(currency):
@@ -127,24 +137,28 @@ class Placement:
         denial = await self._throttle(ctx, account, Side.BUY, coid)
         if denial:
             return denial
-        await exposure.reserve(self.client, account, coid, currency, unit)
-        await self._create(ctx, account, coid, Side.BUY, quantity, order_type, limit_price)
-        await exposure.release_settled(self.client, view)
+        reservation = (currency, unit, exposure.settled(view))
+        await self._create(ctx, account, coid, Side.BUY, quantity, order_type, limit_price, reservation)
         return coid
 
     # --- sells --------------------------------------------------------------------------
-    async def sell(self, ctx: SignalContext, account: str, *, whole: bool, leg: str = "") -> str | Denial:
+    async def sell(
+        self, ctx: SignalContext, account: str, *, whole: bool, leg: str = "", read: AccountRead | None = None
+    ) -> str | Denial:
+        """``read``: the account as read with the signal (inside the account's lock); read here if None."""
         signal = ctx.signal
         coid = client_order_id(signal.signal_id, account, leg)
-        if await self.client.exists(keys.order(coid)):
+        read = read or await self.reader.read(self.client, account, [coid])
+        if coid in read.existing:
             return coid
-        state, scope = await trading_state.effective_trading_state(self.client, account)
+        state, scope = read.trading_state
         denial = risk.check_trading_state(state, scope, reducing=True, source=signal.source)
         if denial:
             return denial
         if signal.source in risk.LIQUIDATION_SOURCES:
+            # The cancels are requests: the buys stay open (and counted) until the gateway confirms.
             await self.cancel_open(ctx, account, sides=(Side.BUY,), reason="liquidation")
-        view = await exposure.load_account_view(self.client, account, self.records)
+        view = read.view
         held = view.sellable(signal.market, signal.ticker)
         if held <= 0:
             return Denial(denials.NO_POSITION, f"no {signal.market.value}:{signal.ticker} position to sell")
@@ -252,7 +266,8 @@ class Placement:
 
     async def _throttle(self, ctx: SignalContext, account: str, side: Side, coid: str) -> Denial | None:
         signal = ctx.signal
-        if signal.source not in NO_DUPLICATE_CHECK and not await guards.claim_duplicate_window(
+        limit = ctx.limits.max_orders_per_minute
+        verdict = await guards.claim_intent(
             self.client,
             account=account,
             market=signal.market,
@@ -260,15 +275,18 @@ class Placement:
             side=side,
             strategy=signal.strategy,
             signal_id=signal.signal_id,
-            window_s=ctx.limits.duplicate_window_s,
-        ):
+            window_s=0.0 if signal.source in NO_DUPLICATE_CHECK else ctx.limits.duplicate_window_s,
+            limit_per_minute=limit,
+            member=coid,
+            now=ctx.now.timestamp(),
+        )
+        if verdict == "duplicate":
             return Denial(
                 denials.DUPLICATE,
                 f"the same {side.value} of {signal.ticker} for {signal.strategy} came less than "
                 f"{ctx.limits.duplicate_window_s:g}s ago",
             )
-        limit = ctx.limits.max_orders_per_minute
-        if not await guards.take_rate_slot(self.client, account, limit, coid, ctx.now.timestamp()):
+        if verdict == "rate":
             return Denial(denials.RATE_LIMITED, f"more than {limit} orders in a minute for account {account}")
         return None
 
@@ -281,7 +299,10 @@ class Placement:
         quantity: int,
         order_type: OrderType,
         limit_price: Decimal | None,
+        reservation: tuple[str, Decimal, list[str]] | None = None,
     ) -> None:
+        """Record the order and append its command; a buy's sizing price (``reservation``: currency,
+        price, settled estimates to forget) is written in the same transaction."""
         signal = ctx.signal
         origin = ORIGINS[signal.source]
         command = SubmitOrder(
@@ -300,11 +321,56 @@ class Placement:
             reduce_only=side is Side.SELL,
             signal_at=signal.fired_at or signal.received_at,
         )
-        if await orders.create_order(self.client, command, self.maxlen):
-            ORDERS_CREATED.labels(origin, side.value).inc()
+        pending = PendingOrder(command, reservation)
+        if ctx.deferred is not None:  # written with the signal's decision, in one transaction
+            ctx.deferred.append(pending)
+            return
+        async with self.client.pipeline(transaction=True) as pipe:
+            at = queue_orders(pipe, [pending], self.maxlen)
+            replies = await pipe.execute()
+        orders_written([pending], [replies[i] for i in at])
+
+
+@dataclass(frozen=True)
+class PendingOrder:
+    """An order decided but not yet written, and a buy's reservation (currency, sizing price,
+    settled estimates to forget) that goes with it."""
+
+    command: SubmitOrder
+    reservation: tuple[str, Decimal, list[str]] | None = None
+
+
+def queue_orders(pipe: Pipeline, pending: list[PendingOrder], maxlen: int) -> list[int]:
+    """Queue each order (its reservation, then ``yq_order_create``); where each create's reply will be."""
+    at: list[int] = []
+    for order in pending:
+        command = order.command
+        if order.reservation is not None:
+            currency, price, settled = order.reservation
+            forget = [c for c in settled if c != command.client_order_id]
+            if forget:
+                pipe.hdel(keys.reservations(command.account), *forget)
+            exposure.queue_reserve(pipe, command.account, command.client_order_id, currency, price)
+        at.append(len(pipe))
+        pipe.fcall("yq_order_create", *orders.create_arguments(command, maxlen))
+    return at
+
+
+def orders_written(pending: list[PendingOrder], replies: list[Any]) -> None:
+    """Count and log the orders ``queue_orders`` wrote, by their ``yq_order_create`` replies."""
+    for order, reply in zip(pending, replies, strict=True):
+        command = order.command
+        coid = command.client_order_id
+        if orders.create_result(reply):
+            ORDERS_CREATED.labels(command.origin, command.side.value).inc()
             logger.info(
                 "order created",
-                extra={"client_order_id": coid, "account": account, "side": side.value, "quantity": quantity},
+                extra={
+                    "client_order_id": coid,
+                    "account": command.account,
+                    "side": command.side.value,
+                    "quantity": command.quantity,
+                },
             )
         else:
             logger.info("order already recorded for this signal; nothing appended", extra={"client_order_id": coid})

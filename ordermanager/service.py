@@ -14,25 +14,41 @@ import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 import orjson
 import redis.asyncio as aioredis
 
-from ordermanager import decision_log, denials, exposure, risk
+from ordermanager import decision_log, denials, risk
 from ordermanager.clock import Clock, SystemClock
 from ordermanager.denials import Denial
-from ordermanager.placement import Placement, QuoteSource, SignalContext, client_order_id
+from ordermanager.exposure import AccountRead, AccountReader
+from ordermanager.placement import (
+    PendingOrder,
+    Placement,
+    QuoteSource,
+    SignalContext,
+    client_order_id,
+    orders_written,
+    queue_orders,
+)
 from ordermanager.sizing import strategy_problems
-from yquant import decisions, keys, quotes, trading_state
+from yquant import decisions, keys, quotes
 from yquant.errors import ConfigurationError
 from yquant.markets import symbol_key
 from yquant.messages import AnyMessage, Market, Quote, Signal, SignalAction, SignalReceived, SignalSource
-from yquant.risk_limits import load_limits
+from yquant.risk_limits import LimitsReader, RiskLimits, load_limits
 from yquant.settings import Settings, StrategySettings, effective_accounts, effective_strategies
 from yquant.trading_state import TradingState
 
 logger = logging.getLogger(__name__)
+
+# The cached quote of the signal being decided ((market, ticker), quote or None), read with its
+# other reads; ``fresh_quote`` uses it instead of reading the cache again.
+_PREFETCHED_QUOTE: ContextVar[tuple[tuple[Market, str], Quote | None] | None] = ContextVar(
+    "prefetched_quote", default=None
+)
 
 __all__ = ["OrderManager", "client_order_id"]
 
@@ -75,9 +91,23 @@ class OrderManager:
             us_slippage_percent=settings.ordermanager.us_market_slippage_percent,
         )
         self._account_locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self.limits = LimitsReader(settings)  # parsed again only when the stored limits change
 
     async def fresh_quote(self, market: Market, ticker: str) -> Quote | None:
         cfg = self.settings.ordermanager
+        prefetched = _PREFETCHED_QUOTE.get()
+        if prefetched is not None and prefetched[0] == (market, ticker):
+            # The cache was read with the signal's other reads: only a miss asks the gateway.
+            return await quotes.quote_after_cache(
+                self.client,
+                market,
+                ticker,
+                prefetched[1],
+                cfg.quote_timeout_s,
+                max_age_s=cfg.quote_max_age_s,
+                now=self.clock.now(),
+                wait_s=cfg.quote_wait_s,
+            )
         return await quotes.get_quote(
             self.client,
             market,
@@ -91,6 +121,10 @@ class OrderManager:
     async def pricing_quote(self, market: Market, ticker: str) -> Quote | None:
         """A quote recent enough to price a US market order on (``us_quote_max_age_s``)."""
         cfg = self.settings.ordermanager
+        prefetched = _PREFETCHED_QUOTE.get()
+        cached = prefetched[1] if prefetched is not None and prefetched[0] == (market, ticker) else None
+        if cached is not None and quotes.is_fresh(cached, self.clock.now(), cfg.us_quote_max_age_s):
+            return cached
         return await quotes.get_quote(
             self.client,
             market,
@@ -143,15 +177,85 @@ class OrderManager:
 
     # --- one signal ---------------------------------------------------------------------
     async def handle_signal(self, signal: Signal, correlation_id: str) -> None:
-        await decisions.record_received(self.client, signal)
-        limits = await load_limits(self.client, self.settings)
-        now = self.clock.now()
+        """One signal: its reads go in one round trip (the received record, the limits and, for a
+        signal of one account, that account's view, taken inside the account's lock so no other
+        signal's order can land between the read and this one's order)."""
         resolved = self._resolve(signal)
+        account = self._only_account(signal, resolved)
+        if account is None:
+            await self._handle_signal(signal, correlation_id, resolved, None)
+            return
+        async with self._account_locks[account]:
+            await self._handle_signal(signal, correlation_id, resolved, account)
+
+    def _only_account(self, signal: Signal, resolved: tuple[StrategySettings | None, list[str]] | Denial) -> str | None:
+        """The account whose view is read with the signal: the one it trades in, if only one."""
+        if isinstance(resolved, Denial) or signal.action is SignalAction.CANCEL or len(resolved[1]) != 1:
+            return None
+        account = resolved[1][0]
+        if account not in self.accounts or signal.market.value not in self.accounts[account].markets:
+            return None
+        return account
+
+    @staticmethod
+    def _order_ids(signal: Signal, account: str) -> list[str]:
+        """The client order ids a signal may already have created in an account."""
+        legs = ("exit", "entry") if signal.action is SignalAction.REVERSE else ("",)
+        return [client_order_id(signal.signal_id, account, leg) for leg in legs]
+
+    async def _handle_signal(
+        self,
+        signal: Signal,
+        correlation_id: str,
+        resolved: tuple[StrategySettings | None, list[str]] | Denial,
+        account: str | None,
+    ) -> None:
+        order_ids = self._order_ids(signal, account) if account else []
+        wants_quote = account is not None and self.quote_source == self.fresh_quote and not signal.price
+        async with self.client.pipeline(transaction=False) as pipe:
+            decisions.queue_received(pipe, signal)
+            pipe.hgetall(keys.RISK_LIMITS)
+            if account is not None:
+                self.placement.reader.queue(pipe, account, order_ids)
+            if wants_quote:
+                pipe.get(keys.quote(signal.market.value, signal.ticker))
+            replies = await pipe.execute()
+        position = decisions.RECEIVED_COMMANDS
+        limits = self.limits.limits(replies[position])
+        position += 1
+        read: AccountRead | None = None
+        if account is not None:
+            count = AccountReader.QUEUED + len(order_ids)
+            read = await self.placement.reader.finish(
+                self.client, account, order_ids, replies[position : position + count]
+            )
+            position += count
+        token = None
+        if wants_quote:
+            token = _PREFETCHED_QUOTE.set(((signal.market, signal.ticker), quotes.parse_quote(replies[position])))
+        try:
+            await self._decide_signal(signal, correlation_id, resolved, limits, read)
+        finally:
+            if token is not None:
+                _PREFETCHED_QUOTE.reset(token)
+
+    async def _decide_signal(
+        self,
+        signal: Signal,
+        correlation_id: str,
+        resolved: tuple[StrategySettings | None, list[str]] | Denial,
+        limits: RiskLimits,
+        read: AccountRead | None,
+    ) -> None:
+        now = self.clock.now()
         if isinstance(resolved, Denial):
             await decision_log.deny(self.client, signal, correlation_id, None, resolved, self.maxlen)
             return
         strategy, accounts = resolved
-        ctx = SignalContext(signal, correlation_id, limits, now, strategy)
+        # With the account read inside its lock, the lock is held until the decision is written:
+        # the order goes in the decision's transaction, and the next signal's read sees it.
+        deferred: list[PendingOrder] | None = [] if read is not None else None
+        ctx = SignalContext(signal, correlation_id, limits, now, strategy, deferred)
         denial = risk.check_stale(limits, signal.fired_at, now)
         if denial is None and signal.action is not SignalAction.CANCEL:
             denial = risk.check_market_open(signal.market, now, self.always_open)
@@ -170,8 +274,12 @@ class OrderManager:
                 reason = f"account {account!r} does not trade {signal.market.value}"
                 outcomes.append((account, Denial(denials.MARKET_NOT_TRADED, reason)))
                 continue
+            if read is not None:  # read with the signal, and this task holds the account's lock
+                outcomes.append((account, await self._for_account(ctx, account, read)))
+                continue
             async with self._account_locks[account]:
-                outcomes.append((account, await self._for_account(ctx, account)))
+                own = await self.placement.reader.read(self.client, account, self._order_ids(signal, account))
+                outcomes.append((account, await self._for_account(ctx, account, own)))
         await self._decide(ctx, outcomes)
 
     def _resolve(self, signal: Signal) -> tuple[StrategySettings | None, list[str]] | Denial:
@@ -196,32 +304,31 @@ class OrderManager:
             return strategy, [signal.account]
         return strategy, list(strategy.accounts)
 
-    async def _for_account(self, ctx: SignalContext, account: str) -> AccountOutcome:
+    async def _for_account(self, ctx: SignalContext, account: str, read: AccountRead) -> AccountOutcome:
         action = ctx.signal.action
         result: str | Denial
         if action is SignalAction.BUY:
-            result = await self.placement.buy(ctx, account)
+            result = await self.placement.buy(ctx, account, read=read)
         elif action is SignalAction.SELL:
-            result = await self.placement.sell(ctx, account, whole=False)
+            result = await self.placement.sell(ctx, account, whole=False, read=read)
         elif action is SignalAction.EXIT:
-            result = await self.placement.sell(ctx, account, whole=True)
+            result = await self.placement.sell(ctx, account, whole=True, read=read)
         elif action is SignalAction.REVERSE:
-            return await self._reverse(ctx, account)
+            return await self._reverse(ctx, account, read)
         else:
             result = Denial(denials.UNSUPPORTED_ACTION, f"action {action.value} is not supported")
         return result if isinstance(result, Denial) else Placed(result)
 
     # --- reverse: exit first, the entry waits for the exit's fill -----------------------
-    async def _reverse(self, ctx: SignalContext, account: str) -> AccountOutcome:
+    async def _reverse(self, ctx: SignalContext, account: str, read: AccountRead) -> AccountOutcome:
         signal = ctx.signal
         exit_coid = client_order_id(signal.signal_id, account, "exit")
-        if await self.client.exists(keys.order(exit_coid)):
+        if exit_coid in read.existing:
             return Placed(exit_coid, "reverse: entry waits for the exit's fill")
-        view = await exposure.load_account_view(self.client, account, self.placement.records)
-        if view.sellable(signal.market, signal.ticker) <= 0:
-            entry = await self.placement.buy(ctx, account, leg="entry")
+        if read.view.sellable(signal.market, signal.ticker) <= 0:
+            entry = await self.placement.buy(ctx, account, leg="entry", read=read)
             return entry if isinstance(entry, Denial) else Placed(entry, "reverse: nothing to exit, entry sent")
-        state, _scope = await trading_state.effective_trading_state(self.client, account)
+        state, _scope = read.trading_state
         wants_entry = state is TradingState.ACTIVE
         pending_key = keys.reverse_entry(exit_coid)
         if wants_entry:
@@ -233,7 +340,7 @@ class OrderManager:
             }
             timeout = max(int(self.settings.ordermanager.reverse_entry_timeout_s), 1)
             await self.client.set(pending_key, orjson.dumps(payload), ex=timeout)
-        result = await self.placement.sell(ctx, account, whole=True, leg="exit")
+        result = await self.placement.sell(ctx, account, whole=True, leg="exit", read=read)
         if isinstance(result, Denial):
             await self.client.delete(pending_key)
             return result
@@ -272,10 +379,24 @@ class OrderManager:
             notes = [f"{a}: {o.note}" for a, o in placed if o.note]
             notes += [f"{a}: not traded: {d.reason}" for a, d in denied]
             order_ids = [o.client_order_id for _, o in placed]
-            await decision_log.accept(
-                self.client, ctx.signal, ctx.correlation_id, order_ids, "; ".join(notes), self.maxlen
+            pending = ctx.deferred or []
+            at: list[int] = []
+            replies = await decision_log.accept(
+                self.client,
+                ctx.signal,
+                ctx.correlation_id,
+                order_ids,
+                "; ".join(notes),
+                self.maxlen,
+                prelude=lambda pipe: at.extend(queue_orders(pipe, pending, self.maxlen)),
             )
+            orders_written(pending, [replies[i] for i in at])
             return
+        if ctx.deferred:  # not reached (an order is decided only for an account that placed it)
+            async with self.client.pipeline(transaction=True) as pipe:
+                at = queue_orders(pipe, ctx.deferred, self.maxlen)
+                written = await pipe.execute()
+            orders_written(ctx.deferred, [written[i] for i in at])
         if not denied:
             denied = [("*", Denial(denials.UNKNOWN_ACCOUNT, "the strategy maps to no account"))]
         account, first = denied[0]

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
+from redis.asyncio.client import Pipeline
 from redis.typing import EncodableT, FieldT
 
 from yquant import keys
@@ -16,11 +19,20 @@ DECISION_TTL_S = 90 * 86_400
 
 async def record_received(client: aioredis.Redis, signal: Signal) -> None:
     async with client.pipeline(transaction=False) as pipe:
-        pipe.hsetnx(keys.signal_record(signal.signal_id), "signal", signal.model_dump_json())
-        pipe.hsetnx(keys.signal_record(signal.signal_id), "status", "received")
-        pipe.expire(keys.signal_record(signal.signal_id), DECISION_TTL_S)
-        pipe.zadd(keys.SIGNALS_INDEX, {signal.signal_id: time.time()}, nx=True)
+        queue_received(pipe, signal)
         await pipe.execute()
+
+
+RECEIVED_COMMANDS = 4
+
+
+def queue_received(pipe: Pipeline, signal: Signal) -> None:
+    """Queue the ``received`` record of a signal (``RECEIVED_COMMANDS`` replies) on a pipeline, so
+    it travels with the reads the signal needs; a record that exists already is left as it is."""
+    pipe.hsetnx(keys.signal_record(signal.signal_id), "signal", signal.model_dump_json())
+    pipe.hsetnx(keys.signal_record(signal.signal_id), "status", "received")
+    pipe.expire(keys.signal_record(signal.signal_id), DECISION_TTL_S)
+    pipe.zadd(keys.SIGNALS_INDEX, {signal.signal_id: time.time()}, nx=True)
 
 
 async def record_decision(
@@ -28,8 +40,11 @@ async def record_decision(
     signal: Signal,
     decision: SignalAccepted | SignalDenied,
     maxlen: int,
-) -> None:
-    """Store the outcome on the signal's record and append it to the decision stream."""
+    prelude: Callable[[Pipeline], object] | None = None,
+) -> list[Any]:
+    """Store the outcome on the signal's record and append it to the decision stream, in one
+    transaction; ``prelude`` queues writes that belong with it (the orders it decided) first.
+    Returns the transaction's replies."""
     record = keys.signal_record(signal.signal_id)
     fields: dict[FieldT, EncodableT] = {"signal": signal.model_dump_json()}
     if isinstance(decision, SignalAccepted):
@@ -43,6 +58,8 @@ async def record_decision(
         fields["reason"] = f"{decision.account or '*'}: {decision.reason}"
     fields["decided_at"] = decision.occurred_at.isoformat()
     async with client.pipeline(transaction=True) as pipe:
+        if prelude is not None:
+            prelude(pipe)
         pipe.hset(record, mapping=fields)  # one command for the whole record
         pipe.expire(record, DECISION_TTL_S)
         pipe.zadd(keys.SIGNALS_INDEX, {signal.signal_id: time.time()}, nx=True)
@@ -52,7 +69,7 @@ async def record_decision(
             maxlen=maxlen,
             approximate=True,
         )
-        await pipe.execute()
+        return list(await pipe.execute())
 
 
 async def recent_signals(client: aioredis.Redis, limit: int = 100) -> list[dict[str, object]]:

@@ -104,6 +104,17 @@ def _flatten(fields: Mapping[str, object]) -> list[str]:
 
 async def create_order(client: aioredis.Redis, command: SubmitOrder, maxlen: int) -> bool:
     """Record the order as NEW and append its command, once. False if it already existed."""
+    return create_result(await client.fcall("yq_order_create", *create_arguments(command, maxlen)))
+
+
+def create_result(result: Any) -> bool:
+    """Whether a ``yq_order_create`` reply created the order (False: it existed already)."""
+    return bool(result != 0)
+
+
+def create_arguments(command: SubmitOrder, maxlen: int) -> list[Any]:
+    """The ``yq_order_create`` arguments of ``create_order`` (to queue it with other writes:
+    ``pipe.fcall("yq_order_create", *create_arguments(...))``, read by ``create_result``)."""
     now = utcnow()
     fields = {
         "client_order_id": command.client_order_id,
@@ -127,8 +138,7 @@ async def create_order(client: aioredis.Redis, command: SubmitOrder, maxlen: int
         "signal_at": command.signal_at.isoformat() if command.signal_at else "",
         "resubmissions": 0,
     }
-    result = await client.fcall(
-        "yq_order_create",
+    return [
         5,
         keys.order(command.client_order_id),
         keys.order_history(command.client_order_id),
@@ -142,8 +152,7 @@ async def create_order(client: aioredis.Redis, command: SubmitOrder, maxlen: int
         command.model_dump_json(),
         _history_entry(OrderState.NEW.value, command.origin),
         *_flatten(fields),
-    )
-    return bool(result != 0)
+    ]
 
 
 async def update_order(
@@ -270,8 +279,8 @@ class RecordCache:
     """Parsed order records kept between reads; an order is fetched again only when it changed.
 
     A risk check reads every open and recently settled order of the account for each
-    signal. Final orders are served from memory (they never change again); for the others
-    one field (``updated_at``) is asked and only the orders that changed are re-read.
+    signal. Final orders are served from memory (they never change again); the others are read
+    in one pipeline and parsed again only when their ``updated_at`` changed.
     """
 
     # A risk check needs the open orders and those since the last account sync (seconds apart):
@@ -282,45 +291,28 @@ class RecordCache:
         self._records: dict[str, tuple[str, OrderRecord]] = {}
 
     async def get_many(self, client: aioredis.Redis, client_order_ids: Iterable[str]) -> list[OrderRecord]:
+        """The records of the ids that exist, in their order: one round trip at most (none when
+        every one is final and known). An order that changed (its ``updated_at``) is parsed again."""
         ids = list(client_order_ids)
         if not ids:
             return []
         # A final order (filled, cancelled, rejected, failed) never changes again: no look-up.
         unsettled = [coid for coid in ids if coid not in self._records or not self._records[coid][1].is_final]
-        stamp_of = {coid: self._records[coid][0] for coid in ids if coid in self._records}
         if unsettled:
             async with client.pipeline(transaction=False) as pipe:
                 for coid in unsettled:
-                    pipe.hget(keys.order(coid), "updated_at")
-                replies = await pipe.execute()
-            for coid, raw in zip(unsettled, replies, strict=True):
-                if raw is None:
-                    stamp_of.pop(coid, None)
-                    self._records.pop(coid, None)
-                else:
-                    stamp_of[coid] = keys.text(raw)
-        stamps = [stamp_of.get(coid) for coid in ids]
-        stale = [
-            coid
-            for coid, stamp in zip(ids, stamps, strict=True)
-            if stamp is not None and (coid not in self._records or self._records[coid][0] != stamp)
-        ]
-        if stale:
-            async with client.pipeline(transaction=False) as pipe:
-                for coid in stale:
                     pipe.hgetall(keys.order(coid))
                 rows = await pipe.execute()
-            for coid, row in zip(stale, rows, strict=True):
-                if row:
-                    record = parse_record(row)
-                    stamp_field = row.get(b"updated_at", row.get("updated_at", ""))
-                    self._records[coid] = (keys.text(stamp_field), record)
+            for coid, row in zip(unsettled, rows, strict=True):
+                if not row:
+                    self._records.pop(coid, None)
+                    continue
+                stamp = keys.text(row.get(b"updated_at", row.get("updated_at", "")))
+                cached = self._records.get(coid)
+                if cached is None or cached[0] != stamp:
+                    self._records[coid] = (stamp, parse_record(row))
             if len(self._records) > self.max_size:
-                for coid in list(self._records)[: len(self._records) - self.max_size]:
+                keep = set(ids)
+                for coid in [c for c in self._records if c not in keep][: len(self._records) - self.max_size]:
                     del self._records[coid]
-        records = []
-        for coid, stamp in zip(ids, stamps, strict=True):
-            cached = self._records.get(coid)
-            if stamp is not None and cached is not None:
-                records.append(cached[1])
-        return records
+        return [self._records[coid][1] for coid in ids if coid in self._records]

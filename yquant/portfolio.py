@@ -77,6 +77,11 @@ async def get_account(client: aioredis.Redis, account: str) -> AccountSnapshot |
         pipe.hgetall(keys.account(account))
         pipe.hgetall(keys.positions(account))
         raw, raw_positions = await pipe.execute()
+    return snapshot_of(account, raw, raw_positions)
+
+
+def snapshot_of(account: str, raw: dict[Any, Any], raw_positions: dict[Any, Any]) -> AccountSnapshot | None:
+    """The snapshot from HGETALLs of ``keys.account`` and ``keys.positions`` (None: never synced)."""
     if not raw:
         return None
     data = {keys.text(k): keys.text(v) for k, v in raw.items()}

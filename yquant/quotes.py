@@ -136,9 +136,37 @@ async def get_quote(
 ) -> Quote | None:
     """A fresh quote: the cache when fresh, else asked of the gateway; None if neither has one.
     ``requester``: the prefix of the reply key the caller's ACL lets it read (``om``, ``dash``)."""
-    quote = await cached_quote(client, market, ticker, max_age_s=max_age_s, now=now)
-    if quote is not None:
-        return quote
+    cached = parse_quote(await client.get(keys.quote(market.value, ticker)))
+    return await quote_after_cache(
+        client,
+        market,
+        ticker,
+        cached,
+        timeout_s,
+        max_age_s=max_age_s,
+        now=now,
+        account=account,
+        wait_s=wait_s,
+        requester=requester,
+    )
+
+
+async def quote_after_cache(
+    client: aioredis.Redis,
+    market: Market,
+    ticker: str,
+    cached: Quote | None,
+    timeout_s: float,
+    *,
+    max_age_s: float = DEFAULT_MAX_AGE_S,
+    now: datetime | None = None,
+    account: str | None = None,
+    wait_s: float = 0.0,
+    requester: str = "om",
+) -> Quote | None:
+    """``get_quote`` once the cache has been read (``cached``: its quote, None when there is none)."""
+    if cached is not None and is_fresh(cached, now or utcnow(), max_age_s):
+        return cached
     quote = await request_quote(client, market, ticker, timeout_s, account=account, wait_s=wait_s, requester=requester)
     if quote is None or not is_fresh(quote, now or utcnow(), max_age_s):
         return None

@@ -85,7 +85,11 @@ def _encode(value: object) -> bytes:
 
 async def overridden_limits(client: aioredis.Redis) -> dict[str, Any]:
     """The runtime overrides as stored (name -> decoded JSON)."""
-    raw = await client.hgetall(keys.RISK_LIMITS)
+    return decode_overrides(await client.hgetall(keys.RISK_LIMITS))
+
+
+def decode_overrides(raw: Mapping[Any, Any]) -> dict[str, Any]:
+    """The overrides of an HGETALL of ``keys.RISK_LIMITS`` (name -> decoded JSON)."""
     overrides: dict[str, Any] = {}
     for name, value in raw.items():
         try:
@@ -97,9 +101,14 @@ async def overridden_limits(client: aioredis.Redis) -> dict[str, Any]:
 
 async def load_limits(client: aioredis.Redis, settings: Settings) -> RiskLimits:
     """Defaults with every valid runtime override applied."""
+    return limits_with(settings, await overridden_limits(client))
+
+
+def limits_with(settings: Settings, overrides: Mapping[str, Any]) -> RiskLimits:
+    """The settings' defaults with every valid override applied."""
     limits = default_limits(settings)
     data = limits.model_dump()
-    for name, value in (await overridden_limits(client)).items():
+    for name, value in overrides.items():
         if name not in LIMIT_NAMES:
             logger.error("ignoring an unknown risk limit override", extra={"limit": name})
             continue
@@ -111,6 +120,27 @@ async def load_limits(client: aioredis.Redis, settings: Settings) -> RiskLimits:
             continue
         data = candidate
     return RiskLimits.model_validate(data)
+
+
+class LimitsReader:
+    """The limits in force from an HGETALL of ``keys.RISK_LIMITS`` read with each signal.
+
+    The stored hash is its own version: the limits are parsed again whenever what is stored
+    differs in any byte from what was parsed last, so a change (through ``store_limits``, the
+    console, or a hand-made HSET) applies to the very next signal, and an unchanged hash costs
+    a dictionary comparison instead of a validation.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._raw: dict[Any, Any] | None = None
+        self._limits: RiskLimits | None = None
+
+    def limits(self, raw: Mapping[Any, Any]) -> RiskLimits:
+        if self._limits is None or self._raw != raw:
+            self._limits = limits_with(self.settings, decode_overrides(raw))
+            self._raw = dict(raw)
+        return self._limits
 
 
 async def store_limits(client: aioredis.Redis, settings: Settings, changes: Mapping[str, object]) -> RiskLimits:

@@ -12,7 +12,9 @@ the stricter of the global one and its own.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from enum import StrEnum
+from typing import Any
 
 import redis.asyncio as aioredis
 
@@ -76,12 +78,27 @@ def _stored(raw: object, scope: str) -> TradingState:
         return TradingState.HALTED
 
 
+def effective_of(global_raw: object, account_raw: object, account: str) -> tuple[TradingState, str]:
+    """The state that applies to ``account`` from the stored values of ``*`` and of the account."""
+    global_state, account_state = _stored(global_raw, GLOBAL), _stored(account_raw, account)
+    state = stricter(global_state, account_state)
+    return state, ("global" if state is global_state and state is not TradingState.ACTIVE else "account")
+
+
+def effective_in(stored: Mapping[Any, Any], account: str) -> tuple[TradingState, str]:
+    """``effective_of`` on the whole hash as HGETALL returns it (bytes or str fields)."""
+    return effective_of(_field(stored, GLOBAL), _field(stored, account), account)
+
+
+def _field(stored: Mapping[Any, Any], name: str) -> object:
+    value = stored.get(name.encode())
+    return stored.get(name) if value is None else value
+
+
 async def effective_trading_state(client: aioredis.Redis, account: str) -> tuple[TradingState, str]:
     """The state that applies to ``account`` and where it comes from ("global" or "account")."""
     values = await client.hmget(keys.TRADING_STATE, [GLOBAL, account])
-    global_state, account_state = _stored(values[0], GLOBAL), _stored(values[1], account)
-    state = stricter(global_state, account_state)
-    return state, ("global" if state is global_state and state is not TradingState.ACTIVE else "account")
+    return effective_of(values[0], values[1], account)
 
 
 async def set_trading_state(client: aioredis.Redis, state: TradingState | str, account: str | None = None) -> None:
