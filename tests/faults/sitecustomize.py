@@ -2,9 +2,9 @@
 
 Nothing of this ships: production code has no crash switch. A test sets
 ``YQ_FAULT_CRASH_AT`` (``after_read``: the order manager read a signal and dies before deciding;
-``after_order_append``: it recorded the order and appended ``SubmitOrder`` and dies before
-acknowledging the signal) and ``YQ_FAULT_MARKER`` (a file: the fault fires once, then the
-restarted process runs normally). The patch is applied when the order manager imports the
+``after_order_append``: it recorded the order, appended ``SubmitOrder`` and recorded its decision,
+in one transaction, and dies before acknowledging the signal) and ``YQ_FAULT_MARKER`` (a file:
+the fault fires once, then the restarted process runs normally). The patch is applied when the order manager imports the
 module it wraps, so other processes are untouched.
 """
 
@@ -46,21 +46,22 @@ def _patch_service(module: ModuleType) -> None:
     manager.handle_signal = handle_signal
 
 
-def _patch_orders(module: ModuleType) -> None:
-    original = module.create_order
+def _patch_decisions(module: ModuleType) -> None:
+    # A signal's orders are written in its decision's transaction (ordermanager.placement).
+    original = module.record_decision
 
     @functools.wraps(original)
-    async def create_order(*args: Any, **kwargs: Any) -> Any:
-        created = await original(*args, **kwargs)
+    async def record_decision(*args: Any, **kwargs: Any) -> Any:
+        replies = await original(*args, **kwargs)
         _crash("after_order_append")
-        return created
+        return replies
 
-    module.create_order = create_order
+    module.record_decision = record_decision
 
 
 PATCHES = {
     "after_read": ("ordermanager.service", _patch_service),
-    "after_order_append": ("yquant.orders", _patch_orders),
+    "after_order_append": ("yquant.decisions", _patch_decisions),
 }
 
 
