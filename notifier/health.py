@@ -154,12 +154,11 @@ async def check_once(client: aioredis.Redis, watch: HeartbeatWatch, now: float, 
 
 async def watch_heartbeats(
     client: aioredis.Redis,
+    watch: HeartbeatWatch,
     stop: asyncio.Event,
-    missing_after_s: float,
     poll_s: float,
     monotonic: Callable[[], float] = time.monotonic,
 ) -> None:
-    watch = HeartbeatWatch(missing_after_s)
     while not stop.is_set():
         try:
             await check_once(client, watch, monotonic(), time.time())

@@ -29,7 +29,7 @@ from redis.typing import EncodableT, FieldT
 
 from notifier import channels
 from notifier.events import SOURCE_PREFIXES, Event, from_entry, render, wanted
-from notifier.health import watch_heartbeats
+from notifier.health import HeartbeatWatch, watch_heartbeats
 from yquant import keys
 from yquant.messages import Signal
 from yquant.settings import NotifierSettings, NotifyDestination
@@ -57,6 +57,7 @@ class Notifier:
         self.http = http
         self.batch = batch
         self.block_ms = 1000
+        self.heartbeats = HeartbeatWatch(settings.heartbeat_missing_after_s)
 
     async def run(self, stop: asyncio.Event) -> None:
         for name in self.settings.destinations:
@@ -65,11 +66,7 @@ class Notifier:
             self._run_destination(name, destination, stop) for name, destination in self.settings.destinations.items()
         ]
         if loops:  # with no destination, nobody would read what the watch writes
-            loops.append(
-                watch_heartbeats(
-                    self.client, stop, self.settings.heartbeat_missing_after_s, self.settings.heartbeat_poll_s
-                )
-            )
+            loops.append(watch_heartbeats(self.client, self.heartbeats, stop, self.settings.heartbeat_poll_s))
         await asyncio.gather(*loops)
 
     async def _run_destination(self, name: str, destination: NotifyDestination, stop: asyncio.Event) -> None:
