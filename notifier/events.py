@@ -5,7 +5,7 @@ Amounts follow their currency: KRW without decimals, USD with two.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -20,11 +20,33 @@ from yquant.messages import (
     OrderFailed,
     OrderFilled,
     OrderRejected,
+    Signal,
+    SignalAccepted,
     SignalDenied,
+    SignalSource,
+    TokenIssuance,
     decode,
 )
 
-KINDS = ("filled", "rejected", "failed", "cancelled", "denied", "trading_state", "deadletter", "test")
+KINDS = (
+    "filled",
+    "rejected",
+    "failed",
+    "cancelled",
+    "denied",
+    "trading_state",
+    "deadletter",
+    "exit",
+    "schedule",
+    "heartbeat",
+    "token",
+    "summary",
+    "test",
+)
+# The signal sources whose accepted decision is news of its own: an exit rule or an end-of-day
+# exit triggered, a schedule fired (their signal ids start so: ordermanager's exit_triggers and
+# schedule_runner; the signal record's ``source`` confirms it).
+SOURCE_PREFIXES = {"exit-": "exit", "eod-": "eod", "sched-": "schedule"}
 
 
 @dataclass(frozen=True)
@@ -73,11 +95,15 @@ def from_entry(
     fields: dict[Any, Any],
     strategy: str = "",
     order: Mapping[str, str] | None = None,
+    signal: Signal | None = None,
+    placed: Sequence[Mapping[str, str]] = (),
 ) -> Event | None:
     """The event of one stream entry, or None when it is nothing to report.
 
     ``order`` is the order's record (ticker, side, quantity, market) for the events that carry only
-    its id (a refusal, a failure, a cancel)."""
+    its id (a refusal, a failure, a cancel); ``signal`` the signal of an accepted decision (an exit
+    or a schedule is reported, a TradingView alert is not: its fill will be) and ``placed`` the
+    records of the orders it placed."""
     order = order or {}
     raw_type = _text(fields.get(b"type") or fields.get("type") or "")
     raw_data = fields.get(b"data") or fields.get("data") or b"{}"
@@ -85,12 +111,26 @@ def from_entry(
         return _dead_letter(stream, entry_id, raw_data)
     if raw_type == "DashboardAction":
         return _audit(stream, entry_id, raw_data)
-    if raw_type not in {"OrderFilled", "OrderRejected", "OrderFailed", "OrderCancelled", "SignalDenied"}:
+    if raw_type == "Notice":
+        return _notice(stream, entry_id, raw_data)
+    if raw_type not in {
+        "OrderFilled",
+        "OrderRejected",
+        "OrderFailed",
+        "OrderCancelled",
+        "SignalDenied",
+        "SignalAccepted",
+        "TokenIssuance",
+    }:
         return None
     try:
         message = decode(raw_data)
     except MessageDecodeError:
         return None
+    if isinstance(message, TokenIssuance):
+        return _token(stream, entry_id, message)
+    if isinstance(message, SignalAccepted):
+        return _triggered(stream, entry_id, message, signal, placed) if signal is not None else None
     by = f" [{strategy}]" if strategy else ""
     if isinstance(message, OrderFilled):
         full = message.remaining_quantity == 0
@@ -171,6 +211,97 @@ def from_entry(
         },
         reason_code=message.reason_code,
         data={"signal_id": message.signal_id},
+    )
+
+
+def _token(stream: str, entry_id: str, message: TokenIssuance) -> Event:
+    if message.ok:
+        text = {
+            "en": f"🔑 KIS token issued again for {message.app}: orders can reach KIS",
+            "ko": f"🔑 KIS 토큰 발급 복구 ({message.app}): 주문을 보낼 수 있습니다",
+        }
+    else:
+        code = message.reason_code
+        detail = f"{message.reason} ({code})" if code and code not in message.reason else message.reason
+        text = {
+            "en": f"🔑 KIS token issuance failing for {message.app}: {detail}",
+            "ko": f"🔑 KIS 토큰 발급 실패 ({message.app}): {detail}",
+        }
+    return Event(stream, entry_id, "token", text, message.reason_code, {"app": message.app, "ok": message.ok})
+
+
+def _triggered(
+    stream: str, entry_id: str, message: SignalAccepted, signal: Signal, placed: Sequence[Mapping[str, str]]
+) -> Event | None:
+    """An exit that triggered or a schedule that fired, and the orders it placed: "SELL 10 · main
+    (yq-…)" each, from the order's record (a schedule for every account of a strategy places one per
+    account)."""
+    heads = {
+        SignalSource.EXIT: ("exit", "🛑 Exit triggered", "🛑 청산 조건 발동"),
+        SignalSource.END_OF_DAY: ("exit", "🌇 End-of-day exit", "🌇 장 마감 청산"),
+        SignalSource.SCHEDULE: ("schedule", "⏰ Schedule fired", "⏰ 예약 주문 실행"),
+    }
+    if signal.source not in heads:
+        return None
+    kind, en, ko = heads[signal.source]
+    where = f" · {signal.account}" if signal.account else ""
+    what = f"{signal.market.value}:{signal.ticker}{where} [{signal.strategy}]"
+    why = f": {signal.comment}" if signal.comment else ""
+    records = {r.get("client_order_id", ""): r for r in placed}
+    orders_en = ", ".join(_placed(cid, records.get(cid, {}), "en") for cid in message.client_order_ids)
+    orders_ko = ", ".join(_placed(cid, records.get(cid, {}), "ko") for cid in message.client_order_ids)
+    note = f" ({message.note})" if message.note else ""
+    then_en = f" → {orders_en}" if orders_en else f" → no order{note}"
+    then_ko = f" → {orders_ko}" if orders_ko else f" → 주문 없음{note}"
+    return Event(
+        stream,
+        entry_id,
+        kind,
+        {"en": f"{en}: {what}{why}{then_en}", "ko": f"{ko}: {what}{why}{then_ko}"},
+        data={
+            "signal_id": message.signal_id,
+            "source": signal.source.value,
+            "market": signal.market.value,
+            "ticker": signal.ticker,
+            "account": signal.account or "",
+            "orders": [
+                {
+                    "client_order_id": cid,
+                    **_order_data(records.get(cid, {})),
+                    "account": records.get(cid, {}).get("account", ""),
+                }
+                for cid in message.client_order_ids
+            ],
+        },
+    )
+
+
+def _placed(cid: str, order: Mapping[str, str], language: str) -> str:
+    """One order an exit or a schedule placed: "SELL 10 · main (yq-…)" (ko: "매도 10주 · main (yq-…)")."""
+    side, quantity, account = order.get("side", ""), order.get("quantity", ""), order.get("account", "")
+    if language == "ko":
+        head = " ".join(
+            p for p in ({"buy": "매수", "sell": "매도"}.get(side, side), f"{quantity}주" if quantity else "") if p
+        )
+    else:
+        head = " ".join(p for p in (side.upper(), quantity) if p)
+    parts = [p for p in (head, account) if p]
+    return f"{' · '.join(parts)} ({cid})" if parts else cid
+
+
+def _notice(stream: str, entry_id: str, raw: Any) -> Event | None:
+    """One of the notifier's own events (keys.NOTICES): its texts were written with it."""
+    data = _json(raw)
+    kind, en, ko = data.get("kind"), data.get("en"), data.get("ko")
+    if not isinstance(kind, str) or not isinstance(en, str):
+        return None
+    extra = data.get("data")
+    return Event(
+        stream,
+        entry_id,
+        kind,
+        {"en": en, "ko": ko if isinstance(ko, str) else en},
+        data=extra if isinstance(extra, dict) else {},
     )
 
 

@@ -23,12 +23,15 @@ from typing import Any
 import httpx
 import orjson
 import redis.asyncio as aioredis
+from pydantic import ValidationError
 from redis.exceptions import ResponseError
 from redis.typing import EncodableT, FieldT
 
 from notifier import channels
-from notifier.events import Event, from_entry, render, wanted
+from notifier.events import SOURCE_PREFIXES, Event, from_entry, render, wanted
+from notifier.health import HeartbeatWatch, watch_heartbeats
 from yquant import keys
+from yquant.messages import Signal
 from yquant.settings import NotifierSettings, NotifyDestination
 
 logger = logging.getLogger(__name__)
@@ -37,6 +40,7 @@ STREAMS = keys.NOTIFIER_STREAMS
 CONSUMER = "notifier"  # one instance: its pending entries are its own after a restart
 ORDER_KINDS = {"OrderFilled", "OrderRejected", "OrderFailed", "OrderCancelled"}
 ORDER_FIELDS = ("strategy", "market", "ticker", "side", "quantity")
+PLACED_FIELDS = ("account", "market", "ticker", "side", "quantity")
 
 
 def entry_key(entry_id: str) -> tuple[int, int]:
@@ -53,16 +57,17 @@ class Notifier:
         self.http = http
         self.batch = batch
         self.block_ms = 1000
+        self.heartbeats = HeartbeatWatch(settings.heartbeat_missing_after_s)
 
     async def run(self, stop: asyncio.Event) -> None:
         for name in self.settings.destinations:
             await ensure_destination_groups(self.client, name)
-        await asyncio.gather(
-            *(
-                self._run_destination(name, destination, stop)
-                for name, destination in self.settings.destinations.items()
-            )
-        )
+        loops = [
+            self._run_destination(name, destination, stop) for name, destination in self.settings.destinations.items()
+        ]
+        if loops:  # with no destination, nobody would read what the watch writes
+            loops.append(watch_heartbeats(self.client, self.heartbeats, stop, self.settings.heartbeat_poll_s))
+        await asyncio.gather(*loops)
 
     async def _run_destination(self, name: str, destination: NotifyDestination, stop: asyncio.Event) -> None:
         group = keys.notifier_group(name)
@@ -105,7 +110,9 @@ class Notifier:
         events: list[Event] = []
         for stream, entry_id, fields in entries:
             order = await self._order(fields)
-            event = from_entry(stream, entry_id, fields, order.get("strategy", ""), order)
+            signal = await self._signal(fields)
+            placed = await self._placed(fields) if signal is not None else []
+            event = from_entry(stream, entry_id, fields, order.get("strategy", ""), order, signal, placed)
             if event is not None:
                 events.append(event)
         if not await self._deliver_all(name, destination, events, stop):
@@ -132,6 +139,38 @@ class Notifier:
             return {}
         values: Any = await self.client.hmget(keys.order(str(cid)), ORDER_FIELDS)
         return {name: keys.text(v) for name, v in zip(ORDER_FIELDS, values, strict=True) if v}
+
+    async def _signal(self, fields: dict[Any, Any]) -> Signal | None:
+        """The signal of an accepted decision whose id says an exit or a schedule placed it (its
+        record's source decides); None for the others, which cost no look-up."""
+        if keys.text(fields.get(b"type", b"")) != "SignalAccepted":
+            return None
+        try:
+            signal_id = str(orjson.loads(fields.get(b"data", b"{}")).get("signal_id") or "")
+        except (orjson.JSONDecodeError, AttributeError):
+            return None
+        if not signal_id.startswith(tuple(SOURCE_PREFIXES)):
+            return None
+        raw = await self.client.hget(keys.signal_record(signal_id), "signal")
+        if not raw:
+            return None
+        try:
+            return Signal.model_validate_json(raw)
+        except ValidationError:
+            return None
+
+    async def _placed(self, fields: dict[Any, Any]) -> list[dict[str, str]]:
+        """The records of the orders an accepted exit or schedule placed (side, quantity, account)."""
+        try:
+            ids = orjson.loads(fields.get(b"data", b"{}")).get("client_order_ids") or []
+        except (orjson.JSONDecodeError, AttributeError):
+            return []
+        records: list[dict[str, str]] = []
+        for cid in ids:
+            values: Any = await self.client.hmget(keys.order(str(cid)), PLACED_FIELDS)
+            record = {name: keys.text(v) for name, v in zip(PLACED_FIELDS, values, strict=True) if v}
+            records.append({**record, "client_order_id": str(cid)})
+        return records
 
     def _chunks(self, destination: NotifyDestination, events: list[Event]) -> list[list[Event]]:
         limit = channels.max_chars(destination) - 100

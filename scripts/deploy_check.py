@@ -495,6 +495,22 @@ ACL_TABLE: list[tuple[str, bool, tuple[str, ...]]] = [
     ("notifier", False, ("XADD", "yq:stream:cancels", *XADD)),
     ("notifier", False, ("HSET", "yq:order:o1", "state", "FILLED")),
     ("notifier", False, ("GET", "yq:token:abc")),
+    # Its derived events (a heartbeat missing, a daily summary) on its own stream, and no other.
+    ("notifier", True, ("XADD", "yq:stream:notices", *XADD)),
+    ("notifier", False, ("XADD", "yq:stream:health", *XADD)),
+    ("notifier", True, ("XREADGROUP", "GROUP", "notifier:phone", "n", "STREAMS", "yq:stream:health", ">")),
+    ("notifier", True, ("SCAN", "0", "MATCH", "yq:hb:*")),
+    ("notifier", True, ("PTTL", "yq:hb:ordermanager:om-1")),
+    ("notifier", False, ("HSET", "yq:hb:ordermanager:om-1", "seen_at", "1")),
+    ("notifier", False, ("DEL", "yq:hb:ordermanager:om-1")),
+    ("notifier", True, ("HGET", "yq:signal:exit-r1", "signal")),
+    ("notifier", False, ("HSET", "yq:signal:exit-r1", "status", "denied")),
+    ("notifier", True, ("HSETNX", "yq:notify:down", "ordermanager", "{}")),
+    ("notifier", True, ("HDEL", "yq:notify:down", "ordermanager")),
+    # The gateway says when KIS token issuance fails or works again; the webhook host cannot.
+    ("brokergateway", True, ("XADD", "yq:stream:health", *XADD)),
+    ("webhook", False, ("XADD", "yq:stream:health", *XADD)),
+    ("dashboard", False, ("XADD", "yq:stream:health", *XADD)),
     # A compromised VM2 must not answer (or steal) the order manager's quote requests.
     ("dashboard", False, ("RPUSH", "yq:reply:om-r1", "{}")),
     ("dashboard", False, ("BLPOP", "yq:reply:om-r1", "1")),

@@ -38,6 +38,13 @@ QUERIES_DASHBOARD = PREFIX + "stream:queries:dashboard"  # the dashboard's quote
 QUERY_STREAMS: dict[str, str] = {"om": QUERIES, "dash": QUERIES_DASHBOARD}
 DEAD_LETTERS = PREFIX + "stream:deadletters"  # entries that failed too often, or were refused
 AUDIT_LOG = PREFIX + "stream:audit"  # every manual action on the dashboard
+# A service's reports on its own health, off the trading path: the gateway's KIS token issuance
+# failing and recovering (TokenIssuance, one entry per change, not per attempt).
+HEALTH = PREFIX + "stream:health"
+# The notifier's own events, derived from what it watches (a service missing its heartbeat and
+# back, a market's daily summary), delivered to each destination like the entries of any other
+# stream it reads.
+NOTICES = PREFIX + "stream:notices"
 
 ALL_STREAMS = (
     *SIGNAL_STREAMS,
@@ -49,6 +56,8 @@ ALL_STREAMS = (
     QUERIES_DASHBOARD,
     DEAD_LETTERS,
     AUDIT_LOG,
+    HEALTH,
+    NOTICES,
 )
 
 # --- consumer groups -----------------------------------------------------------------
@@ -135,6 +144,13 @@ def token_lock(app_key: str) -> str:
 def token_issued_at(app_key: str) -> str:
     """When a token was last issued for the app key (guards KIS's issuance limit)."""
     return f"{PREFIX}token:{_digest(app_key)}:issued"
+
+
+def token_failing(app_key: str) -> str:
+    """Set while KIS refuses to issue a token for the app key (SET NX on the first failure, DEL on
+    the next success): one ``TokenIssuance`` each way on keys.HEALTH, whichever gateway process or
+    life saw it."""
+    return f"{PREFIX}token:{_digest(app_key)}:failing"
 
 
 def rate_limit(account_alias: str) -> str:
@@ -269,8 +285,11 @@ def notifier_group(destination: str) -> str:
 
 # What the notifier reports. Its group is created before any service starts (yquant.supervisor), so
 # what is appended right after a first start is reported too.
-NOTIFIER_STREAMS = (DECISIONS, EXECUTIONS, AUDIT_LOG, DEAD_LETTERS)
+NOTIFIER_STREAMS = (DECISIONS, EXECUTIONS, AUDIT_LOG, DEAD_LETTERS, HEALTH, NOTICES)
 NOTIFY_PREFIX = PREFIX + "notify:"
+# Hash: service -> JSON (instance, since) of a service reported missing its heartbeat, until it is
+# reported back: one message per outage, even across a restart of the notifier.
+NOTIFY_DOWN = NOTIFY_PREFIX + "down"
 
 
 def notify_progress(destination: str) -> str:

@@ -259,6 +259,17 @@ class OrderCancelled(Message):
     reason: str = ""
 
 
+class TokenIssuance(Message):
+    """The gateway's KIS token issuance for one app key started failing (``ok`` false, with KIS's
+    answer) or works again; written on a change, not per attempt (keys.HEALTH)."""
+
+    type: Literal["TokenIssuance"] = "TokenIssuance"
+    app: str  # the accounts that share the app key ("main+isa"); never the key itself
+    ok: bool
+    reason_code: str = ""
+    reason: str = ""
+
+
 class Position(Frozen):
     market: Market
     ticker: str
@@ -314,7 +325,8 @@ AnyMessage = Annotated[
     | OrderFilled
     | OrderCancelled
     | AccountSynced
-    | QuoteRequested,
+    | QuoteRequested
+    | TokenIssuance,
     Field(discriminator="type"),
 ]
 

@@ -268,7 +268,20 @@ class NotifyDestination(BaseModel):
     chat_id: str = ""  # Telegram
     api_base: str = "https://api.telegram.org"  # Telegram Bot API base (a test server in tests)
     events: list[str] = Field(
-        default_factory=lambda: ["filled", "rejected", "failed", "cancelled", "denied", "trading_state", "deadletter"]
+        default_factory=lambda: [
+            "filled",
+            "rejected",
+            "failed",
+            "cancelled",
+            "denied",
+            "trading_state",
+            "deadletter",
+            "exit",
+            "schedule",
+            "heartbeat",
+            "token",
+            "summary",
+        ]
     )
     deny_reasons: list[str] = Field(default_factory=list)  # empty: every reason code; else only these
 
@@ -288,6 +301,11 @@ class NotifierSettings(BaseModel):
     timeout_s: float = 10.0
     retry_max_s: float = 60.0  # longest wait between delivery attempts
     max_attempts: int = 0  # 0: retry transient failures until delivered
+    # A service whose heartbeat is this old (yquant.runtime beats every 5 s, expiring after 15 s) is
+    # reported missing: 12 s is two beats missed in a row, so one slow beat is no outage. A clean
+    # stop deletes it, so a stop is never reported.
+    heartbeat_missing_after_s: float = Field(default=12.0, gt=0)
+    heartbeat_poll_s: float = Field(default=2.0, gt=0)
 
     @field_validator("destinations", mode="before")
     @classmethod

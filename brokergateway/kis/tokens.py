@@ -21,11 +21,14 @@ from zoneinfo import ZoneInfo
 import httpx
 import orjson
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from brokergateway import metrics
 from brokergateway.kis.errors import check, from_transport
 from yquant import keys
+from yquant.bus import publish
 from yquant.errors import BrokerError, TokenThrottled
+from yquant.messages import TokenIssuance
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +37,8 @@ REFRESH_MARGIN_S = 600  # re-issue this long before KIS's expiry
 LOCK_TTL_MS = 15_000
 LOCK_WAIT_S = 30.0
 EXPIRY_SAFETY_S = 30  # a token this close to its expiry is not used when renewal fails
+HEALTH_MAXLEN = 10_000
+FAILING_TTL_S = 30 * 86_400  # a failure outlives any outage worth reporting the end of
 
 
 class TokenManager:
@@ -128,11 +133,37 @@ class TokenManager:
         if last is not None:
             wait = float(last) + self.min_issue_interval_s - time.time()
             if wait > 0:
+                # Our own guard, not KIS's answer: it says nothing new about issuance, so no report.
                 metrics.TOKEN_ISSUE_FAILURES.labels(self.label).inc()
                 raise TokenThrottled(
                     f"KIS allows one token issuance per {self.min_issue_interval_s:.0f}s; next in {wait:.0f}s",
                     code="EGW00133",
                 )
+        try:
+            issued = await self._request(issued_key)
+        except BrokerError as exc:
+            await self._report(TokenIssuance(app=self.label, ok=False, reason_code=exc.code, reason=exc.message))
+            raise
+        await self._report(TokenIssuance(app=self.label, ok=True))
+        return issued
+
+    async def _report(self, event: TokenIssuance) -> None:
+        """Tell the notifier when issuance starts failing and when it works again (keys.HEALTH): one
+        entry per change, never one per attempt, kept in Valkey (keys.token_failing) so a restarted
+        or second gateway process neither repeats a failure nor misses the recovery. A Valkey error
+        here costs no token."""
+        failing = keys.token_failing(self.app_key)
+        try:
+            if event.ok:
+                changed = bool(await self.client.delete(failing))
+            else:
+                changed = bool(await self.client.set(failing, event.reason_code or "?", nx=True, ex=FAILING_TTL_S))
+            if changed:
+                await publish(self.client, keys.HEALTH, event, HEALTH_MAXLEN)
+        except (RedisError, OSError) as exc:
+            logger.warning("could not report the KIS token issuance", extra={"error": str(exc)})
+
+    async def _request(self, issued_key: str) -> tuple[str, float]:
         # Written before the request: a request that timed out may still have issued a token.
         await self.client.set(issued_key, str(time.time()), ex=86_400)
         body = {"grant_type": "client_credentials", "appkey": self.app_key, "appsecret": self.app_secret}

@@ -7,21 +7,27 @@ the notifier is configured for both exactly as a user would, through YQ_NOTIFIER
 
 from __future__ import annotations
 
+import asyncio
 import getpass
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+import redis.asyncio as aioredis
 
 from kissim.protocol import Messages
 from notifier.events import money
 from tests.e2e.helpers import eventually
 from tests.harness.devsystem import DevSystem
 from tests.integration.notifier.loopback import TOKEN, ChatServices
-from yquant import keys
+from yquant import keys, schedule_store
+from yquant.messages import Market
+from yquant.schedules import Schedule, ScheduleKind, ScheduleSpec
 
 SECRET = "e2e-notify-secret"
 CASH = 1_000_000  # the simulator's KRW: enough for a few shares, not for 20 at ₩200,000
@@ -152,3 +158,57 @@ def test_a_kis_rejection_reaches_both_chats_with_kis_own_words(system: DevSystem
         assert Messages.NO_CASH.text in text  # what KIS said, as KIS said it
         assert text.count(Messages.NO_CASH.code) == 1
         assert "· main" in text
+
+
+def test_an_exit_rule_that_triggers_names_ticker_account_and_the_sell_it_placed(
+    system: DevSystem, chats: ChatServices
+) -> None:
+    set_price(system, "005380", 100_000)
+    send(system, id="notify-exit-entry", ticker="005380", quantity=2, stop_loss=95_000)
+    both_say(chats, "Filled", "005380")
+    set_price(system, "005380", 90_000)  # below the alert's stop
+
+    messages = both_say(chats, "Exit triggered", "KRX:005380")
+    [sell] = eventually(lambda: [o for o in orders(system) if o["ticker"] == "005380" and o["side"] == "sell"], 30)
+    for text in messages.values():
+        assert "KRX:005380 · main [demo]" in text  # ticker, account, strategy
+        assert f"SELL 2 · main ({sell['client_order_id']})" in text  # the order it placed
+    assert {name: len(found) for name, found in said(chats, "Exit triggered", "005380").items()} == {
+        "telegram": 1,
+        "discord": 1,
+    }
+
+
+def test_a_schedule_that_fires_names_ticker_account_and_the_order_it_placed(
+    system: DevSystem, chats: ChatServices
+) -> None:
+    set_price(system, "000270", 50_000)
+    now = datetime.now(UTC)
+    seoul = now.astimezone(ZoneInfo("Asia/Seoul"))
+    spec = ScheduleSpec(
+        name="notify test",
+        account="main",
+        market=Market.KRX,
+        ticker="000270",
+        quantity=1,
+        kind=ScheduleKind.ONCE,
+        run_on=seoul.date(),
+        at_time=seoul.time().replace(second=0, microsecond=0),
+    )
+    due = Schedule(schedule_id="sch-notify", spec=spec, created_at=now, updated_at=now, next_run_at=now)
+    asyncio.run(_save(system, due))
+
+    messages = both_say(chats, "Schedule fired", "KRX:000270")
+    [buy] = eventually(lambda: [o for o in orders(system) if o["ticker"] == "000270"], 30)
+    for text in messages.values():
+        assert "KRX:000270 · main [schedule]" in text
+        assert "notify test" in text  # which schedule
+        assert f"BUY 1 · main ({buy['client_order_id']})" in text
+
+
+async def _save(system: DevSystem, schedule: Schedule) -> None:
+    client = aioredis.Redis.from_url(system.valkey_url)
+    try:
+        await schedule_store.save(client, schedule)
+    finally:
+        await client.aclose()

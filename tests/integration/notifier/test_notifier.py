@@ -57,7 +57,7 @@ class Running:
 
 async def groups_exist(client: aioredis.Redis) -> bool:
     try:
-        groups = await client.xinfo_groups(keys.DEAD_LETTERS)  # the last stream it sets up
+        groups = await client.xinfo_groups(keys.NOTIFIER_STREAMS[-1])  # the last stream it sets up
     except aioredis.ResponseError:
         return False
     return any(keys.text(g["name"]).startswith(keys.GROUP_NOTIFIER + ":") for g in groups)
