@@ -16,6 +16,7 @@ from starlette.routing import Route, WebSocketRoute
 
 from kissim import (
     admin,
+    assets,
     daily,
     domestic,
     marketdata,
@@ -66,6 +67,19 @@ def kis_routes() -> list[Route]:
             "GET",
             p.DOMESTIC_PERIOD_TRADE_PROFIT,
             profit.period_trade_profit,
+        ),
+        (f"{DOMESTIC_TRADING}/inquire-period-profit", "GET", p.DOMESTIC_PERIOD_PROFIT, profit.period_profit),
+        (
+            f"{DOMESTIC_TRADING}/inquire-balance-rlz-pl",
+            "GET",
+            p.DOMESTIC_BALANCE_RLZ_PL,
+            assets.inquire_balance_rlz_pl,
+        ),
+        (
+            f"{DOMESTIC_TRADING}/inquire-account-balance",
+            "GET",
+            p.ACCOUNT_BALANCE,
+            assets.inquire_account_balance,
         ),
         (f"{OVERSEAS_TRADING}/inquire-period-profit", "GET", p.OVERSEAS_PERIOD_PROFIT, profit.overseas_period_profit),
         (f"{OVERSEAS_QUOTES}/price-detail", "GET", p.OVERSEAS_PRICE_DETAIL, marketdata.price_detail),
