@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 
 from fastapi import FastAPI
 from starlette.exceptions import HTTPException
@@ -30,7 +30,7 @@ from kissim import (
 )
 from kissim import protocol as p
 from kissim.config import SimConfig
-from kissim.gateway import kis_endpoint
+from kissim.gateway import Handler, kis_endpoint
 from kissim.headers import KisHeaderCase
 from kissim.state import Simulator
 from kissim.ws import NoticeHub, tryitout
@@ -44,8 +44,12 @@ OVERSEAS_QUOTES = "/uapi/overseas-price/v1/quotations"
 QUOTE_SAVE_SECONDS = 30.0
 
 
-def kis_routes() -> list[Route]:
-    table = [
+KisRoute = tuple[str, str, Mapping[str, p.TrSpec], Handler]
+
+
+def kis_table() -> list[KisRoute]:
+    """Every KIS data endpoint the simulator serves: (path, method, tr_id table, handler)."""
+    return [
         (f"{DOMESTIC_TRADING}/order-cash", "POST", p.DOMESTIC_ORDER, domestic.order_cash),
         (f"{DOMESTIC_TRADING}/order-rvsecncl", "POST", p.DOMESTIC_RVSECNCL, domestic.order_rvsecncl),
         (f"{DOMESTIC_TRADING}/inquire-balance", "GET", p.DOMESTIC_BALANCE, domestic.inquire_balance),
@@ -107,8 +111,12 @@ def kis_routes() -> list[Route]:
         (f"{OVERSEAS_TRADING}/inquire-ccnl", "GET", p.OVERSEAS_CCNL, overseas_ccnl.inquire_ccnl),
         (f"{OVERSEAS_QUOTES}/price", "GET", p.OVERSEAS_PRICE, quotes.overseas_price),
     ]
+
+
+def kis_routes() -> list[Route]:
     routes = [
-        Route(path, kis_endpoint(tr_table, handler), methods=[method]) for path, method, tr_table, handler in table
+        Route(path, kis_endpoint(tr_table, handler), methods=[method])
+        for path, method, tr_table, handler in kis_table()
     ]
     routes += [
         Route("/oauth2/tokenP", _saving(oauth.token_p), methods=["POST"]),
