@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 
 from fastapi import FastAPI
 from starlette.exceptions import HTTPException
@@ -16,6 +16,7 @@ from starlette.routing import Route, WebSocketRoute
 
 from kissim import (
     admin,
+    assets,
     daily,
     domestic,
     marketdata,
@@ -29,7 +30,7 @@ from kissim import (
 )
 from kissim import protocol as p
 from kissim.config import SimConfig
-from kissim.gateway import kis_endpoint
+from kissim.gateway import Handler, kis_endpoint
 from kissim.headers import KisHeaderCase
 from kissim.state import Simulator
 from kissim.ws import NoticeHub, tryitout
@@ -43,8 +44,12 @@ OVERSEAS_QUOTES = "/uapi/overseas-price/v1/quotations"
 QUOTE_SAVE_SECONDS = 30.0
 
 
-def kis_routes() -> list[Route]:
-    table = [
+KisRoute = tuple[str, str, Mapping[str, p.TrSpec], Handler]
+
+
+def kis_table() -> list[KisRoute]:
+    """Every KIS data endpoint the simulator serves: (path, method, tr_id table, handler)."""
+    return [
         (f"{DOMESTIC_TRADING}/order-cash", "POST", p.DOMESTIC_ORDER, domestic.order_cash),
         (f"{DOMESTIC_TRADING}/order-rvsecncl", "POST", p.DOMESTIC_RVSECNCL, domestic.order_rvsecncl),
         (f"{DOMESTIC_TRADING}/inquire-balance", "GET", p.DOMESTIC_BALANCE, domestic.inquire_balance),
@@ -66,6 +71,19 @@ def kis_routes() -> list[Route]:
             "GET",
             p.DOMESTIC_PERIOD_TRADE_PROFIT,
             profit.period_trade_profit,
+        ),
+        (f"{DOMESTIC_TRADING}/inquire-period-profit", "GET", p.DOMESTIC_PERIOD_PROFIT, profit.period_profit),
+        (
+            f"{DOMESTIC_TRADING}/inquire-balance-rlz-pl",
+            "GET",
+            p.DOMESTIC_BALANCE_RLZ_PL,
+            assets.inquire_balance_rlz_pl,
+        ),
+        (
+            f"{DOMESTIC_TRADING}/inquire-account-balance",
+            "GET",
+            p.ACCOUNT_BALANCE,
+            assets.inquire_account_balance,
         ),
         (f"{OVERSEAS_TRADING}/inquire-period-profit", "GET", p.OVERSEAS_PERIOD_PROFIT, profit.overseas_period_profit),
         (f"{OVERSEAS_QUOTES}/price-detail", "GET", p.OVERSEAS_PRICE_DETAIL, marketdata.price_detail),
@@ -93,8 +111,12 @@ def kis_routes() -> list[Route]:
         (f"{OVERSEAS_TRADING}/inquire-ccnl", "GET", p.OVERSEAS_CCNL, overseas_ccnl.inquire_ccnl),
         (f"{OVERSEAS_QUOTES}/price", "GET", p.OVERSEAS_PRICE, quotes.overseas_price),
     ]
+
+
+def kis_routes() -> list[Route]:
     routes = [
-        Route(path, kis_endpoint(tr_table, handler), methods=[method]) for path, method, tr_table, handler in table
+        Route(path, kis_endpoint(tr_table, handler), methods=[method])
+        for path, method, tr_table, handler in kis_table()
     ]
     routes += [
         Route("/oauth2/tokenP", _saving(oauth.token_p), methods=["POST"]),

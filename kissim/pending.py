@@ -6,6 +6,7 @@ VTTS3018R) and the US buyable amount ``inquire-psamount`` (TTTS3007R / VTTS3007R
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import ROUND_FLOOR, Decimal
 
 from starlette.responses import Response
@@ -14,10 +15,11 @@ from kissim import protocol as p
 from kissim.domestic import parse_price
 from kissim.fmt import fixed, rate, won, ymd
 from kissim.gateway import Call
+from kissim.hours import new_york_time
 from kissim.market import family_of
 from kissim.orders import Order, Side
 from kissim.paging import page
-from kissim.protocol import KisError, Messages
+from kissim.protocol import KST, KisError, Messages
 
 ORDER_TYPE_NAMES = {"00": "지정가", "01": "시장가"}
 
@@ -108,8 +110,10 @@ async def psbl_sell(call: Call) -> Response:
 
 
 def _us_order_row(order: Order) -> dict[str, str]:
+    # ord_dt / ord_tmd in New York time, as inquire-ccnl's (UNCERTAIN: KIS's list says 주문일자/주문시각).
+    local = new_york_time(datetime.fromtimestamp(order.received_at_ns / 1e9, KST))
     return {
-        "ord_dt": ymd(order.ord_dt),
+        "ord_dt": ymd(local.date()),
         "ord_gno_brno": order.org_no,
         "odno": order.odno,
         "orgn_odno": order.original_odno,
@@ -121,7 +125,7 @@ def _us_order_row(order: Order) -> dict[str, str]:
         "rvse_cncl_dvsn_cd_name": "정정" if order.original_odno else "",
         "rjct_rson": "",
         "rjct_rson_name": "",
-        "ord_tmd": order.ord_tmd,
+        "ord_tmd": local.strftime("%H%M%S"),
         "tr_mket_name": {"NASD": "나스닥", "NYSE": "뉴욕", "AMEX": "아멕스"}.get(order.exchange, ""),
         "tr_crcy_cd": "USD",
         "natn_cd": "840",

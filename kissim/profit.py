@@ -1,14 +1,15 @@
 """Realised profit by period, from the simulator's own fills: domestic ``inquire-period-trade-profit``
-TTTC8715R (기간별매매손익현황조회) and overseas ``inquire-period-profit`` TTTS3039R (해외주식 기간손익),
-both real domain only, as at KIS.
+TTTC8715R (기간별매매손익현황조회, per day and product), domestic ``inquire-period-profit`` TTTC8708R
+(기간별손익일별합산조회, per day) and overseas ``inquire-period-profit`` TTTS3039R (해외주식 기간손익),
+all real domain only, as at KIS.
 
 Every sell fill records the purchase cost it took off the holding (``Order.released_cost``, at the
 holding's average price then), so a row's realised profit is its sell amount less that cost and the
 sell fees, exactly what the account's cash gained over the cost it gave up. Rows are per trading day
 and product: the Korean date for KRX orders, the New York date for US orders (as ``inquire-ccnl``).
-Columns as KIS's official samples list them (examples_llm ``inquire_period_trade_profit`` and
-overseas ``inquire_period_profit``). UNCERTAIN: page sizes (50 domestic, 100 overseas), that the
-domestic list also has days with buys only, and that WCRC_FRCR_DVSN_CD 02 gives the realised
+Columns as KIS's official samples list them (examples_llm ``inquire_period_trade_profit``, domestic
+and overseas ``inquire_period_profit``). UNCERTAIN: page sizes (50 domestic, 100 overseas), that the
+domestic lists also have days with buys only, and that WCRC_FRCR_DVSN_CD 02 gives the realised
 amounts in won at the simulator's fixed rate.
 """
 
@@ -29,7 +30,7 @@ from kissim.paging import page
 from kissim.protocol import KST
 
 
-def _trade_day(order: Order) -> date:
+def trade_day(order: Order) -> date:
     if order.family == "KRX":
         return order.ord_dt
     return new_york_time(datetime.fromtimestamp(order.received_at_ns / 1e9, KST)).date()
@@ -61,29 +62,57 @@ class _Day:
         return self.buy_amt / self.buy_qty if self.buy_qty else ZERO
 
 
-def _days(keep: Iterable[Order]) -> dict[tuple[date, str], _Day]:
+def trade_days(keep: Iterable[Order]) -> dict[tuple[date, str], _Day]:
     groups: dict[tuple[date, str], list[Order]] = defaultdict(list)
     for order in keep:
-        groups[(_trade_day(order), order.ticker)].append(order)
+        groups[(trade_day(order), order.ticker)].append(order)
     return {key: _Day(orders) for key, orders in groups.items()}
 
 
-def _filled(call: Call, family: str, start: date, end: date) -> list[Order]:
+def filled_orders(call: Call, family: str, start: date, end: date) -> list[Order]:
     cano, product = call.account()
     call.sim.engine.account(cano, product)
     ticker = call.field("PDNO", "").upper()
     return [
         o
         for o in call.sim.engine.orders_of(cano + product, "KRX" if family == "KRX" else "US")
-        if o.filled_quantity > 0 and start <= _trade_day(o) <= end and ticker in ("", "%", o.ticker)
+        if o.filled_quantity > 0 and start <= trade_day(o) <= end and ticker in ("", "%", o.ticker)
     ]
+
+
+def _domestic_totals(days: Iterable[_Day], buy_qty_name: str) -> dict[str, str]:
+    """output2 of the domestic period lists (TTTC8715R spells the buy quantity ``buyqty_smtl``,
+    TTTC8708R ``buy_qty_smtl``)."""
+    every = list(days)
+    sell_qty, buy_qty = sum(d.sell_qty for d in every), sum(d.buy_qty for d in every)
+    sell_amt, buy_amt = sum((d.sell_amt for d in every), ZERO), sum((d.buy_amt for d in every), ZERO)
+    sell_fee, buy_fee = sum((d.sell_fee for d in every), ZERO), sum((d.buy_fee for d in every), ZERO)
+    return {
+        "sll_qty_smtl": str(sell_qty),
+        "sll_tr_amt_smtl": won(sell_amt),
+        "sll_fee_smtl": won(sell_fee),
+        "sll_tltx_smtl": "0",
+        "sll_excc_amt_smtl": won(sell_amt - sell_fee),
+        buy_qty_name: str(buy_qty),
+        "buy_tr_amt_smtl": won(buy_amt),
+        "buy_fee_smtl": won(buy_fee),
+        "buy_tax_smtl": "0",
+        "buy_excc_amt_smtl": won(buy_amt + buy_fee),
+        "tot_qty": str(sell_qty + buy_qty),
+        "tot_tr_amt": won(sell_amt + buy_amt),
+        "tot_fee": won(sell_fee + buy_fee),
+        "tot_tltx": "0",
+        "tot_excc_amt": won(sell_amt - sell_fee - buy_amt - buy_fee),
+        "tot_rlzt_pfls": won(sum((d.realised for d in every), ZERO)),
+        "loan_int": "0",
+    }
 
 
 async def period_trade_profit(call: Call) -> Response:
     """TTTC8715R: per day and product, what was bought and sold and the realised profit."""
     cano, product = call.account()
     start, end = call.date_field("INQR_STRT_DT"), call.date_field("INQR_END_DT")
-    days = _days(_filled(call, "KRX", start, end))
+    days = trade_days(filled_orders(call, "KRX", start, end))
     keys = sorted(days, reverse=call.field("SORT_DVSN", "00") != "01")
     holdings = call.sim.engine.account(cano, product).holdings
     rows: list[tuple[str, dict[str, str]]] = []
@@ -114,33 +143,46 @@ async def period_trade_profit(call: Call) -> Response:
                 },
             )
         )
-    every = list(days.values())
-    sell_qty, buy_qty = sum(d.sell_qty for d in every), sum(d.buy_qty for d in every)
-    sell_amt, buy_amt = sum((d.sell_amt for d in every), ZERO), sum((d.buy_amt for d in every), ZERO)
-    sell_fee, buy_fee = sum((d.sell_fee for d in every), ZERO), sum((d.buy_fee for d in every), ZERO)
-    realised, cost = sum((d.realised for d in every), ZERO), sum((d.cost for d in every), ZERO)
-    totals = {
-        "sll_qty_smtl": str(sell_qty),
-        "sll_tr_amt_smtl": won(sell_amt),
-        "sll_fee_smtl": won(sell_fee),
-        "sll_tltx_smtl": "0",
-        "sll_excc_amt_smtl": won(sell_amt - sell_fee),
-        "buyqty_smtl": str(buy_qty),
-        "buy_tr_amt_smtl": won(buy_amt),
-        "buy_fee_smtl": won(buy_fee),
-        "buy_tax_smtl": "0",
-        "buy_excc_amt_smtl": won(buy_amt + buy_fee),
-        "tot_qty": str(sell_qty + buy_qty),
-        "tot_tr_amt": won(sell_amt + buy_amt),
-        "tot_fee": won(sell_fee + buy_fee),
-        "tot_tltx": "0",
-        "tot_excc_amt": won(sell_amt - sell_fee - buy_amt - buy_fee),
-        "tot_rlzt_pfls": won(realised),
-        "loan_int": "0",
-        "tot_pftrt": rate(realised, cost),
-    }
+    totals = _domestic_totals(days.values(), "buyqty_smtl")
+    totals["tot_pftrt"] = rate(
+        sum((d.realised for d in days.values()), ZERO), sum((d.cost for d in days.values()), ZERO)
+    )
     fk = f"{cano}^{product}^{ymd(start)}^{ymd(end)}^"
     return page(call, rows, 50, fk, 100, output2=totals)
+
+
+async def period_profit(call: Call) -> Response:
+    """TTTC8708R: per trading day, every product together: bought, sold and the realised profit.
+    SORT_DVSN 01 oldest first, 00 and 02 newest first."""
+    cano, product = call.account()
+    start, end = call.date_field("INQR_STRT_DT"), call.date_field("INQR_END_DT")
+    days = trade_days(filled_orders(call, "KRX", start, end))
+    by_date: dict[date, list[_Day]] = defaultdict(list)
+    for (day, _ticker), fills in days.items():
+        by_date[day].append(fills)
+    rows: list[tuple[str, dict[str, str]]] = []
+    for day in sorted(by_date, reverse=call.field("SORT_DVSN", "00") != "01"):
+        group = by_date[day]
+        realised = sum((d.realised for d in group), ZERO)
+        rows.append(
+            (
+                ymd(day),
+                {
+                    "trad_dt": ymd(day),
+                    "buy_amt": won(sum((d.buy_amt for d in group), ZERO)),
+                    "sll_amt": won(sum((d.sell_amt for d in group), ZERO)),
+                    "rlzt_pfls": won(realised),
+                    "fee": won(sum((d.buy_fee + d.sell_fee for d in group), ZERO)),
+                    "loan_int": "0",
+                    "tl_tax": "0",
+                    "pfls_rt": rate(realised, sum((d.cost for d in group), ZERO)),
+                    "sll_qty1": str(sum(d.sell_qty for d in group)),
+                    "buy_qty1": str(sum(d.buy_qty for d in group)),
+                },
+            )
+        )
+    fk = f"{cano}^{product}^{ymd(start)}^{ymd(end)}^"
+    return page(call, rows, 50, fk, 100, output2=_domestic_totals(days.values(), "buy_qty_smtl"))
 
 
 async def overseas_period_profit(call: Call) -> Response:
@@ -149,8 +191,10 @@ async def overseas_period_profit(call: Call) -> Response:
     start, end = call.date_field("INQR_STRT_DT"), call.date_field("INQR_END_DT")
     exchange = call.field("OVRS_EXCG_CD", "").upper()
     every_us = exchange in ("", "%", "NASD")
-    sold = [o for o in _filled(call, "US", start, end) if o.side is Side.SELL and (every_us or o.exchange == exchange)]
-    days = _days(sold)
+    sold = [
+        o for o in filled_orders(call, "US", start, end) if o.side is Side.SELL and (every_us or o.exchange == exchange)
+    ]
+    days = trade_days(sold)
     fx = call.sim.config.usd_krw_rate
     in_won = call.field("WCRC_FRCR_DVSN_CD", "01") == "02"
 

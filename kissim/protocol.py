@@ -223,6 +223,10 @@ OVERSEAS_NCCS = _table(("TTTS3018R", "nccs"))
 # Realised profit by period (profit.py): real domain only, as KIS's samples say (모의투자 미지원).
 DOMESTIC_PERIOD_TRADE_PROFIT = {"TTTC8715R": TrSpec(False, "period-trade-profit")}
 OVERSEAS_PERIOD_PROFIT = {"TTTS3039R": TrSpec(False, "period-profit")}
+DOMESTIC_PERIOD_PROFIT = {"TTTC8708R": TrSpec(False, "period-profit")}
+# The account seen whole (assets.py): real domain only, as KIS's samples offer them.
+DOMESTIC_BALANCE_RLZ_PL = {"TTTC8494R": TrSpec(False, "balance-rlz-pl")}
+ACCOUNT_BALANCE = {"CTRP6548R": TrSpec(False, "account-balance")}
 OVERSEAS_PSAMOUNT = _table(("TTTS3007R", "psamount"))
 # Quotation tr_ids are the same on both domains.
 SHARED_TR_IDS = frozenset(

@@ -165,6 +165,15 @@ def test_us_open_orders_when_resting_then_listed_revised_then_cancelled_then_gon
     assert Decimal(row["ft_ord_unpr3"]) == Decimal("170.00")
     assert {"ord_dt", "ord_gno_brno", "orgn_odno", "rvse_cncl_dvsn_cd", "rjct_rson", "ord_tmd", "natn_cd"} <= set(row)
     assert open_us(real, exchange="NYSE") == []
+    # The order's date and time in New York, as the order list with fills (inquire-ccnl) gives them.
+    ccnl = real.get(
+        f"{OVERSEAS}/trading/inquire-ccnl",
+        "TTTS3035R",
+        real.acct | {"PDNO": "AMZN", "ORD_STRT_DT": "20000101", "ORD_END_DT": "20991231", "SORT_SQN": "DS"},
+    )
+    [listed] = [r for r in ok(ccnl, "TTTS3035R")["output"] if r["odno"] == placed["ODNO"]]
+    assert (row["ord_dt"], row["ord_tmd"]) == (listed["ord_dt"], listed["ord_tmd"])
+    assert (row["ord_dt"], row["ord_tmd"]) != (listed["dmst_ord_dt"], listed["thco_ord_tmd"])  # not Korean time
 
     base = real.acct | {"OVRS_EXCG_CD": "NASD", "PDNO": "AMZN", "ORGN_ODNO": placed["ODNO"], "ORD_SVR_DVSN_CD": "0"}
     revise = base | {"RVSE_CNCL_DVSN_CD": "01", "ORD_QTY": "4", "OVRS_ORD_UNPR": "172.00"}

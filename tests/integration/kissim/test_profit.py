@@ -1,6 +1,7 @@
-"""Realised profit by period (domestic TTTC8715R, overseas TTTS3039R) from the simulator's own fills:
-a buy then a sell at a higher price shows the sell amount, the cost it gave up and the profit net of
-the sell fee, per day and product; the real domain only, as at KIS; kept across a restart."""
+"""Realised profit by period (domestic TTTC8715R per day and product, TTTC8708R per day, overseas
+TTTS3039R) from the simulator's own fills: a buy then a sell at a higher price shows the sell amount,
+the cost it gave up and the profit net of the sell fee; the real domain only, as at KIS; kept across
+a restart."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 from .helpers import DOMESTIC, OVERSEAS, Kis, SimProcess, SimServer, fresh_cano
 
 TRADE_PROFIT = f"{DOMESTIC}/trading/inquire-period-trade-profit"
+DAY_PROFIT = f"{DOMESTIC}/trading/inquire-period-profit"
 US_PROFIT = f"{OVERSEAS}/trading/inquire-period-profit"
 WIDE = {"INQR_STRT_DT": "20000101", "INQR_END_DT": "20991231"}
 
@@ -18,6 +20,15 @@ def trade_profit(kis: Kis, **params: str) -> Any:
     query = kis.acct | {"SORT_DVSN": "00", "PDNO": "", "CBLC_DVSN": "00", "CTX_AREA_FK100": "", "CTX_AREA_NK100": ""}
     response = kis.get(TRADE_PROFIT, "TTTC8715R", query | WIDE | params)
     assert response.status_code == 200, response.text
+    return response.json()
+
+
+def day_profit(kis: Kis, **params: str) -> Any:
+    query = kis.acct | {"SORT_DVSN": "00", "INQR_DVSN": "00", "CBLC_DVSN": "00", "PDNO": ""}
+    query |= {"CTX_AREA_FK100": "", "CTX_AREA_NK100": ""}
+    response = kis.get(DAY_PROFIT, "TTTC8708R", query | WIDE | params)
+    assert response.status_code == 200, response.text
+    assert (response.headers["tr_id"], response.headers["tr_cont"]) == ("TTTC8708R", "D")
     return response.json()
 
 
@@ -81,6 +92,37 @@ def test_trade_profit_when_bought_and_sold_higher_then_realised_net_of_sell_fee(
     assert trade_profit(real, INQR_STRT_DT="20000101", INQR_END_DT="20000102")["output1"] == []
 
 
+def test_period_profit_when_two_products_traded_then_one_row_for_the_day(real_server: SimServer, real: Kis) -> None:
+    assert day_profit(real)["output1"] == []
+    round_trip_krx(real_server, real)
+    real_server.admin("/admin/price", {"ticker": "000660", "price": "100000"})
+    assert real.order_cash("buy", "000660", 2, ord_dvsn="01").json()["rt_cd"] == "0"
+    body = day_profit(real)
+    assert (body["rt_cd"], body["msg_cd"]) == ("0", "KIOK0510")
+    [row] = body["output1"]
+    by_product = trade_profit(real)
+    assert [r["trad_dt"] for r in by_product["output1"]] == [row["trad_dt"]] * 2
+    sell_fee = int(by_product["output2"]["sll_fee_smtl"])
+    assert row == {
+        "trad_dt": row["trad_dt"],
+        "buy_amt": "900000",
+        "sll_amt": "288000",
+        "rlzt_pfls": str(8000 - sell_fee),
+        "fee": str(105 + 30 + sell_fee),
+        "loan_int": "0",
+        "tl_tax": "0",
+        "pfls_rt": f"{(8000 - sell_fee) / 280000 * 100:.2f}",
+        "sll_qty1": "4",
+        "buy_qty1": "12",
+    }
+    totals = body["output2"]
+    assert totals["buy_qty_smtl"] == "12"
+    assert "buyqty_smtl" not in totals  # TTTC8715R's spelling, not this list's
+    assert totals["tot_rlzt_pfls"] == by_product["output2"]["tot_rlzt_pfls"] == str(8000 - sell_fee)
+    assert day_profit(real, PDNO="000660")["output1"][0]["buy_amt"] == "200000"
+    assert day_profit(real, INQR_STRT_DT="20000101", INQR_END_DT="20000102")["output1"] == []
+
+
 def test_overseas_period_profit_when_sold_higher_then_usd_and_won_views(real_server: SimServer, real: Kis) -> None:
     round_trip_us(real_server, real)
     body = us_profit(real)
@@ -110,7 +152,7 @@ def test_overseas_period_profit_when_sold_higher_then_usd_and_won_views(real_ser
 
 
 def test_profit_when_virtual_then_refused_as_kis_does(virtual: Kis) -> None:
-    for path, tr_id in ((TRADE_PROFIT, "TTTC8715R"), (US_PROFIT, "TTTS3039R")):
+    for path, tr_id in ((TRADE_PROFIT, "TTTC8715R"), (DAY_PROFIT, "TTTC8708R"), (US_PROFIT, "TTTS3039R")):
         refused = virtual.get(path, tr_id, virtual.acct | WIDE)
         assert refused.status_code == 500
         assert refused.json() == {"rt_cd": "1", "msg_cd": "EGW00213", "msg1": "모의투자 TR 이 아닙니다."}
