@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -234,7 +234,7 @@ def status_frame(event: LiveEvent) -> bytes:
 RELOAD = b'event: reload\ndata: {"reason": "too far behind"}\n\n'
 
 
-async def event_stream(broadcaster: Broadcaster, resume_from: str | None) -> AsyncIterator[bytes]:
+async def event_stream(broadcaster: Broadcaster, resume_from: str | None) -> AsyncGenerator[bytes, None]:
     """The SSE body for one browser."""
     try:
         await broadcaster.ensure_started()

@@ -8,6 +8,7 @@ from decimal import Decimal
 import orjson
 import redis.asyncio as aioredis
 
+from tests.replies import xrange
 from yquant import keys
 from yquant.bus import Consumer, ensure_group, publish
 from yquant.errors import MessageRefused
@@ -251,7 +252,7 @@ async def test_refused_entry_is_dead_lettered_once_and_later_entries_still_handl
     await run_until(consumer, done)
 
     assert calls == ["s0", "s1"]  # refused once: never handed to the handler again
-    [(_id, fields)] = await redis_client.xrange(keys.DEAD_LETTERS)
+    [(_id, fields)] = await xrange(redis_client, keys.DEAD_LETTERS)
     letter = orjson.loads(fields[b"data"])
     assert (letter["stream"], letter["reason"]) == (keys.SIGNALS_WEBHOOK, "refused: not on this stream")
     assert (await redis_client.xpending(keys.SIGNALS_WEBHOOK, "g"))["pending"] == 0

@@ -20,6 +20,7 @@ from brokergateway.bootstrap import build_gateway
 from brokergateway.config import GatewayConfig
 from brokergateway.service import Gateway
 from tests.integration.kissim.helpers import SimServer, base_config, fresh_cano
+from tests.replies import xrange
 from yquant import keys, orders
 from yquant.messages import Market, OrderState, OrderType, Side, SubmitOrder, decode
 from yquant.orders import OrderRecord
@@ -154,7 +155,7 @@ class Harness:
 
     async def events(self, coid: str) -> list[Any]:
         found = []
-        for _id, entry in await self.client.xrange(keys.EXECUTIONS):
+        for _id, entry in await xrange(self.client, keys.EXECUTIONS):
             message = decode(entry[b"data"])
             if getattr(message, "client_order_id", None) == coid:
                 found.append(message)

@@ -32,6 +32,7 @@ from brokergateway.bootstrap import build_gateway
 from brokergateway.ratelimit import RateLimiter
 from dashboard import actions
 from tests.integration.kissim.helpers import SimServer
+from tests.replies import encodable, xrange
 from yquant import keys, orders, quotes
 from yquant.bus import Consumer, fields_of
 from yquant.messages import Market, OrderState, OrderType, QuoteRequested, Side, SubmitOrder
@@ -164,7 +165,7 @@ async def _until(probe: Callable[[], Any], what: str, timeout_s: float = 15.0) -
 
 
 async def _dead_letters(client: aioredis.Redis) -> list[dict[str, Any]]:
-    return [orjson.loads(fields[b"data"]) for _id, fields in await client.xrange(keys.DEAD_LETTERS)]
+    return [orjson.loads(fields[b"data"]) for _id, fields in await xrange(client, keys.DEAD_LETTERS)]
 
 
 def _order_requests(harness: Harness) -> list[httpx.Request]:
@@ -293,13 +294,13 @@ async def test_cancel_for_an_order_not_yet_sent_when_asked_on_the_cancel_stream_
     record = await orders.get_order(admin, waiting.client_order_id)
     assert record is not None
     await actions.cancel_order(dashboard, Settings(bus=BUS), record, DASHBOARD)
-    commands = await admin.xrange(keys.ORDERS)
+    commands = await xrange(admin, keys.ORDERS)
     await admin.delete(keys.ORDERS)  # the order manager's command is read only after the cancel
     harness = await gateway()
 
     cancelled = await harness.state(waiting.client_order_id, OrderState.CANCELLED)
     assert cancelled.reason == "cancelled on the dashboard by alice, before it was sent to KIS"
-    await admin.xadd(keys.ORDERS, commands[0][1])  # now the gateway reads the SubmitOrder too
+    await admin.xadd(keys.ORDERS, encodable(commands[0][1]))  # now the gateway reads the SubmitOrder too
 
     async def read() -> bool:
         groups = await admin.xinfo_groups(keys.ORDERS)

@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import pytest
 
+from brokergateway.bootstrap import key_pair
 from tests.integration.kissim.helpers import SimServer
 from yquant import keys, quotes
 from yquant.bus import Consumer, publish
@@ -110,7 +111,8 @@ async def test_several_accounts_each_with_its_own_token_and_snapshot(sim: SimSer
     assert [o["quantity"] for o in harness.sim_orders("main")] == [1]
     assert [o["quantity"] for o in harness.sim_orders("isa")] == [2]
     stats = sim.admin("/admin/stats")
-    for account in accounts.values():
-        assert stats["tokens_issued"][account.app_key.get_secret_value()] == 1
+    for alias, account in accounts.items():
+        app_key, _secret = key_pair(alias, account)
+        assert stats["tokens_issued"][app_key] == 1
     await harness.until(lambda: harness.client.hget(keys.positions("isa"), "KRX:035720"), "isa position synced")
     assert len(harness.gateway.feeds) == 2  # one notice session per app key

@@ -17,6 +17,7 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
+from brokergateway.bootstrap import key_pair
 from brokergateway.kis import inquiry
 from brokergateway.kis.tokens import TokenManager
 from tests.integration.kissim.helpers import SimServer, base_config
@@ -60,10 +61,10 @@ async def test_two_gateway_processes_starting_together_issue_exactly_one_token(
     strict_sim: SimServer, valkey_url: str, redis_client: aioredis.Redis, tmp_path: Path
 ) -> None:
     account = new_account()
-    app_key = account.app_key.get_secret_value()
+    app_key, app_secret = key_pair("main", account)
     accounts = json.dumps(
         {"main": {"cano": account.cano, "product_code": "01", "app_key": app_key,
-                  "app_secret": account.app_secret.get_secret_value(), "env": "real", "hts_id": "yqtest"}}
+                  "app_secret": app_secret, "env": "real", "hts_id": "yqtest"}}
     )  # fmt: skip
     logs = [tmp_path / "gw-a.log", tmp_path / "gw-b.log"]
     processes = [gateway_process(strict_sim, valkey_url, accounts, f"gw-{i}", log) for i, log in enumerate(logs)]
@@ -115,7 +116,7 @@ async def test_token_is_reused_from_valkey_by_another_manager(sim: SimServer, re
     async with httpx.AsyncClient(trust_env=False) as first_http, httpx.AsyncClient(trust_env=False) as second_http:
         first = TokenManager(redis_client, first_http, sim.url, app_key, secret)
         second = TokenManager(redis_client, second_http, sim.url, app_key, secret)
-        tokens = await asyncio.gather(first.get(), second.get(), first.get())
+        tokens = list(await asyncio.gather(first.get(), second.get(), first.get()))
         later = TokenManager(redis_client, second_http, sim.url, app_key, secret)  # a restarted process
         tokens.append(await later.get())
     assert len(set(tokens)) == 1

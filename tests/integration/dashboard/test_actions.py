@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 from tests.integration.dashboard.conftest import BASE_URL, csrf_of, form_token, login
 from tests.integration.dashboard.seed import seed_all
+from tests.replies import as_bytes, xrange
 from yquant import keys
 from yquant.messages import CancelOrder, SignalReceived, decode
 
@@ -52,7 +53,7 @@ async def test_manual_order_is_confirmed_then_sent_once_as_a_dashboard_signal(
     assert sent.headers["location"].startswith("/orders?sent=dash-")
     again = await http.post("/order/submit", data={**confirm, "csrf_token": token})  # double submit
     assert again.status_code == 303
-    entries = await redis_client.xrange(keys.SIGNALS_DASHBOARD)
+    entries = await xrange(redis_client, keys.SIGNALS_DASHBOARD)
     assert len(entries) == 1
     message = decode(entries[0][1][b"data"])
     assert isinstance(message, SignalReceived)
@@ -61,7 +62,7 @@ async def test_manual_order_is_confirmed_then_sent_once_as_a_dashboard_signal(
     assert signal.quantity == 3
     assert str(signal.price) == "70100"
     assert signal.fired_at is not None
-    audit = [orjson.loads(f[b"data"]) for _, f in await redis_client.xrange(keys.AUDIT_LOG)]
+    audit = [orjson.loads(f[b"data"]) for _, f in await xrange(redis_client, keys.AUDIT_LOG)]
     assert [a["user"] for a in audit if a["action"] == "manual_order"] == ["alice", "alice"]
     page = await http.get(sent.headers["location"])
     assert "waiting for the order manager" in page.text
@@ -100,7 +101,7 @@ async def test_cancel_appends_a_cancel_order_command_to_the_cancel_stream(
         "/orders/yq-seed00000000000000002/cancel", headers={"X-CSRF-Token": token, "X-Requested-With": "fetch"}
     )
     assert response.status_code == 200
-    [(_id, fields)] = await redis_client.xrange(keys.CANCELS)
+    [(_id, fields)] = await xrange(redis_client, keys.CANCELS)
     assert fields[b"type"] == b"CancelOrder"
     command = decode(fields[b"data"])
     assert isinstance(command, CancelOrder)
@@ -126,10 +127,10 @@ async def test_kill_switch_and_limits_are_written_and_audited(
         "/risk/limits", data={"csrf_token": token, "name": "max_order_value", "value_KRW": "5000000"}
     )
     assert limit.status_code == 303
-    assert orjson.loads(await redis_client.hget(keys.RISK_LIMITS, "max_order_value")) == {"KRW": "5000000"}
+    assert orjson.loads(as_bytes(await redis_client.hget(keys.RISK_LIMITS, "max_order_value"))) == {"KRW": "5000000"}
     bad = await http.post("/risk/limits", data={"csrf_token": token, "name": "max_orders_per_minute", "value": "-3"})
     assert bad.status_code == 422
-    actions = [orjson.loads(f[b"data"])["action"] for _, f in await redis_client.xrange(keys.AUDIT_LOG)]
+    actions = [orjson.loads(f[b"data"])["action"] for _, f in await xrange(redis_client, keys.AUDIT_LOG)]
     assert "trading_state" in actions
     assert "risk_limit" in actions
 
@@ -142,7 +143,7 @@ async def test_flatten_is_confirmed_once_and_halts_first(http: httpx.AsyncClient
     response = await http.post("/risk/flatten", data={"csrf_token": token, "nonce": nonce, "halt": "1"})
     assert response.status_code == 200
     assert "liquidation signal(s) sent" in response.text
-    signals = [decode(f[b"data"]) for _, f in await redis_client.xrange(keys.SIGNALS_DASHBOARD)]
+    signals = [decode(f[b"data"]) for _, f in await xrange(redis_client, keys.SIGNALS_DASHBOARD)]
     assert signals
     assert {s.signal.source for s in signals if isinstance(s, SignalReceived)} == {"flatten"}
     assert await redis_client.hget(keys.TRADING_STATE, "*") == b"HALTED"
@@ -159,7 +160,7 @@ async def test_schedule_created_edited_and_deleted(http: httpx.AsyncClient, redi
             "at_time": "09:05", "timezone": "", "days": ["mon", "wed"], "enabled": "1"}  # fmt: skip
     created = await http.post("/schedules", data=form)
     assert created.status_code == 303, created.text
-    (schedule_id,) = [m.decode() for m in await redis_client.smembers(keys.SCHEDULES_INDEX)]
+    (schedule_id,) = [as_bytes(m).decode() for m in await redis_client.smembers(keys.SCHEDULES_INDEX)]
     assert await redis_client.zscore(keys.SCHEDULES, schedule_id) is not None
     listing = await http.get("/schedules")
     assert "monthly" in listing.text
@@ -175,7 +176,7 @@ async def test_schedule_created_edited_and_deleted(http: httpx.AsyncClient, redi
     deleted = await http.post(f"/schedules/{schedule_id}/delete", data={"csrf_token": token})
     assert deleted.status_code == 303
     assert not await redis_client.exists(keys.schedule(schedule_id))
-    actions = [orjson.loads(f[b"data"])["action"] for _, f in await redis_client.xrange(keys.AUDIT_LOG)]
+    actions = [orjson.loads(f[b"data"])["action"] for _, f in await xrange(redis_client, keys.AUDIT_LOG)]
     assert {"schedule_create", "schedule_update", "schedule_delete"} <= set(actions)
 
 

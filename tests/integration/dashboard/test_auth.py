@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from dashboard.app import create_app, http_routes
 from tests.integration.dashboard.conftest import BASE_URL, PASSWORD, csrf_of, form_token, login
+from tests.replies import xrange
 from yquant import keys
 from yquant.settings import Settings
 from yquant.users import ARGON2_MEMORY_KIB, add_user, end_sessions, load_users
@@ -179,7 +180,7 @@ async def test_login_audited_and_failures_counted_in_metrics(
 ) -> None:
     await login(http, password="wrong password!!")
     await login(http)
-    entries = await redis_client.xrange(keys.AUDIT_LOG)
+    entries = await xrange(redis_client, keys.AUDIT_LOG)
     assert any(b'"action":"login"' in fields[b"data"] for _, fields in entries)
     metrics = (await http.get("/metrics")).text
     assert 'yquant_dashboard_logins_failed_total{reason="credentials"} 1.0' in metrics

@@ -75,7 +75,10 @@ def _filled(side: Side, quantity: int, price: str, minutes: int) -> OrderRecord:
 def test_trades_are_matched_first_in_first_out() -> None:
     records = [_filled(Side.BUY, 10, "100", 0), _filled(Side.BUY, 10, "200", 1), _filled(Side.SELL, 15, "150", 2)]
     trades = closed_trades(records)
-    assert [(t.quantity, t.entry_price, t.pnl) for t in trades] == [(10, 100, 500), (5, 200, -250)]
+    assert [(t.quantity, t.entry_price, t.pnl) for t in trades] == [
+        (10, Decimal(100), Decimal(500)),
+        (5, Decimal(200), Decimal(-250)),
+    ]
     assert win_rate(trades) == 50
 
 

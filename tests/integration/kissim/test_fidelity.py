@@ -51,7 +51,7 @@ def test_headers_when_read_like_the_official_samples_then_identifiers(real_serve
     """KIS's samples use requests and make a namedtuple of the lowercase header names."""
     response = requests.get(real_server.url + PRICE, headers=real.headers("FHKST01010100"), timeout=10)
     lowercase = [name for name in response.headers if name.islower()]
-    header = namedtuple("header", lowercase)(**{name: response.headers[name] for name in lowercase})  # type: ignore[misc]
+    header = namedtuple("header", lowercase)(**{name: response.headers[name] for name in lowercase})
     assert header.tr_id == "FHKST01010100"  # type: ignore[attr-defined]
     assert response.headers["Content-Type"].startswith("application/json")
 

@@ -49,7 +49,8 @@ def kis(feed_server: SimServer, make_kis: Callable[..., Kis]) -> Kis:
 
 def subscribe(ws: ClientConnection, key: str, tr_id: str, tr_key: str, tr_type: str = "1") -> dict[str, Any]:
     ws.send(message(key, tr_id, tr_key, tr_type))
-    return control(ws)["body"]
+    body: dict[str, Any] = control(ws)["body"]
+    return body
 
 
 def frame(ws: ClientConnection) -> tuple[str, str, int, list[list[str]]]:

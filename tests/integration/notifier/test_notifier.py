@@ -15,6 +15,7 @@ from pydantic import SecretStr
 
 from notifier.service import Notifier
 from tests.integration.notifier.loopback import TOKEN, FakeTelegram
+from tests.replies import as_bytes
 from yquant import keys
 from yquant.bus import publish
 from yquant.messages import Market, OrderFilled, OrderRejected, Side, SignalDenied, SubmitOrder
@@ -111,7 +112,7 @@ async def test_a_fill_becomes_one_telegram_message_and_the_status_says_delivered
     assert telegram.paths == [f"/bot{TOKEN}/sendMessage"]
     status = await redis_client.hgetall(keys.notify_status("phone"))
     assert status[b"ok"] == b"1"
-    assert TOKEN.encode() not in b"".join(status.values())
+    assert TOKEN.encode() not in b"".join(as_bytes(value) for value in status.values())
     assert await pending(redis_client, keys.EXECUTIONS) == 0
 
 

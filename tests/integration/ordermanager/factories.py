@@ -12,6 +12,7 @@ import redis.asyncio as aioredis
 
 from tests.harness.clock import ManualClock
 from tests.order_paths import walk_to
+from tests.replies import xrange
 from yquant import keys, orders, portfolio
 from yquant.messages import (
     AccountSynced,
@@ -79,7 +80,7 @@ async def decision_of(client: aioredis.Redis, signal_id: str) -> dict[str, str]:
 
 
 async def stream(client: aioredis.Redis, name: str) -> list[AnyMessage]:
-    return [decode(fields[b"data"]) for _id, fields in await client.xrange(name)]
+    return [decode(fields[b"data"]) for _id, fields in await xrange(client, name)]
 
 
 async def all_orders(client: aioredis.Redis) -> list[OrderRecord]:

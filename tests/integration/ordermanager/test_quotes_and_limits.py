@@ -9,13 +9,14 @@ from decimal import Decimal
 import pytest
 import redis.asyncio as aioredis
 
+from tests.replies import xrange
 from yquant import controls, keys, quotes
 from yquant.messages import Market, Quote, QuoteRequested, decode
 from yquant.settings import Settings
 
 
 async def requests_on_the_query_stream(client: aioredis.Redis) -> list[QuoteRequested]:
-    requests = [decode(fields[b"data"]) for _id, fields in await client.xrange(keys.QUERIES)]
+    requests = [decode(fields[b"data"]) for _id, fields in await xrange(client, keys.QUERIES)]
     assert all(isinstance(r, QuoteRequested) for r in requests)
     return [r for r in requests if isinstance(r, QuoteRequested)]
 
@@ -49,7 +50,7 @@ async def test_no_answer_is_none_after_the_timeout(redis_client: aioredis.Redis)
     started = asyncio.get_running_loop().time()
     assert await quotes.get_quote(redis_client, Market.KRX, "005930", 0.2) is None
     assert asyncio.get_running_loop().time() - started < 1.5
-    [request] = [decode(f[b"data"]) for _id, f in await redis_client.xrange(keys.QUERIES)]
+    [request] = [decode(f[b"data"]) for _id, f in await xrange(redis_client, keys.QUERIES)]
     assert isinstance(request, QuoteRequested)
 
 

@@ -162,8 +162,9 @@ async def test_a_schedule_saved_by_the_dashboard_fires_and_its_next_run_is_kept(
     redis_client: aioredis.Redis,
 ) -> None:
     clock = ManualClock(datetime(2025, 6, 9, 9, 0, 5, tzinfo=KST))
+    schedule_id = "sch-0123456789abcdef"
     form = {
-        "schedule_id": "sch-0123456789abcdef",
+        "schedule_id": schedule_id,
         "account": "main",
         "market": "KRX",
         "ticker": "005930",
@@ -174,10 +175,10 @@ async def test_a_schedule_saved_by_the_dashboard_fires_and_its_next_run_is_kept(
         "days": ["mon", "wed"],
         "timezone": "Asia/Seoul",
     }
-    key = keys.schedule(form["schedule_id"])
+    key = keys.schedule(schedule_id)
     await redis_client.hset(key, mapping={"data": orjson.dumps(form), "next_run": "2025-06-09T00:00:00+00:00"})
-    await redis_client.sadd(keys.SCHEDULES_INDEX, form["schedule_id"])
-    await redis_client.zadd(keys.SCHEDULES, {form["schedule_id"]: datetime(2025, 6, 9, 9, 0, tzinfo=KST).timestamp()})
+    await redis_client.sadd(keys.SCHEDULES_INDEX, schedule_id)
+    await redis_client.zadd(keys.SCHEDULES, {schedule_id: datetime(2025, 6, 9, 9, 0, tzinfo=KST).timestamp()})
     [fired] = await scheduler(redis_client, clock).tick()
     [message] = await schedule_signals(redis_client)
     assert (message.signal.signal_id, message.signal.quantity) == (fired, Decimal(2))

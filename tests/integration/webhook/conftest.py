@@ -12,6 +12,7 @@ import redis.asyncio as aioredis
 from fastapi import FastAPI
 from pydantic import SecretStr
 
+from tests.replies import xrange
 from tests.unit.webhook import tradingview
 from webhook.app import create_app
 from yquant import keys
@@ -57,7 +58,7 @@ def webhook_client(settings: Settings, redis_client: aioredis.Redis) -> WebhookC
 
 async def appended(client: aioredis.Redis) -> list[SignalReceived]:
     """Every SignalReceived on the signal stream, oldest first."""
-    entries = await client.xrange(keys.SIGNALS_WEBHOOK)
+    entries = await xrange(client, keys.SIGNALS_WEBHOOK)
     messages = [decode(fields[b"data"]) for _, fields in entries]
     assert all(isinstance(message, SignalReceived) for message in messages)
     return [message for message in messages if isinstance(message, SignalReceived)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -217,7 +218,7 @@ async def test_malformed_request_gets_a_short_json_reason_and_nothing_is_appende
 async def test_body_streamed_without_length_is_cut_at_the_limit(
     webhook_client: WebhookClient, redis_client: aioredis.Redis
 ) -> None:
-    async def endless() -> object:
+    async def endless() -> AsyncIterator[bytes]:
         for _ in range(100):
             yield b" " * 1024
 

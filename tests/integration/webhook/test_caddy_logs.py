@@ -32,9 +32,12 @@ def test_secret_in_the_path_stays_out_of_the_access_and_error_logs(tmp_path: Pat
         "YQ_DASHBOARD_UPSTREAM": f"127.0.0.1:{free_port()}",
     }
     log_path = tmp_path / "caddy.log"
-    with log_path.open("wb") as log:
+    with log_path.open("wb") as log_file:
         caddy = subprocess.Popen(
-            ["caddy", "run", "--config", str(CADDYFILE), "--adapter", "caddyfile"], env=env, stdout=log, stderr=log
+            ["caddy", "run", "--config", str(CADDYFILE), "--adapter", "caddyfile"],
+            env=env,
+            stdout=log_file,
+            stderr=log_file,
         )
     try:
         deadline = time.monotonic() + 30

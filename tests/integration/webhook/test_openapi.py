@@ -11,6 +11,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -103,7 +104,7 @@ def test_api_conforms_to_its_openapi_document(
 
     @given(case=webhook_schema.as_strategy(generation_mode=mode))
     @settings(max_examples=50, deadline=None, suppress_health_check=list(HealthCheck), database=None)
-    def conforms(case: schemathesis.Case) -> None:
+    def conforms(case: schemathesis.Case[Any]) -> None:
         labels.add(case.operation.label)
         case.call_and_validate(base_url=webhook_server.base_url)
 

@@ -12,7 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.integration.webhook.test_process import SECRET, WebhookProcess, environment, strategy_alert
+from tests.integration.webhook.conftest import strategy_alert
+from tests.integration.webhook.test_process import SECRET, WebhookProcess, environment
 from yquant.embedded import free_port
 
 DEADLINE_S = 30.0  # generous: the server's own deadlines are 1 s here

@@ -84,7 +84,7 @@ def reply(
     return lambda request: httpx.Response(status, json=body, headers=headers)
 
 
-def fail(exc: type[httpx.HTTPError]) -> Callable[[httpx.Request], httpx.Response]:
+def fail(exc: type[httpx.RequestError]) -> Callable[[httpx.Request], httpx.Response]:
     def raise_(request: httpx.Request) -> httpx.Response:
         raise exc("injected", request=request)
 

@@ -53,7 +53,9 @@ def test_demo_account_only_against_the_simulator(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("YQ_KIS__REST_URL", "http://127.0.0.1:8900")
     settings = Settings()
     accounts = effective_accounts(settings)
-    assert accounts["main"].app_key.get_secret_value() == DEMO_APP_KEY
+    app_key = accounts["main"].app_key
+    assert app_key is not None
+    assert app_key.get_secret_value() == DEMO_APP_KEY
     assert effective_strategies(settings)["demo"].accounts == ["main"]
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from ordermanager import denials, risk
 from ordermanager.risk import BuyExposure
-from yquant.messages import Market, Position
+from yquant.messages import Market, Position, SignalSource
 from yquant.portfolio import AccountSnapshot
 from yquant.risk_limits import RiskLimits
 from yquant.trading_state import TradingState
@@ -81,7 +81,7 @@ def test_market_closed_names_the_next_open() -> None:
     ],
 )
 def test_trading_state(state: TradingState, reducing: bool, source: str, code: str | None) -> None:
-    denial = risk.check_trading_state(state, "global", reducing=reducing, source=source)
+    denial = risk.check_trading_state(state, "global", reducing=reducing, source=SignalSource(source))
     assert (denial.code if denial else None) == code
 
 
