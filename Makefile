@@ -23,6 +23,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/mypy scripts
+	$(BIN)/mypy tests
 
 browser-deps:
 	@scripts/ensure-chromium.sh

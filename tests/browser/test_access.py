@@ -48,7 +48,7 @@ def test_every_route_refused_without_a_session(browser: Browser, system: Running
 
 
 def test_post_without_the_csrf_token_refused(page: Page) -> None:
-    form = {"scope": "*", "state": "REDUCING", "back": "/risk"}
+    form: dict[str, str | float | bool] = {"scope": "*", "state": "REDUCING", "back": "/risk"}
     refused = page.request.post("/risk/state", form=form, max_redirects=0)
     assert refused.status == 403
     forged = page.request.post("/risk/state", form={**form, "csrf_token": "forged"}, max_redirects=0)

@@ -20,6 +20,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -148,9 +149,13 @@ def test_no_acknowledged_alert_is_lost_or_duplicated_while_services_die(
             (190, "ordermanager", {}),
             (210, "brokergateway", {}),
         ]
+
+        def sent_or_stopped(count: int) -> bool:
+            return sender.sent >= count or not thread.is_alive()
+
         try:
             for at, target, settings in plan:
-                eventually(lambda at=at: sender.sent >= at or not thread.is_alive(), 120, 0.02)
+                eventually(partial(sent_or_stopped, at), 120, 0.02)
                 if target == "sim":
                     sim_faults(system, **settings)
                     faults.update({name: value for name, value in settings.items() if value})
@@ -158,7 +163,7 @@ def test_no_acknowledged_alert_is_lost_or_duplicated_while_services_die(
                     old = kill(system, target)
                     faults[f"SIGKILL {target}"] += 1
                     # The supervisor restarts it; the next fault waits for the new process.
-                    eventually(lambda target=target, old=old: restarted(system, target, old), 60, 0.05)
+                    eventually(partial(restarted, system, target, old), 60, 0.05)
         finally:
             thread.join(timeout=ALERTS / RATE_PER_S + 4 * RESEND_FOR_S)
         assert not thread.is_alive()
@@ -185,7 +190,8 @@ def test_no_acknowledged_alert_is_lost_or_duplicated_while_services_die(
         per_alert = Counter((o["ticker"], int(o["quantity"])) for o in ledger)
         states = Counter(r["state"] for r in records)
         resubmitted = sum(int(r.get("resubmissions", 0) or 0) for r in records)
-        figures = {
+        lost = sorted(wanted - set(per_alert))
+        figures: dict[str, Any] = {
             "alerts": ALERTS,
             "acknowledged": len(acknowledged),
             "unanswered": [a.index for a in alerts if not a.answer],
@@ -198,16 +204,24 @@ def test_no_acknowledged_alert_is_lost_or_duplicated_while_services_die(
             "not_final": [r["client_order_id"] for r in records if r["state"] not in FINAL],
             "failed_reasons": [r.get("reason", "") for r in records if r["state"] == "FAILED"],
             "resubmitted": resubmitted,
-            "lost": sorted(wanted - set(per_alert)),
+            "lost": lost,
             "duplicated": sorted(k for k, n in per_alert.items() if n > 1),
         }
-        if figures["lost"]:
+        if lost:
             # What the decision log says about each lost alert (nothing at all: it never arrived).
-            log = json.loads(system.yquant("signals", "--json", "--limit", str(ALERTS * 4)).stdout)
-            lost = set(figures["lost"])
-            signal_of = lambda row: row.get("signal") or {}  # noqa: E731
+            log: list[dict[str, Any]] = json.loads(
+                system.yquant("signals", "--json", "--limit", str(ALERTS * 4)).stdout
+            )
+
+            def signal_of(row: dict[str, Any]) -> dict[str, Any]:
+                sent: dict[str, Any] = row.get("signal") or {}
+                return sent
+
+            missing = set(lost)
             figures["lost_decisions"] = [
-                row for row in log if (signal_of(row).get("ticker"), int(signal_of(row).get("quantity") or 0)) in lost
+                row
+                for row in log
+                if (signal_of(row).get("ticker"), int(signal_of(row).get("quantity") or 0)) in missing
             ]
         (Path(state) / "chaos.json").write_text(json.dumps(figures, indent=2, default=str))
         print("chaos figures:", json.dumps(figures, default=str))

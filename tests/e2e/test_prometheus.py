@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +101,7 @@ def health(url: str) -> dict[str, str]:
 def test_every_yquant_target_is_up_and_exports_what_the_alerts_read(prometheus: str) -> None:
     assert eventually(lambda: (h := health(prometheus)) and all(h.get(j) == "up" for j in JOBS) and h, 60, 0.5)
     for job in JOBS:
-        assert eventually(lambda job=job: query(prometheus, f'count({{job="{job}", __name__=~"yquant_.+"}})'), 30)
+        assert eventually(partial(query, prometheus, f'count({{job="{job}", __name__=~"yquant_.+"}})'), 30)
     # The rules' inputs are there under the names the rules use.
     assert eventually(lambda: query(prometheus, "yquant_valkey_used_memory_bytes / yquant_valkey_maxmemory_bytes"), 30)
     assert eventually(lambda: query(prometheus, "yquant_stream_lag"), 30)

@@ -56,7 +56,7 @@ def _patch_decisions(module: ModuleType) -> None:
         _crash("after_order_append")
         return replies
 
-    module.record_decision = record_decision
+    vars(module)["record_decision"] = record_decision
 
 
 PATCHES = {

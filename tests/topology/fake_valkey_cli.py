@@ -39,7 +39,7 @@ def main(argv: list[str]) -> int:
     password = os.environ.get("VALKEYCLI_AUTH") or os.environ.get("REDISCLI_AUTH")
     client = Redis(host=host, port=port, username=user, password=password, decode_responses=True, driver_info=None)
     try:
-        reply = client.execute_command(*command)
+        reply = client.execute_command(*command)  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
     except RedisError as exc:
         sys.stdout.write(f"ERR {exc}\n")
         return 0

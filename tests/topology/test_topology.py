@@ -19,6 +19,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -247,7 +248,7 @@ def topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
             lab.start(vm, name, launch.argv, launch.env, launch.cwd)
         for vm, name in order:
             launch = launches[(vm, name)]
-            lab.wait(f"{vm}/{name} (its compose healthcheck)", lambda vm=vm, launch=launch: lab.healthy(vm, launch))
+            lab.wait(f"{vm}/{name} (its compose healthcheck)", partial(lab.healthy, vm, launch))
         caddy = launches[("vm3", "caddy")]
         caddy.env.update(HOME=str(caddy.cwd), XDG_DATA_HOME=caddy.path("/data"), XDG_CONFIG_HOME=caddy.path("/config"))
         lab.start("vm3", "caddy", caddy.argv, caddy.env, caddy.cwd)

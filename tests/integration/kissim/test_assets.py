@@ -113,7 +113,7 @@ def test_account_balance_when_krx_and_us_positions_then_asset_rows_in_won(real_s
     assert body["output2"]["evlu_amt_smtl"] == str(432_000 + 2_700_000)
     assert body["output2"]["ovrs_stck_evlu_amt1"] == "2700000"
     assert body["output2"]["dncl_amt"] == str(krw_cash)
-    weights = sum(Decimal(r["whol_weit_rt"]) for name, r in rows.items() if name != "합계")
+    weights = sum((Decimal(r["whol_weit_rt"]) for name, r in rows.items() if name != "합계"), Decimal(0))
     assert abs(weights - 100) < Decimal("0.05")
     assert rows["채권"]["evlu_amt"] == "0"
     assert all(isinstance(v, str) for row in body["output1"] for v in row.values())

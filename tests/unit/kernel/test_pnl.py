@@ -57,7 +57,10 @@ def test_a_sell_realises_against_the_average_cost_of_the_holding() -> None:
         filled(Side.SELL, 10, "120", 4),  # (120 - 130) x 10
     ]
     book = pnl.realise(records)
-    assert [(r.quantity, r.average_cost, r.pnl) for r in book.realisations] == [(15, 150, 300), (10, 130, -100)]
+    assert [(r.quantity, r.average_cost, r.pnl) for r in book.realisations] == [
+        (15, Decimal(150), Decimal(300)),
+        (10, Decimal(130), Decimal(-100)),
+    ]
     assert book.realised() == {"KRW": Decimal(200)}
     assert book.holdings[("main", "KRX", "005930")].quantity == 0
     assert not book.unmatched
@@ -77,7 +80,7 @@ def test_fills_are_replayed_in_the_order_they_happened_not_the_order_they_were_s
 def test_a_sell_beyond_the_recorded_buys_is_unmatched_not_guessed() -> None:
     records = [filled(Side.BUY, 4, "100", 0), filled(Side.SELL, 10, "120", 1, fee="50")]
     book = pnl.realise(records)
-    assert [(r.quantity, r.pnl, r.fee) for r in book.realisations] == [(4, 80, 20)]
+    assert [(r.quantity, r.pnl, r.fee) for r in book.realisations] == [(4, Decimal(80), Decimal(20))]
     assert [(u.client_order_id, u.quantity) for u in book.unmatched] == [("yq-005930-1", 6)]
 
 
