@@ -272,10 +272,11 @@ async def set_exit_rule(
 ) -> exit_rules.ExitRule:
     """Set (replace) a position's exit rule; percentages are of the position's average price."""
     chosen = Market(market)
+    symbol = symbol_key(chosen, ticker)
     position = await portfolio.get_position(client, account, chosen.value, ticker)
     if position is None or position.quantity <= 0:
-        raise ValueError(f"no {chosen.value}:{ticker} position in {account}")
-    owner = await client.hget(keys.position_attribution(account), f"{chosen.value}:{ticker}")
+        raise ValueError(f"no {symbol} position in {account}")
+    owner = await client.hget(keys.position_attribution(account), symbol)
     rule = exit_rules.build_rule(
         account=account,
         market=chosen,

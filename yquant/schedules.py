@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from yquant.markets import SESSIONS, holiday_name, is_trading_day, session_open
+from yquant.markets import SESSIONS, holiday_name, is_trading_day, session_open, symbol_key
 from yquant.messages import Market, OrderType, SignalAction
 
 HORIZON_DAYS = 400
@@ -105,7 +105,7 @@ class ScheduleSpec(BaseModel):
             if self.quantity
             else (f"{self.amount} {self.market.currency}" if self.amount else "all")
         )
-        return f"{self.action.value} {size} of {self.market.value}:{self.ticker} {days} {when}"
+        return f"{self.action.value} {size} of {symbol_key(self.market, self.ticker)} {days} {when}"
 
 
 class Schedule(BaseModel):

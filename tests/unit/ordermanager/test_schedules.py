@@ -135,5 +135,13 @@ def test_dashboard_schedule_is_understood() -> None:
     assert parsed.at_time == time(9, 5)
 
 
+def test_a_schedule_describes_its_symbol_as_market_colon_ticker() -> None:
+    # The order's comment and the dashboard's audit entry carry this line.
+    us = spec(market=Market.NASD, ticker="aapl", quantity=2, weekdays=[0, 4], at_time=time(9, 30))
+    assert us.describe() == "buy 2 shares of NASD:AAPL Mon,Fri 09:30"
+    krx = spec(quantity=None, amount=Decimal(1_000_000), weekdays=[0], at_time=None, open_offset_minutes=5)
+    assert krx.describe() == "buy 1000000 KRW of KRX:005930 Mon open+5min"
+
+
 def test_occurrence_key_is_utc() -> None:
     assert occurrence_key(datetime(2025, 6, 10, 9, 0, tzinfo=KST)) == "20250610T000000Z"
