@@ -25,6 +25,7 @@ from prometheus_client import Counter, Gauge
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.typing import EncodableT, FieldT
 
 from yquant import keys
 from yquant.errors import MessageDecodeError, MessageRefused
@@ -49,12 +50,14 @@ PartitionKey = Callable[[AnyMessage], str]
 EntryId = bytes | str
 
 
-def fields_of(message: Message) -> dict[str, bytes | str]:
+def fields_of(message: Message) -> dict[FieldT, EncodableT]:
+    """The stream entry of a message: ``type`` (its class name, what ``decode`` dispatches on) and
+    ``data`` (its JSON), typed as ``XADD`` takes its fields."""
     return {"type": message.__class__.__name__, "data": encode(message)}
 
 
 async def publish(client: aioredis.Redis, stream: str, message: Message, maxlen: int = 100_000) -> str:
-    entry_id = await client.xadd(stream, fields_of(message), maxlen=maxlen, approximate=True)  # type: ignore[arg-type]
+    entry_id = await client.xadd(stream, fields_of(message), maxlen=maxlen, approximate=True)
     return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
 
 

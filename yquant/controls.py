@@ -135,7 +135,7 @@ async def liquidate_durably(
         return [], True
     async with client.pipeline(transaction=False) as pipe:
         for message in signals:
-            pipe.xadd(keys.SIGNALS_DASHBOARD, fields_of(message), maxlen=settings.bus.stream_maxlen, approximate=True)  # type: ignore[arg-type]
+            pipe.xadd(keys.SIGNALS_DASHBOARD, fields_of(message), maxlen=settings.bus.stream_maxlen, approximate=True)
         if wait_aof_ms:
             pipe.execute_command("WAITAOF", 1, 0, wait_aof_ms)
         results = await pipe.execute(raise_on_error=False)

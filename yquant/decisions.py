@@ -12,6 +12,7 @@ from redis.asyncio.client import Pipeline
 from redis.typing import EncodableT, FieldT
 
 from yquant import keys
+from yquant.bus import fields_of
 from yquant.messages import Signal, SignalAccepted, SignalDenied
 
 DECISION_TTL_S = 90 * 86_400
@@ -65,7 +66,7 @@ async def record_decision(
         pipe.zadd(keys.SIGNALS_INDEX, {signal.signal_id: time.time()}, nx=True)
         pipe.xadd(
             keys.DECISIONS,
-            {"type": decision.type, "data": decision.model_dump_json()},
+            fields_of(decision),
             maxlen=maxlen,
             approximate=True,
         )

@@ -47,7 +47,7 @@ async def store_snapshot(client: aioredis.Redis, event: AccountSynced, maxlen: i
             )
         pipe.xadd(
             keys.EXECUTIONS,
-            fields_of(event.model_copy(update={"positions": positions})),  # type: ignore[arg-type]
+            fields_of(event.model_copy(update={"positions": positions})),
             maxlen=maxlen,
             approximate=True,
         )

@@ -177,10 +177,10 @@ async def test_dashboard_user_when_appending_to_the_order_managers_streams_then_
     attack = fields_of(_order("main"))
 
     with pytest.raises(NoPermissionError):
-        await dashboard.xadd(keys.ORDERS, attack)  # type: ignore[arg-type]
+        await dashboard.xadd(keys.ORDERS, attack)
     query = fields_of(QuoteRequested(request_id="dash-x", market=Market.KRX, ticker="005930"))
     with pytest.raises(NoPermissionError):
-        await dashboard.xadd(keys.QUERIES, query)  # type: ignore[arg-type]
+        await dashboard.xadd(keys.QUERIES, query)
 
     assert await as_user("admin").exists(keys.ORDERS, keys.QUERIES) == 0
 
@@ -197,7 +197,7 @@ async def test_submit_order_on_the_cancel_stream_when_the_gateway_reads_it_then_
     harness = await gateway()
     attack = _order("main", client_order_id=waiting.client_order_id, quantity=7)
 
-    await dashboard.xadd(keys.CANCELS, fields_of(attack))  # type: ignore[arg-type]
+    await dashboard.xadd(keys.CANCELS, fields_of(attack))
 
     async def refused() -> list[dict[str, Any]]:
         return [d for d in await _dead_letters(admin) if d["stream"] == keys.CANCELS]
@@ -272,7 +272,7 @@ async def test_dashboard_quote_request_when_it_names_the_order_managers_reply_ke
     admin, dashboard = as_user("admin"), as_user("dashboard")
     request = QuoteRequested(request_id="om-stolen", market=Market.KRX, ticker="005930")
 
-    await dashboard.xadd(keys.QUERIES_DASHBOARD, fields_of(request))  # type: ignore[arg-type]
+    await dashboard.xadd(keys.QUERIES_DASHBOARD, fields_of(request))
 
     async def refused() -> list[dict[str, Any]]:
         return [d for d in await _dead_letters(admin) if d["stream"] == keys.QUERIES_DASHBOARD]

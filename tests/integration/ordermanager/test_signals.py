@@ -24,6 +24,7 @@ from tests.integration.ordermanager.factories import (
     seed_account,
     stream,
 )
+from tests.replies import xrange
 from yquant import controls, keys
 from yquant.bus import Consumer, publish
 from yquant.messages import (
@@ -32,10 +33,13 @@ from yquant.messages import (
     OrderType,
     QuantityType,
     Side,
+    SignalAccepted,
     SignalAction,
+    SignalDenied,
     SignalReceived,
     SignalSource,
     SubmitOrder,
+    decode,
 )
 from yquant.settings import Settings
 from yquant.trading_state import TradingState, get_trading_state
@@ -50,6 +54,24 @@ async def test_sell_larger_than_the_holding_is_sized_to_the_holding(
     [order] = await all_orders(redis_client)
     assert (order.side, order.quantity, order.reduce_only) == (Side.SELL, 5, True)
     assert (await decision_of(redis_client, signal.signal_id))["status"] == "accepted"
+
+
+async def test_each_decision_reaches_the_decision_stream_under_its_type(
+    manager: OrderManager, redis_client: aioredis.Redis, clock: ManualClock
+) -> None:
+    # The notifier picks what to announce by the entry's ``type`` field, before it decodes ``data``.
+    await seed_account(redis_client)
+    accepted = make_signal(clock, quantity=Decimal(1))
+    stale = make_signal(clock, quantity=Decimal(1), fired_at=clock.now() - timedelta(minutes=10))
+    await manager.handle_signal(accepted, "c1")
+    await manager.handle_signal(stale, "c2")
+    entries = await xrange(redis_client, keys.DECISIONS)
+    assert [fields[b"type"] for _id, fields in entries] == [b"SignalAccepted", b"SignalDenied"]
+    first, second = (decode(fields[b"data"]) for _id, fields in entries)
+    assert isinstance(first, SignalAccepted)
+    assert first.signal_id == accepted.signal_id
+    assert isinstance(second, SignalDenied)
+    assert (second.signal_id, second.reason_code) == (stale.signal_id, "STALE")
 
 
 async def test_stale_alert_is_denied_with_a_reason_visible_in_yquant_signals(
