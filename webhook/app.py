@@ -1,4 +1,10 @@
-"""The webhook's HTTP app: thin routes around ``AlertIntake``; nothing slow in a request."""
+"""The webhook's HTTP app: thin Starlette routes around ``AlertIntake``; nothing slow in a request.
+
+Starlette rather than FastAPI: no route takes a declared parameter or returns a model (each reads
+its raw body and builds its answer), so FastAPI would add only its import and its per-request
+dependency solving (measured in docs/decisions/0011-webhook-on-starlette.md). The OpenAPI
+document is assembled in ``webhook.openapi``.
+"""
 
 from __future__ import annotations
 
@@ -6,25 +12,20 @@ from collections.abc import AsyncIterator, Iterable
 
 import orjson
 import redis.asyncio as aioredis
-from fastapi import FastAPI, Request
-from fastapi.responses import Response
 from redis.exceptions import RedisError
-from starlette.requests import ClientDisconnect
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from webhook.intake import OUTCOMES, REASONS, AlertIntake, Answer, BodyIncomplete, Caller
 from webhook.metrics import CONTENT_TYPE, WebhookMetrics
-from webhook.openapi import alert_request_body, alert_responses, health_responses
+from webhook.openapi import document
 from yquant import __version__
 from yquant.settings import Settings
 
 JSON = "application/json"
-TOKEN_PARAMETER = {
-    "name": "token",
-    "in": "path",
-    "required": True,
-    "description": "the secret, when it cannot be in the body",
-    "schema": {"type": "string"},
-}
 
 
 def reply(status: int, body: dict[str, str], headers: dict[str, str] | None = None) -> Response:
@@ -47,22 +48,17 @@ async def body_chunks(request: Request) -> AsyncIterator[bytes]:
         raise BodyIncomplete from exc
 
 
-def create_app(settings: Settings, client: aioredis.Redis, metrics: WebhookMetrics | None = None) -> FastAPI:
+async def http_error(request: Request, exc: Exception) -> Response:
+    """404 and 405 as JSON like every other answer (``{"detail": ...}``, as before)."""
+    assert isinstance(exc, HTTPException)
+    return Response(
+        orjson.dumps({"detail": exc.detail}), status_code=exc.status_code, media_type=JSON, headers=exc.headers
+    )
+
+
+def create_app(settings: Settings, client: aioredis.Redis, metrics: WebhookMetrics | None = None) -> Starlette:
     metrics = metrics or WebhookMetrics(REASONS, OUTCOMES)
     intake = AlertIntake(settings, client, metrics)
-    app = FastAPI(
-        title="yQuant webhook",
-        summary="TradingView alerts in, risk-checked orders out",
-        version=__version__,
-        docs_url=None,
-        redoc_url=None,
-        # A 307 to "/webhook/<secret>" would carry the secret in a Location header (logged, plain http).
-        redirect_slashes=False,
-    )
-    app.state.intake = intake
-    app.state.metrics = metrics
-    request_body = alert_request_body()
-    responses = alert_responses()
 
     async def receive(request: Request, path_token: str | None) -> Response:
         caller = Caller(
@@ -73,51 +69,41 @@ def create_app(settings: Settings, client: aioredis.Redis, metrics: WebhookMetri
         answer: Answer = await intake.receive(caller, body_chunks(request))
         return reply(answer.status, answer.body, answer.headers)
 
-    @app.post(
-        "/webhook",
-        summary="Receive a TradingView alert (secret in the body)",
-        responses=responses,
-        openapi_extra=request_body,
-        response_class=Response,
-    )
     async def webhook(request: Request) -> Response:
         return await receive(request, None)
 
-    @app.post(
-        "/webhook/{token}",
-        summary="Receive a TradingView alert (secret as the last path segment)",
-        responses=responses,
-        # Declared here rather than as a FastAPI parameter, which would cost a validator (~1 MiB).
-        openapi_extra={**request_body, "parameters": [TOKEN_PARAMETER]},
-        response_class=Response,
-    )
     async def webhook_with_token(request: Request) -> Response:
         return await receive(request, str(request.path_params["token"]))
 
-    @app.get("/healthz", summary="The process is up", responses=health_responses(200), response_class=Response)
-    async def healthz() -> Response:
+    async def healthz(request: Request) -> Response:
         return reply(200, {"status": "ok"})
 
-    @app.get(
-        "/readyz",
-        summary="Valkey answers",
-        responses=health_responses(200, 503),
-        response_class=Response,
-    )
-    async def readyz() -> Response:
+    async def readyz(request: Request) -> Response:
         try:
             await client.ping()
         except (RedisError, OSError):
             return reply(503, {"status": "valkey unavailable"})
         return reply(200, {"status": "ready"})
 
-    @app.get(
-        "/metrics",
-        summary="Prometheus metrics (yquant_webhook_*)",
-        responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
-        response_class=Response,
-    )
-    async def metrics_endpoint() -> Response:
+    async def metrics_endpoint(request: Request) -> Response:
         return Response(metrics.exposition(), media_type=CONTENT_TYPE)
 
+    async def openapi(request: Request) -> Response:
+        return Response(orjson.dumps(document(__version__)), media_type=JSON)
+
+    app = Starlette(
+        routes=[
+            Route("/webhook", webhook, methods=["POST"]),
+            Route("/webhook/{token}", webhook_with_token, methods=["POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
+            Route("/metrics", metrics_endpoint, methods=["GET"]),
+            Route("/openapi.json", openapi, methods=["GET"]),
+        ],
+        exception_handlers={HTTPException: http_error},
+    )
+    # A 307 to "/webhook/<secret>" would carry the secret in a Location header (logged, plain http).
+    app.router.redirect_slashes = False
+    app.state.intake = intake
+    app.state.metrics = metrics
     return app

@@ -4,7 +4,8 @@ Knows nothing of HTTP frameworks: it gets the peer address, the headers and the 
 chunks, and returns an ``Answer``. Every request ends in exactly one outcome counter.
 
 Order of checks, cheapest and least revealing first:
-1. the caller: source allowlist (403), client certificate (403);
+1. the caller: source allowlist (403), client certificate (403), a secret in the URL when
+   ``path_secret`` is off (401);
 2. the envelope: media type (415), size (413), JSON object (422);
 3. the secret (401): until here a refusal tells nothing about the alert's fields;
 4. the owner's limits: alert rate per source (429), schema (422), age (422 stale);
@@ -60,7 +61,7 @@ UTF8_BOM = b"\xef\xbb\xbf"
 OUTCOMES = ("accepted", "spooled", "duplicate", "stale", "unauthorised", "invalid", "rate_limited", "unavailable")
 REASONS = {
     "stale": ("too_old", "in_future"),
-    "unauthorised": ("secret", "source_address", "client_certificate"),
+    "unauthorised": ("secret", "path_secret", "source_address", "client_certificate"),
     "invalid": (
         "unsupported_media_type",
         "too_large",
@@ -196,6 +197,11 @@ class AlertIntake:
         if self.certificate is not None and not self._certificate_passes(caller):
             return self._refuse_stranger(
                 source, 403, "unauthorised", "client_certificate", "client certificate missing or not TradingView's"
+            )
+        if caller.path_token is not None and not self.settings.path_secret:
+            # Before the body and the secret: the answer says nothing of whether the token was right.
+            return self._refuse_stranger(
+                source, 401, "unauthorised", "path_secret", "secret in the URL is turned off: put it in the message"
             )
         media_type = (caller.header("content-type") or "").split(";", 1)[0].strip().lower()
         encoding = (caller.header("content-encoding") or "identity").strip().lower()

@@ -1,7 +1,13 @@
-"""What ``/openapi.json`` says about the webhook route, which reads its raw body itself."""
+"""``/openapi.json``: the webhook's document, assembled here rather than by a framework.
+
+The routes read their raw bodies themselves and build their answers, so nothing about them is
+declared to a framework that could derive a document; this module says what they accept and
+answer. Built once per process, on the first request for it.
+"""
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -71,8 +77,7 @@ def alert_request_body() -> dict[str, Any]:
 def json_response(model: type[BaseModel], description: str, retry_after: bool = False) -> dict[str, Any]:
     """A documented JSON response from a model's schema.
 
-    Plain schemas rather than FastAPI's ``model=``: the route builds its responses itself, and
-    response models would cost a validator each (about 1 MiB of the webhook's budget).
+    Plain schemas from the models: the route builds its responses itself and never validates them.
     """
     response: dict[str, Any] = {
         "description": description,
@@ -99,3 +104,49 @@ def alert_responses() -> dict[int | str, dict[str, Any]]:
 
 def health_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {status: json_response(Health, "ready" if status == 200 else "not ready") for status in statuses}
+
+
+TOKEN_PARAMETER = {
+    "name": "token",
+    "in": "path",
+    "required": True,
+    "description": "the secret, when it cannot be in the body",
+    "schema": {"type": "string"},
+}
+
+
+def _operation(operation_id: str, summary: str, responses: dict[int | str, dict[str, Any]]) -> dict[str, Any]:
+    return {"summary": summary, "operationId": operation_id, "responses": {str(k): v for k, v in responses.items()}}
+
+
+@cache
+def document(version: str) -> dict[str, Any]:
+    """The OpenAPI 3.1 document ``/openapi.json`` serves (cached: it never changes in a process)."""
+    alert = alert_request_body()
+    answers = alert_responses()
+    metrics: dict[int | str, dict[str, Any]] = {
+        200: {"description": "the exposition", "content": {"text/plain": {"schema": {"type": "string"}}}}
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "yQuant webhook",
+            "summary": "TradingView alerts in, risk-checked orders out",
+            "version": version,
+        },
+        "paths": {
+            "/webhook": {
+                "post": alert | _operation("receive_alert", "Receive a TradingView alert (secret in the body)", answers)
+            },
+            "/webhook/{token}": {
+                "post": alert
+                | {"parameters": [TOKEN_PARAMETER]}
+                | _operation(
+                    "receive_alert_with_token", "Receive a TradingView alert (secret as the last path segment)", answers
+                )
+            },
+            "/healthz": {"get": _operation("healthz", "The process is up", health_responses(200))},
+            "/readyz": {"get": _operation("readyz", "Valkey answers", health_responses(200, 503))},
+            "/metrics": {"get": _operation("metrics", "Prometheus metrics (yquant_webhook_*)", metrics)},
+        },
+    }

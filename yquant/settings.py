@@ -124,6 +124,10 @@ class WebhookSettings(BaseModel):
         default_factory=lambda: ["52.89.214.238", "34.212.75.30", "54.218.53.128", "52.32.178.7"]
     )
     require_client_cert: bool = False
+    # A secret as the URL's last path segment (/webhook/<secret>) for alerts whose message cannot
+    # carry it. Off refuses that form with 401: a URL is copied into more places than a body is
+    # (proxy logs, browser history, screenshots of TradingView's alert dialog).
+    path_secret: bool = True
     # Webhook hardening (docs/webhook.md). Rejections before authentication are limited per
     # source on their own, so strangers sending from TradingView's addresses cannot use up
     # the owner's alert budget; 0 turns a limit off.

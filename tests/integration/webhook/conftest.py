@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 import pytest
 import redis.asyncio as aioredis
-from fastapi import FastAPI
 from pydantic import SecretStr
+from starlette.applications import Starlette
 
 from tests.replies import xrange
 from tests.unit.webhook import tradingview
@@ -45,7 +45,7 @@ def webhook_client(settings: Settings, redis_client: aioredis.Redis) -> WebhookC
     async def open_client(
         peer: tuple[str, int] = TRADINGVIEW,
         strategies: dict[str, str | None] | None = None,
-        app: FastAPI | None = None,
+        app: Starlette | None = None,
         **webhook: Any,
     ) -> AsyncIterator[httpx.AsyncClient]:
         application = app or create_app(configure(settings, strategies, **webhook), redis_client)

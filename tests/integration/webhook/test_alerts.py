@@ -155,6 +155,25 @@ async def test_secret_in_the_path_instead_of_the_body(
     assert len(await appended(redis_client)) == 1
 
 
+async def test_secret_in_the_path_can_be_turned_off_and_the_body_form_still_works(
+    webhook_client: WebhookClient, redis_client: aioredis.Redis
+) -> None:
+    body, headers = strategy_alert()
+    without_secret = json.dumps({k: v for k, v in json.loads(body).items() if k != "secret"})
+    async with webhook_client(path_secret=False) as http:
+        right = await http.post(f"/webhook/{SECRET}", content=without_secret, headers=headers)
+        wrong = await http.post("/webhook/guess-123", content=without_secret, headers=headers)
+        in_body = await http.post("/webhook", content=body, headers=headers)
+    # A right and a wrong token get the same answer, which names the form that works.
+    for refused in (right, wrong):
+        assert refused.status_code == 401
+        assert refused.json()["code"] == "path_secret"
+        assert "message" in refused.json()["reason"]
+        assert SECRET not in refused.text
+    assert in_body.json()["status"] == "accepted"
+    assert len(await appended(redis_client)) == 1
+
+
 async def test_a_trailing_slash_is_not_redirected_so_the_secret_never_lands_in_a_location_header(
     webhook_client: WebhookClient, redis_client: aioredis.Redis
 ) -> None:

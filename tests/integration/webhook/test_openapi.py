@@ -23,8 +23,9 @@ from schemathesis import GenerationMode
 
 from tests.integration.webhook.conftest import configure
 from webhook.app import create_app
-from yquant import keys, valkey
-from yquant.settings import Settings, ValkeySettings
+from webhook.openapi import document
+from yquant import __version__, keys, valkey
+from yquant.settings import Settings
 
 
 class ServerThread:
@@ -78,8 +79,7 @@ def webhook_server(settings: Settings) -> Iterator[ServerThread]:
 @pytest.fixture(scope="module")
 def webhook_schema() -> schemathesis.BaseSchema:
     """Loaded once per module (validating the document takes a second or two)."""
-    document = create_app(Settings(webhook_secret="x"), valkey.connect(ValkeySettings())).openapi()
-    return schemathesis.openapi.from_dict(document)
+    return schemathesis.openapi.from_dict(document(__version__))
 
 
 def test_served_document_is_the_one_tested(

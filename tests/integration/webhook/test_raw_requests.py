@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
-from fastapi import FastAPI
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from starlette.applications import Starlette
 
 from tests.integration.webhook.conftest import SECRET, configure, strategy_alert
 from webhook.app import create_app
@@ -23,7 +23,7 @@ from yquant.settings import Settings
 
 
 async def call(
-    app: FastAPI,
+    app: Starlette,
     headers: list[tuple[bytes, bytes]],
     chunks: list[bytes],
     client: tuple[str, int] | None = ("52.89.214.238", 443),
@@ -72,7 +72,7 @@ async def appended_count(client: aioredis.Redis) -> int:
 
 
 @pytest.fixture
-def app(settings: Settings, redis_client: aioredis.Redis) -> FastAPI:
+def app(settings: Settings, redis_client: aioredis.Redis) -> Starlette:
     return create_app(configure(settings, rate_limit_per_min=0, rejections_per_min=0), redis_client)
 
 
@@ -86,13 +86,13 @@ def app(settings: Settings, redis_client: aioredis.Redis) -> FastAPI:
         (b"4097", 413),
     ],
 )
-async def test_odd_content_length(app: FastAPI, redis_client: aioredis.Redis, length: bytes, status: int) -> None:
+async def test_odd_content_length(app: Starlette, redis_client: aioredis.Redis, length: bytes, status: int) -> None:
     headers = [(b"content-type", b"application/json"), (b"content-length", length)]
     assert (await call(app, headers, [b"{}"]))[0] == status
     assert await redis_client.xlen(keys.SIGNALS_WEBHOOK) == 0
 
 
-async def test_alert_in_many_small_chunks_is_accepted(app: FastAPI, redis_client: aioredis.Redis) -> None:
+async def test_alert_in_many_small_chunks_is_accepted(app: Starlette, redis_client: aioredis.Redis) -> None:
     body, _ = strategy_alert()
     chunks = [body.encode()[index : index + 7] for index in range(0, len(body.encode()), 7)]
     status, answer = await call(app, [(b"content-type", b"text/plain")], chunks)
@@ -100,14 +100,14 @@ async def test_alert_in_many_small_chunks_is_accepted(app: FastAPI, redis_client
     assert await redis_client.xlen(keys.SIGNALS_WEBHOOK) == 1
 
 
-async def test_client_gone_mid_body(app: FastAPI, redis_client: aioredis.Redis) -> None:
+async def test_client_gone_mid_body(app: Starlette, redis_client: aioredis.Redis) -> None:
     body, _ = strategy_alert()
     status, _ = await call(app, [(b"content-type", b"application/json")], [body.encode()[:40]], disconnect=True)
     assert status == 400
     assert await redis_client.xlen(keys.SIGNALS_WEBHOOK) == 0
 
 
-async def test_no_client_address_and_deep_nesting(app: FastAPI, redis_client: aioredis.Redis) -> None:
+async def test_no_client_address_and_deep_nesting(app: Starlette, redis_client: aioredis.Redis) -> None:
     deep = {"secret": SECRET, "strategy": "demo", "ticker": "005930", "action": "buy", "meta": {"x": [[[[[[[[1]]]]]]]]}}
     status, _ = await call(app, [(b"content-type", b"application/json")], [json.dumps(deep).encode()], client=None)
     assert status == 200
@@ -122,7 +122,7 @@ header_values = st.binary(max_size=60).filter(lambda value: b"\r" not in value a
 
 
 @pytest.fixture
-def raw_harness(settings: Settings) -> Iterator[tuple[asyncio.Runner, FastAPI, aioredis.Redis]]:
+def raw_harness(settings: Settings) -> Iterator[tuple[asyncio.Runner, Starlette, aioredis.Redis]]:
     runner = asyncio.Runner()
     client = valkey.connect(settings.valkey)
     application = create_app(configure(settings, rate_limit_per_min=0, rejections_per_min=0), client)
@@ -139,7 +139,7 @@ def raw_harness(settings: Settings) -> Iterator[tuple[asyncio.Runner, FastAPI, a
     path=st.sampled_from(["/webhook", f"/webhook/{SECRET}", "/webhook/x"]),
 )
 def test_raw_headers_and_chunks_never_cause_a_5xx_or_an_append(
-    raw_harness: tuple[asyncio.Runner, FastAPI, aioredis.Redis],
+    raw_harness: tuple[asyncio.Runner, Starlette, aioredis.Redis],
     headers: list[tuple[bytes, bytes]],
     chunks: list[bytes],
     client: tuple[str, int] | None,
