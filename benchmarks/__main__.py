@@ -5,6 +5,8 @@
 * max rate: alerts as fast as the webhook answers; throughput = alerts whose order
   reached the simulator per second;
 * memory: each process's VmRSS and peak VmHWM from /proc;
+* a stalled notifier: both paced phases again on a second system whose notifier's only
+  destination never answers (benchmarks/stalled.py; ``BENCH_STALLED=0`` skips it);
 * the dashboard's RSS with 10 concurrent live (SSE) clients, when that probe exists;
 * containers: the all-in-one compose file on the local Docker engine, each container's peak
   memory against its limit and its CPU per alert during a burst (benchmarks/containers.py;
@@ -34,6 +36,7 @@ import redis
 from benchmarks.containers import run_containers, table_rows
 from benchmarks.floor import start_floor, wait_count
 from benchmarks.loadgen import Result, flood, paced
+from benchmarks.stalled import with_stalled_notifier
 from tests.harness.devsystem import DevSystem
 
 RESULTS = Path(__file__).parent / "results"
@@ -181,8 +184,29 @@ def run_floor(system: DevSystem, state: Path) -> dict[str, Any]:
             proc.wait(10)
 
 
-def run() -> dict[str, Any]:
-    state = Path(tempfile.mkdtemp(prefix="yquant-bench-"))
+def paced_phase(
+    system: DevSystem, count: int, rate: float, run: str
+) -> tuple[list[Result], list[dict[str, Any]], list[float]]:
+    """``count`` alerts at ``rate``/s: the webhook's answers, the orders they became, e2e in ms."""
+    bodies, keys = alert_bodies(system.secret, count, run)
+    since = time.time_ns()
+    results = asyncio.run(paced("127.0.0.1", system.webhook_port, "/webhook", bodies, rate))
+    orders = wait_for_orders(system, since, len(bodies), 30)
+    return results, orders, e2e_latencies(results, keys, orders)
+
+
+def latency(e2e: list[float], sent: int, rate: float) -> dict[str, Any]:
+    return {
+        "rate_per_s": rate,
+        "count": len(e2e),
+        "sent": sent,
+        "p50": round(percentile(e2e, 50), 2),
+        "p99": round(percentile(e2e, 99), 2),
+        "max": round(max(e2e, default=float("nan")), 2),
+    }
+
+
+def bench_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {
         "YQ_KISSIM_ARGS": "--no-rate-limit --krw 1000000000000",
         "YQ_KIS__RATE_LIMIT_PER_S": "0",
@@ -196,43 +220,61 @@ def run() -> dict[str, Any]:
         # make bench` measures what they cost.
         "YQ_WEBHOOK__DURABLE_ACK": os.environ.get("YQ_WEBHOOK__DURABLE_ACK", "true"),
     }
-    system = DevSystem(state, env, secret="bench-secret")
-    started = time.monotonic()
+    return env | (extra or {})
+
+
+def started_system(extra_env: dict[str, str] | None = None) -> tuple[DevSystem, Path]:
+    state = Path(tempfile.mkdtemp(prefix="yquant-bench-"))
+    system = DevSystem(state, bench_env(extra_env), secret="bench-secret")
     system.start()
+    warm, _ = alert_bodies(system.secret, 50, "warm")
+    asyncio.run(flood("127.0.0.1", system.webhook_port, "/webhook", warm, 4))
+    time.sleep(1.0)
+    return system, state
+
+
+def run_latencies(extra_env: dict[str, str]) -> dict[str, Any]:
+    """The 20/s and 100/s phases alone, on a fresh system started with ``extra_env``."""
+    system, _ = started_system(extra_env)
+    try:
+        gentle_results, _, gentle_e2e = paced_phase(system, GENTLE_COUNT, GENTLE_RATE, "gentle")
+        time.sleep(1.0)
+        paced_results, _, paced_e2e = paced_phase(system, PACED_COUNT, PACED_RATE, "paced")
+        processes = sorted(system.pids())
+    finally:
+        system.stop()
+    return {
+        "e2e_ms_at_20_per_s": latency(gentle_e2e, len(gentle_results), GENTLE_RATE),
+        "e2e_ms": latency(paced_e2e, len(paced_results), PACED_RATE),
+        "processes": processes,
+    }
+
+
+def run() -> dict[str, Any]:
+    started = time.monotonic()
+    system, state = started_system()
     try:
         host, port = "127.0.0.1", system.webhook_port
-        warm, _ = alert_bodies(system.secret, 50, "warm")
-        asyncio.run(flood(host, port, "/webhook", warm, 4))
+        gentle_results, _, gentle_e2e = paced_phase(system, GENTLE_COUNT, GENTLE_RATE, "gentle")
         time.sleep(1.0)
 
-        gentle_bodies, gentle_keys = alert_bodies(system.secret, GENTLE_COUNT, "gentle")
-        gentle_since = time.time_ns()
-        gentle_results = asyncio.run(paced(host, port, "/webhook", gentle_bodies, GENTLE_RATE))
-        gentle_orders = wait_for_orders(system, gentle_since, len(gentle_bodies), 30)
-        gentle_e2e = e2e_latencies(gentle_results, gentle_keys, gentle_orders)
-        time.sleep(1.0)
-
-        bodies, keys = alert_bodies(system.secret, PACED_COUNT, "paced")
         cpu_before = cpu_seconds(system.pids())
         calls_before = command_calls(system.valkey_url)
-        since = time.time_ns()
-        paced_results = asyncio.run(paced(host, port, "/webhook", bodies, PACED_RATE))
-        paced_orders = wait_for_orders(system, since, len(bodies), 30)
+        paced_results, _, paced_e2e = paced_phase(system, PACED_COUNT, PACED_RATE, "paced")
         time.sleep(1.0)  # fills and syncs of the last orders
         cpu_after = cpu_seconds(system.pids())
         calls_after = command_calls(system.valkey_url)
         deltas = {name: count - calls_before.get(name, 0) for name, count in calls_after.items()}
         calls_per_alert = {
-            name: round(delta / len(bodies), 2)
+            name: round(delta / len(paced_results), 2)
             for name, delta in sorted(deltas.items(), key=lambda item: -item[1])
             if delta > 0
         }
         cpu_ms_per_alert = {
-            name: round((cpu_after[name] - cpu_before[name]) * 1000 / len(bodies), 2)
+            name: round((cpu_after[name] - cpu_before[name]) * 1000 / len(paced_results), 2)
             for name in cpu_before
             if name in cpu_after
         }
-        paced_e2e = e2e_latencies(paced_results, keys, paced_orders)
 
         time.sleep(1.0)
         flood_bodies, _ = alert_bodies(system.secret, FLOOD_COUNT, "flood")
@@ -270,21 +312,8 @@ def run() -> dict[str, Any]:
         "generated_at": datetime.now(UTC).isoformat(),
         "command": "make bench",
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0], "platform": platform.platform()},
-        "e2e_ms": {
-            "rate_per_s": PACED_RATE,
-            "count": len(paced_e2e),
-            "sent": len(paced_results),
-            "p50": round(percentile(paced_e2e, 50), 2),
-            "p99": round(percentile(paced_e2e, 99), 2),
-            "max": round(max(paced_e2e, default=float("nan")), 2),
-        },
-        "e2e_ms_at_20_per_s": {
-            "rate_per_s": GENTLE_RATE,
-            "count": len(gentle_e2e),
-            "sent": len(gentle_results),
-            "p50": round(percentile(gentle_e2e, 50), 2),
-            "p99": round(percentile(gentle_e2e, 99), 2),
-        },
+        "e2e_ms": latency(paced_e2e, len(paced_results), PACED_RATE),
+        "e2e_ms_at_20_per_s": latency(gentle_e2e, len(gentle_results), GENTLE_RATE),
         "webhook_ms": {
             "p50": round(percentile(webhook_ms, 50), 3),
             "p99": round(percentile(webhook_ms, 99), 3),
@@ -338,6 +367,16 @@ def table(result: dict[str, Any]) -> str:
         rows.append((f"  Valkey {name} per alert", str(calls)))
     if result.get("dashboard_sse"):
         rows.append(("dashboard RSS, 10 SSE clients (MiB)", str(result["dashboard_sse"].get("hwm_mib"))))
+    stalled = result.get("stalled_notifier")
+    if stalled:
+        for label, key in (("20/s", "e2e_ms_at_20_per_s"), ("100/s", "e2e_ms")):
+            rows.append(
+                (
+                    f"e2e p50 / p99 at {label}, notifier stalled (ms)",
+                    f"{stalled[key]['p50']} / {stalled[key]['p99']}",
+                )
+            )
+        rows.append(("  connections the stalled destination took", str(stalled["destination_connections"])))
     if result.get("containers"):
         rows += table_rows(result["containers"])
     width = max(len(r[0]) for r in rows)
@@ -346,6 +385,8 @@ def table(result: dict[str, Any]) -> str:
 
 def main() -> int:
     result = run()
+    if os.environ.get("BENCH_STALLED", "1") != "0":
+        result["stalled_notifier"] = with_stalled_notifier(run_latencies)
     result["containers"] = run_containers()
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "latest.json").write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2) + b"\n")
