@@ -27,7 +27,7 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 
-from yquant import audit, controls, keys, quotes, trading_state
+from yquant import audit, bus, controls, ingest, keys, quotes, trading_state
 from yquant.messages import (
     CancelOrder,
     Frozen,
@@ -105,14 +105,15 @@ async def _ingest(
     message = SignalReceived(correlation_id=signal.signal_id, signal=signal)
     async with client.pipeline(transaction=False) as pipe:
         pipe.fcall(
-            "yq_ingest",
-            2,
-            keys.signal_dedupe(signal.signal_id),
-            keys.SIGNALS_DASHBOARD,
-            DEDUPE_TTL_S,
-            settings.bus.stream_maxlen,
-            "SignalReceived",
-            message.model_dump_json(),
+            ingest.FUNCTION,
+            ingest.NUMKEYS,
+            *ingest.arguments(
+                keys.signal_dedupe(signal.signal_id),
+                keys.SIGNALS_DASHBOARD,
+                DEDUPE_TTL_S,
+                settings.bus.stream_maxlen,
+                message.model_dump_json(),
+            ),
         )
         detail = signal.model_dump(mode="json", include={"signal_id", "account", "market", "ticker", "action"})
         detail.update({"quantity": str(signal.quantity), "order_type": signal.order_type.value})
@@ -178,12 +179,7 @@ async def cancel_order(client: aioredis.Redis, settings: Settings, record: Order
         reason=f"cancelled on the dashboard by {actor.user}",
     )
     async with client.pipeline(transaction=False) as pipe:
-        pipe.xadd(
-            keys.CANCELS,
-            {"type": "CancelOrder", "data": command.model_dump_json()},
-            maxlen=settings.bus.stream_maxlen,
-            approximate=True,
-        )
+        pipe.xadd(keys.CANCELS, bus.fields_of(command), maxlen=settings.bus.stream_maxlen, approximate=True)
         detail = {"client_order_id": record.client_order_id, "account": record.account, "ticker": record.ticker}
         pipe.xadd(
             keys.AUDIT_LOG, audit.entry(actor.user, "cancel_order", detail, actor.address), maxlen=audit.AUDIT_MAXLEN

@@ -46,7 +46,7 @@ from webhook.security import (
     rate_limit_key,
 )
 from webhook.spool import Spool, SpooledAlert, SpoolFull
-from yquant import keys, valkey
+from yquant import ingest, keys, valkey
 from yquant.errors import ConfigurationError
 from yquant.logs import correlation
 from yquant.messages import SignalReceived, encode
@@ -386,14 +386,14 @@ class AlertIntake:
         One more try, safe because the call is idempotent, when the pooled connection died since
         its last use (Valkey restarted) or the function library is missing (restarted empty).
         """
-        arguments = (dedupe_key, keys.SIGNALS_WEBHOOK, ttl, self.stream_maxlen, "SignalReceived", payload, signal_id)
+        call = ingest.arguments(dedupe_key, keys.SIGNALS_WEBHOOK, ttl, self.stream_maxlen, payload, signal_id)
         reconnected = reloaded = False
         while True:
             try:
                 if not self.durable_ack:
-                    return await self.client.fcall("yq_ingest", 2, *arguments)
+                    return await self.client.fcall(ingest.FUNCTION, ingest.NUMKEYS, *call)
                 async with self.client.pipeline(transaction=False) as pipe:
-                    pipe.fcall("yq_ingest", 2, *arguments)
+                    pipe.fcall(ingest.FUNCTION, ingest.NUMKEYS, *call)
                     pipe.execute_command("WAITAOF", 1, 0, self.durable_timeout_ms)
                     entry, (on_disk, _replicas) = await pipe.execute()
                 if int(on_disk) < 1:
