@@ -10,14 +10,13 @@ from types import FrameType
 from zoneinfo import ZoneInfo
 
 import uvicorn
-import uvloop
 
 from dashboard.app import create_app
 from dashboard.performance import snapshot_loop
 from dashboard.web import Web
 from yquant import logs, valkey
 from yquant.errors import ConfigurationError
-from yquant.runtime import heartbeat_loop
+from yquant.runtime import heartbeat_loop, run_service
 from yquant.settings import get_settings
 
 logger = logging.getLogger("dashboard")
@@ -58,10 +57,9 @@ async def main() -> int:
     client = valkey.connect(settings.valkey)
     try:
         app = create_app(settings, client)
-    except ConfigurationError as exc:
-        logger.critical("dashboard not started", extra={"error": str(exc)})
+    except ConfigurationError:
         await client.aclose()
-        return 2
+        raise  # run_service: one line on stderr, exit 78
     web: Web = app.state.web
     config = uvicorn.Config(
         app,
@@ -95,4 +93,4 @@ async def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(uvloop.run(main()))
+    sys.exit(run_service("dashboard", main))

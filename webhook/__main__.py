@@ -6,16 +6,16 @@ import asyncio
 import logging
 import signal
 import socket
+import sys
 
 import uvicorn
-import uvloop
 from redis.exceptions import RedisError
 
 from webhook.app import create_app
 from webhook.server import guarded_protocol
 from yquant import logs, valkey
 from yquant.errors import ConfigurationError
-from yquant.runtime import heartbeat_loop
+from yquant.runtime import heartbeat_loop, run_service
 from yquant.settings import Settings, get_settings
 
 logger = logging.getLogger("webhook")
@@ -28,9 +28,11 @@ def check_secrets(settings: Settings) -> None:
     secrets = [settings.webhook.secret] + [strategy.secret for strategy in settings.strategies.values()]
     values = [secret.get_secret_value() for secret in secrets if secret is not None and secret.get_secret_value()]
     if not values:
-        raise SystemExit("no webhook secret: set YQ_WEBHOOK__SECRET (or a secret per strategy)")
+        raise ConfigurationError("no webhook secret: set YQ_WEBHOOK__SECRET (or a secret per strategy)")
     if settings.environment == "production" and min(len(value) for value in values) < MIN_PRODUCTION_SECRET_LENGTH:
-        raise SystemExit(f"webhook secrets must have at least {MIN_PRODUCTION_SECRET_LENGTH} characters in production")
+        raise ConfigurationError(
+            f"webhook secrets must have at least {MIN_PRODUCTION_SECRET_LENGTH} characters in production"
+        )
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
@@ -50,9 +52,9 @@ async def main() -> None:
     client = valkey.connect(settings.valkey.model_copy(update={"socket_timeout_s": timeout}))
     try:
         app = create_app(settings, client)
-    except ConfigurationError as exc:
+    except ConfigurationError:
         await client.aclose()
-        raise SystemExit(str(exc)) from exc
+        raise  # run_service: one line on stderr, exit 78
     try:
         await valkey.ensure_functions(client, settings.valkey)
     except (RedisError, OSError) as exc:  # Valkey may come later: alerts get 503 until then
@@ -94,4 +96,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    uvloop.run(main())
+    sys.exit(run_service("webhook", main))

@@ -28,6 +28,12 @@ def _start(module: str, valkey_url: str, **env: str) -> subprocess.CompletedProc
         ("ordermanager", {"YQ_ORDERMANAGER__QUOTE_TIMEOUT_S": "soon"}, "quote_timeout_s"),
         # The gateway cannot run an account without its KIS key pair.
         ("brokergateway", {"YQ_ACCOUNTS": '{"main": {"cano": "50000001"}}'}, "app key"),
+        # The webhook without any secret would let anyone trade.
+        ("webhook", {"YQ_WEBHOOK__PORT": "0"}, "no webhook secret"),
+        # A webhook setting that contradicts another.
+        ("webhook", {"YQ_WEBHOOK__SECRET": "dev-secret", "YQ_WEBHOOK__REQUIRE_CLIENT_CERT": "true"}, "trusted_proxies"),
+        # The dashboard with a session secret anyone could guess.
+        ("dashboard", {"YQ_DASHBOARD__SESSION_SECRET": "short"}, "SESSION_SECRET"),
     ],
 )
 def test_wrong_settings_end_the_service_with_one_clear_line(

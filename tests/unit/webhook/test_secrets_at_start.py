@@ -6,6 +6,7 @@ import pytest
 from pydantic import SecretStr
 
 from webhook.__main__ import check_secrets
+from yquant.errors import ConfigurationError
 from yquant.settings import Settings, StrategySettings
 
 
@@ -15,12 +16,12 @@ def test_a_global_or_a_strategy_secret_is_enough() -> None:
 
 
 def test_no_secret_at_all_stops_the_start() -> None:
-    with pytest.raises(SystemExit, match="no webhook secret"):
+    with pytest.raises(ConfigurationError, match="no webhook secret"):
         check_secrets(Settings(strategies={"a": StrategySettings(accounts=[], secret=SecretStr(""))}))
 
 
 def test_short_secret_stops_the_start_in_production() -> None:
     strategies = {"a": StrategySettings(accounts=[], secret=SecretStr("short"))}
-    with pytest.raises(SystemExit, match="at least 16 characters"):
+    with pytest.raises(ConfigurationError, match="at least 16 characters"):
         check_secrets(Settings(environment="production", webhook_secret="x" * 32, strategies=strategies))
     check_secrets(Settings(environment="development", webhook_secret="x" * 32, strategies=strategies))
