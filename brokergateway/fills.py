@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -36,7 +36,7 @@ from brokergateway.tallies import (
     notice_amount,
 )
 from brokergateway.worker import AccountWorker
-from yquant import keys, orders
+from yquant import keys, markets, orders
 from yquant.logs import correlation
 from yquant.messages import Market, OrderCancelled, OrderFilled, OrderState, Side
 from yquant.orders import OrderRecord
@@ -59,12 +59,6 @@ class FillChange:
     @property
     def final(self) -> bool:
         return self.after.state is OrderState.FILLED
-
-
-def money(market: Market, amount: Decimal) -> Decimal:
-    if market is Market.KRX:
-        return amount.quantize(Decimal(1), rounding=ROUND_FLOOR)
-    return amount.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
 
 
 class Fills:
@@ -272,7 +266,7 @@ class Fills:
         if fill_price <= 0:
             fill_price = average  # sources disagree on earlier fills' amounts: keep the average honest
         rate = self.config.fee_rate_krx if record.market is Market.KRX else self.config.fee_rate_us
-        fee = money(record.market, fill_price * delta * rate)
+        fee = markets.fee(record.market.currency, fill_price * delta * rate)
         final = cumulative >= record.quantity
         event = OrderFilled(
             correlation_id=record.correlation_id or record.client_order_id,

@@ -144,6 +144,18 @@ def money(currency: str, amount: Decimal, *, down: bool = False) -> Decimal:
     return amount.quantize(step, rounding=ROUND_FLOOR if down else ROUND_HALF_UP)
 
 
+def fee(currency: str, amount: Decimal) -> Decimal:
+    """A commission or tax as the broker charges it: fractions of a won are dropped (KIS truncates
+    domestic commission and tax to the won), a US fee goes to the nearest cent.
+
+    Not ``money``: that is the nearest unit of a value or a P/L; a fee rounded up by half a won on
+    every fill would make the books disagree with the broker's statement by a won a fill.
+    """
+    if currency == "KRW":
+        return amount.quantize(Decimal(1), rounding=ROUND_FLOOR)
+    return amount.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
 def format_money(currency: str, amount: Decimal) -> str:
     """``KRW 1,234,567`` / ``USD 1,234.50``: the currency's precision, thousands separated."""
     rounded = money(currency, amount)

@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 
 from yquant.markets import (
+    fee,
     format_money,
     holiday_name,
     is_open,
@@ -69,6 +70,14 @@ def test_money_precision_by_currency() -> None:
     # A budget never rounds up past what was allowed.
     assert money("KRW", Decimal("1234.9"), down=True) == Decimal(1234)
     assert money("USD", Decimal("12.349"), down=True) == Decimal("12.34")
+
+
+def test_a_fee_is_truncated_to_the_won_and_rounded_to_the_cent() -> None:
+    # KIS drops fractions of a won from commission and tax; a half-up won would drift from its statement.
+    assert fee("KRW", Decimal("1234.9")) == Decimal(1234)
+    assert fee("KRW", Decimal("0.99")) == Decimal(0)
+    assert fee("USD", Decimal("0.125")) == Decimal("0.13")
+    assert fee("USD", Decimal("0.124")) == Decimal("0.12")
 
 
 def test_money_is_formatted_in_its_currency_precision() -> None:
