@@ -37,6 +37,7 @@ from yquant.errors import (
     BrokerRejected,
     BrokerTransportError,
     BrokerUnreachable,
+    OrderInvalid,
     TokenError,
 )
 from yquant.logs import correlation
@@ -182,7 +183,7 @@ class OrderDesk:
             stored = await order_store.get_order(self.client, coid)
             if stored is not None:
                 await self.settle_unknown(worker, stored)
-        except ValueError as exc:
+        except OrderInvalid as exc:  # refused before sending: nothing reached KIS
             await self.reject(coid, alias, "INVALID", str(exc))
         else:
             await self.accept(worker, record, ack.broker_order_id, ack.broker_org_no)

@@ -4,6 +4,7 @@ YQuantError
  ├── ConfigurationError        fatal at start: fix the settings
  ├── MessageDecodeError        a stream entry that cannot be decoded; dead-letter it
  ├── MessageRefused            a valid message its stream may not carry; dead-letter it, never retry
+ ├── OrderInvalid              an order the broker boundary will not send as it stands: never sent
  └── BrokerError               anything from the broker boundary (KIS)
       ├── BrokerUnreachable      no connection could be made: the request never left, nothing happened
       ├── BrokerTransportError   timeout, reset, 5xx without a KIS body: outcome unknown
@@ -35,6 +36,13 @@ class MessageDecodeError(YQuantError):
 class MessageRefused(YQuantError):
     """A handler will not act on this message, ever (its stream may not carry it): the consumer
     moves it to the dead-letter stream with the reason and acknowledges it, without a retry."""
+
+
+class OrderInvalid(YQuantError):
+    """An order that cannot be put into a broker request (a limit order without a positive price):
+    refused before anything is sent, so it is final with nothing to reconcile. Its own class, not
+    ``ValueError``: a ``ValueError`` from a bug after the request was sent must not be taken for a
+    refusal, or an order KIS booked would be recorded as never sent."""
 
 
 class BrokerError(YQuantError):

@@ -10,7 +10,7 @@ from typing import Any
 
 from brokergateway.kis import trids
 from brokergateway.kis.client import KisClient
-from yquant.errors import BrokerProtocolError
+from yquant.errors import BrokerProtocolError, OrderInvalid
 from yquant.messages import Market, OrderType, Side
 
 DOMESTIC_ORDER_PATH = "/uapi/domestic-stock/v1/trading/order-cash"
@@ -40,7 +40,7 @@ def domestic_order_body(
 ) -> dict[str, str]:
     market_order = order_type is OrderType.MARKET
     if not market_order and (price is None or price <= 0):
-        raise ValueError("a limit order needs a positive limit price")
+        raise OrderInvalid("a limit order needs a positive limit price")
     body = {
         "CANO": kis.account.cano,
         "ACNT_PRDT_CD": kis.account.product_code,
@@ -59,7 +59,7 @@ def overseas_order_body(
     kis: KisClient, market: Market, ticker: str, side: Side, quantity: int, price: Decimal
 ) -> dict[str, str]:
     if price <= 0:
-        raise ValueError("a US order needs a positive limit price (KIS has no US market order)")
+        raise OrderInvalid("a US order needs a positive limit price (KIS has no US market order)")
     return {
         "CANO": kis.account.cano,
         "ACNT_PRDT_CD": kis.account.product_code,
@@ -94,7 +94,7 @@ async def place_order(
         path = DOMESTIC_ORDER_PATH
     else:
         if price is None:
-            raise ValueError("a US order needs a limit price (KIS has no US market order)")
+            raise OrderInvalid("a US order needs a limit price (KIS has no US market order)")
         body = overseas_order_body(kis, market, ticker, side, quantity, price)
         path = OVERSEAS_ORDER_PATH
     return _ack(await kis.command(path, tr_id, body, slot=slot))

@@ -17,6 +17,7 @@ from yquant.errors import (
     BrokerTimeout,
     BrokerTransportError,
     BrokerUnreachable,
+    OrderInvalid,
     TokenExpired,
 )
 from yquant.messages import Market, OrderType, Side
@@ -186,7 +187,7 @@ async def test_paging_sends_tr_cont_and_context_keys_back(make_client: MakeClien
 
 async def test_us_order_needs_a_price_and_sells_with_the_sell_code(make_client: MakeClient) -> None:
     client, seen, _ = make_client([reply(200, OK_ORDER)])
-    with pytest.raises(ValueError, match="limit price"):
+    with pytest.raises(OrderInvalid, match="limit price"):
         await trading.place_order(client, Market.NASD, "AAPL", Side.SELL, 1, OrderType.MARKET, None)
     await trading.place_order(client, Market.NYSE, "IBM", Side.SELL, 2, OrderType.LIMIT, Decimal("220.50"))
     assert seen[0].headers["tr_id"] == "TTTT1006U"
