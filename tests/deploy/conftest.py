@@ -26,6 +26,7 @@ DEPLOYMENT_FILES = (
     "monitoring",
     "yquant/functions.lua",
     "docs/operations.md",
+    "docs/acl-rules.md",
 )
 
 RunCheck = Callable[..., subprocess.CompletedProcess[str]]

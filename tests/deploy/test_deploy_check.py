@@ -271,3 +271,14 @@ def test_runbook_acl_table_when_a_user_is_missing_then_check_fails(deployment: P
 
     assert result.returncode == 1, result.stdout
     assert "user notifier is in valkey/users.acl.template but not in the runbook's ACL table" in result.stdout
+
+
+def test_acl_rules_doc_when_a_rule_is_not_listed_then_check_fails(deployment: Path, run_check: RunCheck) -> None:
+    doc = deployment / "docs" / "acl-rules.md"
+    doc.write_text(doc.read_text().replace("- `PING`\n", "", 1))
+
+    result = run_check(deployment, "--only", "acl", "--compose", "docker-compose.vm1.yml")
+
+    assert result.returncode == 1, result.stdout
+    assert "docs/acl-rules.md is not the list of rules the check proves" in result.stdout
+    assert "--write-acl-rules" in result.stdout
