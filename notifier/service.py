@@ -18,6 +18,8 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -30,8 +32,9 @@ from redis.typing import EncodableT, FieldT
 from notifier import channels
 from notifier.events import SOURCE_PREFIXES, Event, from_entry, render, wanted
 from notifier.health import HeartbeatWatch, watch_heartbeats
+from notifier.summary import watch_closes
 from yquant import keys
-from yquant.messages import Signal
+from yquant.messages import Signal, utcnow
 from yquant.settings import NotifierSettings, NotifyDestination
 
 logger = logging.getLogger(__name__)
@@ -50,9 +53,15 @@ def entry_key(entry_id: str) -> tuple[int, int]:
 
 class Notifier:
     def __init__(
-        self, client: aioredis.Redis, settings: NotifierSettings, http: httpx.AsyncClient, batch: int = 128
+        self,
+        client: aioredis.Redis,
+        settings: NotifierSettings,
+        http: httpx.AsyncClient,
+        batch: int = 128,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.client = client
+        self.clock = clock  # the wall clock the daily summaries fall due by
         self.settings = settings
         self.http = http
         self.batch = batch
@@ -67,6 +76,8 @@ class Notifier:
         ]
         if loops:  # with no destination, nobody would read what the watch writes
             loops.append(watch_heartbeats(self.client, self.heartbeats, stop, self.settings.heartbeat_poll_s))
+        if any("summary" in d.events for d in self.settings.destinations.values()):
+            loops.append(watch_closes(self.client, self.settings, stop, self.clock))
         await asyncio.gather(*loops)
 
     async def _run_destination(self, name: str, destination: NotifyDestination, stop: asyncio.Event) -> None:
