@@ -534,6 +534,10 @@ ACL_TABLE: list[tuple[str, bool, tuple[str, ...]]] = [
     ("notifier", True, ("EXEC",)),
     ("notifier", False, ("SET", "yq:eod:s:KRX:2026-12-07", "1", "NX")),
     ("notifier", False, ("WATCH", "yq:order:o1")),
+    # What trimming removed before a destination's group read it: the stream's counters, its own streams only.
+    ("notifier", True, ("XINFO", "STREAM", "yq:stream:executions")),
+    ("notifier", False, ("XINFO", "STREAM", "yq:stream:orders")),
+    ("notifier", True, ("HINCRBY", "yq:notify:status:phone", "trimmed", "3")),
     # The gateway says when KIS token issuance fails or works again; the webhook host cannot.
     ("brokergateway", True, ("XADD", "yq:stream:health", *XADD)),
     ("webhook", False, ("XADD", "yq:stream:health", *XADD)),

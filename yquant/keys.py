@@ -312,5 +312,11 @@ def notify_summary(market: str, day: str) -> str:
     return f"{NOTIFY_PREFIX}summary:{market}:{day}"
 
 
+def notify_trimmed(destination: str) -> str:
+    """Hash: stream -> the destination group's last delivered id when entries trimmed off the stream
+    before it read them were last reported (a loss is reported once, even across a restart)."""
+    return f"{NOTIFY_PREFIX}trimmed:{destination}"
+
+
 # When the notifier first watched for closes (ISO time, SET NX): a close before it is owed no summary.
 NOTIFY_SUMMARY_SINCE = NOTIFY_PREFIX + "summary:since"

@@ -281,6 +281,7 @@ class NotifyDestination(BaseModel):
             "heartbeat",
             "token",
             "summary",
+            "trimmed",
         ]
     )
     deny_reasons: list[str] = Field(default_factory=list)  # empty: every reason code; else only these
