@@ -30,6 +30,7 @@ from pydantic import SecretStr
 from tests.harness.clock import ManualClock
 from tests.integration.notifier.loopback import TOKEN, FakeDiscord, FakeTelegram
 from tests.integration.notifier.test_notifier import Running, until
+from tests.replies import xrange
 from yquant import keys
 from yquant.bus import fields_of
 from yquant.markets import NEW_YORK, SEOUL
@@ -249,6 +250,29 @@ async def test_a_day_with_fills_in_krw_and_usd_is_one_summary_per_market_at_each
         await clock.move(new_york(7, 18))
     assert texts(telegram) == [KRX_SUMMARY, US_SUMMARY]
     assert discord.contents == [KRX_SUMMARY, US_SUMMARY]
+
+
+async def test_a_destination_that_does_not_ask_for_summaries_gets_none(
+    clients: tuple[aioredis.Redis, aioredis.Redis], telegram: FakeTelegram, discord: FakeDiscord
+) -> None:
+    await seed_day(clients[0])
+    clock = Clock(seoul(7, 9))
+    settings = settings_for(telegram, discord)
+    settings.destinations["channel"] = settings.destinations["channel"].model_copy(update={"events": ["filled"]})
+    async with started(clients, settings, clock):
+        await clock.move(seoul(7, 15, 45))
+        await until(lambda: len(texts(telegram)) == 1)
+        await until(lambda: passed_over(clients[0], "channel"))
+    assert texts(telegram) == [KRX_SUMMARY]
+    assert discord.contents == []
+
+
+async def passed_over(client: aioredis.Redis, destination: str) -> bool:
+    """The destination's group read every notice and acknowledged it."""
+    last = (await xrange(client, keys.NOTICES))[-1][0]
+    groups = await client.xinfo_groups(keys.NOTICES)
+    ours = next(g for g in groups if keys.text(g["name"]) == keys.notifier_group(destination))
+    return bool(ours["last-delivered-id"] == last and ours["pending"] == 0)
 
 
 async def test_a_restart_after_the_summary_was_sent_does_not_send_it_again(
