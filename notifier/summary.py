@@ -174,13 +174,15 @@ def render_summary(summary: DaySummary) -> tuple[str, str]:
     for a in summary.accounts:
         unmatched_en = f" ({a.unmatched} shares sold without a recorded cost)" if a.unmatched else ""
         unmatched_ko = f" (매입 기록 없는 매도 {a.unmatched}주)" if a.unmatched else ""
+        who_en = "all accounts" if a.account == "*" else a.account
+        who_ko = "전체 계좌" if a.account == "*" else a.account
         en_parts = [
-            f"{a.account}: orders {a.orders}, filled {a.filled}, refused {a.refused}, denied {a.denied}",
+            f"{who_en}: orders {a.orders}, filled {a.filled}, refused {a.refused}, denied {a.denied}",
             f"realised P/L {_signed(a.realised, cur)}{unmatched_en}",
             f"fees {money(a.fees, cur)}",
         ]
         ko_parts = [
-            f"{a.account}: 주문 {a.orders}건, 체결 {a.filled}건, 거부 {a.refused}건, 신호 거부 {a.denied}건",
+            f"{who_ko}: 주문 {a.orders}건, 체결 {a.filled}건, 거부 {a.refused}건, 신호 거부 {a.denied}건",
             f"실현손익 {_signed(a.realised, cur)}{unmatched_ko}",
             f"수수료 {money(a.fees, cur)}",
         ]
@@ -247,11 +249,13 @@ async def _records(client: aioredis.Redis, start: datetime, end: datetime, cost_
 
 
 async def _denials(client: aioredis.Redis, venue: Venue, start: datetime, end: datetime) -> list[str]:
-    """The account of each of the day's denied signals on the venue's markets ("*": every account)."""
+    """The account of each of the day's denied signals on the venue's markets ("*": a signal denied
+    for every account at once). The market is the signal record's; a signal whose record is gone
+    counts for KRX when its ticker is all digits (KRX codes are), else for the US."""
     rows: Any = await client.xrange(
         keys.DECISIONS, f"{int(start.timestamp() * 1000)}", f"({int(end.timestamp() * 1000)}"
     )
-    found: list[str] = []
+    denied: list[SignalDenied] = []
     for _, fields in rows:
         if keys.text(fields.get(b"type", b"")) != "SignalDenied":
             continue
@@ -259,13 +263,22 @@ async def _denials(client: aioredis.Redis, venue: Venue, start: datetime, end: d
             message = decode(fields.get(b"data", b"{}"))
         except MessageDecodeError:
             continue
-        if not isinstance(message, SignalDenied):
-            continue
-        raw = await client.hget(keys.signal_record(message.signal_id), "signal")
+        if isinstance(message, SignalDenied):
+            denied.append(message)
+    ids = sorted({m.signal_id for m in denied})
+    async with client.pipeline(transaction=False) as pipe:
+        for signal_id in ids:
+            pipe.hget(keys.signal_record(signal_id), "signal")
+        raws = await pipe.execute()
+    markets: dict[str, Market] = {}
+    for signal_id, raw in zip(ids, raws, strict=True):
         try:
-            market = Signal.model_validate_json(raw).market if raw else None
-        except ValueError:
-            market = None
+            markets[signal_id] = Signal.model_validate_json(raw).market
+        except (ValueError, TypeError):
+            continue
+    found: list[str] = []
+    for message in denied:
+        market = markets.get(message.signal_id) or (Market.KRX if message.ticker.isdigit() else Market.NASD)
         if market in venue.markets:
             found.append(message.account or "*")
     return found

@@ -149,10 +149,13 @@ async def order(
     await admin.zadd(keys.ORDERS_INDEX, {cid: int(created.timestamp() * 1000)})
 
 
-async def denial(admin: aioredis.Redis, signal_id: str, market: Market, ticker: str, at: datetime) -> None:
-    """A denied signal, on the decisions stream at ``at``, and its signal's record."""
+async def denial(
+    admin: aioredis.Redis, signal_id: str, market: Market, ticker: str, at: datetime, *, recorded: bool = True
+) -> None:
+    """A denied signal, on the decisions stream at ``at``, and its signal's record (unless it is gone)."""
     signal = Signal(signal_id=signal_id, strategy="trend", ticker=ticker, market=market, action=SignalAction.BUY)
-    await admin.hset(keys.signal_record(signal_id), mapping={"signal": signal.model_dump_json()})
+    if recorded:
+        await admin.hset(keys.signal_record(signal_id), mapping={"signal": signal.model_dump_json()})
     denied = SignalDenied(
         signal_id=signal_id, strategy="trend", ticker=ticker, account="main", reason_code="HALTED", reason="halted"
     )
@@ -165,7 +168,8 @@ async def seed_day(admin: aioredis.Redis) -> None:
 
     KRX: 10 shares of 005930 bought on Friday at 70,000 (their cost); today a sell of 4 at 72,000
     (realised 4 x 2,000 = +8,000, fee 300), then a buy of 2 at 71,500 (fee 150: it fills after the
-    sell, so it does not change the sell's cost), a rejected order and a denied signal.
+    sell, so it does not change the sell's cost), a rejected order and two denied signals (one whose
+    record is gone).
     US: 5 AAPL bought on Friday at 190.10; today sold at 195.35 (realised 5 x 5.25 = +26.25, fee 1.23),
     and a denied signal. Equity: ₩5,000,000 cash + 8 shares at 72,000 = ₩5,576,000 against ₩5,500,000
     at the day's start; $1,000.50 cash against $980 at the start.
@@ -179,6 +183,7 @@ async def seed_day(admin: aioredis.Redis) -> None:
     )
     await order(admin, "k-3", Market.KRX, "000660", "buy", 1, seoul(7, 11, 30), state="REJECTED")
     await denial(admin, "s-k", Market.KRX, "035720", seoul(7, 12))
+    await denial(admin, "s-k2", Market.KRX, "000270", seoul(7, 13), recorded=False)  # a KRX code: KRX's
     await order(admin, "u-0", Market.NASD, "AAPL", "buy", 5, new_york(4, 10), price="190.10", fee="0.95")
     await order(
         admin,
@@ -216,7 +221,7 @@ async def seed_day(admin: aioredis.Redis) -> None:
 
 KRX_SUMMARY = (
     "📊 KRX daily summary 2026-12-07\n"
-    "main: orders 3, filled 2, refused 1, denied 1 · realised P/L +₩8,000 · fees ₩450"
+    "main: orders 3, filled 2, refused 1, denied 2 · realised P/L +₩8,000 · fees ₩450"
     " · equity ₩5,576,000 (day start ₩5,500,000, +₩76,000)"
 )
 US_SUMMARY = (

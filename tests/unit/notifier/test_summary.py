@@ -82,3 +82,10 @@ def test_a_sell_without_a_recorded_buy_is_counted_not_guessed() -> None:
         "main: orders 1, filled 1, refused 0, denied 1 · realised P/L +$0.00"
         " (4 shares sold without a recorded cost) · fees $0.00"
     )
+
+
+def test_a_signal_denied_for_every_account_at_once_has_a_line_of_its_own() -> None:
+    day = date(2026, 12, 7)
+    en, ko = render_summary(DaySummary(KRX, day, False, figures(KRX, day, [], ["*"], [], {})))
+    assert en.splitlines()[1] == "all accounts: orders 0, filled 0, refused 0, denied 1 · realised P/L +₩0 · fees ₩0"
+    assert ko.splitlines()[1].startswith("전체 계좌: 주문 0건")
