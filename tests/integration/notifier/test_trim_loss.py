@@ -10,12 +10,15 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import orjson
 import redis.asyncio as aioredis
 
+from notifier.service import CONSUMER, Notifier, ensure_destination_groups
 from tests.integration.dashboard.conftest import login
 from tests.integration.notifier.loopback import FakeTelegram
 from tests.integration.notifier.test_health import lines
 from tests.integration.notifier.test_notifier import Running, fill, pending, settings_for, until
+from tests.replies import xrange
 from yquant import keys
 from yquant.bus import fields_of, publish
 
@@ -65,3 +68,23 @@ async def test_entries_trimmed_while_the_notifier_was_down_are_told_once_and_cou
     page = await http.get("/system")
     row = page.text.split('data-destination="phone"', 1)[1].split("</tr>", 1)[0]
     assert '<td class="num trimmed">20</td>' in row
+
+
+async def test_a_restart_between_telling_a_loss_and_stepping_over_it_does_not_tell_it_again(
+    redis_client: aioredis.Redis, telegram: FakeTelegram
+) -> None:
+    """A notifier that told the loss and died before its next read checks again on its restart,
+    before that read: the loss is there still, and told already."""
+    await ensure_destination_groups(redis_client, "phone")
+    await publish(redis_client, keys.EXECUTIONS, fill(quantity=100))
+    group = keys.notifier_group("phone")
+    await redis_client.xreadgroup(group, CONSUMER, {keys.EXECUTIONS: ">"})  # read at the end: counter known
+    for quantity in range(1, 21):
+        entry: Any = fields_of(fill(quantity=quantity))
+        await redis_client.xadd(keys.EXECUTIONS, entry, maxlen=5, approximate=False)
+    async with httpx.AsyncClient(trust_env=False) as http:
+        for _ in range(2):  # the check before the read, in the life that died and in the next one
+            await Notifier(redis_client, settings_for(telegram), http)._count_trimmed("phone")
+    notices = await xrange(redis_client, keys.NOTICES)
+    assert [orjson.loads(fields[b"data"])["en"] for _, fields in notices] == [TOLD]
+    assert await redis_client.hget(keys.notify_status("phone"), "trimmed") == b"15"
