@@ -41,6 +41,7 @@ KINDS = (
     "heartbeat",
     "token",
     "summary",
+    "trimmed",
     "test",
 )
 # The signal sources whose accepted decision is news of its own: an exit rule or an end-of-day

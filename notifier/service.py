@@ -18,6 +18,8 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -29,9 +31,10 @@ from redis.typing import EncodableT, FieldT
 
 from notifier import channels
 from notifier.events import SOURCE_PREFIXES, Event, from_entry, render, wanted
-from notifier.health import HeartbeatWatch, watch_heartbeats
+from notifier.health import NOTICES_MAXLEN, HeartbeatWatch, notice_fields, watch_heartbeats
+from notifier.summary import watch_closes
 from yquant import keys
-from yquant.messages import Signal
+from yquant.messages import Signal, utcnow
 from yquant.settings import NotifierSettings, NotifyDestination
 
 logger = logging.getLogger(__name__)
@@ -50,9 +53,15 @@ def entry_key(entry_id: str) -> tuple[int, int]:
 
 class Notifier:
     def __init__(
-        self, client: aioredis.Redis, settings: NotifierSettings, http: httpx.AsyncClient, batch: int = 128
+        self,
+        client: aioredis.Redis,
+        settings: NotifierSettings,
+        http: httpx.AsyncClient,
+        batch: int = 128,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.client = client
+        self.clock = clock  # the wall clock the daily summaries fall due by
         self.settings = settings
         self.http = http
         self.batch = batch
@@ -67,6 +76,8 @@ class Notifier:
         ]
         if loops:  # with no destination, nobody would read what the watch writes
             loops.append(watch_heartbeats(self.client, self.heartbeats, stop, self.settings.heartbeat_poll_s))
+        if any("summary" in d.events for d in self.settings.destinations.values()):
+            loops.append(watch_closes(self.client, self.settings, stop, self.clock))
         await asyncio.gather(*loops)
 
     async def _run_destination(self, name: str, destination: NotifyDestination, stop: asyncio.Event) -> None:
@@ -74,6 +85,7 @@ class Notifier:
         await self._drain_pending(name, destination, stop)
         while not stop.is_set():
             try:
+                await self._count_trimmed(name)
                 reply: Any = await self.client.xreadgroup(
                     group, CONSUMER, dict.fromkeys(STREAMS, ">"), count=self.batch, block=self.block_ms
                 )
@@ -84,6 +96,55 @@ class Notifier:
                 continue
             if reply:
                 await self.handle(name, destination, _flatten(reply), stop)
+
+    async def _count_trimmed(self, name: str) -> None:
+        """Entries trimmed off a stream before this destination's group read them, reported once.
+
+        Just before a read, a group whose last delivered entry is older than the stream's first is
+        about to step over what trimming removed. The group's read counter (entries-read: Valkey
+        knows it from the group's first read at the stream's end, counts each entry it delivers,
+        and counts again when a read steps over a gap) then says how many it never got: entries
+        added, less entries read, less the entries still there. The notice, the total in the
+        destination's status (the dashboard's system page) and the last delivered id it was told at
+        (``keys.notify_trimmed``: a crash before the read that steps over does not tell it twice)
+        are written in one transaction. A group whose counter is unknown (never at the stream's end
+        yet) is not counted.
+        """
+        group = keys.notifier_group(name)
+        async with self.client.pipeline(transaction=False) as pipe:
+            for stream in STREAMS:
+                pipe.xinfo_stream(stream)
+                pipe.xinfo_groups(stream)
+            pipe.hgetall(keys.notify_trimmed(name))
+            replies: list[Any] = await pipe.execute(raise_on_error=False)
+        told = {keys.text(k): keys.text(v) for k, v in replies[-1].items()} if isinstance(replies[-1], dict) else {}
+        found: dict[str, tuple[str, int]] = {}
+        for i, stream in enumerate(STREAMS):
+            info, groups = replies[2 * i], replies[2 * i + 1]
+            if not isinstance(info, dict) or not isinstance(groups, list) or not info.get("first-entry"):
+                continue
+            ours = next((g for g in groups if keys.text(g.get("name", b"")) == group), None)
+            if ours is None or ours.get("entries-read") is None:
+                continue
+            first, last = keys.text(info["first-entry"][0]), keys.text(ours["last-delivered-id"])
+            if entry_key(last) >= entry_key(first) or told.get(stream) == last:
+                continue
+            lost = int(info["entries-added"]) - int(ours["entries-read"]) - int(info["length"])
+            if lost > 0:
+                found[stream] = (last, lost)
+        for stream, (last, new) in found.items():
+            fields: Any = notice_fields(
+                "trimmed",
+                f"⚠️ {new} entries of {stream} were trimmed before {name} read them: their notifications are lost",
+                f"⚠️ {name}: {stream} 항목 {new}건이 읽기 전에 정리되어 알림이 유실되었습니다",
+                {"destination": name, "stream": stream, "lost": new},
+            )
+            async with self.client.pipeline(transaction=True) as pipe:
+                pipe.hset(keys.notify_trimmed(name), stream, last)
+                pipe.hincrby(keys.notify_status(name), "trimmed", new)
+                pipe.xadd(keys.NOTICES, fields, maxlen=NOTICES_MAXLEN, approximate=True)
+                await pipe.execute()
+            logger.error("entries trimmed before delivery", extra={"destination": name, "stream": stream, "lost": new})
 
     async def _drain_pending(self, name: str, destination: NotifyDestination, stop: asyncio.Event) -> None:
         """After a restart: what was read but not acknowledged, in order."""

@@ -304,3 +304,19 @@ def notify_status(destination: str) -> str:
 
 
 NOTIFY_STATUS_PATTERN = notify_status("*")
+
+
+def notify_summary(market: str, day: str) -> str:
+    """The claim of one daily summary (``KRX`` or ``US``, YYYY-MM-DD), set with its notice in one
+    transaction: once per market and day across restarts (notifier/summary.py)."""
+    return f"{NOTIFY_PREFIX}summary:{market}:{day}"
+
+
+def notify_trimmed(destination: str) -> str:
+    """Hash: stream -> the destination group's last delivered id when entries trimmed off the stream
+    before it read them were last reported (a loss is reported once, even across a restart)."""
+    return f"{NOTIFY_PREFIX}trimmed:{destination}"
+
+
+# When the notifier first watched for closes (ISO time, SET NX): a close before it is owed no summary.
+NOTIFY_SUMMARY_SINCE = NOTIFY_PREFIX + "summary:since"

@@ -285,6 +285,7 @@ class NotifyDestination(BaseModel):
             "heartbeat",
             "token",
             "summary",
+            "trimmed",
         ]
     )
     deny_reasons: list[str] = Field(default_factory=list)  # empty: every reason code; else only these
@@ -310,6 +311,14 @@ class NotifierSettings(BaseModel):
     # stop deletes it, so a stop is never reported.
     heartbeat_missing_after_s: float = Field(default=12.0, gt=0)
     heartbeat_poll_s: float = Field(default=2.0, gt=0)
+    # The daily summary (notifier/summary.py): due this long after each market's close, so the last
+    # fills and the account sync after the close are in; marked late when sent this long after it
+    # fell due (the notifier was down); the orders this many days before the day give the holdings'
+    # average cost its realised P/L is taken from.
+    summary_after_close_s: float = Field(default=600.0, ge=0)
+    summary_late_after_s: float = Field(default=900.0, ge=0)
+    summary_cost_days: int = Field(default=90, ge=0)
+    summary_poll_s: float = Field(default=30.0, gt=0)
 
     @field_validator("destinations", mode="before")
     @classmethod

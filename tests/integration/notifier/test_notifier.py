@@ -7,6 +7,8 @@ with retry_after, then 200s); the notifier reaches it through the destination's 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import httpx
@@ -34,12 +36,20 @@ def settings_for(telegram: FakeTelegram, **destination: object) -> NotifierSetti
     return NotifierSettings(destinations={"phone": NotifyDestination.model_validate(values)}, retry_max_s=0.05)
 
 
+# The notifier's wall clock in these tests: a Saturday, so no market's close falls due while a test
+# runs and no daily summary joins the messages a test counts (tests/integration/notifier/test_summary.py
+# drives the clock through closes).
+QUIET = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
+
+
 class Running:
-    def __init__(self, client: aioredis.Redis, settings: NotifierSettings) -> None:
+    def __init__(
+        self, client: aioredis.Redis, settings: NotifierSettings, clock: Callable[[], datetime] = lambda: QUIET
+    ) -> None:
         self.client, self.settings = client, settings
         self.stop = asyncio.Event()
         self.http = httpx.AsyncClient(timeout=5, trust_env=False)
-        self.notifier = Notifier(client, settings, self.http)
+        self.notifier = Notifier(client, settings, self.http, clock=clock)
         self.notifier.block_ms = 50
         self.task: asyncio.Task[None] | None = None
 
