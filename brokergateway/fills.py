@@ -312,7 +312,8 @@ class Fills:
         if record.side is Side.BUY:
             # The first order that opens a position names its owner (HSETNX: first writer wins).
             owner = record.strategy if record.origin == "signal" else record.origin
-            pipe.hsetnx(keys.position_attribution(worker.alias), f"{record.market.value}:{record.ticker}", owner)
+            symbol = markets.symbol_key(record.market, record.ticker)
+            pipe.hsetnx(keys.position_attribution(worker.alias), symbol, owner)
 
     def finish_fill(self, worker: AccountWorker, change: FillChange, applied: bool) -> bool:
         """After the pipeline ran: remember the new state, count, log, sync the account soon."""

@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from yquant import keys
+from yquant import keys, markets
 from yquant.errors import MessageDecodeError
 from yquant.messages import (
     Market,
@@ -81,7 +81,7 @@ def _what(order: Mapping[str, str], language: str) -> str:
     ticker = order.get("ticker", "")
     if not ticker:
         return ""
-    where = f"{order['market']}:{ticker}" if order.get("market") else ticker
+    where = markets.symbol_key(order["market"], ticker) if order.get("market") else ticker
     side = order.get("side", "")
     quantity = order.get("quantity", "")
     if language == "ko":
@@ -156,15 +156,14 @@ def from_entry(
         )
         price = _price(message.fill_price, message.market)
         worth = _price(value, message.market)
+        symbol = markets.symbol_key(message.market, message.ticker)
         return Event(
             stream,
             entry_id,
             "filled",
             {
-                "en": f"✅ {head_en}: {side_en} {message.market.value}:{message.ticker} {qty_en} @ {price} = {worth}"
-                f"{fee} · {message.account}{by}",
-                "ko": f"✅ {head_ko}: {message.market.value}:{message.ticker} {side_ko} {qty_ko} @ {price} = {worth}"
-                f"{fee_ko} · {message.account}{by}",
+                "en": f"✅ {head_en}: {side_en} {symbol} {qty_en} @ {price} = {worth}{fee} · {message.account}{by}",
+                "ko": f"✅ {head_ko}: {symbol} {side_ko} {qty_ko} @ {price} = {worth}{fee_ko} · {message.account}{by}",
             },
             data={"client_order_id": message.client_order_id, "ticker": message.ticker, "full": full},
         )
@@ -246,7 +245,7 @@ def _triggered(
         return None
     kind, en, ko = heads[signal.source]
     where = f" · {signal.account}" if signal.account else ""
-    what = f"{signal.market.value}:{signal.ticker}{where} [{signal.strategy}]"
+    what = f"{markets.symbol_key(signal.market, signal.ticker)}{where} [{signal.strategy}]"
     why = f": {signal.comment}" if signal.comment else ""
     records = {r.get("client_order_id", ""): r for r in placed}
     orders_en = ", ".join(_placed(cid, records.get(cid, {}), "en") for cid in message.client_order_ids)
