@@ -13,12 +13,15 @@ and that one. Over HTTPS an alert ends FILLED, a wrong secret gets 401, /metrics
 from outside, the admin signs in and the session cookie is Secure, a burst of alerts keeps every
 container under its memory limit (the figures are printed: `pytest -s tests/containers`), and a
 post straight to the published 127.0.0.1:8080 with a forged X-Forwarded-For naming a TradingView
-address is refused (it arrives from the compose network's gateway; only Caddy's address is believed).
+address is refused (it arrives from the compose network's gateway; only Caddy's address is believed),
+and guesses at the dashboard's password there count against that gateway however they fill in the
+header, so the per-address login lockout holds.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import socket
 import ssl
@@ -46,7 +49,8 @@ SERVICES = ["valkey", "kissim", "ordermanager", "brokergateway", "webhook", "das
 # The webhook admits 120 alerts a minute per source address (429 beyond): a burst within that,
 # with the other alerts from this host.
 BURST = 100
-WEBHOOK = "http://127.0.0.1:8080"  # the published port, for an SSH tunnel
+WEBHOOK = "http://127.0.0.1:8080"  # the published ports, for an SSH tunnel
+DASHBOARD = "http://127.0.0.1:8000"
 HOOK = "hook.yquant.test"
 DASH = "dash.yquant.test"
 INTERNET_SUBNET = "10.250.1.0/24"
@@ -233,6 +237,32 @@ def test_dashboard_when_the_first_admin_signs_in_over_https_then_the_cookie_is_s
     cookies = [c for c in answer.headers.get_list("set-cookie") if c.startswith("__Host-yq_session=")]
     assert cookies, answer.headers.get_list("set-cookie")
     assert all("secure" in [part.strip().lower() for part in c.split(";")] for c in cookies), cookies
+
+
+def test_dashboard_when_guesses_on_the_published_port_forge_their_addresses_then_one_lockout_counts_them(
+    allinone: AllInOne,
+) -> None:
+    # A process on the VM guesses on the published 127.0.0.1:8000 (the SSH tunnel's port), each
+    # guess naming another address in X-Forwarded-For to stay under the per-address lockout.
+    def attempt(password: str, forged: str) -> int:
+        with httpx.Client(base_url=DASHBOARD, timeout=30, trust_env=False) as client:
+            form = client.get("/login")
+            token = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+            assert token, form.text[:500]
+            # The login cookie is Secure: over plain HTTP the client sends it back by hand.
+            cookie = next(c for c in form.headers.get_list("set-cookie") if c.startswith("yq_login="))
+            answer = client.post(
+                "/login",
+                data={"username": "admin", "password": password, "csrf_token": token.group(1), "next": "/"},
+                headers={"Cookie": cookie.split(";")[0], "X-Forwarded-For": forged},
+            )
+            return answer.status_code
+
+    guesses = [attempt("wrong-password", f"203.0.113.{n}") for n in range(1, 6)]
+    right_password = attempt(allinone.admin_password, "203.0.113.99")
+
+    assert guesses == [401] * 5
+    assert right_password == 429  # locked from where the guesses really came from, whatever they said
 
 
 def test_burst_when_100_alerts_arrive_then_every_container_stays_under_its_limit(
