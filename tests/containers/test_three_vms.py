@@ -11,10 +11,15 @@ attach those services to the network; the shipped files are used as they are. Th
 plays the broker from VM1's backend network (where KIS is reached from), and VM2's and VM3's edge
 networks get subnets of their own (one engine cannot hold two networks with the same one).
 
-From outside (this host, to Caddy's published 443, TLS from Caddy's internal CA for
-hook.yquant.test and dash.yquant.test): an alert ends FILLED at the simulator, a wrong secret gets
-401, the first admin signs in to the dashboard, /metrics answers on the private network only, and
-a burst of alerts keeps every container under its memory limit (figures printed with `-s`).
+From outside (this host, to Caddy's 443, TLS from Caddy's internal CA for hook.yquant.test and
+dash.yquant.test): an alert ends FILLED at the simulator, a wrong secret gets 401, the first admin
+signs in to the dashboard, /metrics answers on the private network only, and a burst of alerts
+keeps every container under its memory limit (figures printed with `-s`). This host talks to Caddy
+at its address on the private network, so that Caddy sees this host's own address there, as an
+internet client keeps its own through VM3's DNAT; the webhook's source allowlist is on and names
+TradingView's addresses and this host's. A post straight to the webhook's published port with a
+forged X-Forwarded-For naming a TradingView address is refused: that connection arrives from the
+edge network's gateway, and only Caddy's fixed address is believed.
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ import pytest
 from tests.containers import helpers
 from tests.containers.conftest import Cleanup, Compose, docker, env_file
 from tests.containers.standins import Images
+from yquant import keys
+from yquant.settings import WebhookSettings
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -49,9 +56,12 @@ HOST_ADDRESS = "10.250.0.1"  # the bridge's gateway: this host on the private ne
 ADDRESS = {"vm1": "10.250.0.11", "vm2": "10.250.0.12", "vm3": "10.250.0.13"}
 DYNAMIC_RANGE = "10.250.0.128/25"  # other containers on the network: never one of the fixed addresses
 EDGE_SUBNET = {"vm2": "172.30.2.0/24", "vm3": "172.30.3.0/24"}
+EDGE_RANGE = {"vm2": "172.30.2.128/25", "vm3": "172.30.3.128/25"}
 HOOK = "hook.yquant.test"
 DASH = "dash.yquant.test"
-EDGE = "https://127.0.0.1:443"  # Caddy's published port, as the internet reaches VM3
+EDGE = f"https://{ADDRESS['vm3']}:443"  # Caddy, where it sees this host's own address
+TRADINGVIEW = WebhookSettings().allowed_ips
+CADDY_IP = {"vm2": "172.30.2.2", "vm3": "172.30.3.2"}
 STRATEGIES = {"trend": {"accounts": ["main"], "sizing": "alert", "order_type": "market"}}
 ACCOUNTS = {
     "main": {
@@ -119,7 +129,11 @@ OVERRIDES: dict[str, dict[str, Any]] = {
     "vm3": {
         "services": {
             "caddy": {"networks": private(ADDRESS["vm3"])},
-            "webhook": {"networks": private()},
+            "webhook": {
+                "networks": private(),
+                # TradingView's addresses and this host, which plays TradingView through Caddy.
+                "environment": {"YQ_WEBHOOK__ALLOWED_IPS": json.dumps([*TRADINGVIEW, HOST_ADDRESS])},
+            },
         },
         "networks": external(),
     },
@@ -142,6 +156,9 @@ class ThreeVMs:
     def hget(self, key: str, field: str) -> str | None:
         value = helpers.valkey_admin(self.vm1, self.env["vm1"]["YQ_VALKEY_ADMIN_PASSWORD"], "HGET", key, field)
         return value or None
+
+    def xlen(self, stream: str) -> int:
+        return int(helpers.valkey_admin(self.vm1, self.env["vm1"]["YQ_VALKEY_ADMIN_PASSWORD"], "XLEN", stream))
 
     def edge(self, domain: str) -> httpx.Client:
         """A client of VM3's Caddy as the internet sees it: TLS for `domain` (SNI, Host, the
@@ -187,6 +204,8 @@ def env_values(images: Images) -> dict[str, dict[str, str]]:
             "YQ_DASHBOARD_PROXY": ADDRESS["vm3"],
             "YQ_WEBHOOK_HOST_IP": ADDRESS["vm3"],
             "YQ_EDGE_SUBNET": EDGE_SUBNET["vm2"],
+            "YQ_EDGE_IP_RANGE": EDGE_RANGE["vm2"],
+            "YQ_CADDY_IP": CADDY_IP["vm2"],
             "YQ_STRATEGIES": json.dumps(STRATEGIES),
             "YQ_DASHBOARD_ACCOUNTS": json.dumps(
                 {
@@ -205,11 +224,13 @@ def env_values(images: Images) -> dict[str, dict[str, str]]:
             "VM2_PRIVATE_IP": ADDRESS["vm2"],
             "VM3_PRIVATE_IP": HOST_ADDRESS,
             "YQ_EDGE_SUBNET": EDGE_SUBNET["vm3"],
+            "YQ_EDGE_IP_RANGE": EDGE_RANGE["vm3"],
+            "YQ_CADDY_IP": CADDY_IP["vm3"],
             "YQ_WEBHOOK_DOMAIN": HOOK,
             "YQ_DASHBOARD_DOMAIN": DASH,
             "YQ_ACME_EMAIL": "ops@yquant.test",
             "YQ_CADDY_GLOBAL_EXTRA": "local_certs",  # Caddy's internal CA: no ACME without the internet
-            "YQ_WEBHOOK_ALLOWLIST_ENABLED": "false",  # this host is not TradingView
+            "YQ_WEBHOOK_ALLOWLIST_ENABLED": "true",  # with this host added to the addresses (OVERRIDES)
             "YQ_STRATEGIES": json.dumps(STRATEGIES),
         },
     )
@@ -286,14 +307,33 @@ def test_alert_when_posted_to_vm3_over_https_then_the_order_fills_at_the_simulat
     assert answer.status_code == 200, answer.text
     signal_id = answer.json()["signal_id"]
     helpers.wait_filled(vms.hget, signal_id)
-    # Caddy reached the webhook over VM3's edge network, not the private one. (This host reaches
-    # Caddy from the edge network's gateway, inside YQ_EDGE_SUBNET, so the webhook names the nearest
-    # trusted hop, Caddy; an internet client keeps its own address through Docker's DNAT.)
+    # Caddy reached the webhook over VM3's edge network from its fixed address, and the webhook
+    # believed the X-Forwarded-For Caddy wrote: the source is this host's own address.
     caddy = json.loads(docker("inspect", vms.vm3.container("caddy")))[0]["NetworkSettings"]["Networks"]
+    assert caddy["yquant-vm3_edge"]["IPAddress"] == CADDY_IP["vm3"]
+    assert accepted_sources(vms, signal_id) == {HOST_ADDRESS}
+
+
+def accepted_sources(vms: ThreeVMs, signal_id: str) -> set[str]:
     logs = vms.vm3("logs", "--no-color", "webhook")
-    accepted = [json.loads(line.split("|", 1)[1]) for line in logs.splitlines() if signal_id in line]
-    sources = {entry.get("source") for entry in accepted if entry.get("msg") == "alert accepted"}
-    assert sources == {caddy["yquant-vm3_edge"]["IPAddress"]}, (sources, accepted)
+    entries = [json.loads(line.split("|", 1)[1]) for line in logs.splitlines() if signal_id in line]
+    return {str(entry.get("source")) for entry in entries if entry.get("msg") == "alert accepted"}
+
+
+def test_alert_when_posted_to_the_published_port_with_a_forged_forwarded_for_then_refused(vms: ThreeVMs) -> None:
+    # Anything on VM3, or on the private network, that reaches the webhook's metrics port: it
+    # names a TradingView address in X-Forwarded-For and brings the right secret.
+    stream_before = vms.xlen(keys.SIGNALS_WEBHOOK)
+    answer = httpx.post(
+        f"http://{HOST_ADDRESS}:8080/webhook",
+        json=helpers.alert(vms.env["vm3"]["YQ_WEBHOOK_SECRET"]),
+        headers={"X-Forwarded-For": TRADINGVIEW[0]},
+        timeout=10,
+        trust_env=False,
+    )
+
+    assert answer.status_code == 403, answer.text
+    assert vms.xlen(keys.SIGNALS_WEBHOOK) == stream_before
 
 
 def test_alert_when_the_secret_is_wrong_then_401(vms: ThreeVMs) -> None:

@@ -79,6 +79,34 @@ def test_deployment_files_when_unchanged_then_every_check_but_wheels_passes(
             "${YQ_UNDOCUMENTED} is not documented in vm3.env.example",
             id="undocumented-variable",
         ),
+        pytest.param(
+            "docker-compose.vm3.yml",
+            '["${YQ_CADDY_IP:-172.30.3.2}"]',
+            '["${YQ_EDGE_SUBNET:-172.30.3.0/24}"]',
+            "YQ_WEBHOOK__TRUSTED_PROXIES trusts 172.30.3.0/24, wider than one address",
+            id="webhook-trusts-the-edge-subnet",
+        ),
+        pytest.param(
+            "docker-compose.vm2.yml",
+            '"${YQ_DASHBOARD_PROXY:?the address Caddy connects from}", "${YQ_CADDY_IP:-172.30.3.2}"',
+            '"${YQ_DASHBOARD_PROXY:?the address Caddy connects from}", "${YQ_EDGE_SUBNET:-172.30.3.0/24}"',
+            "YQ_DASHBOARD__TRUSTED_PROXIES trusts 172.30.3.0/24, wider than one address",
+            id="dashboard-trusts-the-edge-subnet",
+        ),
+        pytest.param(
+            "docker-compose.vm3.yml",
+            '["${YQ_CADDY_IP:-172.30.3.2}"]',
+            '["172.30.3.1"]',
+            "trusts 172.30.3.1 on network edge, which is no Caddy's fixed address",
+            id="webhook-trusts-the-gateway",
+        ),
+        pytest.param(
+            "docker-compose.vm3.yml",
+            "          ip_range: ${YQ_EDGE_IP_RANGE:-172.30.3.128/25}\n",
+            "",
+            "network edge has no ip_range: another container may take 172.30.3.2",
+            id="caddy-address-up-for-grabs",
+        ),
     ],
 )
 def test_compose_file_when_faulty_then_check_fails_with_reason(
