@@ -183,7 +183,8 @@ async def schedule_new(request: Request) -> Response:
     web = web_of(request)
     aliases = account_choices(request, await web.reader.aliases())
     values = blank_form(aliases[0] if aliases else "")
-    return render(request, "schedule_form.html", schedule_form_context(aliases, values), page="schedules")
+    context = schedule_form_context(aliases, values) | {"trading_state": await web.reader.trading_states()}
+    return render(request, "schedule_form.html", context, page="schedules")
 
 
 @router.get("/schedules/{schedule_id}/edit")
@@ -194,6 +195,7 @@ async def schedule_edit(request: Request, schedule_id: str) -> Response:
         return render(request, "message.html", {"title": "Not found", "message": "No such schedule."}, status=404)
     aliases = account_choices(request, await web.reader.aliases())
     context = schedule_form_context(aliases, form_from_schedule(schedule))
+    context["trading_state"] = await web.reader.trading_states()  # the header's state and kill switch
     return render(request, "schedule_form.html", context, page="schedules")
 
 
