@@ -188,6 +188,12 @@ def to_csv(header: list[str], rows: Iterable[Iterable[object]]) -> str:
     return buffer.getvalue()
 
 
+def _plain(value: Decimal) -> str:
+    """A number as a spreadsheet reads it: ``105000``, ``19.4``, never ``1.05E+5``."""
+    text = format(value.quantize(Decimal("0.0001")), "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
 def trades_csv(records: list[OrderRecord]) -> str:
     """Every order that filled, oldest fill first, with what each sell realised at the average
     cost of the holding (``yquant.pnl``); a sell without a recorded buy leaves it empty."""
@@ -231,8 +237,8 @@ def trades_csv(records: list[OrderRecord]) -> str:
                 r.average_price,
                 r.market.currency,
                 r.fee,
-                sold.average_cost.quantize(Decimal("0.0001")).normalize() if sold else "",
-                sold.pnl.quantize(Decimal("0.0001")).normalize() if sold else "",
+                _plain(sold.average_cost) if sold else "",
+                _plain(sold.pnl) if sold else "",
                 unmatched.get(r.client_order_id, ""),
                 r.strategy,
                 r.origin,

@@ -118,6 +118,35 @@ HEADER = """([width, parts]) => {
 }"""
 
 
+CANCEL_REASON = "cancelled at the broker: KRX session closed before the order filled"
+
+
+async def _seed_cancelled(client: Any) -> None:
+    """An order the broker cancelled, stored as the gateway stores it: its reason on the record."""
+    from tests.integration.dashboard import seed
+    from tests.order_paths import walk_to
+    from yquant import orders
+    from yquant.messages import Market, OrderCancelled, OrderState, OrderType, Side, SubmitOrder
+
+    coid = "yq-phonecancelled000000"
+    command = SubmitOrder(
+        client_order_id=coid,
+        account="main",
+        market=Market.KRX,
+        ticker="035720",
+        side=Side.BUY,
+        quantity=7,
+        order_type=OrderType.LIMIT,
+        limit_price=Decimal(48000),
+        strategy="mean-reversion",
+        origin="signal",
+    )
+    await orders.create_order(client, command, seed.MAXLEN)
+    await walk_to(client, coid, OrderState.ACCEPTED, fields={"broker_order_id": "0000009999"})
+    event = OrderCancelled(client_order_id=coid, account="main", cancelled_quantity=7, reason=CANCEL_REASON)
+    await walk_to(client, coid, OrderState.CANCELLED, fields={"reason": CANCEL_REASON}, event=event)
+
+
 async def _seed(valkey_url: str) -> None:
     from tests.integration.dashboard import seed
     from yquant import decisions, valkey
@@ -168,6 +197,7 @@ async def _seed(valkey_url: str) -> None:
             note="split across 3 accounts by weight",
         )
         await decisions.record_decision(client, split, accepted, seed.MAXLEN)
+        await _seed_cancelled(client)
     finally:
         await client.aclose()
 
@@ -263,6 +293,15 @@ def test_every_page_fits_a_phone_screen(phone: BrowserContext, phone_system: Run
             expect(page.locator('tr[data-signal-id="phone-denied-long"]')).to_contain_text("MAX_ORDER_VALUE")
         if name == "orders":
             expect(page.locator("tr.order").first).to_be_visible()
+            # A phone's card keeps what the desktop's columns say: why it was cancelled, the
+            # strategy and the fee.
+            cancelled = page.locator('tr.order[data-client-order-id="yq-phonecancelled000000"]')
+            expect(cancelled.locator("td.reason")).to_be_visible()
+            expect(cancelled.locator("td.reason")).to_have_text(CANCEL_REASON)
+            expect(cancelled.locator('td[data-label="Strategy"]')).to_contain_text("mean-reversion")
+            filled = page.locator('tr.order[data-client-order-id="yq-seed00000000000000000"]')
+            expect(filled.locator('td[data-label="Fee"]')).to_be_visible()
+            expect(filled.locator('td[data-label="Fee"]')).to_have_text("107")
         if name == "order":
             expect(page.locator("#quote")).not_to_have_text("Fetching a quote…")
         _check(page, name, shots, problems)

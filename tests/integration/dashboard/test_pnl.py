@@ -85,3 +85,32 @@ async def test_performance_shows_realised_pnl_by_account_and_by_strategy(
     sell = re.search(r'<tr data-order="yq-pnl00000000000000003">(.*?)</tr>', page, re.S)
     assert sell, "the sell is not in the list of sells"
     assert "73,000 80,000 +₩105,000" in text(sell.group(1))  # average cost, sold at, P/L
+
+
+async def test_the_trades_csv_carries_strategy_fees_and_each_sells_realised_pnl(
+    http: httpx.AsyncClient, redis_client: aioredis.Redis
+) -> None:
+    await seed_trading_day(redis_client)
+    await login(http)
+    lines = (await http.get("/performance/trades.csv")).text.splitlines()
+    rows = [dict(zip(lines[0].split(","), line.split(","), strict=True)) for line in lines[1:]]
+    shown = [
+        (
+            r["ticker"],
+            r["side"],
+            r["filled_quantity"],
+            r["fee"],
+            r["currency"],
+            r["average_cost"],
+            r["realised_pnl"],
+            r["strategy"],
+        )
+        for r in rows
+    ]
+    assert shown == [
+        ("005930", "buy", "10", "105", "KRW", "", "", "momentum"),
+        ("005930", "buy", "10", "114", "KRW", "", "", "momentum"),
+        ("005930", "sell", "15", "120", "KRW", "73000", "105000", "momentum"),
+        ("AAPL", "buy", "4", "0.19", "USD", "", "", "us-tech"),
+        ("AAPL", "sell", "4", "0.20", "USD", "190.25", "19.4", "us-tech"),
+    ]
