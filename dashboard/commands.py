@@ -318,6 +318,7 @@ async def _save_schedule(request: Request, schedule_id: str | None) -> Response:
         await actions.save_schedule(web.client, web.settings, schedule_id, spec, actor_of(request))
     except (ValueError, ArithmeticError, ValidationError, ConfigurationError) as exc:
         context = schedule_form_context(aliases, values, _readable(exc))
+        context["trading_state"] = await web.reader.trading_states()
         return render(request, "schedule_form.html", context, page="schedules", status=422)
     web.metrics.actions.labels("schedule").inc()
     return RedirectResponse("/schedules", status_code=303)

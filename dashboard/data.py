@@ -15,8 +15,8 @@ import orjson
 import redis.asyncio as aioredis
 from pydantic import ValidationError
 
-from dashboard.views import AccountView, Totals, parse_snapshot, resolve_fx, to_decimal
-from yquant import audit, keys
+from dashboard.views import AccountView, Totals, parse_snapshot, resolve_fx
+from yquant import audit, keys, pnl
 from yquant.messages import Position
 from yquant.orders import OrderRecord, parse_record
 from yquant.schedules import Schedule, ScheduleSpec
@@ -25,6 +25,7 @@ from yquant.trading_state import GLOBAL
 
 ALIAS_CACHE_S = 10.0
 HEARTBEAT_KEYS_CACHE_S = 20.0
+FILLED_ORDERS_READ = 2000  # realised P/L replays at most this many recent orders (pnl: older sells are unmatched)
 NOTIFY_HEALTH_CACHE_S = 5.0  # the "notifications failing" banner on every page is at most this old
 
 
@@ -90,7 +91,7 @@ class Reader:
         states, fx_raw, previous = results[0], results[1], results[2]
         fx = resolve_fx(self.settings.dashboard, fx_raw)
         snapshot = parse_snapshot(previous[0]) if previous else None
-        previous_accounts = snapshot.get("accounts", {}) if snapshot else {}
+        previous_equity = snapshot.get("equity", {}) if snapshot else {}
         accounts: list[AccountView] = []
         for index, alias in enumerate(aliases):
             account_raw, positions_raw = results[3 + 2 * index], results[4 + 2 * index]
@@ -101,10 +102,9 @@ class Reader:
             positions = sorted(
                 (Position.model_validate_json(v) for v in positions_raw.values()), key=lambda p: (p.market, p.ticker)
             )
-            before = to_decimal(previous_accounts.get(alias)) if isinstance(previous_accounts, dict) else None
+            before = pnl.parse_amounts(previous_equity.get(alias)) if isinstance(previous_equity, dict) else None
             accounts.append(AccountView(alias, cash, positions, data.get("synced_at", ""), fx, before))
-        total_before = to_decimal(snapshot.get("equity_krw")) if snapshot else None
-        return Totals(accounts, fx, total_before), trading_states(states)
+        return Totals(accounts, fx), trading_states(states)
 
     # --- orders -----------------------------------------------------------------------------
     async def orders(self, limit: int = 100) -> tuple[list[OrderRecord], dict[str, str]]:
@@ -282,7 +282,16 @@ class Reader:
         }
 
     # --- performance ------------------------------------------------------------------------
-    async def performance(self, limit: int = 2000) -> tuple[list[dict[str, Any]], list[OrderRecord], dict[str, str]]:
+    async def filled_orders(self, limit: int = FILLED_ORDERS_READ) -> list[OrderRecord]:
+        """The last ``limit`` orders that filled at all, oldest first: what realised P/L replays."""
+        ids = await self.client.zrevrange(keys.ORDERS_INDEX, 0, limit - 1)
+        records = [r for r in await self.order_records([keys.text(i) for i in ids]) if r.filled_quantity > 0]
+        records.sort(key=lambda r: r.created_at)
+        return records
+
+    async def performance(
+        self, limit: int = FILLED_ORDERS_READ
+    ) -> tuple[list[dict[str, Any]], list[OrderRecord], dict[str, str]]:
         async with self.client.pipeline(transaction=False) as pipe:
             pipe.hgetall(keys.TRADING_STATE)
             pipe.zrange(keys.EQUITY_SNAPSHOTS, 0, -1)

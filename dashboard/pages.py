@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -15,8 +16,8 @@ from dashboard.actions import LIMIT_NAMES, get_quote, load_limits
 from dashboard.data import text_map
 from dashboard.live import event_stream
 from dashboard.schedules import DAYS, SCHEDULE_ID, ZONES, blank_form, form_from_schedule
-from dashboard.web import render, web_of
-from yquant import controls, keys
+from dashboard.web import Web, render, web_of
+from yquant import controls, keys, pnl
 from yquant.errors import ConfigurationError
 from yquant.messages import Market
 from yquant.orders import OrderRecord
@@ -49,10 +50,16 @@ def page(request: Request, name: str, context: dict[str, Any]) -> Response:
     return render(request, template, context, page=name)
 
 
+def today_start(web: Web) -> datetime:
+    """Midnight in the dashboard's zone: "today" for day P/L and realised today."""
+    return datetime.now(web.tz).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
 @router.get("/")
 async def overview(request: Request) -> Response:
     web = web_of(request)
     totals, states = await web.reader.portfolio(web.tz)
+    totals.book(pnl.realise(await web.reader.filled_orders()), today_start(web))
     return page(request, "overview", {"totals": totals, "trading_state": states})
 
 
@@ -176,7 +183,8 @@ async def schedule_new(request: Request) -> Response:
     web = web_of(request)
     aliases = account_choices(request, await web.reader.aliases())
     values = blank_form(aliases[0] if aliases else "")
-    return render(request, "schedule_form.html", schedule_form_context(aliases, values), page="schedules")
+    context = schedule_form_context(aliases, values) | {"trading_state": await web.reader.trading_states()}
+    return render(request, "schedule_form.html", context, page="schedules")
 
 
 @router.get("/schedules/{schedule_id}/edit")
@@ -187,6 +195,7 @@ async def schedule_edit(request: Request, schedule_id: str) -> Response:
         return render(request, "message.html", {"title": "Not found", "message": "No such schedule."}, status=404)
     aliases = account_choices(request, await web.reader.aliases())
     context = schedule_form_context(aliases, form_from_schedule(schedule))
+    context["trading_state"] = await web.reader.trading_states()  # the header's state and kill switch
     return render(request, "schedule_form.html", context, page="schedules")
 
 
@@ -240,16 +249,21 @@ async def system(request: Request) -> Response:
 async def performance_page(request: Request) -> Response:
     web = web_of(request)
     snapshots, records, states = await web.reader.performance()
+    totals, _ = await web.reader.portfolio(web.tz)
+    book = pnl.realise(records)
+    totals.book(book, today_start(web))
     series = performance.equity_series(snapshots)
-    trades = performance.closed_trades(records)
     context = {
         "snapshots": list(reversed(snapshots[-15:])),
         "chart": performance.chart(series),
         "total_return": performance.total_return(series),
         "max_drawdown": performance.max_drawdown(series),
-        "win_rate": performance.win_rate(trades),
-        "trades": list(reversed(trades[-50:])),
-        "trade_count": len(trades),
+        "win_rate": performance.win_rate(book),
+        "totals": totals,
+        "strategies": pnl.by_strategy(records, book),
+        "trades": list(reversed(book.realisations[-50:])),
+        "trade_count": len(book.realisations),
+        "unmatched": book.unmatched,
         "trading_state": states,
     }
     return render(request, "performance.html", context, page="performance")

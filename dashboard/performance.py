@@ -3,7 +3,8 @@
 A snapshot is taken once per KRX trading day at ``snapshot_time`` (dashboard time zone) and
 stored in ``keys.EQUITY_SNAPSHOTS`` scored by the day's midnight, so retaking a day replaces
 it; ``keys.equity_snapshot_taken(day)`` (SET NX) makes one dashboard take it, however many run.
-Closed trades are matched first in, first out from the filled orders.
+Realised P/L, win rate and the trades export come from ``yquant.pnl`` (average cost), as on
+every page.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import asyncio
 import csv
 import io
 import logging
-from collections import defaultdict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
@@ -26,8 +26,8 @@ from redis.exceptions import RedisError
 
 from dashboard.data import Reader
 from dashboard.views import Totals, to_decimal
-from yquant import keys
-from yquant.messages import Market, Side
+from yquant import keys, pnl
+from yquant.messages import Market
 from yquant.orders import OrderRecord
 
 logger = logging.getLogger(__name__)
@@ -44,6 +44,8 @@ def snapshot_of(totals: Totals, day: date, now: datetime) -> dict[str, Any]:
         "fx_source": totals.fx.source,
         "equity_krw": str(totals.equity_krw),
         "accounts": {a.alias: str(a.equity_krw) for a in totals.accounts},
+        # Per account and currency, unconverted: tomorrow's day P/L is the change of each.
+        "equity": {a.alias: {c: str(v) for c, v in a.equity.items()} for a in totals.accounts},
         "cash": {c: str(v) for c, v in totals.cash.items()},
     }
 
@@ -99,64 +101,11 @@ async def snapshot_loop(reader: Reader, tz: ZoneInfo, at: str, stop: asyncio.Eve
 # --- statistics ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Trade:
-    account: str
-    market: str
-    ticker: str
-    quantity: int
-    entry_price: Decimal
-    exit_price: Decimal
-    currency: str
-    closed_at: datetime
-
-    @property
-    def pnl(self) -> Decimal:
-        return (self.exit_price - self.entry_price) * self.quantity
-
-    @property
-    def return_percent(self) -> Decimal:
-        return (self.exit_price / self.entry_price - 1) * 100 if self.entry_price else ZERO
-
-
-def closed_trades(records: Iterable[OrderRecord]) -> list[Trade]:
-    """Sells matched against earlier buys of the same account and ticker, first in first out."""
-    lots: dict[tuple[str, str, str], deque[list[Any]]] = defaultdict(deque)
-    trades: list[Trade] = []
-    for record in sorted(records, key=lambda r: r.created_at):
-        if record.filled_quantity <= 0 or record.average_price is None:
-            continue
-        key = (record.account, record.market.value, record.ticker)
-        if record.side is Side.BUY:
-            lots[key].append([record.filled_quantity, record.average_price])
-            continue
-        remaining = record.filled_quantity
-        while remaining > 0 and lots[key]:
-            lot = lots[key][0]
-            used = min(remaining, lot[0])
-            trades.append(
-                Trade(
-                    record.account,
-                    key[1],
-                    record.ticker,
-                    used,
-                    lot[1],
-                    record.average_price,
-                    record.market.currency,
-                    record.updated_at,
-                )
-            )
-            lot[0] -= used
-            remaining -= used
-            if lot[0] == 0:
-                lots[key].popleft()
-    return trades
-
-
-def win_rate(trades: list[Trade]) -> Decimal | None:
-    if not trades:
+def win_rate(book: pnl.Book) -> Decimal | None:
+    """Of the sells with a known cost, the share that sold above it (None before the first)."""
+    if not book.realisations:
         return None
-    return Decimal(sum(1 for t in trades if t.pnl > 0)) / len(trades) * 100
+    return Decimal(sum(1 for r in book.realisations if r.pnl > 0)) / len(book.realisations) * 100
 
 
 def equity_series(snapshots: list[dict[str, Any]]) -> list[tuple[str, Decimal]]:
@@ -239,10 +188,21 @@ def to_csv(header: list[str], rows: Iterable[Iterable[object]]) -> str:
     return buffer.getvalue()
 
 
+def _plain(value: Decimal) -> str:
+    """A number as a spreadsheet reads it: ``105000``, ``19.4``, never ``1.05E+5``."""
+    text = format(value.quantize(Decimal("0.0001")), "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
 def trades_csv(records: list[OrderRecord]) -> str:
+    """Every order that filled, oldest fill first, with what each sell realised at the average
+    cost of the holding (``yquant.pnl``); a sell without a recorded buy leaves it empty."""
+    book = pnl.realise(records)
+    realised = {r.client_order_id: r for r in book.realisations}
+    unmatched = {u.client_order_id: u.quantity for u in book.unmatched}
     header = [
+        "filled_at",
         "created_at",
-        "updated_at",
         "account",
         "market",
         "ticker",
@@ -250,34 +210,43 @@ def trades_csv(records: list[OrderRecord]) -> str:
         "quantity",
         "filled_quantity",
         "average_price",
+        "currency",
         "fee",
-        "state",
-        "origin",
+        "average_cost",
+        "realised_pnl",
+        "unmatched_quantity",
         "strategy",
+        "origin",
+        "state",
         "client_order_id",
         "broker_order_id",
     ]
-    rows = (
-        [
-            r.created_at.isoformat(),
-            r.updated_at.isoformat(),
-            r.account,
-            r.market.value,
-            r.ticker,
-            r.side.value,
-            r.quantity,
-            r.filled_quantity,
-            r.average_price or "",
-            r.fee,
-            r.state.value,
-            r.origin,
-            r.strategy,
-            r.client_order_id,
-            r.broker_order_id,
-        ]
-        for r in records
-        if r.filled_quantity > 0
-    )
+    rows = []
+    for r in pnl.fill_order(records):
+        sold = realised.get(r.client_order_id)
+        rows.append(
+            [
+                r.updated_at.isoformat(),
+                r.created_at.isoformat(),
+                r.account,
+                r.market.value,
+                r.ticker,
+                r.side.value,
+                r.quantity,
+                r.filled_quantity,
+                r.average_price,
+                r.market.currency,
+                r.fee,
+                _plain(sold.average_cost) if sold else "",
+                _plain(sold.pnl) if sold else "",
+                unmatched.get(r.client_order_id, ""),
+                r.strategy,
+                r.origin,
+                r.state.value,
+                r.client_order_id,
+                r.broker_order_id,
+            ]
+        )
     return to_csv(header, rows)
 
 

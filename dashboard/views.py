@@ -1,4 +1,8 @@
-"""What the pages show, computed without I/O: money formats, the FX rate, equity per account."""
+"""What the pages show, computed without I/O: money formats, the FX rate, equity and P/L per account.
+
+Every P/L figure comes from ``yquant.pnl``, per currency: no page adds KRW to USD except the
+equity headline, converted at the USD/KRW rate the page shows beside it.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ import orjson
 from jinja2 import pass_context
 from jinja2.runtime import Context
 
+from yquant import pnl
 from yquant.messages import Position
 from yquant.settings import DashboardSettings
 
@@ -139,6 +144,7 @@ def filters() -> dict[str, Any]:
         "tone": tone,
         "localtime": localtime,
         "zone_name": zone_name,
+        "by_currency": pnl.ordered,
     }
 
 
@@ -169,86 +175,86 @@ def resolve_fx(settings: DashboardSettings, cached: bytes | str | None) -> FxRat
     return FxRate(settings.fx_default_usdkrw, "default")
 
 
-def to_krw(amount: Decimal, currency: str, fx: FxRate) -> Decimal:
-    return amount * fx.rate if currency == "USD" else amount
-
-
 @dataclass
 class AccountView:
+    """One account as the pages show it. Every amount is per currency and computed by
+    ``yquant.pnl``; only ``equity_krw`` converts, at the rate the page names (``fx``)."""
+
     alias: str
     cash: dict[str, Decimal]
     positions: list[Position]
     synced_at: str
     fx: FxRate
-    previous_equity_krw: Decimal | None = None
-    market_value: dict[str, Decimal] = field(default_factory=dict)
-    unrealized: dict[str, Decimal] = field(default_factory=dict)
+    previous_equity: pnl.Amounts | None = None  # per currency, from the last snapshot before today
+    realised_today: pnl.Amounts = field(default_factory=dict)
+    realised: pnl.Amounts = field(default_factory=dict)  # over the order records read
 
-    def __post_init__(self) -> None:
-        for position in self.positions:
-            self.market_value[position.currency] = (
-                self.market_value.get(position.currency, ZERO) + position.market_value
-            )
-            self.unrealized[position.currency] = self.unrealized.get(position.currency, ZERO) + position.unrealized_pnl
+    @property
+    def equity(self) -> pnl.Amounts:
+        return pnl.equity(self.cash, self.positions)
 
     @property
     def equity_krw(self) -> Decimal:
-        cash = sum((to_krw(v, c, self.fx) for c, v in self.cash.items()), ZERO)
-        held = sum((to_krw(v, c, self.fx) for c, v in self.market_value.items()), ZERO)
-        return cash + held
+        return pnl.converted(self.equity, self.fx.rate)
 
     @property
-    def unrealized_krw(self) -> Decimal:
-        return sum((to_krw(v, c, self.fx) for c, v in self.unrealized.items()), ZERO)
+    def unrealised(self) -> pnl.Amounts:
+        return pnl.unrealised(self.positions)
 
     @property
-    def day_pnl_krw(self) -> Decimal | None:
-        if self.previous_equity_krw is None:
-            return None
-        return self.equity_krw - self.previous_equity_krw
+    def day_pnl(self) -> pnl.Amounts | None:
+        return pnl.change(self.equity, self.previous_equity)
 
     @property
-    def day_pnl_percent(self) -> Decimal | None:
-        pnl = self.day_pnl_krw
-        if pnl is None or not self.previous_equity_krw:
-            return None
-        return pnl / self.previous_equity_krw * 100
+    def currencies(self) -> list[str]:
+        """The currencies this account has anything in, KRW first."""
+        seen: pnl.Amounts = {c: ZERO for c in (*self.equity, *self.realised, *(self.previous_equity or {}))}
+        return [currency for currency, _ in pnl.ordered(seen)]
 
 
 @dataclass
 class Totals:
     accounts: list[AccountView]
     fx: FxRate
-    previous_equity_krw: Decimal | None
 
     @property
-    def cash(self) -> dict[str, Decimal]:
-        total: dict[str, Decimal] = {}
-        for account in self.accounts:
-            for currency, amount in account.cash.items():
-                total[currency] = total.get(currency, ZERO) + amount
-        return total
+    def cash(self) -> pnl.Amounts:
+        return pnl.total(a.cash for a in self.accounts)
+
+    @property
+    def equity(self) -> pnl.Amounts:
+        return pnl.total(a.equity for a in self.accounts)
 
     @property
     def equity_krw(self) -> Decimal:
-        return sum((a.equity_krw for a in self.accounts), ZERO)
+        return pnl.converted(self.equity, self.fx.rate)
 
     @property
-    def unrealized_krw(self) -> Decimal:
-        return sum((a.unrealized_krw for a in self.accounts), ZERO)
+    def unrealised(self) -> pnl.Amounts:
+        return pnl.total(a.unrealised for a in self.accounts)
 
     @property
-    def day_pnl_krw(self) -> Decimal | None:
-        if self.previous_equity_krw is None:
+    def day_pnl(self) -> pnl.Amounts | None:
+        """The sum of the accounts' day changes; None unless every account has one."""
+        changes = [a.day_pnl for a in self.accounts]
+        if not changes or any(c is None for c in changes):
             return None
-        return self.equity_krw - self.previous_equity_krw
+        return pnl.total(c for c in changes if c is not None)
 
     @property
-    def day_pnl_percent(self) -> Decimal | None:
-        pnl = self.day_pnl_krw
-        if pnl is None or not self.previous_equity_krw:
-            return None
-        return pnl / self.previous_equity_krw * 100
+    def realised_today(self) -> pnl.Amounts:
+        return pnl.total(a.realised_today for a in self.accounts)
+
+    @property
+    def currencies(self) -> list[str]:
+        seen: pnl.Amounts = {c: ZERO for a in self.accounts for c in a.currencies}
+        return [currency for currency, _ in pnl.ordered(seen)]
+
+    def book(self, book: pnl.Book, since: datetime) -> None:
+        """Give each account its realised P/L from ``book``: since ``since`` and over all records."""
+        for account in self.accounts:
+            account.realised_today = book.realised_of(account.alias, since)
+            account.realised = book.realised_of(account.alias)
 
 
 def parse_snapshot(raw: bytes | str) -> dict[str, Any] | None:

@@ -94,10 +94,16 @@
   // even if no error said so (a phone that changed networks), and it is opened again.
   var SILENCE_MS = 50000;
 
+  // Every signed-in page (the ones with a stale banner) follows the stream, also those without a
+  // live fragment (the order form, schedules, performance): what they show is as old as their
+  // load, and a trader must see when the system behind them is down.
   function connectLive() {
     var sections = Array.prototype.slice.call(document.querySelectorAll("[data-live]"));
     var status = document.getElementById("live-status");
-    if (!sections.length || !window.EventSource) { if (status) { status.hidden = true; } return; }
+    if (!document.getElementById("stale-banner") || !window.EventSource) {
+      if (status) { status.hidden = true; }
+      return;
+    }
     var position = document.body.getAttribute("data-cursor") || "";
     var source = null, watchdog = null, retryMs = 2000;
 

@@ -5,7 +5,9 @@ hides a column (often the action or the P/L) and zooms out on every visit, so th
 page at 390 CSS pixels with long reasons, many order ids and every kind of row present, and
 fails on anything that sticks out, naming it. Only the page tabs and a table's own ``.scroll``
 box may scroll sideways; the tables a trader acts from on a phone (positions, orders, signals,
-schedules) stack their rows as cards instead and must not need to.
+schedules) stack their rows as cards instead and must not need to. The header keeps every part
+(title, trading state, live badge, Halt or Resume, zone, user, Sign out) whole, on the screen and
+clear of the others, halted or not.
 
 The dashboard here runs on a Valkey of its own, so the seeded orders never reach a broker
 gateway and the other browser tests see none of this data.
@@ -69,6 +71,82 @@ MEASURE = """(width) => {
 }"""
 
 
+# The header a trader reads first on every page: what it is, the trading state, whether it is
+# live, the kill switch, the time zone and who is signed in. Each must show whole, inside the
+# screen, and touch no other (a button under a label is a mis-tap on the kill switch).
+HEADER_PARTS = {
+    "title": ".top .brand",
+    "state": ".top a.badge",
+    "live": "#live-status",
+    "halt/resume": ".top form[action='/risk/state'] button",
+    "zone": "#time-zone",
+    "user": ".top .who",
+    "sign out": ".top form[action='/logout'] button",
+}
+HEADER = """([width, parts]) => {
+  const found = {};
+  const problems = [];
+  for (const [name, selector] of Object.entries(parts)) {
+    const el = document.querySelector(selector);
+    const box = el ? el.getBoundingClientRect() : null;
+    if (!box || box.width === 0 || box.height === 0 || getComputedStyle(el).visibility === "hidden") {
+      problems.push(name + " is not shown");
+      continue;
+    }
+    if (box.left < -0.5 || box.right > width + 0.5) {
+      problems.push(name + " sticks out [" + Math.round(box.left) + ".." + Math.round(box.right) + "]");
+    }
+    if (el.scrollWidth > el.clientWidth + 1 && getComputedStyle(el).display !== "inline") {
+      problems.push(name + " is cut (" + el.scrollWidth + " > " + el.clientWidth + ")");
+    }
+    found[name] = box;
+  }
+  const names = Object.keys(found);
+  for (let i = 0; i < names.length; i++) {
+    for (let j = i + 1; j < names.length; j++) {
+      const a = found[names[i]], b = found[names[j]];
+      const overlap = Math.min(a.right, b.right) - Math.max(a.left, b.left) > 0.5
+        && Math.min(a.bottom, b.bottom) - Math.max(a.top, b.top) > 0.5;
+      if (overlap) { problems.push(names[i] + " overlaps " + names[j]); }
+    }
+  }
+  const header = document.querySelector("header.top");
+  if (header.scrollWidth > header.clientWidth + 1) {
+    problems.push("the header scrolls sideways (" + header.scrollWidth + " > " + header.clientWidth + ")");
+  }
+  return problems;
+}"""
+
+
+CANCEL_REASON = "cancelled at the broker: KRX session closed before the order filled"
+
+
+async def _seed_cancelled(client: Any) -> None:
+    """An order the broker cancelled, stored as the gateway stores it: its reason on the record."""
+    from tests.integration.dashboard import seed
+    from tests.order_paths import walk_to
+    from yquant import orders
+    from yquant.messages import Market, OrderCancelled, OrderState, OrderType, Side, SubmitOrder
+
+    coid = "yq-phonecancelled000000"
+    command = SubmitOrder(
+        client_order_id=coid,
+        account="main",
+        market=Market.KRX,
+        ticker="035720",
+        side=Side.BUY,
+        quantity=7,
+        order_type=OrderType.LIMIT,
+        limit_price=Decimal(48000),
+        strategy="mean-reversion",
+        origin="signal",
+    )
+    await orders.create_order(client, command, seed.MAXLEN)
+    await walk_to(client, coid, OrderState.ACCEPTED, fields={"broker_order_id": "0000009999"})
+    event = OrderCancelled(client_order_id=coid, account="main", cancelled_quantity=7, reason=CANCEL_REASON)
+    await walk_to(client, coid, OrderState.CANCELLED, fields={"reason": CANCEL_REASON}, event=event)
+
+
 async def _seed(valkey_url: str) -> None:
     from tests.integration.dashboard import seed
     from yquant import decisions, valkey
@@ -119,6 +197,19 @@ async def _seed(valkey_url: str) -> None:
             note="split across 3 accounts by weight",
         )
         await decisions.record_decision(client, split, accepted, seed.MAXLEN)
+        await _seed_cancelled(client)
+    finally:
+        await client.aclose()
+
+
+async def _set_global_state(valkey_url: str, state: str) -> None:
+    from yquant import valkey
+    from yquant.settings import ValkeySettings
+    from yquant.trading_state import set_trading_state
+
+    client = valkey.connect(ValkeySettings(url=valkey_url))
+    try:
+        await set_trading_state(client, state)
     finally:
         await client.aclose()
 
@@ -164,8 +255,14 @@ def _check(page: Page, name: str, shots: Path, problems: dict[str, Any]) -> dict
     page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
     measured: dict[str, Any] = page.evaluate(MEASURE, WIDTH)
     stacked = {table: px for table, px in measured["sideways"].items() if table in STACKED}
-    if measured["scrollWidth"] > WIDTH or measured["wide"] or stacked:
-        problems[name] = {"scrollWidth": measured["scrollWidth"], "wide": measured["wide"], "sideways": stacked}
+    header: list[str] = page.evaluate(HEADER, [WIDTH, HEADER_PARTS]) if name != "login" else []
+    if measured["scrollWidth"] > WIDTH or measured["wide"] or stacked or header:
+        problems[name] = {
+            "scrollWidth": measured["scrollWidth"],
+            "wide": measured["wide"],
+            "sideways": stacked,
+            "header": header,
+        }
     return measured
 
 
@@ -196,11 +293,28 @@ def test_every_page_fits_a_phone_screen(phone: BrowserContext, phone_system: Run
             expect(page.locator('tr[data-signal-id="phone-denied-long"]')).to_contain_text("MAX_ORDER_VALUE")
         if name == "orders":
             expect(page.locator("tr.order").first).to_be_visible()
+            # A phone's card keeps what the desktop's columns say: why it was cancelled, the
+            # strategy and the fee.
+            cancelled = page.locator('tr.order[data-client-order-id="yq-phonecancelled000000"]')
+            expect(cancelled.locator("td.reason")).to_be_visible()
+            expect(cancelled.locator("td.reason")).to_have_text(CANCEL_REASON)
+            expect(cancelled.locator('td[data-label="Strategy"]')).to_contain_text("mean-reversion")
+            filled = page.locator('tr.order[data-client-order-id="yq-seed00000000000000000"]')
+            expect(filled.locator('td[data-label="Fee"]')).to_be_visible()
+            expect(filled.locator('td[data-label="Fee"]')).to_have_text("107")
         if name == "order":
             expect(page.locator("#quote")).not_to_have_text("Fetching a quote…")
         _check(page, name, shots, problems)
     _review_order(page)
     _check(page, "order-review", shots, problems)
+    # Halted: the header carries Resume where Halt was, and the banner sits below it.
+    run(_set_global_state(phone_system.valkey_url, "HALTED"))
+    try:
+        page.goto("/")
+        expect(page.locator("#resume")).to_be_visible()
+        _check(page, "overview-halted", shots, problems)
+    finally:
+        run(_set_global_state(phone_system.valkey_url, "ACTIVE"))
     assert not problems, problems
     # The measure itself: a block wider than the screen is seen, and named.
     page.evaluate("""() => { const wide = document.createElement("div"); wide.id = "too-wide";

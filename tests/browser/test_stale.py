@@ -39,25 +39,36 @@ def _live(page: Page) -> None:
     expect(page.locator("#stale-banner")).to_be_hidden()
 
 
+# Pages with live fragments and pages without any (a form, the schedules, the performance
+# figures): each is as old as its last load, and says so while Valkey is out of reach.
+PAGES = ("/orders", "/order", "/schedules", "/performance")
+
+
 def test_the_banner_shows_while_valkey_is_down_and_goes_once_it_is_back(
     phone: BrowserContext, lone_system: RunningSystem, shots: Path
 ) -> None:
     assert lone_system.valkey is not None
-    page = phone.new_page()
-    sign_in(page, lone_system, "/orders")
-    _live(page)
-    banner = page.locator("#stale-banner")
+    sign_in(phone.new_page(), lone_system, "/orders")
+    pages = []
+    for path in PAGES:
+        page = phone.new_page()
+        page.goto(path)
+        _live(page)
+        pages.append(page)
     lone_system.valkey.stop()
     try:
-        expect(banner).to_be_visible(timeout=WAIT_MS)
-        expect(banner).to_contain_text("cannot reach Valkey")
-        expect(page.locator("#live-status")).to_have_text("stale")
-        page.screenshot(path=str(shots / "stale-valkey.png"), full_page=True)
+        for path, page in zip(PAGES, pages, strict=True):
+            banner = page.locator("#stale-banner")
+            expect(banner, f"no stale banner on {path}").to_be_visible(timeout=WAIT_MS)
+            expect(banner).to_contain_text("cannot reach Valkey")
+            expect(page.locator("#live-status")).to_have_text("stale")
+            page.screenshot(path=str(shots / f"stale-valkey-{path.strip('/')}.png"), full_page=True)
     finally:
         lone_system.valkey.start()
-    expect(banner).to_be_hidden(timeout=WAIT_MS)
-    expect(page.locator("#live-status")).to_have_text("live")
-    expect(page).to_have_url(f"{lone_system.dashboard_url}/orders")  # recovered in place, still signed in
+    for path, page in zip(PAGES, pages, strict=True):
+        expect(page.locator("#stale-banner")).to_be_hidden(timeout=WAIT_MS)
+        expect(page.locator("#live-status")).to_have_text("live")
+        expect(page).to_have_url(f"{lone_system.dashboard_url}{path}")  # recovered in place, still signed in
 
 
 @pytest.mark.parametrize("failure", ["unreachable", "refused"])

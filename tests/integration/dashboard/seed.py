@@ -10,10 +10,11 @@ import redis.asyncio as aioredis
 
 from dashboard.performance import store_snapshot
 from tests.order_paths import walk_to
-from yquant import decisions, orders, portfolio
+from yquant import decisions, orders, pnl, portfolio
 from yquant.messages import (
     AccountSynced,
     Market,
+    OrderFilled,
     OrderState,
     OrderType,
     Position,
@@ -98,6 +99,94 @@ async def seed_orders(client: aioredis.Redis) -> list[str]:
             await walk_to(client, coid, state, fields=fields, maxlen=MAXLEN)
         ids.append(coid)
     return ids
+
+
+async def seed_fill(
+    client: aioredis.Redis,
+    client_order_id: str,
+    account: str,
+    market: Market,
+    ticker: str,
+    side: Side,
+    quantity: int,
+    price: str,
+    fee: str,
+    strategy: str,
+) -> None:
+    """An order filled in full, stored as the broker gateway stores a fill: the cumulative
+    quantity, average price and fee on the record, with its OrderFilled event (brokergateway/fills.py)."""
+    command = SubmitOrder(
+        client_order_id=client_order_id,
+        account=account,
+        market=market,
+        ticker=ticker,
+        side=side,
+        quantity=quantity,
+        order_type=OrderType.MARKET,
+        limit_price=Decimal(price) if market.is_us else None,
+        strategy=strategy,
+        origin="signal",
+    )
+    await orders.create_order(client, command, MAXLEN)
+    broker_order_id = client_order_id[-10:]
+    await walk_to(client, client_order_id, OrderState.ACCEPTED, fields={"broker_order_id": broker_order_id})
+    event = OrderFilled(
+        correlation_id=client_order_id,
+        client_order_id=client_order_id,
+        account=account,
+        broker_order_id=broker_order_id,
+        market=market,
+        ticker=ticker,
+        side=side,
+        fill_quantity=quantity,
+        fill_price=Decimal(price),
+        cumulative_quantity=quantity,
+        average_price=Decimal(price),
+        remaining_quantity=0,
+        fee=Decimal(fee),
+    )
+    fields = {"filled_quantity": quantity, "average_price": event.average_price, "fee": event.fee}
+    await walk_to(client, client_order_id, OrderState.FILLED, fields=fields, event=event, maxlen=MAXLEN)
+
+
+async def seed_yesterday(client: aioredis.Redis, equity: dict[str, dict[str, str]], fx: str = "1385.20") -> None:
+    """Yesterday's equity snapshot, per account and currency, as ``take_snapshot`` stores it."""
+    day = datetime.now(SEOUL).date() - timedelta(days=1)
+    rate = Decimal(fx)
+    accounts = {
+        alias: pnl.converted({c: Decimal(v) for c, v in amounts.items()}, rate) for alias, amounts in equity.items()
+    }
+    snapshot = {
+        "date": day.isoformat(),
+        "taken_at": datetime.now(UTC).isoformat(),
+        "fx_usdkrw": fx,
+        "fx_source": "default",
+        "equity_krw": str(sum(accounts.values(), Decimal(0))),
+        "accounts": {alias: str(value) for alias, value in accounts.items()},
+        "equity": equity,
+    }
+    await store_snapshot(client, snapshot, SEOUL)
+
+
+TRADING_DAY = [  # (order, market, ticker, side, quantity, price, fee, strategy), all on "main"
+    (1, Market.KRX, "005930", Side.BUY, 10, "70000", "105", "momentum"),
+    (2, Market.KRX, "005930", Side.BUY, 10, "76000", "114", "momentum"),
+    (3, Market.KRX, "005930", Side.SELL, 15, "80000", "120", "momentum"),
+    (4, Market.NASD, "AAPL", Side.BUY, 4, "190.25", "0.19", "us-tech"),
+    (5, Market.NASD, "AAPL", Side.SELL, 4, "195.10", "0.20", "us-tech"),
+]
+# What the accounts held at yesterday's snapshot. Now (seed_accounts): main ₩23,324,000 and
+# $6,173.30, isa ₩10,304,000.
+YESTERDAY = {"main": {"KRW": "23000000", "USD": "6200"}, "isa": {"KRW": "10000000"}}
+
+
+async def seed_trading_day(client: aioredis.Redis) -> None:
+    """The accounts, yesterday's snapshot and today's fills: two buys of 005930 at different
+    prices and a sell of part of them (average cost 73,000), and a US round trip in AAPL."""
+    await seed_accounts(client)
+    await seed_yesterday(client, YESTERDAY)
+    for number, market, ticker, side, quantity, price, fee, strategy in TRADING_DAY:
+        await seed_fill(client, f"yq-pnl{number:017d}", "main", market, ticker, side, quantity, price, fee, strategy)
 
 
 async def seed_signal(client: aioredis.Redis, signal_id: str, ticker: str, *, denied: bool = False) -> None:

@@ -191,7 +191,7 @@ async def test_pages_show_money_in_the_right_format(http: httpx.AsyncClient, red
     assert "<polyline" in performance
     assert "Max drawdown" in performance
     csv = (await http.get("/performance/trades.csv")).text
-    assert csv.splitlines()[0].startswith("created_at,")
+    assert csv.splitlines()[0].startswith("filled_at,created_at,")
     assert "005930" in csv
     system = (await http.get("/system")).text
     assert "yq:stream:executions" in system

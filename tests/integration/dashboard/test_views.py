@@ -7,10 +7,11 @@ from decimal import Decimal
 
 import pytest
 
-from dashboard.performance import closed_trades, max_drawdown, snapshot_due, to_csv, total_return, win_rate
+from dashboard.performance import max_drawdown, snapshot_due, to_csv, total_return, win_rate
 from dashboard.schedules import form_from_schedule, spec_from_form
 from dashboard.views import AccountView, money, resolve_fx
 from tests.integration.dashboard.seed import SEOUL, position
+from yquant import pnl
 from yquant.messages import Market, OrderState, OrderType, Side
 from yquant.orders import OrderRecord
 from yquant.schedules import Schedule, ScheduleSpec
@@ -46,10 +47,11 @@ def test_equity_converts_usd_at_the_rate_used() -> None:
         [position(Market.NASD, "AAPL", "Apple", 2, "100", "150")],
         "",
         fx,
-        previous_equity_krw=Decimal(1_350_000),
+        previous_equity={"KRW": Decimal(990_000), "USD": Decimal(310)},
     )
     assert account.equity_krw == Decimal(1_000_000 + 100_000 + 300_000)
-    assert account.day_pnl_krw == Decimal(50_000)
+    # The day's change stays per currency: no rate is needed, none is used.
+    assert account.day_pnl == {"KRW": Decimal(10_000), "USD": Decimal(90)}
 
 
 def _filled(side: Side, quantity: int, price: str, minutes: int) -> OrderRecord:
@@ -72,14 +74,14 @@ def _filled(side: Side, quantity: int, price: str, minutes: int) -> OrderRecord:
     )
 
 
-def test_trades_are_matched_first_in_first_out() -> None:
-    records = [_filled(Side.BUY, 10, "100", 0), _filled(Side.BUY, 10, "200", 1), _filled(Side.SELL, 15, "150", 2)]
-    trades = closed_trades(records)
-    assert [(t.quantity, t.entry_price, t.pnl) for t in trades] == [
-        (10, Decimal(100), Decimal(500)),
-        (5, Decimal(200), Decimal(-250)),
+def test_win_rate_counts_sells_at_the_average_cost() -> None:
+    records = [
+        _filled(Side.BUY, 10, "100", 0),
+        _filled(Side.BUY, 10, "200", 1),
+        _filled(Side.SELL, 5, "160", 2),  # above the average cost 150
+        _filled(Side.SELL, 5, "140", 3),  # below it
     ]
-    assert win_rate(trades) == 50
+    assert win_rate(pnl.realise(records)) == 50
 
 
 def test_return_and_drawdown_of_an_equity_series() -> None:
