@@ -11,8 +11,15 @@ A service is reported missing when one of its instances is out and none of its i
 once per outage: the report is a field of ``keys.NOTIFY_DOWN`` set with HSETNX, and the service
 is reported back when one of its instances beats again (HDEL), even across a notifier restart. The
 notice follows the HSETNX or HDEL that won: a crash between the two loses that one notice, it never
-repeats it. A service that died while the notifier itself was down, and whose heartbeat expired
-before it came back, is not seen (nothing is left to see); ``yquant status`` still shows it.
+repeats it.
+
+A restart the watcher did not see end is reported too: each heartbeat names its process's life
+(``yquant.runtime.LIFE``), remembered per instance in ``keys.NOTIFY_LIVES``. A container that
+crashes and is restarted within the heartbeat's 15 s TTL rewrites the same key with a new life and
+never looks missing; a service that stopped and started while the notifier itself was down leaves
+no gap to see. Either way the new life meets an old one whose end no poll saw (a poll that sees
+a key vanish forgets its life), and the watcher says the service restarted and that whether it
+crashed is unknown, once: the new life is recorded in the same transaction as the notice.
 """
 
 from __future__ import annotations
@@ -22,11 +29,12 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, WatchError
 
 from yquant import keys
 from yquant.runtime import HEARTBEAT_TTL_S
@@ -48,6 +56,7 @@ class Verdict:
 
     out: dict[str, tuple[str, float]] = field(default_factory=dict)  # service -> (instance, age) with none beating
     beating: set[str] = field(default_factory=set)  # services with an instance that beats
+    vanished: set[tuple[str, str]] = field(default_factory=set)  # (service, instance) seen before, gone now
 
 
 class HeartbeatWatch:
@@ -71,6 +80,7 @@ class HeartbeatWatch:
                 out[service] = (instance, age)
         for ident in [i for i in self.seen if i not in ages]:
             last = self.seen.pop(ident)
+            verdict.vanished.add(ident)
             age = last.age_s + (now - last.at)
             if age >= self.missing_after_s:  # expired: it stopped beating without a clean stop
                 out.setdefault(ident[0], (ident[1], age))
@@ -88,22 +98,41 @@ async def add_notice(client: aioredis.Redis, kind: str, en: str, ko: str, data: 
     await client.xadd(keys.NOTICES, fields, maxlen=NOTICES_MAXLEN, approximate=True)
 
 
-async def heartbeat_ages(client: aioredis.Redis) -> dict[tuple[str, str], float]:
+@dataclass(frozen=True)
+class Beat:
+    age_s: float
+    life: str  # "" when the heartbeat names none
+    started_at: float | None
+
+
+async def heartbeats(client: aioredis.Redis) -> dict[tuple[str, str], Beat]:
+    """Every heartbeat key: its age (from the server's TTL), its process's life and start."""
     found = [keys.text(k) async for k in client.scan_iter(match=keys.HEARTBEAT_PATTERN, count=10_000)]
     if not found:
         return {}
     async with client.pipeline(transaction=False) as pipe:
         for key in found:
             pipe.pttl(key)
-        ttls = await pipe.execute()
-    ages: dict[tuple[str, str], float] = {}
-    for key, ttl in zip(found, ttls, strict=True):
+            pipe.hmget(key, "life", "started_at")
+        replies = await pipe.execute()
+    beats: dict[tuple[str, str], Beat] = {}
+    for index, key in enumerate(found):
+        ttl, (life, started) = replies[2 * index], replies[2 * index + 1]
         _, _, rest = key.partition(keys.PREFIX + "hb:")
         service, _, instance = rest.partition(":")
         if int(ttl) < 0:
             continue  # gone since the scan (-2), or a key without a TTL (-1) that is not a heartbeat
-        ages[(service, instance)] = max(HEARTBEAT_TTL_S - int(ttl) / 1000, 0.0)
-    return ages
+        try:
+            started_at = float(keys.text(started)) if started else None
+        except ValueError:
+            started_at = None
+        age = max(HEARTBEAT_TTL_S - int(ttl) / 1000, 0.0)
+        beats[(service, instance)] = Beat(age, keys.text(life) if life else "", started_at)
+    return beats
+
+
+async def heartbeat_ages(client: aioredis.Redis) -> dict[tuple[str, str], float]:
+    return {ident: beat.age_s for ident, beat in (await heartbeats(client)).items()}
 
 
 def _duration(seconds: float) -> str:
@@ -115,8 +144,54 @@ def _duration(seconds: float) -> str:
     return f"{seconds // 3600}h {seconds % 3600 // 60}m"
 
 
+def _restart_notice(service: str, instance: str, started_at: float | None) -> dict[str, bytes]:
+    when = (
+        datetime.fromtimestamp(started_at, UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if started_at else "an unknown time"
+    )
+    return notice_fields(
+        "heartbeat",
+        f"🔄 {service} ({instance}) restarted: a new process since {when}; its previous one ended unseen "
+        "(a crash, or a stop while notifications were down)",
+        f"🔄 {service} ({instance}) 재시작됨: {when}부터 새 프로세스. 이전 프로세스의 종료는 확인되지 않음 "
+        "(비정상 종료, 또는 알림이 멈춘 동안의 정지)",
+        {"service": service, "instance": instance, "restarted": True},
+    )
+
+
+async def note_lives(
+    client: aioredis.Redis, beats: dict[tuple[str, str], Beat], vanished: set[tuple[str, str]], ignore: frozenset[str]
+) -> None:
+    """Remember each heartbeat's life; a new life whose predecessor's end no poll saw is a restart,
+    told once (the new life and the notice in one transaction under WATCH)."""
+    if vanished:
+        await client.hdel(keys.NOTIFY_LIVES, *(f"{s}:{i}" for s, i in vanished))
+    current = {f"{s}:{i}": (s, i, beat) for (s, i), beat in beats.items() if beat.life and s not in ignore}
+    if not current:
+        return
+    async with client.pipeline(transaction=True) as pipe:
+        try:
+            await pipe.watch(keys.NOTIFY_LIVES)
+            known: Any = await pipe.hgetall(keys.NOTIFY_LIVES)
+            remembered = {keys.text(k): keys.text(v) for k, v in known.items()}
+            changed = {name: value for name, value in current.items() if remembered.get(name) != value[2].life}
+            if not changed:
+                return
+            pipe.multi()  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
+            pipe.hset(keys.NOTIFY_LIVES, mapping={name: beat.life for name, (_s, _i, beat) in changed.items()})
+            for name, (service, instance, beat) in sorted(changed.items()):
+                if name in remembered:  # a life before this one, whose end nobody saw
+                    fields: Any = _restart_notice(service, instance, beat.started_at)
+                    pipe.xadd(keys.NOTICES, fields, maxlen=NOTICES_MAXLEN, approximate=True)
+                    logger.warning("service restarted unseen", extra={"service": service, "instance": instance})
+            await pipe.execute()
+        except WatchError:
+            return  # another notifier wrote first: the next poll looks again
+
+
 async def check_once(client: aioredis.Redis, watch: HeartbeatWatch, now: float, wall: float) -> None:
-    verdict = watch.observe(now, await heartbeat_ages(client))
+    beats = await heartbeats(client)
+    verdict = watch.observe(now, {ident: beat.age_s for ident, beat in beats.items()})
+    await note_lives(client, beats, verdict.vanished, watch.ignore)
     for service, (instance, age) in sorted(verdict.out.items()):
         since = wall - age
         record = orjson.dumps({"instance": instance, "since": since})

@@ -585,6 +585,8 @@ ACL_TABLE: list[tuple[str, bool, tuple[str, ...]]] = [
     ("notifier", True, ("XREADGROUP", "GROUP", "notifier:phone", "n", "STREAMS", "yq:stream:health", ">")),
     ("notifier", True, ("SCAN", "0", "MATCH", "yq:hb:*")),
     ("notifier", True, ("PTTL", "yq:hb:ordermanager:om-1")),
+    ("notifier", True, ("HMGET", "yq:hb:ordermanager:om-1", "life", "started_at")),
+    ("notifier", True, ("HSET", "yq:notify:lives", "ordermanager:om-1", "a1b2")),
     ("notifier", False, ("HSET", "yq:hb:ordermanager:om-1", "seen_at", "1")),
     ("notifier", False, ("DEL", "yq:hb:ordermanager:om-1")),
     ("notifier", True, ("HGET", "yq:signal:exit-r1", "signal")),

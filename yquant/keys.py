@@ -290,6 +290,9 @@ NOTIFY_PREFIX = PREFIX + "notify:"
 # Hash: service -> JSON (instance, since) of a service reported missing its heartbeat, until it is
 # reported back: one message per outage, even across a restart of the notifier.
 NOTIFY_DOWN = NOTIFY_PREFIX + "down"
+# Hash: "service:instance" -> the life (yquant.runtime.LIFE) of its heartbeat the notifier last saw;
+# a new life whose predecessor's end the notifier never saw is a restart it reports.
+NOTIFY_LIVES = NOTIFY_PREFIX + "lives"
 
 
 def notify_progress(destination: str) -> str:

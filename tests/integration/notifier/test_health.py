@@ -129,3 +129,47 @@ async def _acknowledged(client: aioredis.Redis) -> bool:
         if int(summary["pending"]):
             return False
     return True
+
+
+async def live(client: aioredis.Redis, service: str, instance: str, life: str) -> None:
+    """A fresh heartbeat of one process's life, as yquant.runtime writes it (same key across restarts)."""
+    key = keys.heartbeat(service, instance)
+    await client.hset(key, mapping={"instance": instance, "life": life, "started_at": "1796601600.0"})
+    await client.pexpire(key, 15_000)
+
+
+async def remembered(client: aioredis.Redis, name: str) -> str | None:
+    value = await client.hget(keys.NOTIFY_LIVES, name)
+    return None if value is None else keys.text(value)
+
+
+async def test_a_restart_no_poll_saw_end_is_told_once_even_across_a_notifier_restart(
+    redis_client: aioredis.Redis, telegram: FakeTelegram
+) -> None:
+    settings = settings_for(telegram).model_copy(update={"heartbeat_poll_s": 0.05})
+    restarted = "ordermanager (om-1) restarted: a new process since 2026-12-07 00:00:00 UTC"
+    await live(redis_client, "ordermanager", "om-1", "life-a")
+    async with Running(redis_client, settings):
+        await until(lambda: _is(redis_client, "ordermanager:om-1", "life-a"))  # a first sight says nothing
+        # A crash and a container restart within the key's TTL: the same key, a new life, no gap.
+        await live(redis_client, "ordermanager", "om-1", "life-b")
+        await until(lambda: any(restarted in line for line in lines(telegram)))
+        await live(redis_client, "webhook", "wh-1", "life-w")  # a later poll, after the one that told
+        await until(lambda: _is(redis_client, "webhook:wh-1", "life-w"))
+    await live(redis_client, "ordermanager", "om-1", "life-c")  # stopped and started while nobody watched
+    async with Running(redis_client, settings):
+        await until(lambda: len([line for line in lines(telegram) if restarted in line]) == 2)
+        await until(lambda: _acknowledged(redis_client))
+        # A stop the watcher sees (the key deleted) is forgotten: the next start is no restart to tell.
+        await redis_client.delete(keys.heartbeat("ordermanager", "om-1"))
+        await until(lambda: _is(redis_client, "ordermanager:om-1", None))
+        await live(redis_client, "ordermanager", "om-1", "life-d")
+        await until(lambda: _is(redis_client, "ordermanager:om-1", "life-d"))
+        await live(redis_client, "webhook", "wh-1", "life-w2")  # a webhook restart, told after the last poll above
+        await until(lambda: any("webhook (wh-1) restarted" in line for line in lines(telegram)))
+    assert len([line for line in lines(telegram) if restarted in line]) == 2, lines(telegram)
+    assert [line for line in lines(telegram) if "missing its heartbeat" in line] == []
+
+
+async def _is(client: aioredis.Redis, name: str, life: str | None) -> bool:
+    return await remembered(client, name) == life
