@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import ssl
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -134,3 +136,36 @@ def peaks(stacks: list[Compose], sampler: StatsSampler) -> list[Peak]:
             peak, limit, hits, oom_kills = cgroup_memory(info["Id"])
             found.append(Peak(name, peak, limit, hits, oom_kills, sampler.highest.get(name, 0)))
     return found
+
+
+def wait_for(what: str, check: Callable[[], object], timeout: float = 120) -> Any:
+    """``check()``'s first truthy answer within ``timeout`` s (exceptions count as not yet)."""
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+            if last:
+                return last
+        except Exception as exc:  # not there yet
+            last = exc
+        time.sleep(1)
+    raise AssertionError(f"{what}: not in {timeout:.0f} s (last: {last!r})")
+
+
+def edge_client(base_url: str, domain: str, caddy_root: Path) -> httpx.Client:
+    """A client of Caddy as the internet sees it: TLS for ``domain`` (SNI, Host, the certificate
+    checked against Caddy's internal CA, ``caddy_root``)."""
+    context = ssl.create_default_context(cafile=str(caddy_root))
+
+    def sni(request: httpx.Request) -> None:
+        request.extensions["sni_hostname"] = domain
+
+    return httpx.Client(
+        base_url=base_url,
+        verify=context,
+        headers={"Host": domain},
+        event_hooks={"request": [sni]},
+        timeout=30,
+        trust_env=False,  # straight to Caddy, never through a proxy of this machine
+    )

@@ -24,9 +24,6 @@ import json
 import re
 import secrets
 import socket
-import ssl
-import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,33 +89,7 @@ class AllInOne:
     def edge(self, domain: str) -> httpx.Client:
         """A client of Caddy as the internet sees it: TLS for `domain` (SNI, Host, the certificate
         checked against Caddy's internal CA)."""
-        context = ssl.create_default_context(cafile=str(self.caddy_root))
-
-        def sni(request: httpx.Request) -> None:
-            request.extensions["sni_hostname"] = domain
-
-        return httpx.Client(
-            base_url=EDGE,
-            verify=context,
-            headers={"Host": domain},
-            event_hooks={"request": [sni]},
-            timeout=30,
-            trust_env=False,  # straight to Caddy, never through a proxy of this machine
-        )
-
-
-def wait_for(what: str, check: Callable[[], object], timeout: float = 120) -> Any:
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-            if last:
-                return last
-        except Exception as exc:  # not there yet
-            last = exc
-        time.sleep(1)
-    raise AssertionError(f"{what}: not in {timeout:.0f} s (last: {last!r})")
+        return helpers.edge_client(EDGE, domain, self.caddy_root)
 
 
 @pytest.fixture(scope="module")
@@ -154,10 +125,10 @@ def allinone(images: Images, cleanup: Cleanup, tmp_path_factory: pytest.TempPath
     stack.wait_healthy(SERVICES)
     caddy_root = folder / "caddy-root.crt"
     caddy = stack.container("caddy")
-    caddy_root.write_text(wait_for("Caddy's internal CA", lambda: docker("exec", caddy, "cat", CADDY_ROOT)))
+    caddy_root.write_text(helpers.wait_for("Caddy's internal CA", lambda: docker("exec", caddy, "cat", CADDY_ROOT)))
     one = AllInOne(stack, values, password, caddy_root)
     with one.edge(HOOK) as client:
-        wait_for(f"https://{HOOK}/healthz through Caddy", lambda: client.get("/healthz").status_code == 200)
+        helpers.wait_for(f"https://{HOOK}/healthz through Caddy", lambda: client.get("/healthz").status_code == 200)
     return one  # the module's `cleanup` takes it down
 
 

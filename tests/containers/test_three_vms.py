@@ -27,9 +27,6 @@ from __future__ import annotations
 import json
 import secrets
 import socket
-import ssl
-import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -163,19 +160,7 @@ class ThreeVMs:
     def edge(self, domain: str) -> httpx.Client:
         """A client of VM3's Caddy as the internet sees it: TLS for `domain` (SNI, Host, the
         certificate checked against Caddy's internal CA)."""
-        context = ssl.create_default_context(cafile=str(self.caddy_root))
-
-        def sni(request: httpx.Request) -> None:
-            request.extensions["sni_hostname"] = domain
-
-        return httpx.Client(
-            base_url=EDGE,
-            verify=context,
-            headers={"Host": domain},
-            event_hooks={"request": [sni]},
-            timeout=30,
-            trust_env=False,  # straight to Caddy, never through a proxy of this machine
-        )
+        return helpers.edge_client(EDGE, domain, self.caddy_root)
 
 
 def env_values(images: Images) -> dict[str, dict[str, str]]:
@@ -242,20 +227,6 @@ def _only(shared: dict[str, str], values: dict[str, str]) -> dict[str, str]:
     return {name: value for name, value in shared.items() if name in values}
 
 
-def wait_for(what: str, check: Callable[[], object], timeout: float = 120) -> Any:
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-            if last:
-                return last
-        except Exception as exc:  # not there yet
-            last = exc
-        time.sleep(1)
-    raise AssertionError(f"{what}: not in {timeout:.0f} s (last: {last!r})")
-
-
 @pytest.fixture(scope="module")
 def vms(images: Images, cleanup: Cleanup, tmp_path_factory: pytest.TempPathFactory) -> ThreeVMs:
     folder = tmp_path_factory.mktemp("vms")
@@ -290,13 +261,17 @@ def vms(images: Images, cleanup: Cleanup, tmp_path_factory: pytest.TempPathFacto
         stacks[vm].wait_healthy(SERVICES[vm])
     caddy_root = folder / "caddy-root.crt"
     caddy = stacks["vm3"].container("caddy")
-    caddy_root.write_text(wait_for("Caddy's internal CA", lambda: docker("exec", caddy, "cat", CADDY_ROOT)))
+    caddy_root.write_text(helpers.wait_for("Caddy's internal CA", lambda: docker("exec", caddy, "cat", CADDY_ROOT)))
     three = ThreeVMs(stacks["vm1"], stacks["vm2"], stacks["vm3"], values, password, caddy_root)
     with three.edge(HOOK) as client:
-        wait_for("https://hook.yquant.test/healthz through Caddy", lambda: client.get("/healthz").status_code == 200)
+        helpers.wait_for(
+            "https://hook.yquant.test/healthz through Caddy", lambda: client.get("/healthz").status_code == 200
+        )
     # The gateway holds a KIS token (its first call to the simulator) before alerts come in.
     admin_password = three.env["vm1"]["YQ_VALKEY_ADMIN_PASSWORD"]
-    wait_for("the gateway's KIS token", lambda: helpers.valkey_admin(three.vm1, admin_password, "KEYS", "yq:token:*"))
+    helpers.wait_for(
+        "the gateway's KIS token", lambda: helpers.valkey_admin(three.vm1, admin_password, "KEYS", "yq:token:*")
+    )
     return three  # the module's `cleanup` takes it all down
 
 
