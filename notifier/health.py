@@ -131,10 +131,6 @@ async def heartbeats(client: aioredis.Redis) -> dict[tuple[str, str], Beat]:
     return beats
 
 
-async def heartbeat_ages(client: aioredis.Redis) -> dict[tuple[str, str], float]:
-    return {ident: beat.age_s for ident, beat in (await heartbeats(client)).items()}
-
-
 def _duration(seconds: float) -> str:
     seconds = int(seconds)
     if seconds < 120:
