@@ -16,12 +16,11 @@ import orjson
 from jinja2 import pass_context
 from jinja2.runtime import Context
 
-from yquant import pnl
+from yquant import markets, pnl
 from yquant.messages import Position
 from yquant.settings import DashboardSettings
 
 ZERO = Decimal(0)
-CURRENCY_SYMBOLS = {"KRW": "₩", "USD": "$"}
 
 
 def to_decimal(value: Any) -> Decimal | None:
@@ -66,14 +65,7 @@ def to_input_int(value: Any) -> int:
 def money(value: Any, currency: str = "KRW", signed: bool = False) -> str:
     """KRW without decimals, USD with two, thousands separated: ``₩1,234,567``, ``-$12.50``."""
     amount = to_decimal(value)
-    if amount is None:
-        return "—"
-    places = Decimal(1) if currency == "KRW" else Decimal("0.01")
-    rounded = amount.quantize(places, rounding=ROUND_HALF_UP)
-    sign = "-" if rounded < 0 else ("+" if signed and rounded > 0 else "")
-    symbol = CURRENCY_SYMBOLS.get(currency, "")
-    text = f"{abs(rounded):,}"
-    return f"{sign}{symbol}{text}" if symbol else f"{sign}{text} {currency}"
+    return "—" if amount is None else markets.format_amount(currency, amount, signed=signed)
 
 
 def price(value: Any, currency: str = "KRW") -> str:

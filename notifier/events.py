@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -61,11 +61,7 @@ class Event:
 
 
 def money(amount: Decimal, currency: str) -> str:
-    if currency == "KRW":
-        return f"₩{amount.quantize(Decimal(1), rounding=ROUND_HALF_UP):,}"
-    if currency == "USD":
-        return f"${amount.quantize(Decimal('0.01'), rounding=ROUND_HALF_UP):,}"
-    return f"{amount} {currency}"
+    return markets.format_amount(currency, amount)
 
 
 def _price(amount: Decimal, market: Market) -> str:

@@ -162,6 +162,22 @@ def format_money(currency: str, amount: Decimal) -> str:
     return f"{currency} {rounded:,.0f}" if currency == "KRW" else f"{currency} {rounded:,.2f}"
 
 
+CURRENCY_SYMBOLS = {"KRW": "₩", "USD": "$"}
+
+
+def format_amount(currency: str, amount: Decimal, *, signed: bool = False) -> str:
+    """An amount as a trader reads it: ``₩1,234,567``, ``-$12.50``, ``+₩8,000`` (``signed``), or
+    ``1,234.50 EUR`` for a currency without a symbol; the currency's precision, half-up.
+
+    ``format_money`` (``KRW 1,234,567``) is the plain form of decision reasons and logs.
+    """
+    rounded = money(currency, amount)
+    sign = "-" if rounded < 0 else ("+" if signed and rounded > 0 else "")
+    symbol = CURRENCY_SYMBOLS.get(currency, "")
+    text = f"{abs(rounded):,}"
+    return f"{sign}{symbol}{text}" if symbol else f"{sign}{text} {currency}"
+
+
 def symbol_key(market: Market | str, ticker: str) -> str:
     """``KRX:005930`` / ``NASD:AAPL``: how a symbol is named in hashes and lists."""
     name = market.value if isinstance(market, Market) else market

@@ -9,6 +9,7 @@ import pytest
 
 from yquant.markets import (
     fee,
+    format_amount,
     format_money,
     holiday_name,
     is_open,
@@ -104,3 +105,11 @@ def test_a_symbol_is_named_market_colon_ticker() -> None:
 def test_us_market_order_becomes_a_marketable_limit_on_the_tick(price: str, buy: bool, expected: str) -> None:
     limit = marketable_limit(Market.NASD, Decimal(price), buy=buy, slippage_percent=Decimal(1))
     assert (limit, str(limit)) == (Decimal(expected), expected)
+
+
+def test_an_amount_reads_with_its_symbol_sign_and_precision() -> None:
+    assert format_amount("KRW", Decimal("1234567.5")) == "₩1,234,568"
+    assert format_amount("USD", Decimal("-12.5")) == "-$12.50"
+    assert format_amount("KRW", Decimal(8000), signed=True) == "+₩8,000"
+    assert format_amount("KRW", Decimal(0), signed=True) == "₩0"
+    assert format_amount("EUR", Decimal("1234.5")) == "1,234.50 EUR"
