@@ -72,7 +72,12 @@ class Reader:
     async def aliases(self) -> list[str]:
         if self._aliases is None or time.monotonic() - self._aliases.at > ALIAS_CACHE_S:
             members = await self.client.smembers(keys.ACCOUNTS_INDEX)
-            self._aliases = Cached(sorted(keys.text(m) for m in members), time.monotonic())
+            found = sorted(keys.text(m) for m in members)
+            if not found:
+                # Before the gateway's first sync: caching "none" would hide the first account
+                # for the cache's lifetime after it arrives.
+                return found
+            self._aliases = Cached(found, time.monotonic())
         return self._aliases.value
 
     # --- accounts ---------------------------------------------------------------------------

@@ -10,6 +10,7 @@ every page.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import io
 import logging
@@ -82,16 +83,39 @@ def snapshot_due(now: datetime, tz: ZoneInfo, at: str) -> date | None:
     return local.date()
 
 
+async def snapshot_if_due(reader: Reader, tz: ZoneInfo, at: str, now: datetime) -> dict[str, Any] | None:
+    """Take the day's snapshot once it is due and no dashboard has taken it; the snapshot or None.
+
+    The day is claimed (SET NX) before the read, so two dashboards never both take it; a claim
+    that took nothing, because no account has synced yet or Valkey failed mid-way, is given back,
+    so the next check tries again instead of leaving the day without a snapshot (and tomorrow
+    without a day P/L).
+    """
+    day = snapshot_due(now, tz, at)
+    if day is None:
+        return None
+    claim = keys.equity_snapshot_taken(day.isoformat())
+    if not await reader.client.set(claim, "1", nx=True, ex=4 * 86_400):
+        return None
+    snapshot: dict[str, Any] | None = None
+    try:
+        snapshot = await take_snapshot(reader, tz, now)
+    finally:
+        if snapshot is None:
+            with contextlib.suppress(RedisError, OSError):
+                await reader.client.delete(claim)
+    return snapshot
+
+
 async def snapshot_loop(reader: Reader, tz: ZoneInfo, at: str, stop: asyncio.Event) -> None:
     while not stop.is_set():
-        day = snapshot_due(datetime.now(UTC), tz, at)
-        if day is not None:
-            try:
-                if await reader.client.set(keys.equity_snapshot_taken(day.isoformat()), "1", nx=True, ex=4 * 86_400):
-                    snapshot = await take_snapshot(reader, tz)
-                    logger.info("equity snapshot taken", extra={"day": day.isoformat(), "taken": snapshot is not None})
-            except (RedisError, OSError) as exc:
-                logger.warning("equity snapshot failed", extra={"error": str(exc)})
+        now = datetime.now(UTC)
+        try:
+            snapshot = await snapshot_if_due(reader, tz, at, now)
+            if snapshot is not None:
+                logger.info("equity snapshot taken", extra={"day": snapshot["date"]})
+        except (RedisError, OSError) as exc:
+            logger.warning("equity snapshot failed", extra={"error": str(exc)})
         try:
             await asyncio.wait_for(stop.wait(), timeout=CHECK_INTERVAL_S)
         except TimeoutError:
