@@ -1,7 +1,10 @@
 """Writing the decision log (``yquant.decisions``) from the order manager.
 
-Accepted and denied decisions go through ``decisions.record_decision``; a reverse whose
-entry is decided later adds the entry's order (or why there is none) to the same record.
+Accepted and denied decisions go through ``decisions.record_decision``; a signal's one
+guarded order goes with its decision through ``decisions.record_placement`` (``place``: the
+acceptance and both refusals are built here, the server function records the one that applies).
+A reverse whose entry is decided later adds the entry's order (or why there is none) to the
+same record.
 """
 
 from __future__ import annotations
@@ -45,6 +48,43 @@ async def accept(
     DECISIONS.labels("accepted", "").inc()
     logger.info("signal accepted", extra={"signal_id": signal.signal_id, "orders": order_ids, "note": note})
     return replies
+
+
+async def place(
+    client: aioredis.Redis,
+    signal: Signal,
+    correlation_id: str,
+    account: str,
+    order_ids: list[str],
+    note: str,
+    refusals: tuple[Denial, Denial],
+    arguments: Callable[[list[Any]], list[Any]],
+) -> tuple[Denial | None, Any]:
+    """Record a signal's one guarded order with its acceptance, or the throttle's refusal, in one
+    step (``yq_order_place``); ``arguments`` builds its layout from the three decisions. Returns
+    (the refusal that applied or None, ``yq_order_create``'s reply)."""
+    accepted = SignalAccepted(
+        correlation_id=correlation_id,
+        signal_id=signal.signal_id,
+        strategy=signal.strategy,
+        ticker=signal.ticker,
+        client_order_ids=order_ids,
+        note=note,
+    )
+    outcomes = [accepted] + [denied_event(signal, correlation_id, account, d) for d in refusals]
+    layout = [part for decision in outcomes for part in decisions.decision_arguments(signal, decision)]
+    verdict, created = await decisions.record_placement(client, arguments(layout))
+    refusal = {"duplicate": refusals[0], "rate": refusals[1]}.get(keys.text(verdict))
+    if refusal is None:
+        DECISIONS.labels("accepted", "").inc()
+        logger.info("signal accepted", extra={"signal_id": signal.signal_id, "orders": order_ids, "note": note})
+        return None, created
+    DECISIONS.labels("denied", refusal.code).inc()
+    logger.info(
+        "signal denied",
+        extra={"signal_id": signal.signal_id, "account": account, "code": refusal.code, "reason": refusal.reason},
+    )
+    return refusal, created
 
 
 def denied_event(signal: Signal, correlation_id: str, account: str | None, denial: Denial) -> SignalDenied:

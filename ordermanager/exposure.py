@@ -199,9 +199,13 @@ async def reserve(client: aioredis.Redis, account: str, client_order_id: str, cu
 
 def queue_reserve(pipe: Pipeline, account: str, client_order_id: str, currency: str, price: Decimal) -> None:
     """``reserve`` queued on a pipeline (sent with the order it is for)."""
-    value = orjson.dumps({"currency": currency, "price": str(price), "at": time.time()})
-    pipe.hset(keys.reservations(account), client_order_id, value)
+    pipe.hset(keys.reservations(account), client_order_id, reservation_value(currency, price))
     pipe.expire(keys.reservations(account), RESERVATION_TTL_S)
+
+
+def reservation_value(currency: str, price: Decimal) -> bytes:
+    """A reservation's stored value (``keys.reservations``)."""
+    return orjson.dumps({"currency": currency, "price": str(price), "at": time.time()})
 
 
 def settled(view: AccountView) -> list[str]:

@@ -1,5 +1,9 @@
 """Per-account throttles that hold across order manager instances: the one-minute order rate
 window and the duplicate-intent guard. Both live in Valkey so two instances count together.
+
+A signal of one account checks them inside ``yq_order_place`` (``yquant/functions.lua``), the
+step that also writes its order and decision, so they cost no round trip of their own (ADR 0011);
+``claim_intent`` is for orders written one by one (a signal of several accounts).
 """
 
 from __future__ import annotations

@@ -4,12 +4,19 @@ Exactly-once: the ``client_order_id`` is derived from (signal id, account, leg) 
 order record and its command are written atomically (``orders.create_order``). If the
 order already exists (a redelivered signal) it is returned without checking again, so a
 retry can neither duplicate nor flip an earlier decision.
+
+The throttles (duplicate window, order rate) are the last checks. For a signal of one account
+they go with the order as its ``Guard`` and are checked in ``yq_order_place``, which writes the
+reservation, the order and the acceptance only if both pass, and the refusal's decision
+otherwise (``place_arguments``; ADR 0011). Orders of a signal of several accounts are throttled
+and written one at a time (``_throttle``, ``_create``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -26,6 +33,7 @@ from ordermanager.metrics import ORDERS_CREATED
 from ordermanager.sizing import SizingInput, SizingPolicy, needs_price, policy_for, size_order
 from yquant import keys, orders, trading_state
 from yquant.bus import publish
+from yquant.decisions import DECISION_TTL_S
 from yquant.markets import marketable_limit, round_to_tick
 from yquant.messages import CancelOrder, Market, OrderOrigin, OrderType, Quote, Side, Signal, SignalSource, SubmitOrder
 from yquant.risk_limits import RiskLimits
@@ -134,11 +142,14 @@ class Placement:
         )
         if denial:
             return denial
-        denial = await self._throttle(ctx, account, Side.BUY, coid)
-        if denial:
-            return denial
+        guard = self._guard(ctx, account, Side.BUY, coid)
+        if ctx.deferred is None and guard is not None:
+            denial = await self._throttle(guard)
+            if denial:
+                return denial
+            guard = None
         reservation = (currency, unit, exposure.settled(view))
-        await self._create(ctx, account, coid, Side.BUY, quantity, order_type, limit_price, reservation)
+        await self._create(ctx, account, coid, Side.BUY, quantity, order_type, limit_price, reservation, guard)
         return coid
 
     # --- sells --------------------------------------------------------------------------
@@ -183,11 +194,13 @@ class Placement:
         if isinstance(priced, Denial):
             return priced
         order_type, limit_price = priced
-        if signal.source not in risk.LIQUIDATION_SOURCES:
-            denial = await self._throttle(ctx, account, Side.SELL, coid)
+        guard = None if signal.source in risk.LIQUIDATION_SOURCES else self._guard(ctx, account, Side.SELL, coid)
+        if ctx.deferred is None and guard is not None:
+            denial = await self._throttle(guard)
             if denial:
                 return denial
-        await self._create(ctx, account, coid, Side.SELL, quantity, order_type, limit_price)
+            guard = None
+        await self._create(ctx, account, coid, Side.SELL, quantity, order_type, limit_price, guard=guard)
         return coid
 
     # --- cancels ------------------------------------------------------------------------
@@ -264,31 +277,40 @@ class Placement:
         limit = marketable_limit(market, recent.price, buy=side is Side.BUY, slippage_percent=self.us_slippage_percent)
         return OrderType.MARKET, limit
 
-    async def _throttle(self, ctx: SignalContext, account: str, side: Side, coid: str) -> Denial | None:
+    @staticmethod
+    def _guard(ctx: SignalContext, account: str, side: Side, coid: str) -> Guard | None:
+        """The throttles an order must pass (None: neither applies to it)."""
         signal = ctx.signal
-        limit = ctx.limits.max_orders_per_minute
-        verdict = await guards.claim_intent(
-            self.client,
-            account=account,
-            market=signal.market,
-            ticker=signal.ticker,
-            side=side,
-            strategy=signal.strategy,
-            signal_id=signal.signal_id,
-            window_s=0.0 if signal.source in NO_DUPLICATE_CHECK else ctx.limits.duplicate_window_s,
-            limit_per_minute=limit,
-            member=coid,
-            now=ctx.now.timestamp(),
+        limits = ctx.limits
+        window_s = 0.0 if signal.source in NO_DUPLICATE_CHECK else limits.duplicate_window_s
+        limit = limits.max_orders_per_minute
+        if window_s <= 0 and limit <= 0:
+            return None
+        duplicate = Denial(
+            denials.DUPLICATE,
+            f"the same {side.value} of {signal.ticker} for {signal.strategy} came less than "
+            f"{limits.duplicate_window_s:g}s ago",
         )
-        if verdict == "duplicate":
-            return Denial(
-                denials.DUPLICATE,
-                f"the same {side.value} of {signal.ticker} for {signal.strategy} came less than "
-                f"{ctx.limits.duplicate_window_s:g}s ago",
-            )
-        if verdict == "rate":
-            return Denial(denials.RATE_LIMITED, f"more than {limit} orders in a minute for account {account}")
-        return None
+        rate = Denial(denials.RATE_LIMITED, f"more than {limit} orders in a minute for account {account}")
+        return Guard(
+            account,
+            signal.market,
+            signal.ticker,
+            side,
+            signal.strategy,
+            signal.signal_id,
+            window_s,
+            limit,
+            coid,
+            ctx.now.timestamp(),
+            duplicate,
+            rate,
+        )
+
+    async def _throttle(self, guard: Guard) -> Denial | None:
+        """The throttles on their own, for an order written at once (a signal of several accounts)."""
+        verdict = await guards.claim_intent(self.client, **guard.claim_arguments())
+        return guard.refusal(verdict)
 
     async def _create(
         self,
@@ -300,9 +322,11 @@ class Placement:
         order_type: OrderType,
         limit_price: Decimal | None,
         reservation: tuple[str, Decimal, list[str]] | None = None,
+        guard: Guard | None = None,
     ) -> None:
         """Record the order and append its command; a buy's sizing price (``reservation``: currency,
-        price, settled estimates to forget) is written in the same transaction."""
+        price, settled estimates to forget) is written in the same transaction. ``guard``: the
+        throttles it has yet to pass, checked in the step that writes it with the decision."""
         signal = ctx.signal
         origin = ORIGINS[signal.source]
         command = SubmitOrder(
@@ -321,7 +345,7 @@ class Placement:
             reduce_only=side is Side.SELL,
             signal_at=signal.fired_at or signal.received_at,
         )
-        pending = PendingOrder(command, reservation)
+        pending = PendingOrder(command, reservation, guard)
         if ctx.deferred is not None:  # written with the signal's decision, in one transaction
             ctx.deferred.append(pending)
             return
@@ -332,12 +356,67 @@ class Placement:
 
 
 @dataclass(frozen=True)
+class Guard:
+    """The duplicate window and the order rate one order must pass, and the denial of each."""
+
+    account: str
+    market: Market
+    ticker: str
+    side: Side
+    strategy: str
+    signal_id: str
+    window_s: float  # 0: no window
+    limit_per_minute: int  # 0: no limit
+    member: str  # the client order id, as the rate window's member
+    now: float
+    duplicate: Denial
+    rate: Denial
+
+    def claim_arguments(self) -> dict[str, Any]:
+        """``guards.claim_intent``'s keyword arguments, less the client."""
+        return {
+            "account": self.account,
+            "market": self.market,
+            "ticker": self.ticker,
+            "side": self.side,
+            "strategy": self.strategy,
+            "signal_id": self.signal_id,
+            "window_s": self.window_s,
+            "limit_per_minute": self.limit_per_minute,
+            "member": self.member,
+            "now": self.now,
+        }
+
+    def place_arguments(self) -> list[Any]:
+        """The throttles' part of ``yq_order_place``: its first two keys, then ARGV 1-7."""
+        return [
+            keys.duplicate_guard(self.account, self.market.value, self.ticker, self.side.value, self.strategy),
+            keys.rate_window(self.account),
+            self.signal_id,
+            max(int(self.window_s * 1000), 1) if self.window_s > 0 else 0,
+            max(self.limit_per_minute, 0),
+            self.member,
+            repr(self.now),
+            repr(self.now - guards.RATE_WINDOW_S),
+            int(guards.RATE_WINDOW_S * 2),
+        ]
+
+    def refusal(self, verdict: str) -> Denial | None:
+        if verdict == "duplicate":
+            return self.duplicate
+        if verdict == "rate":
+            return self.rate
+        return None
+
+
+@dataclass(frozen=True)
 class PendingOrder:
-    """An order decided but not yet written, and a buy's reservation (currency, sizing price,
-    settled estimates to forget) that goes with it."""
+    """An order decided but not yet written, a buy's reservation (currency, sizing price,
+    settled estimates to forget) that goes with it, and the throttles it has yet to pass."""
 
     command: SubmitOrder
     reservation: tuple[str, Decimal, list[str]] | None = None
+    guard: Guard | None = None
 
 
 def queue_orders(pipe: Pipeline, pending: list[PendingOrder], maxlen: int) -> list[int]:
@@ -374,3 +453,37 @@ def orders_written(pending: list[PendingOrder], replies: list[Any]) -> None:
             )
         else:
             logger.info("order already recorded for this signal; nothing appended", extra={"client_order_id": coid})
+
+
+def place_arguments(order: PendingOrder, decisions: list[Any], maxlen: int) -> list[Any]:
+    """``yq_order_place``'s arguments for one guarded order: ``decisions`` holds the accepted
+    decision, then the duplicate's and the rate's refusals (``decisions.decision_arguments``)."""
+    guard = order.guard
+    if guard is None:
+        raise ValueError("yq_order_place is for an order with throttles to pass")
+    command = order.command
+    duplicate_key, rate_key, *throttles = guard.place_arguments()
+    reserve: list[Any] = [0, "", "", 0]
+    if order.reservation is not None:
+        currency, price, settled = order.reservation
+        forget = [c for c in settled if c != command.client_order_id]
+        value = exposure.reservation_value(currency, price)
+        reserve = [len(forget), *forget, command.client_order_id, value, exposure.RESERVATION_TTL_S]
+    create = orders.create_arguments(command, maxlen)
+    return [
+        11,
+        duplicate_key,
+        rate_key,
+        keys.signal_record(guard.signal_id),
+        keys.SIGNALS_INDEX,
+        keys.DECISIONS,
+        keys.reservations(command.account),
+        *create[1:6],
+        *throttles,
+        DECISION_TTL_S,
+        time.time(),
+        maxlen,
+        *decisions,
+        *reserve,
+        *create[6:],
+    ]

@@ -31,6 +31,7 @@ from ordermanager.placement import (
     SignalContext,
     client_order_id,
     orders_written,
+    place_arguments,
     queue_orders,
 )
 from ordermanager.sizing import strategy_problems
@@ -380,6 +381,9 @@ class OrderManager:
             notes += [f"{a}: not traded: {d.reason}" for a, d in denied]
             order_ids = [o.client_order_id for _, o in placed]
             pending = ctx.deferred or []
+            if len(pending) == 1 and len(placed) == 1 and pending[0].guard is not None:
+                await self._place_guarded(ctx, placed[0][0], order_ids, "; ".join(notes), pending[0])
+                return
             at: list[int] = []
             replies = await decision_log.accept(
                 self.client,
@@ -404,3 +408,26 @@ class OrderManager:
         await decision_log.deny(
             self.client, ctx.signal, ctx.correlation_id, account, Denial(first.code, reason), self.maxlen
         )
+
+    async def _place_guarded(
+        self, ctx: SignalContext, account: str, order_ids: list[str], note: str, order: PendingOrder
+    ) -> None:
+        """The order, its throttles and the decision in one step: the duplicate window and the rate
+        slot are checked where the order is written, so a refusal writes no order and is recorded
+        with its reason instead of the acceptance."""
+        guard = order.guard
+        assert guard is not None
+        refusal, created = await decision_log.place(
+            self.client,
+            ctx.signal,
+            ctx.correlation_id,
+            account,
+            order_ids,
+            note,
+            (guard.duplicate, guard.rate),
+            lambda layout: place_arguments(order, layout, self.maxlen),
+        )
+        if refusal is None:
+            orders_written([order], [created])
+        elif ctx.signal.action is SignalAction.REVERSE:
+            await self.client.delete(keys.reverse_entry(order.command.client_order_id))  # no exit: no entry

@@ -36,17 +36,8 @@ def queue_received(pipe: Pipeline, signal: Signal) -> None:
     pipe.zadd(keys.SIGNALS_INDEX, {signal.signal_id: time.time()}, nx=True)
 
 
-async def record_decision(
-    client: aioredis.Redis,
-    signal: Signal,
-    decision: SignalAccepted | SignalDenied,
-    maxlen: int,
-    prelude: Callable[[Pipeline], object] | None = None,
-) -> list[Any]:
-    """Store the outcome on the signal's record and append it to the decision stream, in one
-    transaction; ``prelude`` queues writes that belong with it (the orders it decided) first.
-    Returns the transaction's replies."""
-    record = keys.signal_record(signal.signal_id)
+def decision_fields(signal: Signal, decision: SignalAccepted | SignalDenied) -> dict[FieldT, EncodableT]:
+    """What a decision writes on the signal's record (one HSET)."""
     fields: dict[FieldT, EncodableT] = {"signal": signal.model_dump_json()}
     if isinstance(decision, SignalAccepted):
         fields["status"] = "accepted"
@@ -58,6 +49,21 @@ async def record_decision(
         fields["reason_code"] = decision.reason_code
         fields["reason"] = f"{decision.account or '*'}: {decision.reason}"
     fields["decided_at"] = decision.occurred_at.isoformat()
+    return fields
+
+
+async def record_decision(
+    client: aioredis.Redis,
+    signal: Signal,
+    decision: SignalAccepted | SignalDenied,
+    maxlen: int,
+    prelude: Callable[[Pipeline], object] | None = None,
+) -> list[Any]:
+    """Store the outcome on the signal's record and append it to the decision stream, in one
+    transaction; ``prelude`` queues writes that belong with it (the orders it decided) first.
+    Returns the transaction's replies."""
+    record = keys.signal_record(signal.signal_id)
+    fields = decision_fields(signal, decision)
     async with client.pipeline(transaction=True) as pipe:
         if prelude is not None:
             prelude(pipe)
@@ -71,6 +77,20 @@ async def record_decision(
             approximate=True,
         )
         return list(await pipe.execute())
+
+
+def decision_arguments(signal: Signal, decision: SignalAccepted | SignalDenied) -> list[Any]:
+    """One decision in ``yq_order_place``'s layout: n_fields, field, value, ..., event type, event data."""
+    flat: list[Any] = []
+    for name, value in decision_fields(signal, decision).items():
+        flat += [name, value]
+    return [len(flat), *flat, decision.type, decision.model_dump_json()]
+
+
+async def record_placement(client: aioredis.Redis, arguments: list[Any]) -> list[Any]:
+    """Run ``yq_order_place`` (the throttles, then the order with its decision, or the refusal's
+    decision) in one step; its reply: [verdict, yq_order_create's reply]."""
+    return list(await client.fcall("yq_order_place", *arguments))
 
 
 async def recent_signals(client: aioredis.Redis, limit: int = 100) -> list[dict[str, object]]:

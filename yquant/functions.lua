@@ -47,19 +47,94 @@ end
 -- yq_order_create KEYS: order, history, index, open, stream
 -- ARGV: client_order_id, score_ms, maxlen, type, data, history_entry, field, value, ...
 -- Records the order and appends its command once; 0 when it already exists.
-local function yq_order_create(keys, args)
-  if redis.call('EXISTS', keys[1]) == 1 then
+local function order_create(k, a, first)
+  if redis.call('EXISTS', k[1]) == 1 then
     return 0
   end
   local fields = {}
-  for i = 7, #args do
+  for i = first + 6, #a do
+    fields[#fields + 1] = a[i]
+  end
+  redis.call('HSET', k[1], unpack(fields))
+  redis.call('RPUSH', k[2], a[first + 5])
+  redis.call('ZADD', k[3], a[first + 1], a[first])
+  redis.call('SADD', k[4], a[first])
+  return xadd(k[5], a[first + 2], a[first + 3], a[first + 4])
+end
+
+local function yq_order_create(keys, args)
+  return order_create(keys, args, 1)
+end
+
+-- yq_order_place: the throttles, then the order with its decision, in one step.
+-- KEYS: duplicate_guard, rate_window, signal_record, signals_index, decisions_stream, reservations,
+--       order, history, index, open, orders_stream
+-- ARGV: signal_id, window_ms ('0': no window), rate_limit ('0': none), rate_member, now_s,
+--       window_start_s, rate_ttl_s, record_ttl_s, index_score, decisions_maxlen,
+--       then three decisions, for '' (accepted), 'duplicate' and 'rate', each as
+--       n_fields, field, value, ..., event_type, event_data,
+--       then the reservation: n_forget, client_order_id, ..., reservation_field ('' none), value, ttl_s,
+--       then yq_order_create's ARGV (client_order_id, score_ms, ...).
+-- The duplicate window is claimed (SET NX PX; the same signal redelivered holds it already and
+-- goes) and the rate slot taken; a refusal gives the slot back. Only when both pass are the
+-- reservation and the order written. The decision that applies is recorded either way.
+-- Returns {verdict ('' accepted, 'duplicate', 'rate'), yq_order_create's reply or 0}.
+local function yq_order_place(keys, args)
+  local verdict = ''
+  local window_ms = tonumber(args[2])
+  if window_ms and window_ms > 0 then
+    local claimed = redis.call('SET', keys[1], args[1], 'NX', 'PX', window_ms)
+    if not claimed and redis.call('GET', keys[1]) ~= args[1] then
+      verdict = 'duplicate'
+    end
+  end
+  local limit = tonumber(args[3])
+  if verdict == '' and limit and limit > 0 then
+    redis.call('ZREMRANGEBYSCORE', keys[2], '-inf', args[6])
+    redis.call('ZADD', keys[2], args[5], args[4])
+    local taken = redis.call('ZCARD', keys[2])
+    redis.call('EXPIRE', keys[2], args[7])
+    if taken > limit then
+      redis.call('ZREM', keys[2], args[4])
+      verdict = 'rate'
+    end
+  end
+  local at = 11
+  local chosen = nil
+  for _, name in ipairs({'', 'duplicate', 'rate'}) do
+    local n = tonumber(args[at])
+    if name == verdict then
+      chosen = at
+    end
+    at = at + 1 + n + 2
+  end
+  local n = tonumber(args[chosen])
+  local fields = {}
+  for i = chosen + 1, chosen + n do
     fields[#fields + 1] = args[i]
   end
-  redis.call('HSET', keys[1], unpack(fields))
-  redis.call('RPUSH', keys[2], args[6])
-  redis.call('ZADD', keys[3], args[2], args[1])
-  redis.call('SADD', keys[4], args[1])
-  return xadd(keys[5], args[3], args[4], args[5])
+  redis.call('HSET', keys[3], unpack(fields))
+  redis.call('EXPIRE', keys[3], args[8])
+  redis.call('ZADD', keys[4], 'NX', args[9], args[1])
+  xadd(keys[5], args[10], args[chosen + n + 1], args[chosen + n + 2])
+  local n_forget = tonumber(args[at])
+  local reservation = at + 1 + n_forget
+  if verdict ~= '' then
+    return {verdict, 0}
+  end
+  if n_forget > 0 then
+    local forget = {}
+    for i = at + 1, at + n_forget do
+      forget[#forget + 1] = args[i]
+    end
+    redis.call('HDEL', keys[6], unpack(forget))
+  end
+  if args[reservation] ~= '' then
+    redis.call('HSET', keys[6], args[reservation], args[reservation + 1])
+    redis.call('EXPIRE', keys[6], args[reservation + 2])
+  end
+  local order_keys = {keys[7], keys[8], keys[9], keys[10], keys[11]}
+  return {'', order_create(order_keys, args, reservation + 3)}
 end
 
 -- yq_order_update KEYS: order, history, open, stream
@@ -115,4 +190,5 @@ end
 
 redis.register_function('yq_ingest', yq_ingest)
 redis.register_function('yq_order_create', yq_order_create)
+redis.register_function('yq_order_place', yq_order_place)
 redis.register_function('yq_order_update', yq_order_update)

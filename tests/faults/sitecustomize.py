@@ -3,7 +3,7 @@
 Nothing of this ships: production code has no crash switch. A test sets
 ``YQ_FAULT_CRASH_AT`` (``after_read``: the order manager read a signal and dies before deciding;
 ``after_order_append``: it recorded the order, appended ``SubmitOrder`` and recorded its decision,
-in one transaction, and dies before acknowledging the signal) and ``YQ_FAULT_MARKER`` (a file:
+in one step, and dies before acknowledging the signal) and ``YQ_FAULT_MARKER`` (a file:
 the fault fires once, then the restarted process runs normally). The patch is applied when the order manager imports the
 module it wraps, so other processes are untouched.
 """
@@ -47,16 +47,18 @@ def _patch_service(module: ModuleType) -> None:
 
 
 def _patch_decisions(module: ModuleType) -> None:
-    # A signal's orders are written in its decision's transaction (ordermanager.placement).
-    original = module.record_decision
+    # A signal's orders are written with its decision: in one transaction (``record_decision``), or,
+    # for an order with throttles to pass, in one server function (``record_placement``).
+    for name in ("record_decision", "record_placement"):
+        original = getattr(module, name)
 
-    @functools.wraps(original)
-    async def record_decision(*args: Any, **kwargs: Any) -> Any:
-        replies = await original(*args, **kwargs)
-        _crash("after_order_append")
-        return replies
+        @functools.wraps(original)
+        async def crash_after(*args: Any, __original: Any = original, **kwargs: Any) -> Any:
+            replies = await __original(*args, **kwargs)
+            _crash("after_order_append")
+            return replies
 
-    vars(module)["record_decision"] = record_decision
+        vars(module)[name] = crash_after
 
 
 PATCHES = {

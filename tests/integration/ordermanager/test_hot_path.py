@@ -1,9 +1,10 @@
 """What one signal costs in Valkey, and that nothing it reads once per signal can be stale.
 
-The order manager reads what a signal needs in one pipeline and writes its orders with the
-decision in one transaction; limits, trading state and the account's snapshot are parsed again
-only when what is stored changed. The counts here are of a real Valkey (its INFO commandstats,
-commands run inside server functions included) and of the requests the client sends.
+The order manager reads what a signal needs in one pipeline and writes its order with the
+decision, behind the duplicate window and the order rate, in one server function; limits,
+trading state and the account's snapshot are parsed again only when what is stored changed.
+The counts here are of a real Valkey (its INFO commandstats, commands run inside server
+functions included) and of the requests the client sends.
 """
 
 from __future__ import annotations
@@ -17,18 +18,19 @@ import redis.asyncio as aioredis
 
 from ordermanager.service import OrderManager
 from tests.harness.clock import ManualClock
-from tests.integration.ordermanager.factories import all_orders, decision_of, make_signal, seed_account
+from tests.integration.ordermanager.factories import all_orders, decision_of, make_signal, seed_account, stream
 from yquant import controls, keys
+from yquant.messages import SignalDenied
 from yquant.settings import Settings
 from yquant.trading_state import TradingState
 
 # Valkey commands of one buy: the read pipeline (received record, limits, the account's view and
-# trading state, EXISTS), the records of its open orders, the throttles' transaction, and the
-# order with its decision (MULTI/EXEC, reservation, yq_order_create and the commands it runs,
-# the decision record and event). Before, this buy took 12 round trips and 34 commands (the same
-# test against 7f3ca72); now 4 and 33.
-MAX_ROUND_TRIPS = 4
-MAX_COMMANDS = 36
+# trading state, EXISTS), the records of its open orders, and one yq_order_place: the throttles,
+# the reservation, the order (the commands yq_order_create runs) and the decision record and event.
+# Before, this buy took 12 round trips and 34 commands (the same test against 7f3ca72), then 4 and
+# 33 with the throttles in a transaction of their own (against 7d99b55); now 3 and 29.
+MAX_ROUND_TRIPS = 3
+MAX_COMMANDS = 30
 
 
 class Sent:
@@ -163,3 +165,40 @@ async def test_two_concurrent_buys_never_spend_the_same_cash(
     outcomes = sorted([(await decision_of(redis_client, s.signal_id)).get("reason_code", "") for s in signals])
     assert outcomes == ["", "INSUFFICIENT_CASH", "INSUFFICIENT_CASH"]
     assert len(await all_orders(redis_client)) == 1
+
+
+async def test_a_throttled_buy_is_refused_in_the_step_that_would_write_it(
+    counted: tuple[aioredis.Redis, Sent], redis_client: aioredis.Redis, om_settings: Settings, clock: ManualClock
+) -> None:
+    client, sent = counted
+    manager = OrderManager(client, om_settings, clock=clock)
+    await seed_account(redis_client)
+    await controls.set_risk_limits(redis_client, om_settings, {"duplicate_window_s": 5, "max_orders_per_minute": 2})
+    first = make_signal(clock, quantity=Decimal(1))
+    await manager.handle_signal(first, "c")
+
+    again = make_signal(clock, quantity=Decimal(1))  # the same intent from another alert
+    before = sent.count
+    await manager.handle_signal(again, "c")
+    assert sent.count - before <= MAX_ROUND_TRIPS, sent.count - before
+    record = await decision_of(redis_client, again.signal_id)
+    assert (record["status"], record["reason_code"]) == ("denied", "DUPLICATE")
+    assert record["reason"] == "main: the same buy of 005930 for swing came less than 5s ago"
+    assert len(await all_orders(redis_client)) == 1
+    assert len(await redis_client.hgetall(keys.reservations("main"))) == 1  # the refused buy reserved nothing
+
+    # The refused buy took no slot of the two a minute: another ticker still goes, a third does not.
+    second = make_signal(clock, ticker="000660", quantity=Decimal(1))
+    third = make_signal(clock, ticker="035420", quantity=Decimal(1))
+    await manager.handle_signal(second, "c")
+    await manager.handle_signal(third, "c")
+    assert (await decision_of(redis_client, second.signal_id))["status"] == "accepted"
+    assert (await decision_of(redis_client, third.signal_id))["reason_code"] == "RATE_LIMITED"
+    assert {o.ticker for o in await all_orders(redis_client)} == {"005930", "000660"}
+
+    # The signal log shows every denial with its reason, as it did when the throttles ran apart.
+    denied = [m for m in await stream(redis_client, keys.DECISIONS) if isinstance(m, SignalDenied)]
+    assert [(d.signal_id, d.reason_code, d.account) for d in denied] == [
+        (again.signal_id, "DUPLICATE", "main"),
+        (third.signal_id, "RATE_LIMITED", "main"),
+    ]
