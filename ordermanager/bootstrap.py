@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
+from ordermanager import exposure
 from ordermanager.clock import Clock, SystemClock
 from ordermanager.executions import ExecutionHandler
 from ordermanager.exit_triggers import ExitWatcher
@@ -71,6 +72,7 @@ async def consumers(client: aioredis.Redis, settings: Settings, parts: Parts) ->
         )
         for stream in keys.SIGNAL_STREAMS
     ]
+    await exposure.backfill_unsettled(client)  # open orders recorded before their copies were kept
     # A new group starts at the end of the stream: history before the first start is not replayed.
     await ensure_group(client, keys.EXECUTIONS, keys.GROUP_ORDERMANAGER_EXECUTIONS, start_id="$")
     executions = Consumer(

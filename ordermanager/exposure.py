@@ -4,6 +4,17 @@ The broker's snapshot (``portfolio``) lags our own orders by up to one sync, so 
 created after the snapshot, or filled after it, is counted here as pending: buys hold
 cash and add exposure, sells hold shares. Market buys have no limit price, so the order
 manager records the price it sized them with (``keys.reservations``).
+
+Which orders those are is kept, not searched for: the server functions that create and change
+an order (``yquant/functions.lua``) copy its record to the account's ``keys.unsettled_orders``
+in the same atomic step (the gateway's fills and cancels included), and the account sync that
+reflects a final order drops it there (``portfolio.store_snapshot``: final orders never change
+again, so dropping one read earlier is safe). A signal reads that hash with its other reads,
+in one round trip, instead of the open set, the order index and each order's record.
+
+A copy can only be missing, never stale, since no order changes without its function: orders
+recorded before the functions kept copies are added once at start (``backfill_unsettled``, for
+open orders, with HSETNX so a newer copy is never replaced). Nothing else writes the hash.
 """
 
 from __future__ import annotations
@@ -121,27 +132,24 @@ class AccountRead:
 
 
 class AccountReader:
-    """Reads an account's view for a signal: one pipeline (``queue``, sent with the signal's other
-    reads) and at most one more round trip for the records of its open and recent orders.
-
-    The orders since the last sync are asked from the order index from the sync before it (a
-    superset, trimmed here), so the snapshot and the index come in the same round trip; only
-    when the snapshot is older than the one seen last (or none was seen) is the index asked again.
-    An unchanged snapshot is not parsed again.
+    """Reads an account's view for a signal in one pipeline (``queue``, sent with the signal's
+    other reads): the snapshot, the reservations, the trading state and the account's unsettled
+    orders (``keys.unsettled_orders``: each order's record, copied there by the order functions
+    in the step that changes it, and dropped by the account sync that reflects it; so the view
+    is as exact as reading every record, without a round trip for them). An unchanged snapshot,
+    and an unchanged order, are not parsed again.
     """
 
-    QUEUED = 6  # commands ``queue`` adds, besides one EXISTS per client order id
+    QUEUED = 5  # commands ``queue`` adds, besides one EXISTS per client order id
 
-    def __init__(self, cache: orders.RecordCache) -> None:
-        self.cache = cache
-        self._since_ms: dict[str, float] = {}  # per account: where the index was last read from
+    def __init__(self, cache: orders.RecordCache | None = None) -> None:
         self._snapshots: dict[str, tuple[dict[Any, Any], dict[Any, Any], AccountSnapshot | None]] = {}
+        self._parsed: dict[str, dict[str, tuple[bytes, OrderRecord]]] = {}  # per account: id -> (raw, record)
 
     def queue(self, pipe: Pipeline, account: str, client_order_ids: list[str]) -> None:
         pipe.hgetall(keys.account(account))
         pipe.hgetall(keys.positions(account))
-        pipe.smembers(keys.ORDERS_OPEN)
-        pipe.zrangebyscore(keys.ORDERS_INDEX, self._since_ms.get(account, float("inf")), "+inf", withscores=True)
+        pipe.hgetall(keys.unsettled_orders(account))
         pipe.hgetall(keys.reservations(account))
         pipe.hgetall(keys.TRADING_STATE)
         for coid in client_order_ids:
@@ -150,17 +158,10 @@ class AccountReader:
     async def finish(
         self, client: aioredis.Redis, account: str, client_order_ids: list[str], replies: list[Any]
     ) -> AccountRead:
-        raw, raw_positions, open_raw, recent_raw, raw_estimates, states = replies[: self.QUEUED]
+        raw, raw_positions, unsettled_raw, raw_estimates, states = replies[: self.QUEUED]
         exists = replies[self.QUEUED : self.QUEUED + len(client_order_ids)]
         snapshot = self._snapshot(account, raw, raw_positions)
         synced_at = _parse_time(snapshot.synced_at) if snapshot else None
-        since_ms = (synced_at.timestamp() * 1000 - 1000) if synced_at else 0
-        if since_ms < self._since_ms.get(account, float("inf")):
-            recent_raw = await client.zrangebyscore(keys.ORDERS_INDEX, since_ms, "+inf", withscores=True)
-        self._since_ms[account] = since_ms
-        open_ids = {keys.text(i) for i in open_raw}
-        recent_ids = {keys.text(i) for i, score in recent_raw if score >= since_ms}
-        records = await self.cache.get_many(client, sorted(open_ids | recent_ids))
         estimates: dict[str, Decimal] = {}
         for coid, value in raw_estimates.items():
             data = orjson.loads(value)
@@ -169,11 +170,23 @@ class AccountReader:
             account=account,
             snapshot=snapshot,
             synced_at=synced_at,
-            orders=[r for r in records if r.account == account],
+            orders=self._records(account, unsettled_raw),
             estimates=estimates,
         )
         existing = frozenset(coid for coid, found in zip(client_order_ids, exists, strict=True) if found)
         return AccountRead(view, trading_state.effective_in(states, account), existing)
+
+    def _records(self, account: str, unsettled_raw: dict[Any, Any]) -> list[OrderRecord]:
+        known = self._parsed.get(account, {})
+        parsed: dict[str, tuple[bytes, OrderRecord]] = {}
+        for coid_raw, value in unsettled_raw.items():
+            coid, data = keys.text(coid_raw), bytes(value) if not isinstance(value, str) else value.encode()
+            cached = known.get(coid)
+            parsed[coid] = (
+                cached if cached is not None and cached[0] == data else (data, orders.parse_record(orjson.loads(data)))
+            )
+        self._parsed[account] = parsed
+        return [record for _, record in parsed.values() if record.account == account]
 
     async def read(self, client: aioredis.Redis, account: str, client_order_ids: list[str]) -> AccountRead:
         async with client.pipeline(transaction=False) as pipe:
@@ -226,3 +239,22 @@ async def release_settled(client: aioredis.Redis, view: AccountView) -> None:
     done = settled(view)
     if done:
         await client.hdel(keys.reservations(view.account), *done)
+
+
+async def backfill_unsettled(client: aioredis.Redis) -> int:
+    """Copy each open order's record to its account's ``keys.unsettled_orders`` where none is
+    there yet (orders recorded before the server functions kept copies); how many were added."""
+    ids = sorted(keys.text(i) for i in await client.smembers(keys.ORDERS_OPEN))
+    if not ids:
+        return 0
+    async with client.pipeline(transaction=False) as pipe:
+        for coid in ids:
+            pipe.hgetall(keys.order(coid))
+        rows = await pipe.execute()
+    async with client.pipeline(transaction=False) as pipe:
+        for coid, row in zip(ids, rows, strict=True):
+            record = {keys.text(k): keys.text(v) for k, v in row.items()}
+            if record.get("account"):
+                pipe.hsetnx(keys.unsettled_orders(record["account"]), coid, orjson.dumps(record))
+        added = await pipe.execute()
+    return sum(1 for a in added if a)

@@ -44,6 +44,26 @@ local function yq_ingest(keys, args)
   return entry
 end
 
+-- The account's unsettled orders as the risk checks read them, one field per order (its record
+-- as JSON) in yq:orders:unsettled:<account>: every change of an order copies its record there in
+-- the same step, so one HGETALL replaces a look-up per order. The key is named from the record's
+-- account, which callers changing an order by its id do not know (Valkey standalone allows a
+-- key not passed in KEYS; the ACL still applies). The account sync drops orders it settled.
+local function mirror(order_key, coid)
+  local flat = redis.call('HGETALL', order_key)
+  local record = {}
+  local account = nil
+  for i = 1, #flat, 2 do
+    record[flat[i]] = flat[i + 1]
+    if flat[i] == 'account' then
+      account = flat[i + 1]
+    end
+  end
+  if account then
+    redis.call('HSET', 'yq:orders:unsettled:' .. account, coid, cjson.encode(record))
+  end
+end
+
 -- yq_order_create KEYS: order, history, index, open, stream
 -- ARGV: client_order_id, score_ms, maxlen, type, data, history_entry, field, value, ...
 -- Records the order and appends its command once; 0 when it already exists.
@@ -59,6 +79,7 @@ local function order_create(k, a, first)
   redis.call('RPUSH', k[2], a[first + 5])
   redis.call('ZADD', k[3], a[first + 1], a[first])
   redis.call('SADD', k[4], a[first])
+  mirror(k[1], a[first])
   return xadd(k[5], a[first + 2], a[first + 3], a[first + 4])
 end
 
@@ -175,6 +196,7 @@ local function yq_order_update(keys, args)
   end
   if #fields > 0 then
     redis.call('HSET', keys[1], unpack(fields))
+    mirror(keys[1], args[10])
   end
   if args[8] ~= '' then
     redis.call('RPUSH', keys[2], args[8])

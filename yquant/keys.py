@@ -100,6 +100,12 @@ ORDERS_INDEX = PREFIX + "orders:index"  # sorted set: client order id by creatio
 ORDERS_OPEN = PREFIX + "orders:open"  # set of client order ids not yet final
 
 
+def unsettled_orders(account_alias: str) -> str:
+    """Hash: client order id -> the order's record as JSON, for each order of the account the last
+    sync may not reflect (written by the order functions, pruned by the sync; ``functions.lua``)."""
+    return f"{PREFIX}orders:unsettled:{account_alias}"
+
+
 def broker_order(account_alias: str, broker_order_id: str) -> str:
     """Maps a broker order number back to our client order id."""
     return f"{PREFIX}brokerorder:{account_alias}:{broker_order_id}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -11,7 +12,9 @@ import redis.asyncio as aioredis
 from yquant import keys
 from yquant.bus import fields_of
 from yquant.markets import symbol_key
-from yquant.messages import AccountSynced, Frozen, Position, utcnow
+from yquant.messages import FINAL_STATES, AccountSynced, Frozen, Position, utcnow
+
+FINAL_STATE_NAMES = frozenset(state.value for state in FINAL_STATES)
 
 
 class AccountSnapshot(Frozen):
@@ -23,8 +26,12 @@ class AccountSnapshot(Frozen):
 
 async def store_snapshot(client: aioredis.Redis, event: AccountSynced, maxlen: int) -> None:
     """Replace the account's cached state with the broker's, keeping each position's strategy."""
-    attribution_raw = await client.hgetall(keys.position_attribution(event.account))
+    async with client.pipeline(transaction=False) as reads:
+        reads.hgetall(keys.position_attribution(event.account))
+        reads.hgetall(keys.unsettled_orders(event.account))
+        attribution_raw, unsettled_raw = await reads.execute()
     attribution = {keys.text(k): keys.text(v) for k, v in attribution_raw.items()}
+    settled = settled_orders(unsettled_raw, event.occurred_at)
     positions = [
         p.model_copy(update={"strategy": attribution.get(symbol_key(p.market, p.ticker), p.strategy)})
         for p in event.positions
@@ -39,6 +46,8 @@ async def store_snapshot(client: aioredis.Redis, event: AccountSynced, maxlen: i
             },
         )
         pipe.sadd(keys.ACCOUNTS_INDEX, event.account)
+        if settled:  # final before this sync: never changed again, and reflected in it
+            pipe.hdel(keys.unsettled_orders(event.account), *settled)
         pipe.delete(keys.positions(event.account))
         if positions:
             pipe.hset(
@@ -52,6 +61,23 @@ async def store_snapshot(client: aioredis.Redis, event: AccountSynced, maxlen: i
             approximate=True,
         )
         await pipe.execute()
+
+
+def settled_orders(unsettled: dict[Any, Any], synced_at: datetime) -> list[str]:
+    """Orders of ``keys.unsettled_orders`` a sync at ``synced_at`` reflects: final, and last changed
+    before it. A final order never changes again, so dropping it after reading it is safe."""
+    settled: list[str] = []
+    for coid, raw in unsettled.items():
+        data = orjson.loads(raw)
+        if data.get("state") not in FINAL_STATE_NAMES:
+            continue
+        try:
+            changed = datetime.fromisoformat(data.get("updated_at", ""))
+        except ValueError:
+            continue
+        if changed <= synced_at:
+            settled.append(keys.text(coid))
+    return settled
 
 
 async def account_aliases(client: aioredis.Redis) -> list[str]:

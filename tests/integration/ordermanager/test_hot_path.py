@@ -24,12 +24,13 @@ from yquant.messages import SignalDenied
 from yquant.settings import Settings
 from yquant.trading_state import TradingState
 
-# Valkey commands of one buy: the read pipeline (received record, limits, the account's view and
-# trading state, EXISTS), the records of its open orders, and one yq_order_place: the throttles,
-# the reservation, the order (the commands yq_order_create runs) and the decision record and event.
-# Before, this buy took 12 round trips and 34 commands (the same test against 7f3ca72), then 4 and
-# 33 with the throttles in a transaction of their own (against 7d99b55); now 3 and 29.
-MAX_ROUND_TRIPS = 3
+# Valkey commands of one buy: the read pipeline (received record, limits, the account's view with
+# its unsettled orders and trading state, EXISTS) and one yq_order_place: the throttles, the
+# reservation, the order (the commands yq_order_create runs, its copy among the account's
+# unsettled orders included) and the decision record and event. Before, this buy took 12 round
+# trips and 34 commands (the same test against 7f3ca72), then 4 and 33 (against 7d99b55); now 2
+# and 29.
+MAX_ROUND_TRIPS = 2
 MAX_COMMANDS = 30
 
 
@@ -69,7 +70,7 @@ async def test_one_buy_takes_few_round_trips_and_commands(
     client, sent = counted
     manager = OrderManager(client, om_settings, clock=clock)
     await seed_account(redis_client)
-    # An earlier buy, still open: the next one reads its record and counts it as pending.
+    # An earlier buy, still open: the next one counts it as pending, read with the account.
     await manager.handle_signal(make_signal(clock, ticker="000660", quantity=Decimal(1)), "c")
 
     signal = make_signal(clock, quantity=Decimal(2))
