@@ -2,7 +2,7 @@
 window and the duplicate-intent guard. Both live in Valkey so two instances count together.
 
 A signal of one account checks them inside ``yq_order_place`` (``yquant/functions.lua``), the
-step that also writes its order and decision, so they cost no round trip of their own (ADR 0011);
+step that also writes its order and decision, so they cost no round trip of their own (ADR 0013);
 ``claim_intent`` is for orders written one by one (a signal of several accounts).
 """
 

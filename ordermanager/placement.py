@@ -8,7 +8,7 @@ retry can neither duplicate nor flip an earlier decision.
 The throttles (duplicate window, order rate) are the last checks. For a signal of one account
 they go with the order as its ``Guard`` and are checked in ``yq_order_place``, which writes the
 reservation, the order and the acceptance only if both pass, and the refusal's decision
-otherwise (``place_arguments``; ADR 0011). Orders of a signal of several accounts are throttled
+otherwise (``place_arguments``; ADR 0013). Orders of a signal of several accounts are throttled
 and written one at a time (``_throttle``, ``_create``).
 """
 
