@@ -414,6 +414,21 @@ UPDATE = (
     "yq:orders:open",
     "yq:stream:executions",
 )
+# yq_order_place declares the throttles' keys, the signal's record and index, the decision stream
+# and the reservations beside yq_order_create's five (ordermanager/placement.py, place_arguments).
+PLACE = (
+    "FCALL",
+    "yq_order_place",
+    "11",
+    "yq:risk:dup:main:KRX:005930:BUY:s",
+    "yq:risk:rate:main",
+    "yq:signal:s1",
+    "yq:signals:index",
+    "yq:stream:decisions",
+    "yq:risk:reserved:main",
+    *CREATE[3:],
+)
+UNSETTLED = "yq:orders:unsettled:main"
 XADD = ("*", "type", "T", "data", "{}")
 CANCEL = ("type", "CancelOrder", "data", "{}")
 QUERIES_DASHBOARD = "yq:stream:queries:dashboard"
@@ -459,6 +474,7 @@ ACL_TABLE: list[tuple[str, bool, tuple[str, ...]]] = [
     ("webhook", False, ("XADD", "yq:stream:cancels", *XADD)),
     ("webhook", False, ("XADD", QUERIES_DASHBOARD, *XADD)),
     ("webhook", False, CREATE),
+    ("webhook", False, PLACE),
     ("webhook", False, ("SET", "yq:stream:signals:webhook", "x")),
     ("webhook", False, ("DEL", "yq:stream:signals:webhook")),
     ("webhook", False, ("XTRIM", "yq:stream:signals:webhook", "MAXLEN", "0")),
@@ -477,6 +493,12 @@ ACL_TABLE: list[tuple[str, bool, tuple[str, ...]]] = [
     ("ordermanager", True, ("XPENDING", "yq:stream:signals:webhook", "ordermanager", "-", "+", "1")),
     ("ordermanager", True, ("XREADGROUP", "GROUP", "ordermanager-exec", "c1", "STREAMS", "yq:stream:executions", ">")),
     ("ordermanager", True, CREATE),
+    # The throttles, the order and its decision in one step; only the order manager may take it.
+    ("ordermanager", True, PLACE),
+    # The account's unsettled orders, read with the account; open orders recorded before the order
+    # functions kept copies are added once at start (exposure.backfill_unsettled).
+    ("ordermanager", True, ("HGETALL", UNSETTLED)),
+    ("ordermanager", True, ("HSETNX", UNSETTLED, "o1", "{}")),
     ("ordermanager", True, ("XADD", "yq:stream:decisions", *XADD)),
     ("ordermanager", True, ("XADD", "yq:stream:deadletters", *XADD)),
     ("ordermanager", True, ("XADD", "yq:stream:queries", *XADD)),
@@ -512,6 +534,10 @@ ACL_TABLE: list[tuple[str, bool, tuple[str, ...]]] = [
     ("brokergateway", True, ("XREADGROUP", "GROUP", "brokergateway", "c", "STREAMS", QUERIES_DASHBOARD, ">")),
     ("brokergateway", True, ("SET", "yq:ratelimit:dashboard-quotes", "1", "NX", "PX", "1000")),
     ("brokergateway", True, UPDATE),
+    # A sync drops the final orders it reflects from the account's unsettled orders.
+    ("brokergateway", True, ("HGETALL", UNSETTLED)),
+    ("brokergateway", True, ("HDEL", UNSETTLED, "o1")),
+    ("brokergateway", False, PLACE),
     ("brokergateway", True, ("XADD", "yq:stream:executions", *XADD)),
     ("brokergateway", True, ("GET", "yq:token:abc")),
     ("brokergateway", True, ("SET", "yq:token:abc", "{}", "EX", "86400")),
@@ -578,6 +604,7 @@ ACL_TABLE: list[tuple[str, bool, tuple[str, ...]]] = [
     ("notifier", False, ("XADD", "yq:stream:signals:webhook", *XADD)),
     ("notifier", False, ("XADD", "yq:stream:cancels", *XADD)),
     ("notifier", False, ("HSET", "yq:order:o1", "state", "FILLED")),
+    ("notifier", False, PLACE),
     ("notifier", False, ("GET", "yq:token:abc")),
     # Its derived events (a heartbeat missing, a daily summary) on its own stream, and no other.
     ("notifier", True, ("XADD", "yq:stream:notices", *XADD)),
@@ -644,6 +671,9 @@ ACL_TABLE: list[tuple[str, bool, tuple[str, ...]]] = [
     ("dashboard", False, ("SET", "yq:lock:token:abc", "x")),
     ("dashboard", False, CREATE),
     ("dashboard", False, UPDATE),
+    ("dashboard", False, PLACE),
+    ("dashboard", True, ("HGETALL", UNSETTLED)),
+    ("dashboard", False, ("HSET", UNSETTLED, "o1", "{}")),
     ("dashboard", False, ("HSET", "yq:order:o1", "state", "FILLED")),
     ("dashboard", False, ("HSET", "yq:account:main", "cash", "1")),
     ("dashboard", False, ("DEL", "yq:positions:main")),
@@ -907,7 +937,20 @@ def _real_calls(port: int, passwords: dict[str, str]) -> list[str]:
     health = client_for(port, "healthcheck", passwords["YQ_VALKEY_HEALTHCHECK_PASSWORD"])
     webhook = client_for(port, "webhook", passwords["YQ_VALKEY_WEBHOOK_PASSWORD"])
     ordermanager = client_for(port, "ordermanager", passwords["YQ_VALKEY_ORDERMANAGER_PASSWORD"])
+    brokergateway = client_for(port, "brokergateway", passwords["YQ_VALKEY_BROKERGATEWAY_PASSWORD"])
     create_args = (CREATE[1], int(CREATE[2]), *CREATE[3:], "o1", 1, 1000, "T", "{}", "h", "state", "NEW")
+    decision = ("2", "status", "accepted", "Decision", "{}")
+    place_args: tuple[Any, ...] = (
+        PLACE[1],
+        int(PLACE[2]),
+        *(part.replace("o1", "o2") for part in PLACE[3:]),
+        *("s1", 3000, 10, "o2", 1, 0, 120, 86400, 1, 1000),  # window, rate, record and index
+        *decision * 3,  # accepted, duplicate, rate
+        *(0, "o2", "{}", 60),  # the reservation
+        *("o2", 1, 1000, "T", "{}", "h", "state", "NEW", "account", "main"),
+    )
+    fill_args: tuple[Any, ...] = ("yq_order_update", 4, *(part.replace("o1", "o2") for part in UPDATE[3:]))
+    fill_args += ("*", "", "", "FILLED", 1000, "T", "{}", "h", "1", "o2", "updated_at", "x")
     try:
         if _command(health, "PING") not in (True, "PONG"):
             problems.append("the healthcheck user's PING did not answer PONG")
@@ -921,6 +964,10 @@ def _real_calls(port: int, passwords: dict[str, str]) -> list[str]:
                 lambda: webhook.fcall(*create_args),
             ),
             (
+                "place an order with its decision through FCALL yq_order_place",
+                lambda: webhook.fcall(*place_args),
+            ),
+            (
                 "append to the order stream through FCALL yq_ingest",
                 lambda: webhook.fcall("yq_ingest", 2, "yq:dedupe:signal:dc2", "yq:stream:orders", 60, 1000, "T", "{}"),
             ),
@@ -930,10 +977,20 @@ def _real_calls(port: int, passwords: dict[str, str]) -> list[str]:
         created = ordermanager.fcall(*create_args)
         if not created:
             problems.append("the order manager could not create an order through FCALL yq_order_create")
+        # Every write of yq_order_place and of the unsettled copy (a key the functions name from
+        # the record, not from KEYS) runs under the caller's rules: the order manager places, the
+        # gateway's fill keeps the account's copy current.
+        placed: Any = ordermanager.fcall(*place_args)
+        if not (isinstance(placed, list) and placed[0] == "" and placed[1]):
+            problems.append(f"the order manager's FCALL yq_order_place returned {placed!r} (want '' and an id)")
+        brokergateway.fcall(*fill_args)
+        copy = _command(ordermanager, "HGET", UNSETTLED, "o2")
+        if not copy or json.loads(copy).get("state") != "FILLED":
+            problems.append(f"the gateway's fill left the account's unsettled copy of the order at {copy!r}")
     except RedisError as exc:
         problems.append(f"a permitted call failed: {exc}")
     finally:
-        for client in (health, webhook, ordermanager):
+        for client in (health, webhook, ordermanager, brokergateway):
             client.close()
     return problems
 

@@ -9,6 +9,7 @@ import pytest
 from tests.deploy.conftest import RunCheck, replace_once
 
 STATIC = "compose,memory,image,monitoring"
+PLACE_SHOWN = "FCALL yq_order_place 11 yq:risk:dup:main:KRX:005930:BUY:s yq:risk:r..."
 
 
 def test_deployment_files_when_unchanged_then_every_check_but_wheels_passes(
@@ -177,6 +178,25 @@ def test_compose_file_when_faulty_then_check_fails_with_reason(
             "user dashboard may run `XADD yq:stream:queries * type T data {}` but must not",
             id="dashboard-may-queue-the-order-managers-queries",
         ),
+        pytest.param(
+            "    (+fcall ~yq:dedupe:signal:* ~yq:stream:signals:webhook)\n",
+            "    (+fcall ~yq:*)\n",
+            f"user webhook may run `{PLACE_SHOWN}` but must not",
+            id="webhook-may-place-orders",
+        ),
+        pytest.param(
+            "    (+fcall ~yq:dedupe:signal:* ~yq:stream:signals:dashboard)\n",
+            "    (+fcall ~yq:*)\n",
+            f"user dashboard may run `{PLACE_SHOWN}` but must not",
+            id="dashboard-may-place-orders",
+        ),
+        pytest.param(
+            "    (+fcall ~yq:order:* ~yq:orders:* ~yq:stream:orders ~yq:stream:executions)\n",
+            "    (+fcall ~yq:order:* ~yq:orders:* ~yq:stream:orders ~yq:stream:executions ~yq:risk:* ~yq:signal:*\n"
+            "        ~yq:signals:* ~yq:stream:decisions)\n",
+            f"user brokergateway may run `{PLACE_SHOWN}` but must not",
+            id="gateway-may-place-orders",
+        ),
     ],
 )
 def test_acl_template_when_too_permissive_then_check_fails_with_reason(
@@ -201,6 +221,22 @@ def test_acl_template_when_a_permitted_command_is_lost_then_check_fails(deployme
 
     assert result.returncode == 1, result.stdout
     assert "user webhook may not run `SET yq:dedupe:signal:s1 1 NX EX 60` but must" in result.stdout
+
+
+def test_acl_template_when_the_order_manager_cannot_record_a_placed_orders_decision_then_check_fails(
+    deployment: Path, run_check: RunCheck
+) -> None:
+    replace_once(
+        deployment / "valkey" / "users.acl.template",
+        "        ~yq:signals:* ~yq:stream:decisions)\n",
+        "        ~yq:signals:*)\n",
+    )
+
+    result = run_check(deployment, "--only", "acl", "--compose", "docker-compose.vm1.yml")
+
+    assert result.returncode == 1, result.stdout
+    assert f"user ordermanager may not run `{PLACE_SHOWN}` but must" in result.stdout, result.stdout
+    assert "a permitted call failed: No permissions to access a key" in result.stdout, result.stdout
 
 
 def test_acl_template_when_the_dashboard_loses_its_cancel_stream_then_check_fails(
