@@ -104,7 +104,7 @@ class Gateway:
             now = time.monotonic()
             if now - last_sweep >= ABANDONED_SWEEP_S:
                 last_sweep = now
-                await self._settle_abandoned_orders()
+                await self.sweep_open_orders()
             for worker in self.workers.values():
                 try:
                     await self._tick(worker, now)
@@ -123,8 +123,14 @@ class Gateway:
     async def _check_calendar(self) -> None:
         await self.calendar.check()
 
-    async def _settle_abandoned_orders(self) -> None:
-        """SUBMITTING orders whose submitter died (its lease expired) are reconciled, here or elsewhere."""
+    async def sweep_open_orders(self) -> None:
+        """Look over the stored open orders: reconcile SUBMITTING ones whose submitter died (its
+        lease expired), here or elsewhere, and follow live ones this gateway lost sight of.
+
+        An order is lost from sight when its acceptance reached Valkey but the answer did not reach
+        the gateway (a write that timed out while Valkey was frozen or the link was cut): it is
+        ACCEPTED in Valkey, nobody polls it, and its fills would go unrecorded until a restart.
+        """
         try:
             records = await orders.open_orders(self.client)
         except (RedisError, OSError, ValueError) as exc:
@@ -133,11 +139,17 @@ class Gateway:
         horizon = utcnow() - timedelta(seconds=ABANDONED_AFTER_S)
         for record in records:
             worker = self.workers.get(record.account)
-            placed = record.submitted_at or record.created_at
-            if worker is None or record.state is not OrderState.SUBMITTING or placed > horizon:
+            coid = record.client_order_id
+            if worker is None or self.orders.busy(coid):
                 continue
-            if not self.orders.busy(record.client_order_id):
-                self.spawn(self.orders.settle_abandoned(worker, record.client_order_id))
+            if record.state in LIVE_STATES and record.broker_order_id and coid not in worker.tracking:
+                logger.warning("following a live order this gateway had lost sight of", extra={"client_order_id": coid})
+                self.fills.track(worker, record)
+                worker.tracking[coid] = 0.0  # no news since it was lost: the next poll asks for it
+                continue
+            placed = record.submitted_at or record.created_at
+            if record.state is OrderState.SUBMITTING and placed <= horizon:
+                self.spawn(self.orders.settle_abandoned(worker, coid))
 
     async def _tick(self, worker: AccountWorker, now: float) -> None:
         await self.fills.resolve_waiting_notices(worker)

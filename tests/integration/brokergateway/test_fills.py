@@ -203,3 +203,32 @@ async def test_cancel_while_the_order_is_being_sent_is_carried_out_once_kis_answ
     record = await harness.state(record.client_order_id, OrderState.CANCELLED)
     assert record.reason == "cancelled on the dashboard by admin"
     assert set(harness.tr_ids("/order-rvsecncl")) == {"TTTC0013U"}
+
+
+async def test_an_accepted_order_the_gateway_lost_sight_of_is_followed_again_and_its_fill_recorded(
+    sim: SimServer, make_harness: MakeHarness
+) -> None:
+    # Valkey frozen as the acceptance is written: the write lands when Valkey answers again, but
+    # the gateway saw it time out and never began following the order. Modelled here by dropping
+    # the order from the gateway's view right after it was accepted, with notices lost too.
+    sim.admin("/admin/price", {"ticker": "000660", "price": "180000"})
+    harness = await make_harness(sim)
+    worker = harness.gateway.workers[harness.alias]
+    sim.admin("/admin/ws", {"drop_notices": True})
+    try:
+        command = await harness.submit(
+            ticker="000660", quantity=3, order_type=OrderType.LIMIT, limit_price=Decimal(179000)
+        )
+        await harness.state(command.client_order_id, OrderState.ACCEPTED)
+        harness.gateway.fills.forget(worker, command.client_order_id)
+        sim.admin("/admin/price", {"ticker": "000660", "price": "179000"})  # it fills at KIS
+        await harness.gateway.poller.poll(worker)
+        assert (await harness.order(command.client_order_id)).state is OrderState.ACCEPTED  # nobody follows it
+
+        await harness.gateway.sweep_open_orders()
+        record = await harness.state(command.client_order_id, OrderState.FILLED)
+    finally:
+        sim.admin("/admin/ws", {"drop_notices": False})
+    assert (record.filled_quantity, record.average_price) == (3, Decimal(179000))
+    [fill] = fills(await harness.events(command.client_order_id))
+    assert (fill.source, fill.fill_quantity) == ("poll", 3)
