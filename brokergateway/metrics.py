@@ -42,3 +42,8 @@ QUOTES = Counter(
 RESUBMISSIONS = Counter(
     "yquant_gateway_resubmissions", "Orders sent again after KIS's order list proved it did not have them"
 )
+UNOWNED_OPEN_ORDERS = Gauge(
+    "yquant_gateway_unowned_open_orders",
+    "Orders open at KIS that yQuant did not place (e.g. placed in KIS's app), at the last look",
+    ["account", "market"],
+)

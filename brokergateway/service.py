@@ -12,7 +12,9 @@ Its parts are wired here and share one task set:
   notices flow, slow while they do);
 * ``AccountSync`` (accounts.py): cash and positions at start, after fills, periodically;
 * ``QuoteDesk`` (quotes.py): answers to quote requests, cached;
-* ``CalendarCheck`` (calendar_check.py): KIS's KRX calendar against ours, once a day.
+* ``CalendarCheck`` (calendar_check.py): KIS's KRX calendar against ours, once a day;
+* ``OpenOrderCheck`` (open_at_kis.py): KIS's open orders against our records at start (ours
+  followed or settled from the order lists, others left alone and reported).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from brokergateway.calendar_check import CalendarCheck
 from brokergateway.config import GatewayConfig
 from brokergateway.fills import LIVE_STATES, Fills
 from brokergateway.kis.notices import ExecutionNotice, NoticeFeed
+from brokergateway.open_at_kis import OpenOrderCheck
 from brokergateway.orders import OrderDesk
 from brokergateway.polling import FillPoller
 from brokergateway.quotes import QuoteDesk
@@ -64,6 +67,7 @@ class Gateway:
         self.orders = OrderDesk(client, workers, config, self.fills, instance)
         self.feeds: list[NoticeFeed] = []
         self.calendar = CalendarCheck(workers)
+        self.open_orders = OpenOrderCheck(client, config, self.fills, self.poller)
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task: asyncio.Task[None] = asyncio.create_task(coro)
@@ -83,7 +87,8 @@ class Gateway:
         self.feeds.append(feed)
 
     async def start(self) -> None:
-        """Recover after a restart: reconcile orders left SUBMITTING, follow live ones, sync, listen."""
+        """Recover after a restart: reconcile orders left SUBMITTING, follow live ones, set our records
+        against KIS's open orders, sync, listen."""
         for record in await orders.open_orders(self.client):
             worker = self.workers.get(record.account)
             if worker is None:
@@ -93,6 +98,7 @@ class Gateway:
             elif record.state in LIVE_STATES and record.broker_order_id:
                 self.fills.track(worker, record)
         for worker in self.workers.values():
+            self.spawn(self.open_orders.at_start(worker))
             self.spawn(self.sync.sync_quietly(worker))
         for feed in self.feeds:
             self.spawn(feed.run())
@@ -175,11 +181,13 @@ class Gateway:
             logger.warning("background task did not stop in time", extra={"task": task.get_name()})
 
     def health(self) -> dict[str, str]:
-        """Heartbeat details: accounts, execution-notice sessions, orders being followed."""
+        """Heartbeat details: accounts, execution-notice sessions, orders being followed, orders open at
+        KIS that are not ours (``alias:market=count``)."""
         return {
             "accounts": ",".join(sorted(self.workers)),
             "notices": ",".join(f"{feed.label}:{'up' if feed.connected else 'down'}" for feed in self.feeds) or "off",
             "following": str(sum(len(worker.tracking) for worker in self.workers.values())),
+            "unowned_open_orders": self.open_orders.summary(),
         }
 
     # --- inputs -------------------------------------------------------------------------

@@ -268,6 +268,11 @@ async def _positions(settings: Settings, as_json: bool, account: str | None) -> 
     for s in snapshots:
         cash = ", ".join(f"{k} {_amount(v, k)}" for k, v in s.cash.items())
         sys.stdout.write(f"{s.account}: cash {cash} (synced {s.synced_at})\n")
+        for o in s.unowned_open_orders:
+            sys.stdout.write(
+                f"{s.account}: open at KIS, not placed by yQuant: {o.market} {o.ticker} {o.side} "
+                f"{o.remaining_quantity:,} @ {o.price} (KIS order {o.broker_order_id})\n"
+            )
     return 0
 
 

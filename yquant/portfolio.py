@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
+from pydantic import Field
 
 from yquant import keys
 from yquant.bus import fields_of
@@ -17,11 +18,25 @@ from yquant.messages import FINAL_STATES, AccountSynced, Frozen, Position, utcno
 FINAL_STATE_NAMES = frozenset(state.value for state in FINAL_STATES)
 
 
+class UnownedOrder(Frozen):
+    """An order open at the broker that no order of ours placed (e.g. one placed in KIS's own app):
+    never touched, only shown, because it holds the account's cash or shares."""
+
+    market: str  # "KRX" or "US"
+    ticker: str
+    side: str
+    remaining_quantity: int
+    price: Decimal
+    broker_order_id: str
+
+
 class AccountSnapshot(Frozen):
     account: str
     cash: dict[str, Decimal]
     synced_at: str
     positions: list[Position]
+    unowned_open_orders: list[UnownedOrder] = Field(default_factory=list)
+    open_orders_checked_at: str = ""
 
 
 async def store_snapshot(client: aioredis.Redis, event: AccountSynced, maxlen: int) -> None:
@@ -108,12 +123,34 @@ async def get_account(client: aioredis.Redis, account: str) -> AccountSnapshot |
 
 def snapshot_of(account: str, raw: dict[Any, Any], raw_positions: dict[Any, Any]) -> AccountSnapshot | None:
     """The snapshot from HGETALLs of ``keys.account`` and ``keys.positions`` (None: never synced)."""
-    if not raw:
-        return None
     data = {keys.text(k): keys.text(v) for k, v in raw.items()}
+    if "cash" not in data:
+        return None
     cash = {k: Decimal(v) for k, v in orjson.loads(data["cash"]).items()}
     return AccountSnapshot(
-        account=account, cash=cash, synced_at=data.get("synced_at", ""), positions=_positions(raw_positions)
+        account=account,
+        cash=cash,
+        synced_at=data.get("synced_at", ""),
+        positions=_positions(raw_positions),
+        unowned_open_orders=unowned_of(data),
+        open_orders_checked_at=data.get("open_orders_checked_at", ""),
+    )
+
+
+def unowned_of(data: dict[str, str]) -> list[UnownedOrder]:
+    """The unowned open orders of an account hash (as text), as the gateway last found them."""
+    raw = data.get("unowned_open_orders", "")
+    return [UnownedOrder.model_validate(item) for item in orjson.loads(raw)] if raw else []
+
+
+async def store_open_order_check(client: aioredis.Redis, account: str, unowned: list[UnownedOrder]) -> None:
+    """Record what the gateway's look at the broker's open orders found that is not ours."""
+    await client.hset(
+        keys.account(account),
+        mapping={
+            "unowned_open_orders": orjson.dumps([order.model_dump(mode="json") for order in unowned]),
+            "open_orders_checked_at": utcnow().isoformat(),
+        },
     )
 
 

@@ -27,14 +27,15 @@ class PresentBalance:
     totals: Row = field(default_factory=dict)
 
 
-def _rows(value: Any) -> list[Row]:
+def rows_of(value: Any) -> list[Row]:
+    """An ``output`` as a list of rows (KIS gives a list, one object, or nothing)."""
     if isinstance(value, list):
         return [row for row in value if isinstance(row, dict)]
     return [value] if isinstance(value, dict) and value else []
 
 
 def _summary(value: Any) -> Row:
-    rows = _rows(value)
+    rows = rows_of(value)
     return rows[0] if rows else {}
 
 
@@ -59,7 +60,7 @@ async def domestic_balance(kis: KisClient) -> tuple[list[Row], Row]:
     rows: list[Row] = []
     summary: Row = {}
     async for page in kis.pages(f"{DOMESTIC}/trading/inquire-balance", trids.DOMESTIC_BALANCE[kis.env], params, 100):
-        rows.extend(_rows(page.body.get("output1")))
+        rows.extend(rows_of(page.body.get("output1")))
         summary = _summary(page.body.get("output2")) or summary
     return rows, summary
 
@@ -80,7 +81,7 @@ async def overseas_balance(kis: KisClient, market: Market) -> tuple[list[Row], R
     rows: list[Row] = []
     summary: Row = {}
     async for page in kis.pages(f"{OVERSEAS}/trading/inquire-balance", trids.OVERSEAS_BALANCE[kis.env], params, 200):
-        rows.extend(_rows(page.body.get("output1")))
+        rows.extend(rows_of(page.body.get("output1")))
         summary = _summary(page.body.get("output2")) or summary
     return rows, summary
 
@@ -99,8 +100,8 @@ async def overseas_present_balance(kis: KisClient) -> PresentBalance:
         f"{OVERSEAS}/trading/inquire-present-balance", trids.OVERSEAS_PRESENT_BALANCE[kis.env], params
     )
     return PresentBalance(
-        rows=_rows(page.body.get("output1")),
-        currencies=_rows(page.body.get("output2")),
+        rows=rows_of(page.body.get("output1")),
+        currencies=rows_of(page.body.get("output2")),
         totals=_summary(page.body.get("output3")),
     )
 
@@ -112,9 +113,11 @@ async def daily_order_pages(
     ticker: str = "",
     side: Side | None = None,
     newest_first: bool = True,
+    unfilled_only: bool = False,
     max_pages: int = 20,
 ) -> AsyncIterator[list[Row]]:
-    """inquire-daily-ccld for one day, page by page (a caller may stop once it found its orders)."""
+    """inquire-daily-ccld for one day, page by page (a caller may stop once it found its orders);
+    ``unfilled_only``: CCLD_DVSN 02, the orders with shares left."""
     stamp = day.strftime("%Y%m%d")
 
     def params(fk: str, nk: str) -> dict[str, str]:
@@ -126,7 +129,7 @@ async def daily_order_pages(
             "SLL_BUY_DVSN_CD": SIDE_CODES[side],
             "INQR_DVSN": "00" if newest_first else "01",
             "PDNO": ticker,
-            "CCLD_DVSN": "00",
+            "CCLD_DVSN": "02" if unfilled_only else "00",
             "ORD_GNO_BRNO": "",
             "ODNO": "",
             "INQR_DVSN_3": "00",
@@ -138,7 +141,7 @@ async def daily_order_pages(
 
     path = f"{DOMESTIC}/trading/inquire-daily-ccld"
     async for page in kis.pages(path, trids.DOMESTIC_DAILY_CCLD[kis.env], params, 100, max_pages):
-        yield _rows(page.body.get("output1"))
+        yield rows_of(page.body.get("output1"))
 
 
 async def daily_orders(kis: KisClient, day: date, *, ticker: str = "", side: Side | None = None) -> list[Row]:
@@ -178,7 +181,7 @@ async def overseas_order_pages(
 
     path = f"{OVERSEAS}/trading/inquire-ccnl"
     async for page in kis.pages(path, trids.OVERSEAS_ORDER_LIST[kis.env], params, 200, max_pages):
-        yield _rows(page.body.get("output") or page.body.get("output1"))
+        yield rows_of(page.body.get("output") or page.body.get("output1"))
 
 
 async def domestic_price(kis: KisClient, ticker: str, *, slot: str | None = None) -> Row:
@@ -209,7 +212,7 @@ async def krx_calendar(kis: KisClient, start: date, days: int, *, max_pages: int
     for _ in range(max_pages):
         params = {"BASS_DT": start.strftime("%Y%m%d"), "CTX_AREA_FK": fk, "CTX_AREA_NK": nk}
         page = await kis.query(f"{DOMESTIC}/quotations/chk-holiday", trids.KRX_CALENDAR, params, tr_cont)
-        for row in _rows(page.body.get("output")):
+        for row in rows_of(page.body.get("output")):
             text = str(row.get("bass_dt", "")).strip()
             try:
                 day = date(int(text[:4]), int(text[4:6]), int(text[6:8]))

@@ -40,7 +40,7 @@ class BrokerOrderStatus:
         return self.remaining_quantity <= 0 or self.rejected
 
 
-def _stamp(day: object, moment: object, zone: ZoneInfo) -> datetime | None:
+def stamp(day: object, moment: object, zone: ZoneInfo) -> datetime | None:
     text = f"{str(day or '').strip()}{str(moment or '').strip()}"
     try:
         return datetime.strptime(text, "%Y%m%d%H%M%S").replace(tzinfo=zone)
@@ -72,7 +72,7 @@ def domestic_status(row: dict[str, Any]) -> BrokerOrderStatus:
         remaining_quantity=integer(row.get("rmn_qty")),
         rejected=integer(row.get("rjct_qty")) > 0,
         amendment=str(row.get("cncl_yn", "")).strip() == "Y" or original not in ("", "0"),
-        placed_at=_stamp(row.get("ord_dt"), row.get("ord_tmd"), SEOUL),
+        placed_at=stamp(row.get("ord_dt"), row.get("ord_tmd"), SEOUL),
         branch=str(row.get("ord_gno_brno", "")).strip(),
     )
 
@@ -83,7 +83,7 @@ def overseas_status(row: dict[str, Any]) -> BrokerOrderStatus:
     filled = integer(row.get("ft_ccld_qty"))
     amount = dec(row.get("ft_ccld_amt3"))
     state = str(row.get("prcs_stat_name", "")).strip()
-    placed_at = _stamp(row.get("dmst_ord_dt"), row.get("thco_ord_tmd"), SEOUL) or _stamp(
+    placed_at = stamp(row.get("dmst_ord_dt"), row.get("thco_ord_tmd"), SEOUL) or stamp(
         row.get("ord_dt"), row.get("ord_tmd"), NEW_YORK
     )
     return BrokerOrderStatus(

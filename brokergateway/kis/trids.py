@@ -24,6 +24,9 @@ DOMESTIC_BUYABLE = {"real": "TTTC8908R", "virtual": "VTTC8908R"}
 KRX_CALENDAR = "CTCA0903R"  # chk-holiday: real domain only
 DOMESTIC_DAILY_CCLD = {"real": "TTTC0081R", "virtual": "VTTC0081R"}
 DOMESTIC_PRICE = "FHKST01010100"
+# inquire-psbl-rvsecncl, the open (revisable) orders: real domain only (older TTTC8036R); a virtual
+# account reads its open orders from inquire-daily-ccld with CCLD_DVSN 02 (unfilled) instead.
+DOMESTIC_OPEN_ORDERS = "TTTC0084R"
 
 OVERSEAS_ORDER = {
     ("real", Side.BUY): "TTTT1002U",
@@ -37,6 +40,7 @@ OVERSEAS_PRESENT_BALANCE = {"real": "CTRP6504R", "virtual": "VTRP6504R"}
 OVERSEAS_PRICE = "HHDFS00000300"
 # UNCERTAIN (docs/kis-protocol.md §5.7): the overseas order list with fills, OT examples_llm inquire_ccnl.
 OVERSEAS_ORDER_LIST = {"real": "TTTS3035R", "virtual": "VTTS3035R"}
+OVERSEAS_OPEN_ORDERS = {"real": "TTTS3018R", "virtual": "VTTS3018R"}  # inquire-nccs
 
 EXECUTION_NOTICE = {"real": "H0STCNI0", "virtual": "H0STCNI9"}
 OVERSEAS_EXECUTION_NOTICE = {"real": "H0GSCNI0", "virtual": "H0GSCNI9"}

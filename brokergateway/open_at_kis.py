@@ -1,0 +1,186 @@
+"""The account's open orders at KIS, read at start and whenever an order's fate is unknown.
+
+At start (once per account, retried until KIS answers: the first call also proves the token)
+the gateway reads KIS's open orders for each market the account trades (kis/open_orders.py,
+every page) and sets them against our order records:
+
+* an order of ours that KIS still holds open is followed, with the fills KIS reports for it
+  applied (its remaining quantity is KIS's);
+* an order of ours we think live that KIS no longer lists is final at KIS: its end (filled,
+  cancelled, expired) comes from the daily order lists, as the fill poll reads them, so no fill
+  is invented and none is applied twice;
+* an order open at KIS that is not ours (placed in KIS's own app, say) is never touched. It is
+  logged once, counted in ``yquant_gateway_unowned_open_orders{account,market}``, written to the
+  account's state (``portfolio.store_open_order_check``: ``yquant status`` and the heartbeat show
+  it), because it holds cash or shares the order manager does not know are spoken for.
+
+An open order that could be one of our SUBMITTING orders (its POST answer was lost) is left to
+that order's reconciliation (reconcile.py), which reads the same list.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+
+import redis.asyncio as aioredis
+
+from brokergateway import metrics
+from brokergateway.accounts import KRX, US
+from brokergateway.config import GatewayConfig
+from brokergateway.fills import LIVE_STATES, Fills
+from brokergateway.kis.open_orders import domestic_open_orders, overseas_open_orders
+from brokergateway.kis.order_list import BrokerOrderStatus
+from brokergateway.kis.values import order_number
+from brokergateway.order_match import matches
+from brokergateway.polling import FillPoller
+from brokergateway.worker import AccountWorker
+from yquant import keys, orders, portfolio
+from yquant.errors import BrokerError
+from yquant.messages import Market, OrderState
+from yquant.orders import OrderRecord
+from yquant.portfolio import UnownedOrder
+
+logger = logging.getLogger(__name__)
+
+RETRY_FIRST_S = 1.0
+RETRY_MAX_S = 60.0
+
+
+async def read_open_orders(
+    worker: AccountWorker, segments: set[str] | None = None
+) -> dict[str, list[BrokerOrderStatus]]:
+    """KIS's open orders of ``worker`` per segment ("KRX", "US"; default: those it trades)."""
+    traded = ({KRX} if Market.KRX in worker.markets else set()) | ({US} if worker.trades_us else set())
+    found: dict[str, list[BrokerOrderStatus]] = {}
+    for segment in sorted(traded if segments is None else traded & segments):
+        if segment == KRX:
+            found[KRX] = await domestic_open_orders(worker.kis)
+        else:
+            found[US] = await overseas_open_orders(worker.kis, worker.markets)
+    return found
+
+
+def segment_of_record(record: OrderRecord) -> str:
+    return US if record.market.is_us else KRX
+
+
+class OpenOrderCheck:
+    def __init__(self, client: aioredis.Redis, config: GatewayConfig, fills: Fills, poller: FillPoller) -> None:
+        self.client = client
+        self.config = config
+        self.fills = fills
+        self.poller = poller
+        self._reported: set[tuple[str, str]] = set()  # (alias, order number) already logged as unowned
+        self.unowned: dict[str, dict[str, int]] = {}  # alias -> segment -> count, as last found
+
+    async def at_start(self, worker: AccountWorker) -> None:
+        """Reconcile with KIS's open orders, retrying (with backoff) until KIS answers."""
+        wait = RETRY_FIRST_S
+        while True:
+            try:
+                await self.reconcile(worker)
+                return
+            except BrokerError as exc:
+                logger.warning(
+                    "open orders at KIS unavailable; trying again",
+                    extra={"account": worker.alias, "error": exc.message, "retry_s": wait},
+                )
+            await asyncio.sleep(wait)
+            wait = min(wait * 2, RETRY_MAX_S)
+
+    async def reconcile(self, worker: AccountWorker) -> None:
+        """One pass: KIS's open orders against our records of ``worker``'s account."""
+        at_kis = await read_open_orders(worker)
+        records = [r for r in await orders.open_orders(self.client) if r.account == worker.alias]
+        ours = {order_number(r.broker_order_id): r for r in records if r.state in LIVE_STATES and r.broker_order_id}
+        submitting = [r for r in records if r.state is OrderState.SUBMITTING]
+        listed: set[str] = set()
+        unowned: list[tuple[str, BrokerOrderStatus]] = []
+        for segment, statuses in at_kis.items():
+            for status in statuses:
+                number = status.broker_order_id
+                record = ours.get(number) or ours.get(status.original_order_id)
+                if record is not None:
+                    listed.add(order_number(record.broker_order_id))
+                    await self._still_open(worker, record, status)
+                elif not await self._known(worker, status) and not self._maybe_submitting(submitting, status):
+                    unowned.append((segment, status))
+        gone = [r for number, r in ours.items() if number not in listed and segment_of_record(r) in at_kis]
+        for record in gone:
+            self.fills.track(worker, record)
+        if gone:
+            logger.info(
+                "orders no longer open at KIS; reading their end from the order lists",
+                extra={"account": worker.alias, "orders": len(gone)},
+            )
+            await self.poller.poll(worker)
+        await self._report_unowned(worker, list(at_kis), unowned)
+
+    async def _still_open(self, worker: AccountWorker, record: OrderRecord, status: BrokerOrderStatus) -> None:
+        """Ours and open at KIS: apply what KIS filled meanwhile and follow it."""
+        await self.fills.apply_status(worker, record, status, source="open-orders")
+        current = await orders.get_order(self.client, record.client_order_id)
+        if current is not None and current.state in LIVE_STATES:
+            self.fills.track(worker, current)
+
+    async def _known(self, worker: AccountWorker, status: BrokerOrderStatus) -> bool:
+        """One of our orders' broker numbers (a record already final here, or not read above)."""
+        for number in (status.broker_order_id, status.original_order_id):
+            if number and number != "0" and await self.client.exists(keys.broker_order(worker.alias, number)):
+                return True
+        return False
+
+    def _maybe_submitting(self, submitting: list[OrderRecord], status: BrokerOrderStatus) -> bool:
+        window = timedelta(seconds=self.config.reconcile_window_s)
+        return any(matches(r, status, r.created_at - window) for r in submitting)
+
+    async def _report_unowned(
+        self, worker: AccountWorker, segments: list[str], unowned: list[tuple[str, BrokerOrderStatus]]
+    ) -> None:
+        counts = {segment: 0 for segment in segments}
+        for segment, status in unowned:
+            counts[segment] += 1
+            if (worker.alias, status.broker_order_id) not in self._reported:
+                self._reported.add((worker.alias, status.broker_order_id))
+                logger.warning(
+                    "an order open at KIS was not placed by yQuant; it is left alone",
+                    extra={
+                        "account": worker.alias,
+                        "market": segment,
+                        "ticker": status.ticker,
+                        "side": status.side.value if status.side else "",
+                        "remaining": status.remaining_quantity,
+                        "price": str(status.price),
+                        "broker_order_id": status.broker_order_id,
+                    },
+                )
+        for segment, count in counts.items():
+            metrics.UNOWNED_OPEN_ORDERS.labels(worker.alias, segment).set(count)
+        self.unowned[worker.alias] = counts
+        await portfolio.store_open_order_check(
+            self.client,
+            worker.alias,
+            [
+                UnownedOrder(
+                    market=segment,
+                    ticker=status.ticker,
+                    side=status.side.value if status.side else "",
+                    remaining_quantity=status.remaining_quantity,
+                    price=status.price,
+                    broker_order_id=status.broker_order_id,
+                )
+                for segment, status in unowned
+            ],
+        )
+
+    def summary(self) -> str:
+        """For the heartbeat: ``alias:KRX=1`` for each market with unowned open orders."""
+        parts = [
+            f"{alias}:{segment}={count}"
+            for alias, counts in sorted(self.unowned.items())
+            for segment, count in sorted(counts.items())
+            if count
+        ]
+        return ",".join(parts) or "none"
