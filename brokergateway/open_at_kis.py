@@ -16,12 +16,21 @@ every page) and sets them against our order records:
 
 An open order that could be one of our SUBMITTING orders (its POST answer was lost) is left to
 that order's reconciliation (reconcile.py), which reads the same list.
+
+Only the orders the gateway followed when it started are set against KIS's list. An order
+placed since is the notices' and the polls' alone: were it taken too, a start-up pass that
+reads KIS's list late (a slow token, retries) would apply a fill of it just before its notice,
+or find it not yet listed and settle it "from the order lists" (a poll) while its first
+notice is on the way. The orders of before the start can still meet a notice here; every path
+stores a fill only if the stored filled quantity is the one it read (fills.py), so whichever
+comes first applies it and the other finds nothing new.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
 from datetime import timedelta
 
 import redis.asyncio as aioredis
@@ -74,9 +83,14 @@ class OpenOrderCheck:
         self.poller = poller
         self._reported: set[tuple[str, str]] = set()  # (alias, order number) already logged as unowned
         self.unowned: dict[str, dict[str, int]] = {}  # alias -> segment -> count, as last found
+        self.followed_at_start: dict[str, frozenset[str]] = {}  # alias -> client order ids
 
-    async def at_start(self, worker: AccountWorker) -> None:
-        """Reconcile with KIS's open orders, retrying (with backoff) until KIS answers."""
+    async def at_start(self, worker: AccountWorker, followed: Iterable[str]) -> None:
+        """Reconcile with KIS's open orders, retrying (with backoff) until KIS answers.
+
+        ``followed``: the client order ids of ``worker``'s orders the gateway followed as it
+        started; those are the only records of ours set against the list."""
+        self.followed_at_start[worker.alias] = frozenset(followed)
         wait = RETRY_FIRST_S
         while True:
             try:
@@ -94,7 +108,12 @@ class OpenOrderCheck:
         """One pass: KIS's open orders against our records of ``worker``'s account."""
         at_kis = await read_open_orders(worker)
         records = [r for r in await orders.open_orders(self.client) if r.account == worker.alias]
-        ours = {order_number(r.broker_order_id): r for r in records if r.state in LIVE_STATES and r.broker_order_id}
+        before = self.followed_at_start.get(worker.alias, frozenset())
+        ours = {
+            order_number(r.broker_order_id): r
+            for r in records
+            if r.client_order_id in before and r.state in LIVE_STATES and r.broker_order_id
+        }
         submitting = [r for r in records if r.state is OrderState.SUBMITTING]
         listed: set[str] = set()
         unowned: list[tuple[str, BrokerOrderStatus]] = []
@@ -107,9 +126,12 @@ class OpenOrderCheck:
                     await self._still_open(worker, record, status)
                 elif not await self._known(worker, status) and not self._maybe_submitting(submitting, status):
                     unowned.append((segment, status))
-        gone = [r for number, r in ours.items() if number not in listed and segment_of_record(r) in at_kis]
-        for record in gone:
-            self.fills.track(worker, record)
+        # Still followed (start() did): one that ended since it was read is left alone.
+        gone = [
+            r
+            for number, r in ours.items()
+            if number not in listed and segment_of_record(r) in at_kis and r.client_order_id in worker.tracking
+        ]
         if gone:
             logger.info(
                 "orders no longer open at KIS; reading their end from the order lists",
@@ -119,11 +141,9 @@ class OpenOrderCheck:
         await self._report_unowned(worker, list(at_kis), unowned)
 
     async def _still_open(self, worker: AccountWorker, record: OrderRecord, status: BrokerOrderStatus) -> None:
-        """Ours and open at KIS: apply what KIS filled meanwhile and follow it."""
+        """Ours and open at KIS: apply what KIS filled meanwhile (it stays followed, as start() left it;
+        following it again here could bring back a record a notice has just moved on from)."""
         await self.fills.apply_status(worker, record, status, source="open-orders")
-        current = await orders.get_order(self.client, record.client_order_id)
-        if current is not None and current.state in LIVE_STATES:
-            self.fills.track(worker, current)
 
     async def _known(self, worker: AccountWorker, status: BrokerOrderStatus) -> bool:
         """One of our orders' broker numbers (a record already final here, or not read above)."""

@@ -89,6 +89,7 @@ class Gateway:
     async def start(self) -> None:
         """Recover after a restart: reconcile orders left SUBMITTING, follow live ones, set our records
         against KIS's open orders, sync, listen."""
+        followed: dict[str, list[str]] = {alias: [] for alias in self.workers}
         for record in await orders.open_orders(self.client):
             worker = self.workers.get(record.account)
             if worker is None:
@@ -97,8 +98,12 @@ class Gateway:
                 self.spawn(self.orders.settle_abandoned(worker, record.client_order_id))
             elif record.state in LIVE_STATES and record.broker_order_id:
                 self.fills.track(worker, record)
+                followed[worker.alias].append(record.client_order_id)
         for worker in self.workers.values():
-            self.spawn(self.open_orders.at_start(worker))
+            # The open-order check is the first look at the orders followed now: the periodic poll
+            # counts from it instead of asking KIS the same again at the first tick.
+            worker.last_poll = time.monotonic()
+            self.spawn(self.open_orders.at_start(worker, followed[worker.alias]))
             self.spawn(self.sync.sync_quietly(worker))
         for feed in self.feeds:
             self.spawn(feed.run())

@@ -60,7 +60,9 @@ async def test_order_filled_while_the_gateway_was_down_becomes_filled_exactly_on
     sim.admin("/admin/fill", {"odno": odno})
 
     harness = await restart(sim, make_harness, account)
+    # FILLED from the start-up pass alone: this gateway polls by itself only an hour after it started.
     record = await harness.state(coid, OrderState.FILLED)
+    assert "psbl-rvsecncl" in " ".join(r.url.path for r in harness.sent)
     # Every other path that could apply the same fill, once more: it must not apply again.
     worker = harness.gateway.workers["main"]
     await harness.gateway.open_orders.reconcile(worker)
@@ -68,8 +70,37 @@ async def test_order_filled_while_the_gateway_was_down_becomes_filled_exactly_on
 
     assert record.filled_quantity == 3
     fills = [e for e in await harness.events(coid) if isinstance(e, OrderFilled)]
-    assert [(e.fill_quantity, e.cumulative_quantity) for e in fills] == [(3, 3)]
+    assert [(e.source, e.fill_quantity, e.cumulative_quantity) for e in fills] == [("poll", 3, 3)]
     assert (await harness.order(coid)).filled_quantity == 3
+
+
+async def test_order_placed_after_the_start_is_left_to_its_notices_and_polls_by_the_start_up_pass(
+    sim: SimServer, make_harness: MakeHarness
+) -> None:
+    """The start-up pass may read KIS's list late (a slow token, retries), after orders placed since
+    the start had fills at KIS: those fills are their notices' and polls' to apply, not its own."""
+    account = new_account()
+    sim.admin("/admin/price", {"ticker": "005930", "price": "70000"})
+    harness = await make_harness(sim, config=NO_POLLING, accounts={"main": account})
+    check = harness.gateway.open_orders
+    await harness.until(lambda: "main" in check.unowned, "start-up check done")
+    worker = harness.gateway.workers["main"]
+    sim.admin("/admin/ws", {"drop_notices": True})
+    try:
+        command = await harness.submit(quantity=3, order_type=OrderType.LIMIT, limit_price=Decimal(60000))
+        accepted = await harness.state(command.client_order_id, OrderState.ACCEPTED)
+        sim.admin("/admin/fill", {"odno": accepted.broker_order_id, "quantity": 1})
+        await check.reconcile(worker)  # the start-up pass, reading KIS's list only now
+        assert (await harness.order(command.client_order_id)).state is OrderState.ACCEPTED
+        await harness.gateway.poller.poll(worker)
+    finally:
+        sim.admin("/admin/ws", {"drop_notices": False})
+
+    record = await harness.state(command.client_order_id, OrderState.PARTIALLY_FILLED)
+    assert (record.filled_quantity, record.remaining_quantity) == (1, 2)
+    fills = [e for e in await harness.events(command.client_order_id) if isinstance(e, OrderFilled)]
+    assert [(e.source, e.fill_quantity) for e in fills] == [("poll", 1)]
+    assert unowned_gauge("main", "KRX") == 0  # ours, though not the start-up pass's to settle
 
 
 async def test_order_placed_at_kis_outside_yquant_is_counted_shown_and_left_alone(
