@@ -91,7 +91,8 @@ async def domestic_open_orders(kis: KisClient) -> list[BrokerOrderStatus]:
         }
 
     found: list[BrokerOrderStatus] = []
-    async for page in kis.pages(DOMESTIC_OPEN_PATH, trids.DOMESTIC_OPEN_ORDERS, params, 100, max_pages=200):
+    tr_id = trids.open_orders_tr_id(kis.env, Market.KRX)
+    async for page in kis.pages(DOMESTIC_OPEN_PATH, tr_id, params, 100, max_pages=200):
         found.extend(rvsecncl_status(row, today) for row in inquiry.rows_of(page.body.get("output")))
     return [s for s in found if s.broker_order_id and s.remaining_quantity > 0]
 
@@ -112,7 +113,7 @@ async def overseas_open_orders(kis: KisClient, markets: list[Market]) -> list[Br
                 "CTX_AREA_NK200": nk,
             }
 
-        tr_id = trids.OVERSEAS_OPEN_ORDERS[kis.env]
+        tr_id = trids.open_orders_tr_id(kis.env, Market.NASD)
         async for page in kis.pages(OVERSEAS_OPEN_PATH, tr_id, params, 200, max_pages=200):
             for row in inquiry.rows_of(page.body.get("output")):
                 status = nccs_status(row)

@@ -42,6 +42,16 @@ OVERSEAS_PRICE = "HHDFS00000300"
 OVERSEAS_ORDER_LIST = {"real": "TTTS3035R", "virtual": "VTTS3035R"}
 OVERSEAS_OPEN_ORDERS = {"real": "TTTS3018R", "virtual": "VTTS3018R"}  # inquire-nccs
 
+
+def open_orders_tr_id(env: Env, market: Market) -> str:
+    """The tr_id that reads the open orders of ``market``'s segment (docs/kis-protocol.md §10):
+    inquire-psbl-rvsecncl on the real domain; inquire-daily-ccld (CCLD_DVSN 02) on the virtual
+    one, which offers no list of revisable orders; inquire-nccs for the US on both."""
+    if market.is_us:
+        return OVERSEAS_OPEN_ORDERS[env]
+    return DOMESTIC_OPEN_ORDERS if env == "real" else DOMESTIC_DAILY_CCLD[env]
+
+
 EXECUTION_NOTICE = {"real": "H0STCNI0", "virtual": "H0STCNI9"}
 OVERSEAS_EXECUTION_NOTICE = {"real": "H0GSCNI0", "virtual": "H0GSCNI9"}
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pytest
 from prometheus_client import REGISTRY
 
 from tests.integration.kissim.helpers import Kis, SimServer
@@ -101,6 +102,38 @@ async def test_order_placed_after_the_start_is_left_to_its_notices_and_polls_by_
     fills = [e for e in await harness.events(command.client_order_id) if isinstance(e, OrderFilled)]
     assert [(e.source, e.fill_quantity) for e in fills] == [("poll", 1)]
     assert unowned_gauge("main", "KRX") == 0  # ours, though not the start-up pass's to settle
+
+
+@pytest.mark.parametrize(
+    ("domain", "krx_path", "krx_tr_id", "us_tr_id"),
+    [
+        ("real", "/inquire-psbl-rvsecncl", "TTTC0084R", "TTTS3018R"),
+        ("virtual", "/inquire-daily-ccld", "VTTC0081R", "VTTS3018R"),  # no psbl-rvsecncl on the virtual domain
+    ],
+)
+async def test_each_domain_reads_its_open_orders_with_its_own_calls(
+    domain: str,
+    krx_path: str,
+    krx_tr_id: str,
+    us_tr_id: str,
+    sim: SimServer,
+    virtual_sim: SimServer,
+    make_harness: MakeHarness,
+) -> None:
+    server = sim if domain == "real" else virtual_sim
+    account = new_account(domain)
+    coid, _ = await resting_order(server, make_harness, account)
+
+    harness = await restart(server, make_harness, account)
+    await harness.until(lambda: "main" in harness.gateway.open_orders.unowned, "start-up check done")
+
+    assert set(harness.tr_ids(krx_path)) == {krx_tr_id}
+    assert set(harness.tr_ids("/inquire-nccs")) == {us_tr_id}
+    if domain == "virtual":
+        assert harness.tr_ids("/inquire-psbl-rvsecncl") == []
+        assert {r.url.params["CCLD_DVSN"] for r in harness.sent if r.url.path.endswith(krx_path)} == {"02"}
+    assert unowned_gauge("main", "KRX") == 0  # our resting order is not counted as not ours
+    assert (await harness.order(coid)).state is OrderState.ACCEPTED
 
 
 async def test_order_placed_at_kis_outside_yquant_is_counted_shown_and_left_alone(

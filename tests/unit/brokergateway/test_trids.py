@@ -58,6 +58,23 @@ def test_query_and_amend_tr_ids_match_the_protocol_notes() -> None:
     assert trids.OVERSEAS_PRESENT_BALANCE == {"real": "CTRP6504R", "virtual": "VTRP6504R"}
     assert trids.OVERSEAS_PRICE == "HHDFS00000300"
     assert trids.OVERSEAS_ORDER_LIST == {"real": "TTTS3035R", "virtual": "VTTS3035R"}
+    assert trids.DOMESTIC_OPEN_ORDERS == "TTTC0084R"  # real domain only
+    assert trids.OVERSEAS_OPEN_ORDERS == {"real": "TTTS3018R", "virtual": "VTTS3018R"}
+
+
+@pytest.mark.parametrize(
+    ("env", "market", "expected"),
+    [
+        ("real", Market.KRX, "TTTC0084R"),  # inquire-psbl-rvsecncl
+        ("virtual", Market.KRX, "VTTC0081R"),  # no psbl-rvsecncl there: inquire-daily-ccld, unfilled
+        *[("real", market, "TTTS3018R") for market in US_MARKETS],  # inquire-nccs
+        *[("virtual", market, "VTTS3018R") for market in US_MARKETS],
+    ],
+)
+def test_open_orders_are_read_with_one_tr_id_per_domain_and_segment(
+    env: trids.Env, market: Market, expected: str
+) -> None:
+    assert trids.open_orders_tr_id(env, market) == expected
 
 
 def test_exchange_codes_differ_for_orders_and_quotes() -> None:
