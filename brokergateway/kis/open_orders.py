@@ -1,4 +1,4 @@
-"""The account's open orders at KIS, as ``BrokerOrderStatus`` rows (docs/kis-protocol.md §10).
+"""The account's open orders at KIS, as ``BrokerOrderStatus`` rows (docs/kis-protocol.md §4.7, §5.8).
 
 * KRX, real domain: ``inquire-psbl-rvsecncl`` (TTTC0084R), every order with quantity left to
   revise or cancel (``psbl_qty``), 50 a page (FK100/NK100). KIS offers it on the real domain

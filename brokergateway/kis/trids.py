@@ -44,7 +44,7 @@ OVERSEAS_OPEN_ORDERS = {"real": "TTTS3018R", "virtual": "VTTS3018R"}  # inquire-
 
 
 def open_orders_tr_id(env: Env, market: Market) -> str:
-    """The tr_id that reads the open orders of ``market``'s segment (docs/kis-protocol.md §10):
+    """The tr_id that reads the open orders of ``market``'s segment (docs/kis-protocol.md §4.7, §5.8):
     inquire-psbl-rvsecncl on the real domain; inquire-daily-ccld (CCLD_DVSN 02) on the virtual
     one, which offers no list of revisable orders; inquire-nccs for the US on both."""
     if market.is_us:
