@@ -242,8 +242,13 @@ class Supervisor:
             preexec_fn=_die_with_parent,  # the supervisor starts no threads
         )
         child.started_at = time.monotonic()
-        (self.layout.state_dir / "run").mkdir(exist_ok=True)
-        (self.layout.state_dir / "run" / f"{child.name}.pid").write_text(str(child.process.pid))
+        run = self.layout.state_dir / "run"
+        run.mkdir(exist_ok=True)
+        # Written aside and renamed: whoever reads the file (an operator's kill, a script) sees
+        # the old pid or the new one, never the empty file a rewrite in place leaves for a moment.
+        partial = run / f".{child.name}.pid.partial"
+        partial.write_text(str(child.process.pid))
+        partial.replace(run / f"{child.name}.pid")
 
     def wait_ready(self, child: Child, timeout_s: float | None = None) -> None:
         import httpx
