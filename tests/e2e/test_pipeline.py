@@ -96,12 +96,12 @@ def test_alert_becomes_filled_order_position_and_dashboard_row(system: DevSystem
         raw = valkey.hget(keys.positions("main"), "KRX:005930")
         return json.loads(raw) if raw else None
 
-    held = eventually(position, 10)
+    held = eventually(position, 60)
     assert held["quantity"] == 1
     assert held["strategy"] == "demo"
     assert time.monotonic() - started < 10
 
-    html = eventually(lambda: (lambda h: h if "005930" in h else None)(dashboard_html(system)), 10)
+    html = eventually(lambda: (lambda h: h if "005930" in h else None)(dashboard_html(system)), 60)
     assert "005930" in html
 
 
@@ -150,7 +150,7 @@ def test_same_alert_again_is_acknowledged_without_a_second_order(system: DevSyst
     body = alert(id="resent-alert", ticker="000660")
     first = httpx.post(system.webhook_url, json=body, timeout=5)
     assert first.json()["status"] == "accepted"
-    eventually(lambda: [o for o in orders_json(system) if o["ticker"] == "000660" and o["state"] == "FILLED"], 10)
+    eventually(lambda: [o for o in orders_json(system) if o["ticker"] == "000660" and o["state"] == "FILLED"], 60)
 
     again = httpx.post(system.webhook_url, json=body, timeout=5)
     assert again.status_code == 200
@@ -187,7 +187,7 @@ def test_status_shows_every_service_alive(system: DevSystem) -> None:
         names = {s["service"] for s in json.loads(result.stdout)["services"]}
         return names if {"webhook", "ordermanager", "brokergateway", "dashboard"} <= names else None
 
-    assert eventually(services, 15)
+    assert eventually(services, 60)
     status = json.loads(system.yquant("status", "--json").stdout)
     assert status["valkey"]["reachable"] is True
     assert status["simulator"]["up"] is True

@@ -129,7 +129,7 @@ class Harness:
         await self.gateway.handle(command)
         return command
 
-    async def until(self, probe: Callable[[], Any], what: str, timeout_s: float = 10.0) -> Any:
+    async def until(self, probe: Callable[[], Any], what: str, timeout_s: float = 30.0) -> Any:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             result = probe()
@@ -145,7 +145,7 @@ class Harness:
         assert record is not None
         return record
 
-    async def state(self, coid: str, *states: OrderState, timeout_s: float = 10.0) -> OrderRecord:
+    async def state(self, coid: str, *states: OrderState, timeout_s: float = 30.0) -> OrderRecord:
         async def probe() -> OrderRecord | None:
             record = await self.order(coid)
             return record if record.state in states else None
