@@ -19,6 +19,7 @@ from dashboard.schedules import DAYS, SCHEDULE_ID, ZONES, blank_form, form_from_
 from dashboard.web import Web, render, web_of
 from yquant import controls, keys, pnl
 from yquant.errors import ConfigurationError
+from yquant.markets import symbol_key
 from yquant.messages import Market
 from yquant.orders import OrderRecord
 from yquant.settings import effective_accounts
@@ -319,10 +320,10 @@ async def tickers(request: Request) -> Response:
     found: dict[str, dict[str, str]] = {}
     for account in totals.accounts:
         for p in account.positions:
-            found[f"{p.market.value}:{p.ticker}"] = {"market": p.market.value, "ticker": p.ticker, "name": p.name}
+            found[symbol_key(p.market, p.ticker)] = {"market": p.market.value, "ticker": p.ticker, "name": p.name}
     records, _ = await web.reader.orders(limit=100)
     for r in records:
-        found.setdefault(f"{r.market.value}:{r.ticker}", {"market": r.market.value, "ticker": r.ticker, "name": ""})
+        found.setdefault(symbol_key(r.market, r.ticker), {"market": r.market.value, "ticker": r.ticker, "name": ""})
     for item in web.settings.dashboard.watchlist:
         market, _, ticker = item.upper().rpartition(":")
         found.setdefault(f"{market or 'KRX'}:{ticker}", {"market": market or "KRX", "ticker": ticker, "name": ""})

@@ -34,7 +34,7 @@ from ordermanager.sizing import SizingInput, SizingPolicy, needs_price, policy_f
 from yquant import keys, orders, trading_state
 from yquant.bus import publish
 from yquant.decisions import DECISION_TTL_S
-from yquant.markets import marketable_limit, round_to_tick
+from yquant.markets import marketable_limit, round_to_tick, symbol_key
 from yquant.messages import CancelOrder, Market, OrderOrigin, OrderType, Quote, Side, Signal, SignalSource, SubmitOrder
 from yquant.risk_limits import RiskLimits
 from yquant.settings import StrategySettings
@@ -172,7 +172,7 @@ class Placement:
         view = read.view
         held = view.sellable(signal.market, signal.ticker)
         if held <= 0:
-            return Denial(denials.NO_POSITION, f"no {signal.market.value}:{signal.ticker} position to sell")
+            return Denial(denials.NO_POSITION, f"no {symbol_key(signal.market, signal.ticker)} position to sell")
         currency = signal.market.currency
         equity = risk.equity_of(view.snapshot, currency) if view.snapshot else None
         sizing = self._sizing_input(ctx, Side.SELL, None, equity, held)
