@@ -20,6 +20,7 @@ from dashboard.views import to_input_decimal, to_input_int
 from dashboard.web import client_address, render, session_of, web_of
 from yquant import audit, trading_state
 from yquant.errors import ConfigurationError
+from yquant.markets import round_to_tick
 from yquant.messages import Market, OrderType, Side
 from yquant.orders import get_order
 
@@ -94,8 +95,6 @@ async def order_preview(request: Request) -> Response:
     else:
         quote = await actions.get_quote(web.client, market, values["ticker"], web.settings.dashboard.quote_timeout_s)
     if limit_price is not None:
-        from yquant.markets import round_to_tick  # imported on use: the holiday calendars cost 4 MiB
-
         tick = quote.tick_size if quote else None
         limit_price = round_to_tick(market, limit_price, down=side is Side.BUY, tick=tick)
     reference = limit_price or (quote.price if quote else None)

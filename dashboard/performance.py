@@ -28,6 +28,7 @@ from redis.exceptions import RedisError
 from dashboard.data import Reader
 from dashboard.views import Totals, to_decimal
 from yquant import keys, pnl
+from yquant.markets import is_trading_day
 from yquant.messages import Market
 from yquant.orders import OrderRecord
 
@@ -76,8 +77,6 @@ def snapshot_due(now: datetime, tz: ZoneInfo, at: str) -> date | None:
     hour, minute = (int(part) for part in at.split(":"))
     if local.time() < time(hour, minute):
         return None
-    from yquant.markets import is_trading_day  # imported on use: the holiday calendars cost 4 MiB
-
     if not is_trading_day(Market.KRX, local.date()):
         return None
     return local.date()

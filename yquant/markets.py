@@ -12,11 +12,13 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from functools import lru_cache
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-import holidays
-
 from yquant.messages import Market
+
+if TYPE_CHECKING:
+    import holidays
 
 SEOUL = ZoneInfo("Asia/Seoul")
 NEW_YORK = ZoneInfo("America/New_York")
@@ -42,6 +44,10 @@ SESSIONS: dict[Market, Session] = {
 
 @lru_cache(maxsize=32)
 def _holidays(calendar: str, year: int) -> holidays.HolidayBase:
+    # Imported on first use: the calendars cost ~4 MiB, and most importers of this module (the
+    # dashboard's and the notifier's amounts, tick sizes) never ask for a holiday.
+    import holidays
+
     return holidays.financial_holidays(calendar, years=year)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
@@ -113,3 +115,16 @@ def test_an_amount_reads_with_its_symbol_sign_and_precision() -> None:
     assert format_amount("KRW", Decimal(8000), signed=True) == "+₩8,000"
     assert format_amount("KRW", Decimal(0), signed=True) == "₩0"
     assert format_amount("EUR", Decimal("1234.5")) == "1,234.50 EUR"
+
+
+def test_the_holiday_calendars_load_only_when_a_calendar_is_asked() -> None:
+    # ~4 MiB of the dashboard's and notifier's memory: they import this module for amounts and
+    # tick sizes, which need no calendar.
+    probe = (
+        "import sys, dashboard.views, notifier.events, yquant.markets as m\n"
+        "before = 'holidays' in sys.modules\n"
+        "m.is_trading_day(m.Market.KRX, __import__('datetime').date(2026, 12, 7))\n"
+        "print(before, 'holidays' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "True"]
