@@ -13,6 +13,7 @@ order is an order with shares left that KIS may still fill.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,25 +28,14 @@ OVERSEAS_OPEN_PATH = f"{inquiry.OVERSEAS}/trading/inquire-nccs"
 
 
 def rvsecncl_status(row: dict[str, Any], today: datetime) -> BrokerOrderStatus:
-    """A row of inquire-psbl-rvsecncl: today's orders, so the day is today's (Seoul) date."""
-    original = order_number(row.get("orgn_odno"))
-    filled = integer(row.get("tot_ccld_qty"))
-    amount = dec(row.get("tot_ccld_amt"))
-    return BrokerOrderStatus(
-        broker_order_id=order_number(row.get("odno")),
-        original_order_id=original,
-        ticker=str(row.get("pdno", "")).strip(),
-        side=SIDES.get(str(row.get("sll_buy_dvsn_cd", "")).strip()),
-        quantity=integer(row.get("ord_qty")),
-        price=dec(row.get("ord_unpr")),
-        filled_quantity=filled,
-        filled_amount=amount,
-        average_price=amount / filled if filled else dec(0),
+    """A row of inquire-psbl-rvsecncl: inquire-daily-ccld's fields, with the quantity left to
+    revise or cancel as what remains, and today's (Seoul) date, which its rows do not carry."""
+    return replace(
+        domestic_status(row),
         remaining_quantity=integer(row.get("psbl_qty")),
         rejected=False,
         amendment=False,  # a revised order is an order of its own here, with its own number
         placed_at=stamp(today.strftime("%Y%m%d"), row.get("ord_tmd"), SEOUL),
-        branch=str(row.get("ord_gno_brno", "")).strip(),
     )
 
 
