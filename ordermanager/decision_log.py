@@ -26,6 +26,17 @@ from yquant.messages import Signal, SignalAccepted, SignalDenied
 logger = logging.getLogger(__name__)
 
 
+def _accepted(signal: Signal, correlation_id: str, order_ids: list[str], note: str) -> SignalAccepted:
+    return SignalAccepted(
+        correlation_id=correlation_id,
+        signal_id=signal.signal_id,
+        strategy=signal.strategy,
+        ticker=signal.ticker,
+        client_order_ids=order_ids,
+        note=note,
+    )
+
+
 async def accept(
     client: aioredis.Redis,
     signal: Signal,
@@ -36,14 +47,7 @@ async def accept(
     prelude: Callable[[Pipeline], object] | None = None,
 ) -> list[Any]:
     """Record the acceptance (``prelude``: writes queued first in its transaction); its replies."""
-    accepted = SignalAccepted(
-        correlation_id=correlation_id,
-        signal_id=signal.signal_id,
-        strategy=signal.strategy,
-        ticker=signal.ticker,
-        client_order_ids=order_ids,
-        note=note,
-    )
+    accepted = _accepted(signal, correlation_id, order_ids, note)
     replies = await decisions.record_decision(client, signal, accepted, maxlen, prelude)
     DECISIONS.labels("accepted", "").inc()
     logger.info("signal accepted", extra={"signal_id": signal.signal_id, "orders": order_ids, "note": note})
@@ -63,14 +67,7 @@ async def place(
     """Record a signal's one guarded order with its acceptance, or the throttle's refusal, in one
     step (``yq_order_place``); ``arguments`` builds its layout from the three decisions. Returns
     (the refusal that applied or None, ``yq_order_create``'s reply)."""
-    accepted = SignalAccepted(
-        correlation_id=correlation_id,
-        signal_id=signal.signal_id,
-        strategy=signal.strategy,
-        ticker=signal.ticker,
-        client_order_ids=order_ids,
-        note=note,
-    )
+    accepted = _accepted(signal, correlation_id, order_ids, note)
     outcomes = [accepted] + [denied_event(signal, correlation_id, account, d) for d in refusals]
     layout = [part for decision in outcomes for part in decisions.decision_arguments(signal, decision)]
     verdict, created = await decisions.record_placement(client, arguments(layout))
