@@ -27,7 +27,7 @@ from redis.exceptions import RedisError
 
 from dashboard.data import Reader
 from dashboard.views import Totals, to_decimal
-from yquant import keys, pnl
+from yquant import keys, pnl, runtime
 from yquant.markets import is_trading_day
 from yquant.messages import Market
 from yquant.orders import OrderRecord
@@ -115,10 +115,7 @@ async def snapshot_loop(reader: Reader, tz: ZoneInfo, at: str, stop: asyncio.Eve
                 logger.info("equity snapshot taken", extra={"day": snapshot["date"]})
         except (RedisError, OSError) as exc:
             logger.warning("equity snapshot failed", extra={"error": str(exc)})
-        try:
-            await asyncio.wait_for(stop.wait(), timeout=CHECK_INTERVAL_S)
-        except TimeoutError:
-            pass
+        await runtime.sleep_or_stop(stop, CHECK_INTERVAL_S)
 
 
 # --- statistics ------------------------------------------------------------------------------

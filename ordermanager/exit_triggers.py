@@ -17,7 +17,7 @@ import redis.asyncio as aioredis
 from ordermanager.clock import Clock
 from ordermanager.metrics import EXITS_TRIGGERED
 from ordermanager.placement import QuoteSource
-from yquant import exit_rules, keys, portfolio
+from yquant import exit_rules, keys, portfolio, runtime
 from yquant.bus import publish
 from yquant.markets import is_open, is_trading_day, local_date, session_close, symbol_key
 from yquant.messages import Market, Signal, SignalAction, SignalReceived, SignalSource
@@ -49,15 +49,7 @@ class ExitWatcher:
         self.always_open = always_open
 
     async def run(self, stop: asyncio.Event, interval_s: float) -> None:
-        while not stop.is_set():
-            try:
-                await self.tick()
-            except Exception:
-                logger.exception("exit evaluation failed; retrying next round")
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=interval_s)
-            except TimeoutError:
-                pass
+        await runtime.every(stop, interval_s, self.tick, logger, "exit evaluation failed; retrying next round")
 
     async def tick(self) -> list[str]:
         """One round: every rule against a fresh quote, then end-of-day. Returns the signal ids appended."""

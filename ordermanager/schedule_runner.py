@@ -22,7 +22,7 @@ from ordermanager import decision_log, denials
 from ordermanager.clock import Clock
 from ordermanager.denials import Denial
 from ordermanager.metrics import SCHEDULES_FIRED
-from yquant import keys, schedule_store
+from yquant import keys, runtime, schedule_store
 from yquant.bus import publish
 from yquant.markets import SESSIONS
 from yquant.messages import QuantityType, Signal, SignalReceived, SignalSource
@@ -76,15 +76,7 @@ class Scheduler:
         self.always_open = always_open  # every day is a trading day (the simulator)
 
     async def run(self, stop: asyncio.Event, interval_s: float) -> None:
-        while not stop.is_set():
-            try:
-                await self.tick()
-            except Exception:
-                logger.exception("scheduler round failed; retrying next round")
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=interval_s)
-            except TimeoutError:
-                pass
+        await runtime.every(stop, interval_s, self.tick, logger, "scheduler round failed; retrying next round")
 
     async def tick(self) -> list[str]:
         """Handle every due occurrence; returns the signal ids this instance appended."""

@@ -27,7 +27,7 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.typing import EncodableT, FieldT
 
-from yquant import keys
+from yquant import keys, runtime
 from yquant.errors import MessageDecodeError, MessageRefused
 from yquant.logs import correlation
 from yquant.messages import AnyMessage, Message, decode, encode
@@ -114,7 +114,7 @@ class Consumer:
                     await self._handle_batch(entries, defer_ack=True)
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
                 logger.warning("valkey unavailable, retrying", extra={"error": str(exc), "stream": self.stream})
-                await _sleep_or_stop(stop, backoff)
+                await runtime.sleep_or_stop(stop, backoff)
                 backoff = min(backoff * 2, 5.0)
             except ResponseError as exc:
                 if "NOGROUP" in str(exc):
@@ -122,7 +122,7 @@ class Consumer:
                     await ensure_group(self.client, self.stream, self.group)
                 else:
                     logger.exception("stream read failed", extra={"stream": self.stream})
-                    await _sleep_or_stop(stop, 1.0)
+                    await runtime.sleep_or_stop(stop, 1.0)
         await self._flush_acks()
 
     async def _ack_and_read(self) -> Any:
@@ -303,10 +303,3 @@ class Consumer:
 
 def _text(value: bytes | str) -> str:
     return value.decode(errors="replace") if isinstance(value, bytes) else value
-
-
-async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
-    try:
-        await asyncio.wait_for(stop.wait(), timeout=seconds)
-    except TimeoutError:
-        pass

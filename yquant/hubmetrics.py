@@ -8,13 +8,14 @@ refuses writes at the limit).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any
 
 import redis.asyncio as aioredis
 from prometheus_client import Gauge
 from redis.exceptions import RedisError
+
+from yquant import runtime
 
 logger = logging.getLogger(__name__)
 
@@ -38,5 +39,4 @@ async def refresh(client: aioredis.Redis) -> None:
 async def loop(client: aioredis.Redis, stop: asyncio.Event, interval_s: float = 15.0) -> None:
     while not stop.is_set():
         await refresh(client)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=interval_s)
+        await runtime.sleep_or_stop(stop, interval_s)

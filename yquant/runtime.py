@@ -9,7 +9,7 @@ import secrets
 import signal
 import sys
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,29 @@ def install_stop_handlers(stop: asyncio.Event) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+
+
+async def sleep_or_stop(stop: asyncio.Event, seconds: float) -> bool:
+    """Wait ``seconds``, or less if ``stop`` is set meanwhile; True when it was."""
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    except TimeoutError:
+        return False
+    return True
+
+
+async def every(
+    stop: asyncio.Event, interval_s: float, tick: Callable[[], Awaitable[object]], log: logging.Logger, failure: str
+) -> None:
+    """Run ``tick`` now and then every ``interval_s`` until ``stop``: a round that raises is logged
+    (``failure``, with its traceback) and the next round runs as planned, so one bad round never
+    ends a loop a service depends on."""
+    while not stop.is_set():
+        try:
+            await tick()
+        except Exception:
+            log.exception(failure)
+        await sleep_or_stop(stop, interval_s)
 
 
 def rss_kib() -> tuple[int, int]:
@@ -104,10 +127,7 @@ async def heartbeat_loop(
                 await asyncio.to_thread(Path(touch).touch)
         except (RedisError, OSError) as exc:
             logger.warning("heartbeat failed", extra={"error": str(exc)})
-        try:
-            await asyncio.wait_for(stop.wait(), timeout=HEARTBEAT_INTERVAL_S)
-        except TimeoutError:
-            pass
+        await sleep_or_stop(stop, HEARTBEAT_INTERVAL_S)
     try:
         await client.delete(key)
     except (RedisError, OSError):
