@@ -28,22 +28,6 @@ from yquant.messages import (
     decode,
 )
 
-KINDS = (
-    "filled",
-    "rejected",
-    "failed",
-    "cancelled",
-    "denied",
-    "trading_state",
-    "deadletter",
-    "exit",
-    "schedule",
-    "heartbeat",
-    "token",
-    "summary",
-    "trimmed",
-    "test",
-)
 # The signal sources whose accepted decision is news of its own: an exit rule or an end-of-day
 # exit triggered, a schedule fired (their signal ids start so: ordermanager's exit_triggers and
 # schedule_runner; the signal record's ``source`` confirms it).

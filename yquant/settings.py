@@ -263,6 +263,25 @@ class DashboardSettings(BaseModel):
     watchlist: list[str] = Field(default_factory=list)  # ticker suggestions: "KRX:005930", "NASD:AAPL"
 
 
+# The kinds of event a destination can ask for (``events``); a test notification from the dashboard
+# goes to every destination whatever it asked for.
+NOTIFY_KINDS = (
+    "filled",
+    "rejected",
+    "failed",
+    "cancelled",
+    "denied",
+    "trading_state",
+    "deadletter",
+    "exit",
+    "schedule",
+    "heartbeat",
+    "token",
+    "summary",
+    "trimmed",
+)
+
+
 class NotifyDestination(BaseModel):
     """One place notifications go: a Telegram chat, a Discord channel's webhook or any JSON webhook."""
 
@@ -271,23 +290,7 @@ class NotifyDestination(BaseModel):
     bot_token: SecretStr | None = None  # Telegram
     chat_id: str = ""  # Telegram
     api_base: str = "https://api.telegram.org"  # Telegram Bot API base (a test server in tests)
-    events: list[str] = Field(
-        default_factory=lambda: [
-            "filled",
-            "rejected",
-            "failed",
-            "cancelled",
-            "denied",
-            "trading_state",
-            "deadletter",
-            "exit",
-            "schedule",
-            "heartbeat",
-            "token",
-            "summary",
-            "trimmed",
-        ]
-    )
+    events: list[str] = Field(default_factory=lambda: list(NOTIFY_KINDS))  # what it is sent
     deny_reasons: list[str] = Field(default_factory=list)  # empty: every reason code; else only these
 
     @model_validator(mode="after")
@@ -296,6 +299,9 @@ class NotifyDestination(BaseModel):
             raise ValueError("a telegram destination needs bot_token and chat_id")
         if self.kind != "telegram" and self.url is None:
             raise ValueError(f"a {self.kind} destination needs url")
+        unknown = [kind for kind in self.events if kind not in NOTIFY_KINDS]
+        if unknown:  # a misspelt kind would otherwise stay silent for ever
+            raise ValueError(f"unknown event kind(s) {', '.join(unknown)}; known: {', '.join(NOTIFY_KINDS)}")
         return self
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from pydantic import ValidationError
 
@@ -122,3 +124,17 @@ def test_an_empty_notifier_destinations_variable_means_no_destination(monkeypatc
     """VM2's env file leaves it empty until the trader adds a chat; that must start, not fail."""
     monkeypatch.setenv("YQ_NOTIFIER__DESTINATIONS", "")
     assert Settings().notifier.destinations == {}
+
+
+def test_a_destination_asking_for_a_misspelt_event_kind_is_refused_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ "fill" for "filled" would otherwise start and never send a fill, the one message a trader waits for."""
+    destination = {"kind": "discord", "url": "https://discord.example/api/webhooks/1/x", "events": ["fill", "denied"]}
+    monkeypatch.setenv("YQ_NOTIFIER__DESTINATIONS", json.dumps({"phone": destination}))
+    with pytest.raises(ValidationError, match="unknown event kind\\(s\\) fill; known: filled, rejected"):
+        Settings()
+    destination["events"] = ["filled", "denied"]
+    monkeypatch.setenv("YQ_NOTIFIER__DESTINATIONS", json.dumps({"phone": destination}))
+    assert Settings().notifier.destinations["phone"].events == ["filled", "denied"]
+    del destination["events"]
+    monkeypatch.setenv("YQ_NOTIFIER__DESTINATIONS", json.dumps({"phone": destination}))
+    assert "summary" in Settings().notifier.destinations["phone"].events
