@@ -80,6 +80,15 @@ class Reader:
             self._aliases = Cached(found, time.monotonic())
         return self._aliases.value
 
+    async def synced_at(self) -> dict[str, str]:
+        """Each account's last sync (ISO time, "" when never), in one round trip."""
+        aliases = await self.aliases()
+        async with self.client.pipeline(transaction=False) as pipe:
+            for alias in aliases:
+                pipe.hget(keys.account(alias), "synced_at")
+            results = await pipe.execute()
+        return {alias: keys.text(at) if at else "" for alias, at in zip(aliases, results, strict=True)}
+
     # --- accounts ---------------------------------------------------------------------------
     async def portfolio(self, tz: ZoneInfo) -> tuple[Totals, dict[str, str]]:
         """Every account with its positions, the FX rate used and yesterday's equity; one round trip."""

@@ -3,6 +3,9 @@
 A snapshot is taken once per KRX trading day at ``snapshot_time`` (dashboard time zone) and
 stored in ``keys.EQUITY_SNAPSHOTS`` scored by the day's midnight, so retaking a day replaces
 it; ``keys.equity_snapshot_taken(day)`` (SET NX) makes one dashboard take it, however many run.
+A snapshot is of the close: an account whose last sync is older than the day's KRX close (a
+gateway down all afternoon) is named in ``stale_accounts`` and the claim is kept as ``stale``,
+so the day's snapshot is taken again once every account has synced since the close.
 Realised P/L, win rate and the trades export come from ``yquant.pnl`` (average cost), as on
 every page.
 """
@@ -28,7 +31,7 @@ from redis.exceptions import RedisError
 from dashboard.data import Reader
 from dashboard.views import Totals, to_decimal
 from yquant import keys, pnl, runtime
-from yquant.markets import is_trading_day
+from yquant.markets import is_trading_day, session_close
 from yquant.messages import Market
 from yquant.orders import OrderRecord
 
@@ -36,6 +39,26 @@ logger = logging.getLogger(__name__)
 
 CHECK_INTERVAL_S = 60.0
 ZERO = Decimal(0)
+
+
+CLAIM_TAKEN = b"1"
+CLAIM_STALE = b"stale"
+
+
+def synced_since(synced_at: str, moment: datetime) -> bool:
+    try:
+        synced = datetime.fromisoformat(synced_at)
+    except ValueError:
+        return False
+    if synced.tzinfo is None:
+        synced = synced.replace(tzinfo=UTC)
+    return synced >= moment
+
+
+def stale_accounts(totals: Totals, day: date) -> list[str]:
+    """The accounts whose last sync is older than ``day``'s KRX close: their equity is not the close's."""
+    close = session_close(Market.KRX, day)
+    return [a.alias for a in totals.accounts if not synced_since(a.synced_at, close)]
 
 
 def snapshot_of(totals: Totals, day: date, now: datetime) -> dict[str, Any]:
@@ -49,6 +72,7 @@ def snapshot_of(totals: Totals, day: date, now: datetime) -> dict[str, Any]:
         # Per account and currency, unconverted: tomorrow's day P/L is the change of each.
         "equity": {a.alias: {c: str(v) for c, v in a.equity.items()} for a in totals.accounts},
         "cash": {c: str(v) for c, v in totals.cash.items()},
+        "stale_accounts": stale_accounts(totals, day),
     }
 
 
@@ -88,22 +112,35 @@ async def snapshot_if_due(reader: Reader, tz: ZoneInfo, at: str, now: datetime) 
     The day is claimed (SET NX) before the read, so two dashboards never both take it; a claim
     that took nothing, because no account has synced yet or Valkey failed mid-way, is given back,
     so the next check tries again instead of leaving the day without a snapshot (and tomorrow
-    without a day P/L).
+    without a day P/L). A snapshot with stale accounts leaves the claim ``stale``: a later check
+    that finds every account synced since the close takes the day again (SET XX GET makes one
+    dashboard do it), replacing the stale one.
     """
     day = snapshot_due(now, tz, at)
     if day is None:
         return None
     claim = keys.equity_snapshot_taken(day.isoformat())
-    if not await reader.client.set(claim, "1", nx=True, ex=4 * 86_400):
-        return None
+    if not await reader.client.set(claim, CLAIM_TAKEN, nx=True, ex=4 * 86_400):
+        if await reader.client.get(claim) != CLAIM_STALE or not await _all_synced_since_close(reader, day):
+            return None
+        if await reader.client.set(claim, CLAIM_TAKEN, xx=True, get=True, ex=4 * 86_400) != CLAIM_STALE:
+            return None  # another dashboard took it again first
     snapshot: dict[str, Any] | None = None
     try:
         snapshot = await take_snapshot(reader, tz, now)
     finally:
-        if snapshot is None:
-            with contextlib.suppress(RedisError, OSError):
+        with contextlib.suppress(RedisError, OSError):
+            if snapshot is None:
                 await reader.client.delete(claim)
+            elif snapshot["stale_accounts"]:
+                await reader.client.set(claim, CLAIM_STALE, xx=True, ex=4 * 86_400)
     return snapshot
+
+
+async def _all_synced_since_close(reader: Reader, day: date) -> bool:
+    close = session_close(Market.KRX, day)
+    synced = await reader.synced_at()
+    return bool(synced) and all(synced_since(at, close) for at in synced.values())
 
 
 async def snapshot_loop(reader: Reader, tz: ZoneInfo, at: str, stop: asyncio.Event) -> None:
@@ -111,7 +148,12 @@ async def snapshot_loop(reader: Reader, tz: ZoneInfo, at: str, stop: asyncio.Eve
         now = datetime.now(UTC)
         try:
             snapshot = await snapshot_if_due(reader, tz, at, now)
-            if snapshot is not None:
+            if snapshot is not None and snapshot["stale_accounts"]:
+                logger.warning(
+                    "equity snapshot taken from accounts not synced since the close; taken again once they sync",
+                    extra={"day": snapshot["date"], "accounts": snapshot["stale_accounts"]},
+                )
+            elif snapshot is not None:
                 logger.info("equity snapshot taken", extra={"day": snapshot["date"]})
         except (RedisError, OSError) as exc:
             logger.warning("equity snapshot failed", extra={"error": str(exc)})

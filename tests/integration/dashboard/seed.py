@@ -24,6 +24,7 @@ from yquant.messages import (
     SignalAction,
     SignalDenied,
     SubmitOrder,
+    utcnow,
 )
 
 SEOUL = ZoneInfo("Asia/Seoul")
@@ -47,8 +48,11 @@ def position(market: Market, ticker: str, name: str, quantity: int, average: str
     )
 
 
-async def seed_accounts(client: aioredis.Redis) -> None:
+async def seed_accounts(client: aioredis.Redis, synced_at: datetime | None = None) -> None:
+    """Two synced accounts, "main" (KRW and USD) and "isa"; synced now unless ``synced_at``."""
+    when = synced_at or utcnow()
     main = AccountSynced(
+        occurred_at=when,
         account="main",
         cash={"KRW": Decimal(12_450_000), "USD": Decimal("3250.55")},
         positions=[
@@ -58,6 +62,7 @@ async def seed_accounts(client: aioredis.Redis) -> None:
         ],
     )
     isa = AccountSynced(
+        occurred_at=when,
         account="isa",
         cash={"KRW": Decimal(3_100_000)},
         positions=[position(Market.KRX, "069500", "KODEX 200", 200, "35210", "36020")],
