@@ -285,7 +285,12 @@ class Fills:
             source=source,
         )
         state = OrderState.FILLED if final else OrderState.PARTIALLY_FILLED
-        fields = {"filled_quantity": cumulative, "average_price": event.average_price, "fee": record.fee + fee}
+        fields = {
+            "filled_quantity": cumulative,
+            "average_price": event.average_price,
+            "fee": record.fee + fee,
+            "last_fill_at": event.occurred_at.isoformat(),
+        }
         arguments = orders.update_arguments(
             record.client_order_id,
             new_state=state,
@@ -301,6 +306,7 @@ class Fills:
                 "filled_quantity": cumulative,
                 "average_price": event.average_price,
                 "fee": record.fee + fee,
+                "last_fill_at": event.occurred_at,
             }
         )
         return FillChange(record, after, event, arguments)

@@ -72,6 +72,7 @@ class OrderRecord(Frozen):
     filled_quantity: int = 0
     average_price: Decimal | None = None
     fee: Decimal = Decimal(0)
+    last_fill_at: datetime | None = None  # the latest fill's time (P/L replays fills in this order)
     reason: str = ""
     signal_at: datetime | None = None  # when its signal fired or arrived (freshness of a resubmission)
     resubmissions: int = 0  # times the gateway sent it again after KIS proved not to have it

@@ -7,7 +7,9 @@ Realised P/L follows the holding's average cost, the way a Korean broker books i
 the holding's average cost to the weighted mean of what it held and what it bought; a sell
 realises ``(sell price - average cost) x quantity`` on the shares it took off and leaves the
 average cost of the rest as it was. Fills are replayed per account and ticker in the order they
-happened (an order's last update, i.e. its last fill). Prices are the fills' average prices and
+happened: each order at its last fill (``last_fill_at``; its last update for records stored
+before that field, which a later cancel moves). An order whose fills straddle another order's
+sell of the same ticker is replayed whole at its last fill. Prices are the fills' average prices and
 P/L is before fees; fees are summed on their own. A sell of more shares than the recorded buys
 hold (shares bought before the system kept records, or older than the records read) has no known
 cost: that part is counted as unmatched, never guessed.
@@ -172,7 +174,7 @@ class Book:
 def fill_order(records: Iterable[OrderRecord]) -> list[OrderRecord]:
     """The orders that filled (in part or in full), in the order of their last fill."""
     filled = [r for r in records if r.filled_quantity > 0 and r.average_price is not None]
-    return sorted(filled, key=lambda r: (r.updated_at, r.created_at, r.client_order_id))
+    return sorted(filled, key=lambda r: (r.last_fill_at or r.updated_at, r.created_at, r.client_order_id))
 
 
 def realise(records: Iterable[OrderRecord]) -> Book:

@@ -37,6 +37,7 @@ async def test_fill_delivered_only_by_websocket_ends_filled_and_updates_the_posi
     assert record.fee == Decimal(47)  # 316,000 KRW x 0.015 %, floored to the won
     [fill] = fills(await harness.events(command.client_order_id))
     assert (fill.source, fill.fill_quantity, fill.cumulative_quantity) == ("websocket", 4, 4)
+    assert record.last_fill_at == fill.occurred_at  # realised P/L replays the order at this time
     assert harness.tr_ids("/inquire-daily-ccld") == []  # no REST poll was involved
     position = await harness.until(lambda: harness.position("KRX", "105560"), "position synced")
     assert (position["quantity"], Decimal(position["average_price"])) == (4, Decimal(79000))

@@ -168,3 +168,18 @@ def test_stored_amounts_are_read_back_or_refused() -> None:
     assert pnl.parse_amounts({"KRW": "NaN"}) is None
     assert pnl.parse_amounts({"KRW": "abc"}) is None
     assert pnl.parse_amounts("12") is None
+
+
+def test_a_partly_filled_buy_cancelled_later_is_replayed_at_its_fill_not_its_cancel() -> None:
+    """Bought 10 of 20 at 09:00, sold the 10 at 09:05, the rest of the buy cancelled at 15:20: the
+    sell realised against the buy, whatever the record's last update says."""
+    buy = filled(Side.BUY, 10, "100", 0, ordered_quantity=20).model_copy(
+        update={
+            "state": OrderState.CANCELLED,
+            "updated_at": START + timedelta(hours=6, minutes=20),
+            "last_fill_at": START,
+        }
+    )
+    book = pnl.realise([buy, filled(Side.SELL, 10, "130", 5)])
+    assert [(r.quantity, r.pnl) for r in book.realisations] == [(10, Decimal(300))]
+    assert not book.unmatched
