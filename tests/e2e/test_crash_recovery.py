@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -48,20 +47,24 @@ def test_ordermanager_killed_before_ack_then_restarted_places_exactly_one_order(
         # ... the supervisor started it again, and it finished the work exactly once.
         eventually(lambda: system.pid_of("ordermanager") != first_pid, 60)
 
-        def filled() -> list[dict[str, Any]]:
+        def filled(ticker: str) -> list[dict[str, Any]]:
             result = system.yquant("orders", "--json")
-            return [o for o in json.loads(result.stdout) if o["ticker"] == "035420" and o["state"] == "FILLED"]
+            return [o for o in json.loads(result.stdout) if o["ticker"] == ticker and o["state"] == "FILLED"]
 
-        eventually(filled, 60)
-        time.sleep(1.0)  # room for a duplicate to show up, if there were one
+        eventually(lambda: filled("035420"), 60)
+        # A later alert through the same streams, once FILLED, shows that everything queued before
+        # it, a redelivered signal and any command it gave, has been handled: a duplicate would be
+        # at the simulator by now.
+        marker = body | {"ticker": "005930", "quantity": 1, "id": f"after-crash-{crash_point}"}
+        assert httpx.post(system.webhook_url, json=marker, timeout=5).json()["status"] == "accepted"
+        eventually(lambda: filled("005930"), 60)
         sim = [o for o in system.sim_orders() if o["ticker"] == "035420"]
         assert len(sim) == 1
         assert int(sim[0]["quantity"]) == 2
-        assert len(filled()) == 1
+        assert len(filled("035420")) == 1
 
         valkey = Redis.from_url(system.valkey_url, driver_info=None)
         try:
-            pending = valkey.xpending(keys.SIGNALS_WEBHOOK, keys.GROUP_ORDERMANAGER)
-            assert pending["pending"] == 0
+            eventually(lambda: valkey.xpending(keys.SIGNALS_WEBHOOK, keys.GROUP_ORDERMANAGER)["pending"] == 0, 60)
         finally:
             valkey.close()
