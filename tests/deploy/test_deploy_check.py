@@ -210,49 +210,42 @@ def test_acl_template_when_too_permissive_then_check_fails_with_reason(
     assert expected in result.stdout, result.stdout
 
 
-def test_acl_template_when_a_permitted_command_is_lost_then_check_fails(deployment: Path, run_check: RunCheck) -> None:
-    replace_once(
-        deployment / "valkey" / "users.acl.template",
-        "    (+set %W~yq:dedupe:signal:*)\n    (+xadd %W~yq:stream:signals:webhook)\n",
-        "    (+xadd %W~yq:stream:signals:webhook)\n",
-    )
-
-    result = run_check(deployment, "--only", "acl", "--compose", "docker-compose.vm1.yml")
-
-    assert result.returncode == 1, result.stdout
-    assert "user webhook may not run `SET yq:dedupe:signal:s1 1 NX EX 60` but must" in result.stdout
-
-
-def test_acl_template_when_the_order_manager_cannot_record_a_placed_orders_decision_then_check_fails(
-    deployment: Path, run_check: RunCheck
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        pytest.param(
+            "    (+set %W~yq:dedupe:signal:*)\n    (+xadd %W~yq:stream:signals:webhook)\n",
+            "    (+xadd %W~yq:stream:signals:webhook)\n",
+            ["user webhook may not run `SET yq:dedupe:signal:s1 1 NX EX 60` but must"],
+            id="webhook-dedupe",
+        ),
+        pytest.param(
+            "        ~yq:signals:* ~yq:stream:decisions)\n",
+            "        ~yq:signals:*)\n",
+            [
+                f"user ordermanager may not run `{PLACE_SHOWN}` but must",
+                "a permitted call failed: No permissions to access a key",
+            ],
+            id="ordermanager-placed-decision",
+        ),
+        pytest.param(
+            "%W~yq:stream:signals:dashboard %W~yq:stream:cancels ",
+            "%W~yq:stream:signals:dashboard ",
+            ["user dashboard may not run `XADD yq:stream:cancels MAXLEN ~ 100000 * type CancelOrder data {}` but must"],
+            id="dashboard-cancels",
+        ),
+    ],
+)
+def test_acl_template_when_a_permitted_command_is_lost_then_check_fails(
+    deployment: Path, run_check: RunCheck, old: str, new: str, expected: list[str]
 ) -> None:
-    replace_once(
-        deployment / "valkey" / "users.acl.template",
-        "        ~yq:signals:* ~yq:stream:decisions)\n",
-        "        ~yq:signals:*)\n",
-    )
+    replace_once(deployment / "valkey" / "users.acl.template", old, new)
 
     result = run_check(deployment, "--only", "acl", "--compose", "docker-compose.vm1.yml")
 
     assert result.returncode == 1, result.stdout
-    assert f"user ordermanager may not run `{PLACE_SHOWN}` but must" in result.stdout, result.stdout
-    assert "a permitted call failed: No permissions to access a key" in result.stdout, result.stdout
-
-
-def test_acl_template_when_the_dashboard_loses_its_cancel_stream_then_check_fails(
-    deployment: Path, run_check: RunCheck
-) -> None:
-    replace_once(
-        deployment / "valkey" / "users.acl.template",
-        "%W~yq:stream:signals:dashboard %W~yq:stream:cancels ",
-        "%W~yq:stream:signals:dashboard ",
-    )
-
-    result = run_check(deployment, "--only", "acl", "--compose", "docker-compose.vm1.yml")
-
-    assert result.returncode == 1, result.stdout
-    expected = "user dashboard may not run `XADD yq:stream:cancels MAXLEN ~ 100000 * type CancelOrder data {}` but must"
-    assert expected in result.stdout, result.stdout
+    for line in expected:
+        assert line in result.stdout, result.stdout
 
 
 def test_valkey_conf_when_unsafe_then_check_fails_naming_each_setting(deployment: Path, run_check: RunCheck) -> None:
