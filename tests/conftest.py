@@ -13,6 +13,7 @@ import pytest
 import redis.asyncio as aioredis
 from redis import Redis
 
+from tests.harness.acl import production_acl_valkey
 from yquant import valkey
 from yquant.embedded import EmbeddedValkey
 from yquant.settings import BusSettings, Settings, ValkeySettings
@@ -25,6 +26,13 @@ def valkey_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Embedded
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def acl_valkey() -> Iterator[tuple[int, dict[str, str]]]:
+    """A Valkey with the production ACL file loaded: (port, password by user)."""
+    with production_acl_valkey() as valkey_with_acl:
+        yield valkey_with_acl
 
 
 @pytest.fixture

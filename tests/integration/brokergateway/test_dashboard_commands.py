@@ -9,16 +9,12 @@ The Valkey here is started by valkey/start.sh with valkey/users.acl.template ren
 from __future__ import annotations
 
 import asyncio
-import importlib.util
-import secrets
-import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import httpx
@@ -43,28 +39,6 @@ from .conftest import FAST, Harness, new_account
 REPO = Path(__file__).resolve().parents[3]
 BUS = BusSettings(block_ms=50, claim_idle_ms=500)
 DASHBOARD = actions.Actor(user="alice", address="10.0.0.2")
-
-
-def _deploy_check() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("deploy_check_acl", REPO / "scripts" / "deploy_check.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(scope="module")
-def acl_valkey() -> Iterator[tuple[int, dict[str, str]]]:
-    """A Valkey with the production ACL file loaded: (port, password by user)."""
-    deploy_check = _deploy_check()
-    passwords = {name: secrets.token_urlsafe(24) for name in deploy_check.ACL_PASSWORDS}
-    with deploy_check.running_valkey(REPO, passwords) as (port, _log):
-        by_user = {
-            name.removeprefix("YQ_VALKEY_").removesuffix("_PASSWORD").lower(): v for name, v in passwords.items()
-        }
-        yield port, by_user
 
 
 Connect = Callable[[str], aioredis.Redis]

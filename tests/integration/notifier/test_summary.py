@@ -12,14 +12,9 @@ concludes that nothing was sent.
 
 from __future__ import annotations
 
-import importlib.util
-import secrets
-import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import orjson
@@ -36,30 +31,6 @@ from yquant.bus import fields_of
 from yquant.markets import NEW_YORK, SEOUL
 from yquant.messages import Market, Position, Signal, SignalAction, SignalDenied
 from yquant.settings import NotifierSettings, NotifyDestination
-
-REPO = Path(__file__).resolve().parents[3]
-
-
-def _deploy_check() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("deploy_check_summary", REPO / "scripts" / "deploy_check.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(scope="module")
-def acl_valkey() -> Iterator[tuple[int, dict[str, str]]]:
-    """A Valkey with the production ACL file loaded: (port, password by user)."""
-    deploy_check = _deploy_check()
-    passwords = {name: secrets.token_urlsafe(24) for name in deploy_check.ACL_PASSWORDS}
-    with deploy_check.running_valkey(REPO, passwords) as (port, _log):
-        yield (
-            port,
-            {name.removeprefix("YQ_VALKEY_").removesuffix("_PASSWORD").lower(): v for name, v in passwords.items()},
-        )
 
 
 @pytest.fixture
