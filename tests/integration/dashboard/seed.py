@@ -71,6 +71,34 @@ async def seed_accounts(client: aioredis.Redis, synced_at: datetime | None = Non
         await portfolio.store_snapshot(client, event, MAXLEN)
 
 
+async def create_market_order(
+    client: aioredis.Redis,
+    client_order_id: str,
+    account: str,
+    market: Market,
+    ticker: str,
+    side: Side,
+    quantity: int,
+    strategy: str,
+    us_limit: str,
+) -> None:
+    """A market order of a signal recorded NEW, as the order manager records it; a US one carries
+    ``us_limit``, its marketable limit (the order manager prices US market orders, ADR 0007)."""
+    command = SubmitOrder(
+        client_order_id=client_order_id,
+        account=account,
+        market=market,
+        ticker=ticker,
+        side=side,
+        quantity=quantity,
+        order_type=OrderType.MARKET,
+        limit_price=Decimal(us_limit) if market.is_us else None,
+        strategy=strategy,
+        origin="signal",
+    )
+    await orders.create_order(client, command, MAXLEN)
+
+
 async def seed_orders(client: aioredis.Redis) -> list[str]:
     specs = [
         ("main", Market.KRX, "005930", Side.BUY, 10, OrderState.FILLED, "71200"),
@@ -81,20 +109,7 @@ async def seed_orders(client: aioredis.Redis) -> list[str]:
     ids = []
     for index, (account, market, ticker, side, quantity, state, fill) in enumerate(specs):
         coid = f"yq-seed{index:017d}"
-        command = SubmitOrder(
-            client_order_id=coid,
-            account=account,
-            market=market,
-            ticker=ticker,
-            side=side,
-            quantity=quantity,
-            order_type=OrderType.MARKET,
-            # The order manager prices a US market order as a marketable limit (ADR 0007).
-            limit_price=Decimal("191.90") if market.is_us else None,
-            strategy="demo",
-            origin="signal",
-        )
-        await orders.create_order(client, command, MAXLEN)
+        await create_market_order(client, coid, account, market, ticker, side, quantity, "demo", "191.90")
         fields: dict[str, object] = {"broker_order_id": f"{index:010d}"}
         if fill:
             fields.update({"filled_quantity": quantity, "average_price": fill, "fee": "107"})
@@ -120,19 +135,7 @@ async def seed_fill(
 ) -> None:
     """An order filled in full, stored as the broker gateway stores a fill: the cumulative
     quantity, average price and fee on the record, with its OrderFilled event (brokergateway/fills.py)."""
-    command = SubmitOrder(
-        client_order_id=client_order_id,
-        account=account,
-        market=market,
-        ticker=ticker,
-        side=side,
-        quantity=quantity,
-        order_type=OrderType.MARKET,
-        limit_price=Decimal(price) if market.is_us else None,
-        strategy=strategy,
-        origin="signal",
-    )
-    await orders.create_order(client, command, MAXLEN)
+    await create_market_order(client, client_order_id, account, market, ticker, side, quantity, strategy, price)
     broker_order_id = client_order_id[-10:]
     await walk_to(client, client_order_id, OrderState.ACCEPTED, fields={"broker_order_id": broker_order_id})
     event = OrderFilled(
