@@ -51,13 +51,12 @@ def environment(valkey_url: str, tmp_path: Path, **extra: str) -> dict[str, str]
     return env
 
 
-@pytest.fixture
-def webhook_process(valkey_url: str, tmp_path: Path) -> Iterator[WebhookProcess]:
+def start_webhook(valkey_url: str, tmp_path: Path, **settings: str) -> Iterator[WebhookProcess]:
+    """``python -m webhook`` on a free port with ``settings`` (YQ_ names), once /healthz answers;
+    killed after, if still running."""
     port = free_port()
     log_path = tmp_path / "webhook.log"
-    env = environment(
-        valkey_url, tmp_path, YQ_WEBHOOK__SECRET=SECRET, YQ_WEBHOOK__PORT=str(port), YQ_WEBHOOK__RATE_LIMIT_PER_MIN="0"
-    )
+    env = environment(valkey_url, tmp_path, YQ_WEBHOOK__SECRET=SECRET, YQ_WEBHOOK__PORT=str(port), **settings)
     with log_path.open("wb") as log:
         process = subprocess.Popen([sys.executable, "-m", "webhook"], env=env, stdout=log, stderr=log)
     running = WebhookProcess(process, f"http://127.0.0.1:{port}", log_path)
@@ -74,6 +73,11 @@ def webhook_process(valkey_url: str, tmp_path: Path) -> Iterator[WebhookProcess]
     if process.poll() is None:
         process.kill()
         process.wait()
+
+
+@pytest.fixture
+def webhook_process(valkey_url: str, tmp_path: Path) -> Iterator[WebhookProcess]:
+    yield from start_webhook(valkey_url, tmp_path, YQ_WEBHOOK__RATE_LIMIT_PER_MIN="0")
 
 
 def test_alerts_over_http_stay_within_the_memory_budget_and_out_of_the_logs(

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,52 +11,27 @@ import httpx
 import pytest
 
 from tests.integration.webhook.conftest import strategy_alert
-from tests.integration.webhook.test_process import SECRET, WebhookProcess, environment
-from yquant.embedded import free_port
+from tests.integration.webhook.test_process import SECRET, WebhookProcess, start_webhook
 
 DEADLINE_S = 30.0  # generous: the server's own deadlines are 1 s here
 
 
-def start_webhook(valkey_url: str, tmp_path: Path, **settings: str) -> Iterator[WebhookProcess]:
-    port = free_port()
-    log_path = tmp_path / "webhook.log"
-    env = environment(
-        valkey_url,
-        tmp_path,
-        YQ_WEBHOOK__SECRET=SECRET,
-        YQ_WEBHOOK__PORT=str(port),
-        YQ_WEBHOOK__MAX_CONNECTIONS="8",
-        YQ_LOG_LEVEL="DEBUG",
-        **settings,
-    )
-    with log_path.open("wb") as log:
-        process = subprocess.Popen([sys.executable, "-m", "webhook"], env=env, stdout=log, stderr=log)
-    running = WebhookProcess(process, f"http://127.0.0.1:{port}", log_path)
-    deadline = time.monotonic() + 15
-    while True:
-        assert process.poll() is None, log_path.read_text()
-        try:
-            if httpx.get(f"{running.base_url}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            assert time.monotonic() < deadline, "webhook did not start"
-            time.sleep(0.05)
-    yield running
-    if process.poll() is None:
-        process.kill()
-        process.wait()
+def start_slow_webhook(valkey_url: str, tmp_path: Path, **settings: str) -> Iterator[WebhookProcess]:
+    yield from start_webhook(valkey_url, tmp_path, YQ_WEBHOOK__MAX_CONNECTIONS="8", YQ_LOG_LEVEL="DEBUG", **settings)
 
 
 @pytest.fixture
 def webhook(valkey_url: str, tmp_path: Path) -> Iterator[WebhookProcess]:
     """Deadlines of 1 s, so a test sees them close connections."""
-    yield from start_webhook(valkey_url, tmp_path, YQ_WEBHOOK__HEADER_TIMEOUT_S="1", YQ_WEBHOOK__BODY_TIMEOUT_S="1")
+    yield from start_slow_webhook(
+        valkey_url, tmp_path, YQ_WEBHOOK__HEADER_TIMEOUT_S="1", YQ_WEBHOOK__BODY_TIMEOUT_S="1"
+    )
 
 
 @pytest.fixture
 def patient_webhook(valkey_url: str, tmp_path: Path) -> Iterator[WebhookProcess]:
     """Deadlines far beyond any test, so held connections stay held however slow the machine."""
-    yield from start_webhook(valkey_url, tmp_path, YQ_WEBHOOK__HEADER_TIMEOUT_S="600")
+    yield from start_slow_webhook(valkey_url, tmp_path, YQ_WEBHOOK__HEADER_TIMEOUT_S="600")
 
 
 def connect(webhook: WebhookProcess) -> socket.socket:
