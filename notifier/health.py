@@ -8,10 +8,11 @@ outage (a crash leaves the key to expire at 15 s); one that vanished younger was
 stop, as ``yquant up`` stops its services) and is forgotten.
 
 A service is reported missing when one of its instances is out and none of its instances beats,
-once per outage: the report is a field of ``keys.NOTIFY_DOWN`` set with HSETNX, and the service
-is reported back when one of its instances beats again (HDEL), even across a notifier restart. The
-notice follows the HSETNX or HDEL that won: a crash between the two loses that one notice, it never
-repeats it.
+once per outage: the report is a field of ``keys.NOTIFY_DOWN``, and the service is reported back
+when one of its instances beats again (the field deleted), even across a notifier restart. The
+field and its notice are written in one transaction (WATCH the hash, read the field, then MULTI:
+HSET or HDEL + XADD): a notifier that dies before the EXEC leaves neither and its next poll tells
+it; after it, both are there and nothing tells it again.
 
 A restart the watcher did not see end is reported too: each heartbeat names its process's life
 (``yquant.runtime.LIFE``), remembered per instance in ``keys.NOTIFY_LIVES``. A container that
@@ -30,6 +31,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import orjson
@@ -91,11 +93,6 @@ class HeartbeatWatch:
 def notice_fields(kind: str, en: str, ko: str, data: dict[str, Any]) -> dict[str, bytes]:
     """A keys.NOTICES entry: its texts are written with it (notifier.events reads them back)."""
     return {"type": b"Notice", "data": orjson.dumps({"kind": kind, "en": en, "ko": ko, "data": data})}
-
-
-async def add_notice(client: aioredis.Redis, kind: str, en: str, ko: str, data: dict[str, Any]) -> None:
-    fields: Any = notice_fields(kind, en, ko, data)
-    await client.xadd(keys.NOTICES, fields, maxlen=NOTICES_MAXLEN, approximate=True)
 
 
 @dataclass(frozen=True)
@@ -184,6 +181,33 @@ async def note_lives(
             return  # another notifier wrote first: the next poll looks again
 
 
+async def _mark(
+    client: aioredis.Redis, service: str, record: bytes | None, notice: Callable[[bytes], dict[str, bytes]]
+) -> bool:
+    """Set ``service``'s field of keys.NOTIFY_DOWN to ``record`` (missing) or clear it (None: back),
+    and append ``notice`` of the field's value, in one transaction under WATCH; False when the
+    field already was so (reported before, or never reported)."""
+    async with client.pipeline(transaction=True) as pipe:
+        while True:
+            try:
+                await pipe.watch(keys.NOTIFY_DOWN)
+                before: Any = await pipe.hget(keys.NOTIFY_DOWN, service)
+                if (before is None) == (record is None):
+                    await pipe.unwatch()  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
+                    return False
+                fields: Any = notice(record or before)
+                pipe.multi()  # type: ignore[no-untyped-call]
+                if record is None:
+                    pipe.hdel(keys.NOTIFY_DOWN, service)
+                else:
+                    pipe.hset(keys.NOTIFY_DOWN, service, record)
+                pipe.xadd(keys.NOTICES, fields, maxlen=NOTICES_MAXLEN, approximate=True)
+                await pipe.execute()
+                return True
+            except WatchError:
+                continue  # another service's field changed meanwhile: look again
+
+
 async def check_once(client: aioredis.Redis, watch: HeartbeatWatch, now: float, wall: float) -> None:
     beats = await heartbeats(client)
     verdict = watch.observe(now, {ident: beat.age_s for ident, beat in beats.items()})
@@ -191,36 +215,38 @@ async def check_once(client: aioredis.Redis, watch: HeartbeatWatch, now: float, 
     for service, (instance, age) in sorted(verdict.out.items()):
         since = wall - age
         record = orjson.dumps({"instance": instance, "since": since})
-        if await client.hsetnx(keys.NOTIFY_DOWN, service, record):
-            await add_notice(
-                client,
-                "heartbeat",
-                f"💔 {service} ({instance}) is missing its heartbeat: no sign of life for {_duration(age)}",
-                f"💔 {service} ({instance}) 하트비트 없음: {_duration(age)} 동안 응답 없음",
-                {"service": service, "instance": instance, "ok": False},
-            )
+        if await _mark(client, service, record, partial(_missing_notice, service, instance, age)):
             logger.warning("service missing its heartbeat", extra={"service": service, "instance": instance})
     if not verdict.beating:
         return
     down: Any = await client.hgetall(keys.NOTIFY_DOWN)
-    for raw_service, raw in down.items():
-        service = keys.text(raw_service)
-        if service not in verdict.beating:
-            continue
-        if await client.hdel(keys.NOTIFY_DOWN, service):
-            try:
-                since = float(orjson.loads(raw).get("since", wall))
-            except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
-                since = wall
-            took = _duration(max(wall - since, 0))
-            await add_notice(
-                client,
-                "heartbeat",
-                f"💚 {service} is back (out for about {took})",
-                f"💚 {service} 복구됨 (약 {took} 동안 중단)",
-                {"service": service, "ok": True},
-            )
+    for service in sorted(keys.text(s) for s in down if keys.text(s) in verdict.beating):
+        if await _mark(client, service, None, partial(_back_notice, service, wall)):
             logger.info("service back", extra={"service": service})
+
+
+def _missing_notice(service: str, instance: str, age: float, _record: bytes) -> dict[str, bytes]:
+    return notice_fields(
+        "heartbeat",
+        f"💔 {service} ({instance}) is missing its heartbeat: no sign of life for {_duration(age)}",
+        f"💔 {service} ({instance}) 하트비트 없음: {_duration(age)} 동안 응답 없음",
+        {"service": service, "instance": instance, "ok": False},
+    )
+
+
+def _back_notice(service: str, wall: float, record: bytes) -> dict[str, bytes]:
+    """The notice of ``service`` back, its outage timed from its record in keys.NOTIFY_DOWN."""
+    try:
+        since = float(orjson.loads(record).get("since", wall))
+    except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
+        since = wall
+    took = _duration(max(wall - since, 0))
+    return notice_fields(
+        "heartbeat",
+        f"💚 {service} is back (out for about {took})",
+        f"💚 {service} 복구됨 (약 {took} 동안 중단)",
+        {"service": service, "ok": True},
+    )
 
 
 async def watch_heartbeats(
