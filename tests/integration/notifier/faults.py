@@ -131,6 +131,34 @@ class HeldTransport(httpx.AsyncBaseTransport):
         await self.inner.aclose()
 
 
+def dying_client(url: str, fault: Fault, name: str) -> aioredis.Redis:
+    """A Valkey client whose connections (each named ``name``) stop at ``fault``."""
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url,
+        connection_class=_connection_class(fault),
+        max_connections=16,
+        timeout=10,
+        client_name=name,
+        health_check_interval=0,  # a PING of its own would be a packet too
+    )
+    return aioredis.Redis.from_pool(pool)
+
+
+async def end(admin: aioredis.Redis, client: aioredis.Redis, name: str, *tasks: asyncio.Task[Any]) -> None:
+    """End a dead life for good: its tasks cancelled, its connections closed, and Valkey no longer
+    listing any connection named ``name`` (so no blocked read of it takes an entry)."""
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await client.aclose()
+
+    async def gone() -> bool:
+        clients: Any = await admin.client_list()
+        return not any(c.get("name") == name for c in clients)
+
+    await until(gone)
+
+
 class DyingNotifier:
     """One notifier life on its own Valkey connections (named ``name``) that dies at ``fault``.
 
@@ -148,15 +176,7 @@ class DyingNotifier:
         name: str = "dying-notifier",
     ) -> None:
         self.admin, self.fault, self.name = admin, fault, name
-        pool = aioredis.BlockingConnectionPool.from_url(
-            url,
-            connection_class=_connection_class(fault),
-            max_connections=16,
-            timeout=10,
-            client_name=name,
-            health_check_interval=0,  # a PING of its own would be a packet too
-        )
-        self.client = aioredis.Redis.from_pool(pool)
+        self.client = dying_client(url, fault, name)
         self.http = httpx.AsyncClient(timeout=5, transport=HeldTransport(fault))
         self.notifier = Notifier(self.client, settings, self.http, clock=clock)
         self.notifier.block_ms = 50
@@ -171,12 +191,5 @@ class DyingNotifier:
         assert self.task is not None
         if exc[0] is None:
             await self.fault.ended()
-        self.task.cancel()
-        await asyncio.gather(self.task, return_exceptions=True)
-        await self.client.aclose()
+        await end(self.admin, self.client, self.name, self.task)
         await self.http.aclose()
-        await until(self._gone)
-
-    async def _gone(self) -> bool:
-        clients: Any = await self.admin.client_list()
-        return not any(c.get("name") == self.name for c in clients)

@@ -12,10 +12,15 @@ appended by a poll after the one that would have told a second time, and deliver
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import pytest
 import redis.asyncio as aioredis
 
-from tests.integration.notifier.faults import DyingNotifier, Fault, Point, sends
+from notifier.health import HeartbeatWatch, check_once
+from notifier.service import ensure_destination_groups
+from tests.integration.notifier.faults import DyingNotifier, Fault, Point, dying_client, end, sends
 from tests.integration.notifier.loopback import FakeTelegram
 from tests.integration.notifier.test_health import _acknowledged, _is, beat, lines, live
 from tests.integration.notifier.test_notifier import Running, settings_for, until
@@ -119,3 +124,69 @@ async def test_a_notifier_dying_as_it_records_a_restart_tells_it_once(
     [restarted] = about(telegram, "ordermanager")
     assert restarted.startswith("🔄 ordermanager (om-1) restarted: a new process since 2026-12-07 00:00:00 UTC")
     assert await redis_client.hget(keys.NOTIFY_LIVES, "ordermanager:om-1") == b"life-b"
+
+
+async def alive(client: aioredis.Redis, service: str, instance: str, life: str, ttl_ms: int) -> None:
+    """A heartbeat of one process's life (as yquant.runtime writes it), ``15 s - ttl_ms`` old."""
+    key = keys.heartbeat(service, instance)
+    await client.hset(key, mapping={"instance": instance, "life": life, "started_at": "1796601600.0"})
+    await client.pexpire(key, ttl_ms)
+
+
+async def gone(client: aioredis.Redis, service: str, instance: str) -> bool:
+    return not await client.exists(keys.heartbeat(service, instance))
+
+
+@POINTS
+async def test_a_notifier_dying_as_it_reports_a_crash_tells_it_once_after_the_heartbeat_expired(
+    valkey_url: str, redis_client: aioredis.Redis, telegram: FakeTelegram, point: Point
+) -> None:
+    """A crashed service's heartbeat expires 3 s after it looks missing (15 s against 12 s): a
+    notifier that died reporting it finds no heartbeat to see when it starts again."""
+    settings = quick(telegram)
+    await live(redis_client, "ordermanager", "om-1", "life-a")
+    async with Running(redis_client, settings):  # it saw the order manager alive
+        await until(lambda: _is(redis_client, "ordermanager:om-1", "life-a"))
+    await alive(redis_client, "ordermanager", "om-1", "life-a", 6_000)  # 9 s since its last beat: a crash
+    fault = Fault(sends({"HSET"}, keys.NOTIFY_DOWN), point)
+    async with DyingNotifier(valkey_url, redis_client, settings, fault):
+        pass  # dies reporting the order manager missing
+    await until(lambda: gone(redis_client, "ordermanager", "om-1"), timeout_s=60)  # expired: nobody deletes it
+    async with Running(redis_client, settings):
+        await until(lambda: about(telegram, "ordermanager"))
+        await alive(redis_client, "webhook", "wh-1", "life-w", 10_000)  # missing too, told by a later poll
+        await until(lambda: about(telegram, "webhook"))
+        await live(redis_client, "ordermanager", "om-1", "life-b")  # restarted: back, and no restart to tell
+        await until(lambda: any("ordermanager is back" in line for line in lines(telegram)))
+        await until(lambda: _acknowledged(redis_client))
+    assert len(about(telegram, "ordermanager")) == 2, lines(telegram)
+    missing, back = about(telegram, "ordermanager")
+    assert missing.startswith("💔 ordermanager (om-1) is missing its heartbeat: ")
+    assert back.startswith("💚 ordermanager is back (out for ")
+
+
+@POINTS
+async def test_a_notifier_dying_in_the_poll_that_finds_an_expired_heartbeat_gone_tells_it_once(
+    valkey_url: str, redis_client: aioredis.Redis, telegram: FakeTelegram, point: Point
+) -> None:
+    """A key last seen young and gone once older than any clean stop: only that poll knows of the
+    outage. The watcher is driven poll by poll on its own clock (check_once's ``now``), so "100 s
+    later" needs no waiting; the key's removal stands in for its expiry, the age alone tells them
+    apart."""
+    await ensure_destination_groups(redis_client, "phone")  # as a notifier that ran before left them
+    fault = Fault(sends({"HSET"}, keys.NOTIFY_DOWN), point)
+    client = dying_client(valkey_url, fault, "dying-watch")
+    watch = HeartbeatWatch(missing_after_s=3.0)
+    await live(redis_client, "ordermanager", "om-1", "life-a")
+    await check_once(client, watch, 0.0, time.time())  # seen beating, its life remembered
+    await redis_client.delete(keys.heartbeat("ordermanager", "om-1"))
+    polling = asyncio.create_task(check_once(client, watch, 100.0, time.time()))  # gone, 100 s old: a crash
+    await fault.ended()
+    await end(redis_client, client, "dying-watch", polling)
+    async with Running(redis_client, quick(telegram)):
+        await until(lambda: about(telegram, "ordermanager"))
+        await alive(redis_client, "webhook", "wh-1", "life-w", 10_000)  # missing too, told by a later poll
+        await until(lambda: about(telegram, "webhook"))
+        await until(lambda: _acknowledged(redis_client))
+    [missing] = about(telegram, "ordermanager")
+    assert missing.startswith("💔 ordermanager (om-1) is missing its heartbeat: ")
