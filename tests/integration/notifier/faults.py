@@ -6,12 +6,13 @@ and whether it dies before sending it (``before``), after sending it with no rep
 (``answered``). A transaction is one packet (MULTI, its commands and EXEC are sent together), so
 ``before`` is a death before EXEC and ``answered`` one right after it.
 
-From the moment that packet is reached nothing else leaves the dying life: every later command
-to Valkey (on any of its connections) and every HTTP request to a chat service waits forever,
-as if the process were gone. ``DyingNotifier`` then ends it for good: its tasks cancelled, its
-connections closed, and it waits until Valkey no longer lists any of them (a dead process's
-blocked read takes no entry meant for the next one). The fault lives in the test's own
-connection and transport classes; the notifier runs unchanged.
+From the moment that packet is reached nothing else leaves the dying life: every later command to
+Valkey (on any of its connections) and every HTTP request it starts to a chat service waits
+forever, as if the process were gone (for ``answered``, the packet's own replies are still read).
+``DyingNotifier`` then ends it for good: its tasks cancelled, its connections closed, and it waits
+until Valkey no longer lists any of them (a dead process's blocked read takes no entry meant for
+the next one). The fault lives in the test's own connection and transport classes; the notifier
+runs unchanged.
 """
 
 from __future__ import annotations
