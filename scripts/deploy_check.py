@@ -618,8 +618,12 @@ ACL_TABLE: list[tuple[str, bool, tuple[str, ...]]] = [
     ("notifier", False, ("DEL", "yq:hb:ordermanager:om-1")),
     ("notifier", True, ("HGET", "yq:signal:exit-r1", "signal")),
     ("notifier", False, ("HSET", "yq:signal:exit-r1", "status", "denied")),
-    ("notifier", True, ("HSETNX", "yq:notify:down", "ordermanager", "{}")),
+    # A service reported missing or back: its field written with the notice in one MULTI under WATCH.
+    ("notifier", True, ("WATCH", "yq:notify:down")),
+    ("notifier", True, ("HGET", "yq:notify:down", "ordermanager")),
+    ("notifier", True, ("HSET", "yq:notify:down", "ordermanager", "{}")),
     ("notifier", True, ("HDEL", "yq:notify:down", "ordermanager")),
+    ("notifier", False, ("HSETNX", "yq:notify:down", "ordermanager", "{}")),
     # The daily summary reads the day's orders, denials, accounts and baselines, and changes none.
     ("notifier", True, ("ZRANGEBYSCORE", "yq:orders:index", "0", "(1")),
     ("notifier", False, ("ZADD", "yq:orders:index", "1", "o1")),

@@ -70,3 +70,16 @@ def test_a_service_with_one_instance_beating_is_not_missing() -> None:
     verdict = watch.observe(0, {("brokergateway", "gw-1"): 13.0, ("brokergateway", "gw-2"): 2.0, ("notifier", "n"): 30})
     assert verdict.out == {}
     assert verdict.beating == {"brokergateway"}
+
+
+def test_an_instance_an_earlier_life_saw_and_this_one_finds_gone_is_out_after_the_grace() -> None:
+    watch = HeartbeatWatch(missing_after_s=12)
+    watch.presume(100, [("ordermanager", "om-1"), ("webhook", "wh-1"), ("notifier", "n-1")])
+    assert watch.observe(100, {}).out == {}
+    assert watch.observe(111, {("webhook", "wh-1"): 0.5}).out == {}  # the webhook started again in time
+    verdict = watch.observe(112, {("webhook", "wh-1"): 1.5})
+    assert verdict.out == {"ordermanager": ("om-1", 12.0)}
+    assert verdict.unseen == {"ordermanager"}
+    assert verdict.vanished == {("ordermanager", "om-1")}
+    assert watch.observe(200, {}).out == {"webhook": ("wh-1", 89.5)}  # seen since: an outage like any other
+    assert watch.seen == {}
