@@ -10,6 +10,9 @@ No image registry is reachable from the machines this suite runs on, so the base
            uid 999 owning ``/data`` like the official image.
 * caddy    Debian's ``caddy`` package plus ``wget`` for the healthcheck, run like the official
            image (``XDG_*`` under ``/data`` and ``/config``).
+* prometheus  Debian's ``prometheus`` package plus ``wget`` for the healthcheck, run like
+           ``prom/prometheus`` (the binary as the entrypoint, ``/prometheus`` owned by nobody).
+           Grafana has no Debian package: the `monitoring` profile's Grafana has no stand-in.
 
 Then the real image, from the real Dockerfile with ``PYTHON_IMAGE`` pointed at the stand-in.
 Every image is tagged with a hash of what it is built from and reused when that tag exists, so
@@ -108,6 +111,20 @@ def caddy_recipe() -> Recipe:
     )
 
 
+def prometheus_recipe() -> Recipe:
+    return Recipe(
+        repository="yquant-standin/prometheus",
+        suite="trixie",
+        packages=("prometheus", "wget"),
+        hooks=('chroot "$1" sh -c "install -d -o 65534 -g 65534 /prometheus"',),
+        changes=(
+            "WORKDIR /prometheus",
+            'ENTRYPOINT ["/usr/bin/prometheus"]',
+            'CMD ["--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.path=/prometheus"]',
+        ),
+    )
+
+
 def image_exists(tag: str) -> bool:
     probe = subprocess.run(["docker", "image", "inspect", tag], capture_output=True, check=False)
     return probe.returncode == 0
@@ -175,8 +192,14 @@ class Images:
     yquant: str
     valkey: str
     caddy: str
+    prometheus: str
 
 
 def build_all() -> Images:
     base = build_standin(python_recipe())
-    return Images(yquant=build_yquant(base), valkey=build_standin(valkey_recipe()), caddy=build_standin(caddy_recipe()))
+    return Images(
+        yquant=build_yquant(base),
+        valkey=build_standin(valkey_recipe()),
+        caddy=build_standin(caddy_recipe()),
+        prometheus=build_standin(prometheus_recipe()),
+    )

@@ -5,9 +5,11 @@ The VMs' private network (the VCN) is one Docker network the projects share (``P
 VM1 comes up once for the module; each layout brings its other VMs up, runs every check and takes
 them down again (``layout``, one per layout). Each VM's env file is its deploy/vmN.env.example
 with every CHANGE_ME replaced, the service passwords the same on every VM, and the runbook's
-settings for the layout (docs/operations.md, *Layouts*: for two VMs, ``COMPOSE_PROFILES=webhook``,
-``YQ_DASHBOARD_PROXY`` Caddy's fixed address, ``YQ_WEBHOOK_HOST_IP`` VM2's own; the `monitoring`
-profile's images cannot be pulled here). Where a VM *publishes* a port (on its own private
+settings for the layout (docs/operations.md, *Layouts*: for two VMs,
+``COMPOSE_PROFILES=webhook,monitoring``, ``YQ_DASHBOARD_PROXY`` Caddy's fixed address,
+``YQ_WEBHOOK_HOST_IP`` VM2's own). VM2 runs the `monitoring` profile's Prometheus (a stand-in from
+Debian's package) but not its Grafana, which has no Debian package and no image that can be pulled
+here: each VM's `up` names its services. Where a VM *publishes* a port (on its own private
 address, never 0.0.0.0) the host's address on that network stands in for the VM's address; where
 another VM *connects* to it, it uses the fixed address the service's container has on that network
 (VM1's Valkey ``.11``, VM2's dashboard ``.12``, VM3's Caddy ``.13``, so that the dashboard sees
@@ -19,7 +21,8 @@ VM3's edge networks get subnets of their own (one engine cannot hold two network
 From outside (this host, to Caddy's 443 on the VM that runs it, TLS from Caddy's internal CA for
 hook.yquant.test and dash.yquant.test): an alert ends FILLED at the simulator, a wrong secret gets
 401, the first admin signs in to the dashboard, /metrics answers on the private network only, and
-a burst of alerts keeps every container under its memory limit (figures printed with `-s`). This
+a burst of alerts keeps every container under its memory limit (figures printed with `-s`), and
+Prometheus on VM2 scrapes every target of monitoring/prometheus.yml. This
 host talks to Caddy at its address on the private network, so that Caddy sees this host's own
 address there, as an internet client keeps its own through the VM's DNAT; the webhook's source
 allowlist is on and names TradingView's addresses and this host's. A post straight to the
@@ -99,8 +102,10 @@ class Spec:
 
 
 LAYOUTS = {
-    "three-vms": Spec("three-vms", "vm3", {"vm3": ["webhook", "caddy"], "vm2": ["dashboard", "notifier"]}),
-    "two-vms": Spec("two-vms", "vm2", {"vm2": ["dashboard", "notifier", "webhook", "caddy"]}),
+    "three-vms": Spec(
+        "three-vms", "vm3", {"vm3": ["webhook", "caddy"], "vm2": ["dashboard", "notifier", "prometheus"]}
+    ),
+    "two-vms": Spec("two-vms", "vm2", {"vm2": ["dashboard", "notifier", "webhook", "caddy", "prometheus"]}),
 }
 
 
@@ -162,11 +167,25 @@ OVERRIDES: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 
+# Prometheus finds VM1 by the name `vm1` at VM1_PRIVATE_IP, which on VM2 is Valkey's container
+# address here: VM1's metrics are published on this host's address instead. Replacing a list
+# needs YAML's `!override`, which JSON cannot write.
+PROMETHEUS_OVERRIDE = f"""\
+services:
+  prometheus:
+    extra_hosts: !override ["vm1:{HOST_ADDRESS}", "webhook-host:${{YQ_WEBHOOK_HOST_IP:?}}"]
+"""
+
+
 def project(folder: Path, vm: str, values: dict[str, str], services: dict[str, Any]) -> Compose:
-    """docker-compose.<vm>.yml with its env file and the test's override (JSON is YAML)."""
+    """docker-compose.<vm>.yml with its env file and the test's overrides (JSON is YAML)."""
     override = folder / f"{vm}.override.json"
     override.write_text(json.dumps({"services": services, "networks": external()}, indent=2))
-    return Compose(f"docker-compose.{vm}.yml", env_file(folder / f"{vm}.env", values), overrides=(override,))
+    overrides = [override]
+    if vm == "vm2":
+        overrides.append(folder / "vm2.prometheus.yml")
+        overrides[-1].write_text(PROMETHEUS_OVERRIDE)
+    return Compose(f"docker-compose.{vm}.yml", env_file(folder / f"{vm}.env", values), overrides=tuple(overrides))
 
 
 @dataclass
@@ -257,11 +276,12 @@ def layout_values(spec: Spec, images: Images, vm1: dict[str, str]) -> dict[str, 
     vm2 = {
         "YQ_IMAGE": images.yquant,
         "CADDY_IMAGE": images.caddy,
-        "COMPOSE_PROFILES": "",  # no Prometheus or Grafana image here
+        "PROMETHEUS_IMAGE": images.prometheus,
+        "COMPOSE_PROFILES": "monitoring",
         "VM1_PRIVATE_IP": ADDRESS["vm1"],
         "VM2_PRIVATE_IP": HOST_ADDRESS,
         "YQ_DASHBOARD_PROXY": ADDRESS["vm3"],
-        "YQ_WEBHOOK_HOST_IP": ADDRESS["vm3"],
+        "YQ_WEBHOOK_HOST_IP": HOST_ADDRESS,  # where VM3 publishes the webhook's 8080
         "YQ_EDGE_SUBNET": EDGE_SUBNET["vm2"],
         "YQ_EDGE_IP_RANGE": EDGE_RANGE["vm2"],
         "YQ_CADDY_IP": CADDY_IP["vm2"],
@@ -272,7 +292,7 @@ def layout_values(spec: Spec, images: Images, vm1: dict[str, str]) -> dict[str, 
     }
     if spec.ingress == "vm2":  # the runbook's two VMs (docs/operations.md, *Layouts*)
         vm2 |= {
-            "COMPOSE_PROFILES": "webhook",  # and `monitoring`, whose images cannot be pulled here
+            "COMPOSE_PROFILES": "webhook,monitoring",
             "YQ_DASHBOARD_PROXY": CADDY_IP["vm2"],
             "YQ_WEBHOOK_HOST_IP": HOST_ADDRESS,  # VM2's own address
             **EDGE_SETTINGS,
@@ -316,7 +336,10 @@ def layout(
             admin = pool.submit(helpers.add_admin, stacks["vm2"], password)
             vm1.ready()
             assert "user admin (admin) saved" in admin.result()
-            ups = [pool.submit(stack, "up", "-d", timeout=300) for stack in stacks.values()]
+            # Each VM's services by name: every one its profiles run but Grafana (no image here).
+            ups = [
+                pool.submit(stacks[vm], "up", "-d", *services, timeout=300) for vm, services in spec.services.items()
+            ]
             for up in ups:
                 up.result()
         for vm, services in spec.services.items():
@@ -442,3 +465,20 @@ def test_burst_when_50_alerts_arrive_over_https_then_every_container_stays_under
         assert 0 < peak.sampled_bytes < peak.limit_bytes, peak.line()
     restarts = {p.container: json.loads(docker("inspect", p.container))[0]["RestartCount"] for p in figures}
     assert set(restarts.values()) == {0}, restarts
+
+
+def test_prometheus_when_vm2_runs_the_monitoring_profile_then_every_target_is_up(layout: Layout) -> None:
+    # Through the SSH tunnel's port: Prometheus listens on VM2's 127.0.0.1 only.
+    prometheus = "http://127.0.0.1:9090/api/v1"
+    jobs = {"yquant-webhook", "yquant-ordermanager", "yquant-brokergateway", "yquant-dashboard", "prometheus"}
+
+    def every_target_up() -> dict[str, str]:
+        answer = httpx.get(f"{prometheus}/targets", timeout=10, trust_env=False).json()
+        health = {t["labels"]["job"]: t["health"] for t in answer["data"]["activeTargets"]}
+        if set(health) != jobs or set(health.values()) != {"up"}:
+            raise AssertionError(health)  # wait_for reports the last one
+        return health
+
+    helpers.wait_for("every Prometheus target up", every_target_up, timeout=120)
+    rules = httpx.get(f"{prometheus}/rules", timeout=10, trust_env=False).json()["data"]["groups"]
+    assert rules, "monitoring/alerts.yml loaded no rule group"
