@@ -10,11 +10,15 @@ No image registry is reachable from the machines this suite runs on, so the base
            uid 999 owning ``/data`` like the official image.
 * caddy    Debian's ``caddy`` package plus ``wget`` for the healthcheck, run like the official
            image (``XDG_*`` under ``/data`` and ``/config``).
+* prometheus  Debian's ``prometheus`` package plus ``wget`` for the healthcheck, run like
+           ``prom/prometheus`` (the binary as the entrypoint, ``/prometheus`` owned by nobody).
+           Grafana has no Debian package: the `monitoring` profile's Grafana has no stand-in.
 
 Then the real image, from the real Dockerfile with ``PYTHON_IMAGE`` pointed at the stand-in.
 Every image is tagged with a hash of what it is built from and reused when that tag exists, so
-a second run builds nothing. These images exist for the tests only; users deploy the official
-ones the compose files name.
+a second run builds nothing; the images of an earlier recipe or source are removed, and no build
+leaves an untagged ``<none>`` image behind. These images exist for the tests only; users deploy
+the official ones the compose files name.
 """
 
 from __future__ import annotations
@@ -108,6 +112,20 @@ def caddy_recipe() -> Recipe:
     )
 
 
+def prometheus_recipe() -> Recipe:
+    return Recipe(
+        repository="yquant-standin/prometheus",
+        suite="trixie",
+        packages=("prometheus", "wget"),
+        hooks=('chroot "$1" sh -c "install -d -o 65534 -g 65534 /prometheus"',),
+        changes=(
+            "WORKDIR /prometheus",
+            'ENTRYPOINT ["/usr/bin/prometheus"]',
+            'CMD ["--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.path=/prometheus"]',
+        ),
+    )
+
+
 def image_exists(tag: str) -> bool:
     probe = subprocess.run(["docker", "image", "inspect", tag], capture_output=True, check=False)
     return probe.returncode == 0
@@ -145,29 +163,41 @@ def source_key(base: str) -> str:
 
 
 def build_yquant(base: str) -> str:
-    """The real image from the real Dockerfile (classic builder: no buildx here), cached by content."""
-    tag = f"yquant:test-{source_key(base)}"
+    """The real image from the real Dockerfile (classic builder: no buildx here), cached by content.
+
+    The classic builder leaves a multi-stage build's `build` stage as an untagged image; it is
+    built and tagged first (``yquant-build:test-<key>``, the second build then takes it from the
+    cache), so that no build leaves a ``<none>`` image behind, and the stage of the previous build
+    goes with that build's image while the layers they share (the locked wheels) stay cached."""
+    key = source_key(base)
+    tag, stage = f"yquant:test-{key}", f"yquant-build:test-{key}"
     if image_exists(tag):
         return tag
-    result = subprocess.run(
-        ["docker", "build", "-q", "--build-arg", f"PYTHON_IMAGE={base}", "-t", tag, "."],
-        cwd=REPO,
-        env={**os.environ, "DOCKER_BUILDKIT": "0"},
-        capture_output=True,
-        text=True,
-        timeout=1200,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"docker build failed: {result.stdout[-2000:]}{result.stderr[-3000:]}")
+    for target in (("--target", "build", "-t", stage), ("-t", tag)):
+        result = subprocess.run(
+            ["docker", "build", "-q", "--build-arg", f"PYTHON_IMAGE={base}", *target, "."],
+            cwd=REPO,
+            env={**os.environ, "DOCKER_BUILDKIT": "0"},
+            capture_output=True,
+            text=True,
+            timeout=1200,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"docker build failed: {result.stdout[-2000:]}{result.stderr[-3000:]}")
     # Earlier builds of other sources are of no further use: keep one image per content.
+    remove_other_tags("yquant", "test-", tag)
+    remove_other_tags("yquant-build", "test-", stage)
+    return tag
+
+
+def remove_other_tags(repository: str, prefix: str, keep: str) -> None:
     old = subprocess.run(
-        ["docker", "images", "--format", "{{.Repository}}:{{.Tag}}", "yquant"], capture_output=True, text=True
+        ["docker", "images", "--format", "{{.Repository}}:{{.Tag}}", repository], capture_output=True, text=True
     )
-    stale = [name for name in old.stdout.split() if name.startswith("yquant:test-") and name != tag]
+    stale = [name for name in old.stdout.split() if name.startswith(f"{repository}:{prefix}") and name != keep]
     if stale:
         subprocess.run(["docker", "rmi", *stale], capture_output=True, check=False)
-    return tag
 
 
 @dataclass(frozen=True)
@@ -175,8 +205,14 @@ class Images:
     yquant: str
     valkey: str
     caddy: str
+    prometheus: str
 
 
 def build_all() -> Images:
-    base = build_standin(python_recipe())
-    return Images(yquant=build_yquant(base), valkey=build_standin(valkey_recipe()), caddy=build_standin(caddy_recipe()))
+    recipes = [python_recipe(), valkey_recipe(), caddy_recipe(), prometheus_recipe()]
+    python, valkey, caddy, prometheus = (build_standin(recipe) for recipe in recipes)
+    images = Images(yquant=build_yquant(python), valkey=valkey, caddy=caddy, prometheus=prometheus)
+    # Stand-ins of an earlier recipe, last: the yquant images built on an earlier python are gone.
+    for recipe in recipes:
+        remove_other_tags(recipe.repository, "", recipe.tag())
+    return images
