@@ -15,7 +15,7 @@ from enum import StrEnum
 from typing import Annotated, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from yquant.errors import MessageDecodeError
 
@@ -177,6 +177,25 @@ class CancelOrder(Message):
     reason: str = ""
 
 
+class ReviseOrder(Message):
+    """Change the price and/or lower the quantity of an open limit order (``yquant.orders.revision_problem``
+    says whether it may). ``quantity`` is the order's new total, fills included: KIS cannot raise it.
+    ``by``: who asked, for the order's history."""
+
+    type: Literal["ReviseOrder"] = "ReviseOrder"
+    client_order_id: str
+    account: str
+    limit_price: Decimal | None = Field(default=None, gt=0)
+    quantity: int | None = Field(default=None, gt=0)
+    by: str
+
+    @model_validator(mode="after")
+    def _changes_something(self) -> ReviseOrder:
+        if self.limit_price is None and self.quantity is None:
+            raise ValueError("a revision needs a new price or a new quantity")
+        return self
+
+
 class SignalDenied(Message):
     """A signal that did not trade (in one account, or in all when ``account`` is None), and why."""
 
@@ -316,6 +335,7 @@ AnyMessage = Annotated[
     SignalReceived
     | SubmitOrder
     | CancelOrder
+    | ReviseOrder
     | SignalDenied
     | SignalAccepted
     | OrderSubmitted

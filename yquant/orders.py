@@ -16,6 +16,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from yquant import keys
+from yquant.markets import tick_size
 from yquant.messages import (
     FINAL_STATES,
     Frozen,
@@ -84,6 +85,42 @@ class OrderRecord(Frozen):
     @property
     def is_final(self) -> bool:
         return self.state in FINAL_STATES
+
+
+# An open order whose price or quantity may be revised (``revision_problem``); NEW and SUBMITTING
+# orders have no KIS order number to revise yet.
+REVISABLE_STATES = (OrderState.ACCEPTED, OrderState.PARTIALLY_FILLED)
+
+
+def revision_problem(record: OrderRecord, limit_price: Decimal | None, quantity: int | None) -> str | None:
+    """Why ``record`` cannot be revised to ``limit_price`` and/or ``quantity`` (its new total, fills
+    included), or None when it can. KIS revises open limit orders only, on the price grid, and
+    cannot raise a quantity (docs/kis-protocol.md section 4.2)."""
+    if limit_price is None and quantity is None:
+        return "give a new price or a new quantity"
+    if record.order_type is not OrderType.LIMIT or record.limit_price is None:
+        return "only a limit order can be revised"
+    if record.state not in REVISABLE_STATES:
+        return f"the order is {record.state.value}: only an order open at KIS can be revised"
+    if limit_price is not None:
+        if limit_price <= 0:
+            return "the price must be positive"
+        tick = tick_size(record.market, limit_price)
+        if limit_price % tick != 0:
+            return f"{limit_price} is not on the {record.market.value} price grid (tick {tick} at that price)"
+    if quantity is not None:
+        if quantity <= record.filled_quantity:
+            return (
+                f"the new quantity must be above the {record.filled_quantity} already filled"
+                " (cancel the order to keep only the filled shares)"
+            )
+        if quantity > record.quantity:
+            return f"KIS cannot raise an order's quantity (now {record.quantity}); place another order for more"
+    new_price = record.limit_price if limit_price is None else limit_price
+    new_quantity = record.quantity if quantity is None else quantity
+    if new_price == record.limit_price and new_quantity == record.quantity:
+        return "nothing to change: the order already has that price and quantity"
+    return None
 
 
 def _history_entry(state: str, note: str = "", **extra: object) -> str:
@@ -166,6 +203,7 @@ async def update_order(
     note: str = "",
     condition: tuple[str, str] | None = None,
     maxlen: int = 100_000,
+    history: str = "",
 ) -> tuple[bool, OrderState | None]:
     """Move an order to ``new_state`` if ``ALLOWED_TRANSITIONS`` allows it from the state it is in,
     or, without a new state, change its fields while it is in one of ``only_in``; emits ``event``.
@@ -181,6 +219,7 @@ async def update_order(
         note=note,
         condition=condition,
         maxlen=maxlen,
+        history=history,
     )
     return update_result(await client.fcall("yq_order_update", *arguments))
 
@@ -195,9 +234,13 @@ def update_arguments(
     note: str = "",
     condition: tuple[str, str] | None = None,
     maxlen: int = 100_000,
+    history: str = "",
 ) -> list[Any]:
     """The ``yq_order_update`` arguments of ``update_order`` (to queue several changes on a pipeline:
-    ``pipe.fcall("yq_order_update", *update_arguments(...))``, each result read by ``update_result``)."""
+    ``pipe.fcall("yq_order_update", *update_arguments(...))``, each result read by ``update_result``).
+
+    A state change adds a history line with its ``note``; a field change adds one only when it
+    names its ``history`` label (``REVISED``: what changed and who asked)."""
     if new_state is not None:
         if only_in is not None:
             raise ValueError("a state change's preconditions come from ALLOWED_TRANSITIONS, not only_in")
@@ -222,7 +265,7 @@ def update_arguments(
         maxlen,
         event.__class__.__name__ if event else "",
         event.model_dump_json() if event else "",
-        _history_entry(new_state.value, note) if new_state else "",
+        _history_entry(new_state.value, note) if new_state else (_history_entry(history, note) if history else ""),
         "1" if final else "",
         client_order_id,
         *_flatten(all_fields),
