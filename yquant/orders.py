@@ -77,6 +77,10 @@ class OrderRecord(Frozen):
     signal_at: datetime | None = None  # when its signal fired or arrived (freshness of a resubmission)
     resubmissions: int = 0  # times the gateway sent it again after KIS proved not to have it
     cancel_reason: str = ""  # who or what asked for a cancel; the cancellation's reason when KIS confirms it
+    # The KIS order numbers a revision left behind, each with the fills it took (JSON: number ->
+    # [quantity, amount]); ``broker_order_id`` is the current one (``earlier_fills``).
+    prior_fills: str = ""
+    last_revision: str = ""  # the id of the last ReviseOrder carried out: a redelivery is not sent again
 
     @property
     def remaining_quantity(self) -> int:
@@ -85,6 +89,27 @@ class OrderRecord(Frozen):
     @property
     def is_final(self) -> bool:
         return self.state in FINAL_STATES
+
+    @property
+    def earlier_fills(self) -> dict[str, tuple[int, Decimal]]:
+        """The fills of the KIS order numbers this order had before its revisions: number ->
+        (quantity, amount). KIS counts each number's fills from zero, so the order's filled
+        quantity is these plus what its current number reports."""
+        if not self.prior_fills:
+            return {}
+        data = orjson.loads(self.prior_fills)
+        return {str(number): (int(qty), Decimal(str(amount))) for number, (qty, amount) in data.items()}
+
+    @property
+    def earlier_total(self) -> tuple[int, Decimal]:
+        """(quantity, amount) filled under earlier KIS order numbers."""
+        legs = self.earlier_fills.values()
+        return sum(q for q, _ in legs), sum((a for _, a in legs), Decimal(0))
+
+
+def prior_fills_value(legs: Mapping[str, tuple[int, Decimal]]) -> str:
+    """``OrderRecord.prior_fills`` as stored."""
+    return orjson.dumps({number: [qty, str(amount)] for number, (qty, amount) in legs.items()}).decode()
 
 
 # An open order whose price or quantity may be revised (``revision_problem``); NEW and SUBMITTING
@@ -270,6 +295,24 @@ def update_arguments(
         client_order_id,
         *_flatten(all_fields),
     ]
+
+
+async def note_refusal(client: aioredis.Redis, record: OrderRecord, reason: str, label: str, maxlen: int) -> None:
+    """A request about the order that was refused (a revision): the reason on the open order and a
+    history line. A final order keeps its record as it is (its times count in the risk checks) and
+    gets the history line only."""
+    if record.is_final:
+        await client.rpush(keys.order_history(record.client_order_id), _history_entry(label, reason))
+        return
+    await update_order(
+        client,
+        record.client_order_id,
+        only_in=[s for s in OrderState if s not in FINAL_STATES],
+        fields={"reason": reason},
+        note=reason,
+        history=label,
+        maxlen=maxlen,
+    )
 
 
 def update_result(result: Any) -> tuple[bool, OrderState | None]:

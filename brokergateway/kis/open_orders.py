@@ -68,7 +68,7 @@ async def domestic_open_orders(kis: KisClient) -> list[BrokerOrderStatus]:
         statuses: list[BrokerOrderStatus] = []
         async for rows in inquiry.daily_order_pages(kis, today.date(), unfilled_only=True, max_pages=200):
             statuses.extend(domestic_status(row) for row in rows)
-        return [s for s in statuses if not s.amendment and not s.done]
+        return [s for s in statuses if (s.revision or not s.amendment) and not s.done]
 
     def params(fk: str, nk: str) -> dict[str, str]:
         return {

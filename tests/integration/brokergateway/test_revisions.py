@@ -1,0 +1,161 @@
+"""Revising an open limit order at KIS: the order follows its new KIS number, its later fills land on
+it once (notices and the order list alike), and a revision KIS refuses leaves it as it was."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from tests.integration.kissim.helpers import SimServer
+from yquant import orders
+from yquant.messages import Market, OrderFilled, OrderState, OrderType, ReviseOrder
+
+from .conftest import NO_POLLING, Harness, MakeHarness
+
+
+def by_admin(coid: str, account: str, **change: object) -> ReviseOrder:
+    """The command the order manager passes on after the dashboard's Revise."""
+    return ReviseOrder.model_validate({"client_order_id": coid, "account": account, "by": "admin", **change})
+
+
+async def fills(harness: Harness, coid: str) -> list[tuple[int, Decimal, int]]:
+    return [
+        (e.fill_quantity, e.fill_price, e.cumulative_quantity)
+        for e in await harness.events(coid)
+        if isinstance(e, OrderFilled)
+    ]
+
+
+async def revised_notes(harness: Harness, coid: str) -> list[str]:
+    return [str(h.get("note")) for h in await orders.order_history(harness.client, coid) if h["state"] == "REVISED"]
+
+
+async def test_a_domestic_revision_is_followed_under_its_new_number_and_filled_once(
+    sim: SimServer, make_harness: MakeHarness
+) -> None:
+    """Fills before and after the revision come by notice; a poll afterwards adds nothing."""
+    sim.admin("/admin/price", {"ticker": "012330", "price": "250000"})
+    harness = await make_harness(sim, config=NO_POLLING)
+    worker = harness.gateway.workers[harness.alias]
+    command = await harness.submit(ticker="012330", quantity=5, order_type=OrderType.LIMIT, limit_price=Decimal(240000))
+    coid = command.client_order_id
+    record = await harness.state(coid, OrderState.ACCEPTED)
+    first_number = record.broker_order_id
+    sim.admin("/admin/fill", {"odno": first_number, "quantity": 2})
+    await harness.until(lambda: fills(harness, coid), "the first fill")
+
+    revision = by_admin(coid, harness.alias, limit_price=Decimal(245000))
+    await harness.gateway.handle(revision)
+    await harness.gateway.handle(revision)  # redelivered: carried out once
+    record = await harness.order(coid)
+    assert record.broker_order_id != first_number
+    assert (record.limit_price, record.quantity, record.filled_quantity) == (Decimal(245000), 5, 2)
+    at_kis = {o["odno"]: o for o in harness.sim_orders()}
+    assert [o["kind"] for o in at_kis.values()] == ["new", "revise"]
+    assert at_kis[record.broker_order_id]["original_odno"] == first_number
+    assert Decimal(at_kis[record.broker_order_id]["price"]) == Decimal(245000)
+
+    sim.admin("/admin/price", {"ticker": "012330", "price": "245000"})  # the revised buy fills at KIS
+    record = await harness.state(coid, OrderState.FILLED)
+    await harness.gateway.poller.poll(worker)  # the order list says the same: nothing new
+    assert await fills(harness, coid) == [(2, Decimal(240000), 2), (3, Decimal(245000), 5)]
+    assert (record.filled_quantity, record.average_price) == (5, Decimal(243000))
+    assert await revised_notes(harness, coid) == [
+        f"price KRW 240,000 -> KRW 245,000, revised by admin (KIS order {first_number} -> {record.broker_order_id})"
+    ]
+
+
+async def test_a_us_revision_found_by_polling_alone_fills_at_the_new_price(
+    sim: SimServer, make_harness: MakeHarness
+) -> None:
+    sim.admin("/admin/price", {"ticker": "ORCL", "price": "150.00", "market": "US"})
+    harness = await make_harness(sim)
+    sim.admin("/admin/ws", {"drop_notices": True})
+    try:
+        command = await harness.submit(
+            market=Market.NASD, ticker="ORCL", quantity=6, order_type=OrderType.LIMIT, limit_price=Decimal("140.00")
+        )
+        coid = command.client_order_id
+        record = await harness.state(coid, OrderState.ACCEPTED)
+        first_number = record.broker_order_id
+        sim.admin("/admin/fill", {"odno": first_number, "quantity": 1})
+        await harness.state(coid, OrderState.PARTIALLY_FILLED)
+
+        await harness.gateway.handle(by_admin(coid, harness.alias, limit_price=Decimal("145.50"), quantity=4))
+        record = await harness.order(coid)
+        assert (record.limit_price, record.quantity) == (Decimal("145.50"), 4)
+        assert record.broker_order_id != first_number
+        sim.admin("/admin/price", {"ticker": "ORCL", "price": "145.50", "market": "US"})
+        record = await harness.state(coid, OrderState.FILLED)
+    finally:
+        sim.admin("/admin/ws", {"drop_notices": False})
+    assert await fills(harness, coid) == [(1, Decimal("140.00"), 1), (3, Decimal("145.50"), 4)]
+    assert record.filled_quantity == 4
+    at_kis = {o["odno"]: o for o in harness.sim_orders()}
+    assert at_kis[first_number]["remaining_quantity"] == 0
+    assert at_kis[record.broker_order_id]["quantity"] == 3  # what was left of 4: the two dropped went first
+    assert await revised_notes(harness, coid) == [
+        "quantity 6 -> 4, revised by admin",
+        f"price USD 140.00 -> USD 145.50, revised by admin (KIS order {first_number} -> {record.broker_order_id})",
+    ]
+    position = await harness.until(lambda: harness.position("NASD", "ORCL"), "US position synced")
+    assert position["quantity"] == 4
+
+
+async def test_a_revision_kis_refuses_leaves_the_order_as_it_was_with_kis_message(
+    sim: SimServer, make_harness: MakeHarness
+) -> None:
+    sim.admin("/admin/price", {"ticker": "000270", "price": "100000"})
+    harness = await make_harness(sim, config=NO_POLLING)
+    worker = harness.gateway.workers[harness.alias]
+    command = await harness.submit(ticker="000270", quantity=3, order_type=OrderType.LIMIT, limit_price=Decimal(95000))
+    coid = command.client_order_id
+    before = await harness.state(coid, OrderState.ACCEPTED)
+    sim.admin("/admin/ws", {"drop_notices": True})
+    try:
+        sim.admin("/admin/fill", {"odno": before.broker_order_id})  # filled at KIS; the gateway has not seen it
+        await harness.gateway.handle(by_admin(coid, harness.alias, limit_price=Decimal(96000)))
+    finally:
+        sim.admin("/admin/ws", {"drop_notices": False})
+
+    record = await harness.order(coid)
+    assert (record.state, record.limit_price, record.broker_order_id) == (
+        OrderState.ACCEPTED,
+        Decimal(95000),
+        before.broker_order_id,
+    )
+    assert record.reason.startswith("revision to price 96000 by admin refused: KIS refused it: ")
+    assert len(record.reason) > len("revision to price 96000 by admin refused: KIS refused it: ")
+    refused = [h for h in await orders.order_history(harness.client, coid) if h["state"] == "REVISION REFUSED"]
+    assert [h["note"] for h in refused] == [record.reason]
+    await harness.gateway.poller.poll(worker)
+    record = await harness.state(coid, OrderState.FILLED)
+    assert await fills(harness, coid) == [(3, Decimal(95000), 3)]
+
+
+async def test_a_fill_of_the_old_number_seen_only_after_the_revision_counts_once(
+    sim: SimServer, make_harness: MakeHarness
+) -> None:
+    """KIS filled part of the order just before it moved the rest to the new number; the gateway
+    learns of that fill later, from the order list, under the old number."""
+    sim.admin("/admin/price", {"ticker": "066570", "price": "100000"})
+    harness = await make_harness(sim, config=NO_POLLING)
+    worker = harness.gateway.workers[harness.alias]
+    command = await harness.submit(ticker="066570", quantity=4, order_type=OrderType.LIMIT, limit_price=Decimal(95000))
+    coid = command.client_order_id
+    first_number = (await harness.state(coid, OrderState.ACCEPTED)).broker_order_id
+    sim.admin("/admin/ws", {"drop_notices": True})
+    try:
+        sim.admin("/admin/fill", {"odno": first_number, "quantity": 1})  # unseen by the gateway
+        await harness.gateway.handle(by_admin(coid, harness.alias, limit_price=Decimal(96000)))
+        record = await harness.order(coid)
+        assert (record.broker_order_id != first_number, record.filled_quantity) == (True, 0)
+        await harness.gateway.poller.poll(worker)
+        record = await harness.state(coid, OrderState.PARTIALLY_FILLED)
+        sim.admin("/admin/fill", {"odno": record.broker_order_id})
+        await harness.gateway.poller.poll(worker)
+        await harness.gateway.poller.poll(worker)
+        record = await harness.state(coid, OrderState.FILLED)
+    finally:
+        sim.admin("/admin/ws", {"drop_notices": False})
+    assert await fills(harness, coid) == [(1, Decimal(95000), 1), (3, Decimal(96000), 4)]
+    assert (record.filled_quantity, record.average_price) == (4, Decimal("95750"))
