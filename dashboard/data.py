@@ -214,6 +214,7 @@ class Reader:
             *keys.SIGNAL_STREAMS,
             keys.ORDERS,
             keys.CANCELS,
+            keys.REVISIONS,
             keys.EXECUTIONS,
             keys.DECISIONS,
             keys.QUERIES,
