@@ -53,6 +53,8 @@ from yquant.messages import (
     OrderCancelled,
     OrderFailed,
     OrderRejected,
+    OrderRevised,
+    OrderRevisionRefused,
     OrderState,
     OrderSubmitted,
     ReviseOrder,
@@ -572,6 +574,7 @@ class OrderDesk:
             record.client_order_id,
             only_in=LIVE_STATES,
             fields={"quantity": quantity, "reason": "", **({"last_revision": command.id} if last else {})},
+            event=self._revised(record, command, record.broker_order_id, record.limit_price, quantity),
             note=note,
             history="REVISED",
             maxlen=self.config.maxlen,
@@ -630,6 +633,7 @@ class OrderDesk:
                         only_in=LIVE_STATES,
                         fields=fields,
                         condition=("filled_quantity", str(record.filled_quantity)),
+                        event=self._revised(record, command, ack.broker_order_id, price, record.quantity),
                         note=note,
                         history="REVISED",
                         maxlen=self.config.maxlen,
@@ -659,6 +663,20 @@ class OrderDesk:
             self.fills.track(worker, revised)
             await self.fills.apply_pending_notices(worker, revised)
 
+    @staticmethod
+    def _revised(
+        record: OrderRecord, command: ReviseOrder, number: str, price: Decimal | None, quantity: int
+    ) -> OrderRevised:
+        return OrderRevised(
+            correlation_id=record.correlation_id or record.client_order_id,
+            client_order_id=record.client_order_id,
+            account=record.account,
+            broker_order_id=number,
+            limit_price=price,
+            quantity=quantity,
+            by=command.by,
+        )
+
     async def _revision_refused(self, record: OrderRecord, command: ReviseOrder, why: str) -> None:
         """The order stays as it was; its reason and history say which revision was refused and why."""
         asked = ", ".join(
@@ -671,4 +689,10 @@ class OrderDesk:
         )
         reason = f"revision to {asked} by {command.by} refused: {why}"
         logger.info("revision refused", extra={"client_order_id": record.client_order_id, "reason": reason})
-        await order_store.note_refusal(self.client, record, reason, "REVISION REFUSED", self.config.maxlen)
+        event = OrderRevisionRefused(
+            correlation_id=record.correlation_id or record.client_order_id,
+            client_order_id=record.client_order_id,
+            account=record.account,
+            reason=reason,
+        )
+        await order_store.note_refusal(self.client, record, reason, "REVISION REFUSED", self.config.maxlen, event)

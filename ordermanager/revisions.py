@@ -20,7 +20,7 @@ from ordermanager.service import OrderManager
 from yquant import keys, orders
 from yquant.bus import publish
 from yquant.errors import MessageRefused
-from yquant.messages import AnyMessage, ReviseOrder
+from yquant.messages import AnyMessage, OrderRevisionRefused, ReviseOrder
 from yquant.orders import OrderRecord
 
 logger = logging.getLogger(__name__)
@@ -95,4 +95,10 @@ class Revisions:
     async def _refuse(self, record: OrderRecord, command: ReviseOrder, why: str) -> None:
         reason = f"revision to {describe(command)} by {command.by} refused: {why}"
         logger.info("revision refused", extra={"client_order_id": record.client_order_id, "reason": reason})
-        await orders.note_refusal(self.client, record, reason, "REVISION REFUSED", self.manager.maxlen)
+        event = OrderRevisionRefused(
+            correlation_id=record.correlation_id or record.client_order_id,
+            client_order_id=record.client_order_id,
+            account=record.account,
+            reason=reason,
+        )
+        await orders.note_refusal(self.client, record, reason, "REVISION REFUSED", self.manager.maxlen, event)

@@ -278,6 +278,28 @@ class OrderCancelled(Message):
     reason: str = ""
 
 
+class OrderRevised(Message):
+    """KIS took a revision: the order's price and quantity now, and its KIS number (new after a
+    price change)."""
+
+    type: Literal["OrderRevised"] = "OrderRevised"
+    client_order_id: str
+    account: str
+    broker_order_id: str
+    limit_price: Decimal | None
+    quantity: int
+    by: str
+
+
+class OrderRevisionRefused(Message):
+    """A revision that was not carried out (the order manager's limits, or KIS); the order is as it was."""
+
+    type: Literal["OrderRevisionRefused"] = "OrderRevisionRefused"
+    client_order_id: str
+    account: str
+    reason: str
+
+
 class TokenIssuance(Message):
     """The gateway's KIS token issuance for one app key started failing (``ok`` false, with KIS's
     answer) or works again; written on a change, not per attempt (keys.HEALTH)."""
@@ -344,6 +366,8 @@ AnyMessage = Annotated[
     | OrderFailed
     | OrderFilled
     | OrderCancelled
+    | OrderRevised
+    | OrderRevisionRefused
     | AccountSynced
     | QuoteRequested
     | TokenIssuance,

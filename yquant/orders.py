@@ -297,10 +297,12 @@ def update_arguments(
     ]
 
 
-async def note_refusal(client: aioredis.Redis, record: OrderRecord, reason: str, label: str, maxlen: int) -> None:
-    """A request about the order that was refused (a revision): the reason on the open order and a
-    history line. A final order keeps its record as it is (its times count in the risk checks) and
-    gets the history line only."""
+async def note_refusal(
+    client: aioredis.Redis, record: OrderRecord, reason: str, label: str, maxlen: int, event: Message | None = None
+) -> None:
+    """A request about the order that was refused (a revision): the reason on the open order, a
+    history line and ``event`` (so live pages show it). A final order keeps its record as it is
+    (its times count in the risk checks) and gets the history line only."""
     if record.is_final:
         await client.rpush(keys.order_history(record.client_order_id), _history_entry(label, reason))
         return
@@ -309,6 +311,7 @@ async def note_refusal(client: aioredis.Redis, record: OrderRecord, reason: str,
         record.client_order_id,
         only_in=[s for s in OrderState if s not in FINAL_STATES],
         fields={"reason": reason},
+        event=event,
         note=reason,
         history=label,
         maxlen=maxlen,

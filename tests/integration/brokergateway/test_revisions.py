@@ -7,7 +7,15 @@ from decimal import Decimal
 
 from tests.integration.kissim.helpers import SimServer
 from yquant import orders
-from yquant.messages import Market, OrderFilled, OrderState, OrderType, ReviseOrder
+from yquant.messages import (
+    Market,
+    OrderFilled,
+    OrderRevised,
+    OrderRevisionRefused,
+    OrderState,
+    OrderType,
+    ReviseOrder,
+)
 
 from .conftest import NO_POLLING, Harness, MakeHarness
 
@@ -51,6 +59,13 @@ async def test_a_domestic_revision_is_followed_under_its_new_number_and_filled_o
     assert (record.limit_price, record.quantity, record.filled_quantity) == (Decimal(245000), 5, 2)
     at_kis = {o["odno"]: o for o in harness.sim_orders()}
     assert [o["kind"] for o in at_kis.values()] == ["new", "revise"]
+    [revised] = [e for e in await harness.events(coid) if isinstance(e, OrderRevised)]
+    assert (revised.broker_order_id, revised.limit_price, revised.quantity, revised.by) == (
+        record.broker_order_id,
+        Decimal(245000),
+        5,
+        "admin",
+    )
     assert at_kis[record.broker_order_id]["original_odno"] == first_number
     assert Decimal(at_kis[record.broker_order_id]["price"]) == Decimal(245000)
 
@@ -127,6 +142,8 @@ async def test_a_revision_kis_refuses_leaves_the_order_as_it_was_with_kis_messag
     assert len(record.reason) > len("revision to price 96000 by admin refused: KIS refused it: ")
     refused = [h for h in await orders.order_history(harness.client, coid) if h["state"] == "REVISION REFUSED"]
     assert [h["note"] for h in refused] == [record.reason]
+    [event] = [e for e in await harness.events(coid) if isinstance(e, OrderRevisionRefused)]
+    assert event.reason == record.reason  # live pages are told
     await harness.gateway.poller.poll(worker)
     record = await harness.state(coid, OrderState.FILLED)
     assert await fills(harness, coid) == [(3, Decimal(95000), 3)]
