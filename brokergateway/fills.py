@@ -27,6 +27,7 @@ from brokergateway.config import GatewayConfig
 from brokergateway.kis.notices import ExecutionNotice
 from brokergateway.kis.order_list import BrokerOrderStatus
 from brokergateway.kis.values import order_number
+from brokergateway.reconcile import BROKER_ORDER_TTL_S
 from brokergateway.tallies import (
     TALLY_MAX_AGE_S,
     TALLY_RESOLVE_AFTER_S,
@@ -38,7 +39,7 @@ from brokergateway.tallies import (
 from brokergateway.worker import AccountWorker
 from yquant import keys, markets, orders
 from yquant.logs import correlation
-from yquant.messages import Market, OrderCancelled, OrderFilled, OrderState, Side
+from yquant.messages import Market, OrderCancelled, OrderFilled, OrderRevised, OrderState, Side
 from yquant.orders import OrderRecord
 
 logger = logging.getLogger(__name__)
@@ -279,6 +280,66 @@ class Fills:
         if applied:
             metrics.ORDERS.labels("cancelled").inc()
             self.forget(worker, record.client_order_id)
+
+    async def adopt_revision(
+        self, worker: AccountWorker, record: OrderRecord, status: BrokerOrderStatus
+    ) -> OrderRecord | None:
+        """A revise row in KIS's order list whose original is the order's current number: KIS
+        booked a revision whose answer never reached us (or one made elsewhere, in KIS's own app).
+        The order follows the new number from now on, at the row's price; None if it changed
+        meanwhile (the next poll looks again)."""
+        old = order_number(record.broker_order_id)
+        legs = record.earlier_fills
+        counted, counted_amount = record.earlier_total
+        stored = (record.average_price or status.price) * record.filled_quantity
+        legs[old] = (record.filled_quantity - counted, stored - counted_amount)
+        note = (
+            f"revision found in KIS's order list: price {markets.format_money(record.market.currency, status.price)}"
+            f" (KIS order {record.broker_order_id} -> {status.broker_order_id})"
+        )
+        event = OrderRevised(
+            correlation_id=record.correlation_id or record.client_order_id,
+            client_order_id=record.client_order_id,
+            account=worker.alias,
+            broker_order_id=status.broker_order_id,
+            limit_price=status.price,
+            quantity=record.quantity,
+            by="KIS order list",
+        )
+        fields = {
+            "broker_order_id": status.broker_order_id,
+            "limit_price": status.price,
+            "prior_fills": orders.prior_fills_value(legs),
+        }
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.set(
+                keys.broker_order(worker.alias, status.broker_order_id), record.client_order_id, ex=BROKER_ORDER_TTL_S
+            )
+            pipe.fcall(
+                "yq_order_update",
+                *orders.update_arguments(
+                    record.client_order_id,
+                    only_in=LIVE_STATES,
+                    fields=fields,
+                    condition=("filled_quantity", str(record.filled_quantity)),
+                    event=event,
+                    note=note,
+                    history="REVISED",
+                    maxlen=self.config.maxlen,
+                ),
+            )
+            results = await pipe.execute()
+        if not orders.update_result(results[1])[0]:
+            self._records.pop(record.client_order_id, None)
+            return None
+        logger.warning(
+            "following a revision found in KIS's order list",
+            extra={"client_order_id": record.client_order_id, "broker_order_id": status.broker_order_id},
+        )
+        adopted = await orders.get_order(self.client, record.client_order_id)
+        if adopted is not None:
+            self.track(worker, adopted)
+        return adopted
 
     async def _late_fill(
         self,

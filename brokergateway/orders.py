@@ -598,6 +598,13 @@ class OrderDesk:
                 record.remaining_quantity,
                 price,
             )
+        except (BrokerTransportError, BrokerProtocolError) as exc:
+            # KIS may have booked it: its order list shows a revise row naming this order, which the
+            # poll adopts (FillPoller, Fills.adopt_revision); until then the order is as it was.
+            logger.warning("revision outcome unknown", extra={"client_order_id": record.client_order_id})
+            why = f"no answer from KIS ({exc.message}); KIS's order list will show whether it was booked"
+            await self._revision_refused(record, command, why, label="REVISION UNKNOWN")
+            return
         except BrokerError as exc:
             await self._revision_refused(record, command, f"KIS refused it: {exc.message}")
             return
@@ -677,7 +684,9 @@ class OrderDesk:
             by=command.by,
         )
 
-    async def _revision_refused(self, record: OrderRecord, command: ReviseOrder, why: str) -> None:
+    async def _revision_refused(
+        self, record: OrderRecord, command: ReviseOrder, why: str, *, label: str = "REVISION REFUSED"
+    ) -> None:
         """The order stays as it was; its reason and history say which revision was refused and why."""
         asked = ", ".join(
             part
@@ -695,4 +704,4 @@ class OrderDesk:
             account=record.account,
             reason=reason,
         )
-        await order_store.note_refusal(self.client, record, reason, "REVISION REFUSED", self.config.maxlen, event)
+        await order_store.note_refusal(self.client, record, reason, label, self.config.maxlen, event)

@@ -112,6 +112,15 @@ class FillPoller:
         missing: set[str],
         statuses: list[BrokerOrderStatus],
     ) -> None:
+        current = {order_number(r.broker_order_id): r for r in by_number.values()}
+        for status in statuses:  # revisions first: the row of the number they replaced says "nothing left"
+            original = current.get(status.original_order_id)
+            if not status.revision or status.broker_order_id in by_number or original is None:
+                continue
+            adopted = await self.fills.adopt_revision(worker, original, status)
+            if adopted is not None:
+                for number in (status.broker_order_id, *adopted.earlier_fills):
+                    by_number[number] = adopted
         for status in statuses:
             record = by_number.get(status.broker_order_id)
             if record is None:

@@ -176,3 +176,36 @@ async def test_a_fill_of_the_old_number_seen_only_after_the_revision_counts_once
         sim.admin("/admin/ws", {"drop_notices": False})
     assert await fills(harness, coid) == [(1, Decimal(95000), 1), (3, Decimal(96000), 4)]
     assert (record.filled_quantity, record.average_price) == (4, Decimal("95750"))
+
+
+async def test_a_revision_whose_answer_never_came_is_found_in_kis_order_list_and_followed(
+    sim: SimServer, make_harness: MakeHarness
+) -> None:
+    """KIS booked the revision but its answer was lost: the old number then shows nothing left,
+    which must not read as a cancellation; the revise row naming it is adopted instead."""
+    sim.admin("/admin/price", {"ticker": "051900", "price": "300000"})
+    harness = await make_harness(sim, config=NO_POLLING)
+    worker = harness.gateway.workers[harness.alias]
+    command = await harness.submit(ticker="051900", quantity=3, order_type=OrderType.LIMIT, limit_price=Decimal(290000))
+    coid = command.client_order_id
+    first_number = (await harness.state(coid, OrderState.ACCEPTED)).broker_order_id
+    sim.admin("/admin/faults", {"drop_order_response": 1})
+    try:
+        await harness.gateway.handle(by_admin(coid, harness.alias, limit_price=Decimal(295000)))
+    finally:
+        sim.admin("/admin/faults/clear", {})
+    record = await harness.order(coid)
+    assert (record.broker_order_id, record.limit_price) == (first_number, Decimal(290000))
+    assert record.reason.startswith("revision to price 295000 by admin refused: no answer from KIS")
+
+    await harness.gateway.poller.poll(worker)
+    record = await harness.order(coid)
+    assert record.state is OrderState.ACCEPTED  # not cancelled
+    assert (record.broker_order_id != first_number, record.limit_price) == (True, Decimal(295000))
+    [revised] = [e for e in await harness.events(coid) if isinstance(e, OrderRevised)]
+    assert (revised.by, revised.broker_order_id) == ("KIS order list", record.broker_order_id)
+
+    sim.admin("/admin/price", {"ticker": "051900", "price": "295000"})
+    record = await harness.state(coid, OrderState.FILLED)
+    await harness.gateway.poller.poll(worker)
+    assert await fills(harness, coid) == [(3, Decimal(295000), 3)]
