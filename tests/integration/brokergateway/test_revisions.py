@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pytest
+
 from tests.integration.kissim.helpers import SimServer
 from yquant import orders
 from yquant.messages import (
@@ -16,8 +18,9 @@ from yquant.messages import (
     OrderType,
     ReviseOrder,
 )
+from yquant.orders import OrderRecord
 
-from .conftest import NO_POLLING, Harness, MakeHarness
+from .conftest import NO_POLLING, Harness, MakeHarness, new_account
 
 
 def by_admin(coid: str, account: str, **change: object) -> ReviseOrder:
@@ -209,3 +212,40 @@ async def test_a_revision_whose_answer_never_came_is_found_in_kis_order_list_and
     record = await harness.state(coid, OrderState.FILLED)
     await harness.gateway.poller.poll(worker)
     assert await fills(harness, coid) == [(3, Decimal(295000), 3)]
+
+
+@pytest.mark.parametrize("domain", ["real", "virtual"])
+async def test_a_revision_left_unanswered_before_a_restart_is_followed_from_the_start(
+    domain: str, sim: SimServer, virtual_sim: SimServer, make_harness: MakeHarness
+) -> None:
+    """The start-up pass reads KIS's open orders (inquire-psbl-rvsecncl on the real domain, the
+    unfilled daily orders on the virtual one): the revised order open there is ours."""
+    server = sim if domain == "real" else virtual_sim
+    account = new_account(domain)
+    server.admin("/admin/price", {"ticker": "028260", "price": "150000"})
+    first = await make_harness(server, config=NO_POLLING, accounts={"main": account})
+    command = await first.submit(ticker="028260", quantity=2, order_type=OrderType.LIMIT, limit_price=Decimal(140000))
+    coid = command.client_order_id
+    first_number = (await first.state(coid, OrderState.ACCEPTED)).broker_order_id
+    server.admin("/admin/faults", {"drop_order_response": 1})
+    try:
+        await first.gateway.handle(by_admin(coid, first.alias, limit_price=Decimal(145000)))
+    finally:
+        server.admin("/admin/faults/clear", {})
+    await first.close()
+
+    harness = await make_harness(server, config=NO_POLLING, accounts={"main": account})
+    record = await harness.until(
+        lambda: _revised(harness, coid, first_number), "the revision followed at start", timeout_s=30
+    )
+    assert (record.state, record.limit_price) == (OrderState.ACCEPTED, Decimal(145000))
+    assert harness.gateway.open_orders.summary() == "none"  # not counted as someone else's order
+    server.admin("/admin/fill", {"odno": record.broker_order_id})
+    await harness.gateway.poller.poll(harness.gateway.workers["main"])
+    record = await harness.state(coid, OrderState.FILLED)
+    assert await fills(harness, coid) == [(2, Decimal(145000), 2)]
+
+
+async def _revised(harness: Harness, coid: str, first_number: str) -> OrderRecord | None:
+    record = await harness.order(coid)
+    return record if record.broker_order_id != first_number else None
