@@ -250,7 +250,11 @@ class Fills:
                 if refreshed is None:
                     return
                 record = refreshed
-        if record.is_final or not status.done or status.filled_quantity >= record.quantity:
+        if record.is_final or not status.done:
+            return
+        if status.filled_quantity >= record.quantity:
+            if record.filled_quantity >= record.quantity:
+                await self._complete(worker, record)
             return
         if record.filled_quantity != status.filled_quantity:
             return  # our fills lag KIS's; the next poll settles them first
@@ -279,6 +283,21 @@ class Fills:
         )
         if applied:
             metrics.ORDERS.labels("cancelled").inc()
+            self.forget(worker, record.client_order_id)
+
+    async def _complete(self, worker: AccountWorker, record: OrderRecord) -> None:
+        """Every share filled, yet not FILLED: its last fill was stored as the quantity was lowered
+        (it was reckoned against the quantity before). KIS says nothing is left: it ends FILLED."""
+        applied, _ = await orders.update_order(
+            self.client,
+            record.client_order_id,
+            new_state=OrderState.FILLED,
+            condition=("filled_quantity", str(record.filled_quantity)),
+            note="every share filled (the quantity was revised down as the last fill came)",
+            maxlen=self.config.maxlen,
+        )
+        if applied:
+            metrics.ORDERS.labels("filled").inc()
             self.forget(worker, record.client_order_id)
 
     async def adopt_revision(

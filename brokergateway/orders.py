@@ -565,25 +565,46 @@ class OrderDesk:
                 drop,
                 everything=False,
             )
+        except (BrokerTransportError, BrokerProtocolError) as exc:
+            why = f"no answer from KIS ({exc.message}); KIS's order list will show whether it was booked"
+            await self._revision_refused(record, command, why, label="REVISION UNKNOWN")
+            return False
         except BrokerError as exc:
             await self._revision_refused(record, command, f"KIS refused it: {exc.message}")
             return False
         note = f"quantity {record.quantity} -> {quantity}, revised by {command.by}"
-        applied, _ = await order_store.update_order(
-            self.client,
-            record.client_order_id,
-            only_in=LIVE_STATES,
-            fields={"quantity": quantity, "reason": "", **({"last_revision": command.id} if last else {})},
-            event=self._revised(record, command, record.broker_order_id, record.limit_price, quantity),
-            note=note,
-            history="REVISED",
-            maxlen=self.config.maxlen,
-        )
+        fields = {"quantity": quantity, "reason": "", **({"last_revision": command.id} if last else {})}
+        event = self._revised(record, command, record.broker_order_id, record.limit_price, quantity)
+        for _attempt in range(5):  # a fill may land meanwhile: read it again
+            current = await order_store.get_order(self.client, record.client_order_id)
+            if current is None or current.state not in LIVE_STATES:
+                return False
+            condition = ("filled_quantity", str(current.filled_quantity))
+            if current.filled_quantity >= quantity:
+                # What is left was filled while KIS took the shares above it off: nothing remains.
+                applied, _ = await order_store.update_order(
+                    self.client, record.client_order_id, new_state=OrderState.FILLED, fields=fields, event=event,
+                    note=f"{note}; every share left is filled", condition=condition, maxlen=self.config.maxlen,
+                )  # fmt: skip
+                if applied:
+                    metrics.ORDERS.labels("filled").inc()
+                    self.fills.forget(worker, record.client_order_id)
+                    return False  # nothing left to reprice
+                continue
+            applied, _ = await order_store.update_order(
+                self.client, record.client_order_id, only_in=LIVE_STATES, fields=fields, event=event, note=note,
+                history="REVISED", condition=condition, maxlen=self.config.maxlen,
+            )  # fmt: skip
+            if applied:
+                break
+        else:
+            logger.error("could not record a revision KIS booked", extra={"client_order_id": record.client_order_id})
+            return False
         logger.info("order quantity revised", extra={"client_order_id": record.client_order_id, "quantity": quantity})
         stored = await order_store.get_order(self.client, record.client_order_id)
         if stored is not None:
             self.fills.remember(stored)
-        return applied
+        return True
 
     async def _reprice(self, worker: AccountWorker, record: OrderRecord, command: ReviseOrder, price: Decimal) -> None:
         """Move what is left of the order to ``price``: KIS books it under a new order number."""

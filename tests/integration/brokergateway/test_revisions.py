@@ -3,8 +3,12 @@ it once (notices and the order list alike), and a revision KIS refuses leaves it
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 
+import httpx
 import pytest
 
 from tests.integration.kissim.helpers import SimServer
@@ -249,3 +253,53 @@ async def test_a_revision_left_unanswered_before_a_restart_is_followed_from_the_
 async def _revised(harness: Harness, coid: str, first_number: str) -> OrderRecord | None:
     record = await harness.order(coid)
     return record if record.broker_order_id != first_number else None
+
+
+class FillBeforeAmend(httpx.AsyncBaseTransport):
+    """Real HTTP to the simulator; before the first revise/cancel POST goes out, KIS fills the
+    order (``fill``), and the POST waits until the gateway has stored that fill (``stored``)."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
+        self.fill: Callable[[], None] | None = None
+        self.stored: Callable[[], Awaitable[bool]] | None = None
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "POST" and request.url.path.endswith("/order-rvsecncl") and self.fill is not None:
+            fill, stored, self.fill = self.fill, self.stored, None
+            await asyncio.to_thread(fill)
+            assert stored is not None
+            deadline = time.monotonic() + 30
+            while not await stored():
+                assert time.monotonic() < deadline, "the fill was never stored"
+                await asyncio.sleep(0.02)
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+async def test_an_order_filled_up_to_its_lowered_quantity_meanwhile_ends_filled(
+    sim: SimServer, make_harness: MakeHarness
+) -> None:
+    sim.admin("/admin/price", {"ticker": "009150", "price": "150000"})
+    transport = FillBeforeAmend()
+    harness = await make_harness(sim, config=NO_POLLING, transport=transport)
+    command = await harness.submit(ticker="009150", quantity=5, order_type=OrderType.LIMIT, limit_price=Decimal(140000))
+    coid = command.client_order_id
+    number = (await harness.state(coid, OrderState.ACCEPTED)).broker_order_id
+
+    async def stored() -> bool:
+        return (await harness.order(coid)).filled_quantity == 3
+
+    transport.fill = lambda: sim.admin("/admin/fill", {"odno": number, "quantity": 3})
+    transport.stored = stored
+    await harness.gateway.handle(by_admin(coid, harness.alias, quantity=3))
+
+    record = await harness.order(coid)
+    assert (record.state, record.quantity, record.filled_quantity) == (OrderState.FILLED, 3, 3)
+    [at_kis] = [o for o in harness.sim_orders() if o["odno"] == number]
+    assert (at_kis["filled_quantity"], at_kis["remaining_quantity"]) == (3, 0)
+    history = await orders.order_history(harness.client, coid)
+    assert history[-1]["state"] == "FILLED"
+    assert history[-1]["note"] == "quantity 5 -> 3, revised by admin; every share left is filled"
