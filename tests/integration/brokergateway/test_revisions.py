@@ -11,6 +11,7 @@ from decimal import Decimal
 import httpx
 import pytest
 
+from brokergateway.kis import trading
 from tests.integration.kissim.helpers import SimServer
 from yquant import orders
 from yquant.messages import (
@@ -303,3 +304,37 @@ async def test_an_order_filled_up_to_its_lowered_quantity_meanwhile_ends_filled(
     history = await orders.order_history(harness.client, coid)
     assert history[-1]["state"] == "FILLED"
     assert history[-1]["note"] == "quantity 5 -> 3, revised by admin; every share left is filled"
+
+
+async def test_a_last_fill_reckoned_against_the_old_quantity_is_settled_by_the_next_poll(
+    sim: SimServer, make_harness: MakeHarness
+) -> None:
+    """The other order of the same race: the fill was reckoned against 5 and stored after the
+    quantity became 3, so it says PARTIALLY_FILLED with 3 of 3. KIS's list shows the order done."""
+    sim.admin("/admin/price", {"ticker": "010130", "price": "500000"})
+    harness = await make_harness(sim, config=NO_POLLING)
+    worker = harness.gateway.workers[harness.alias]
+    command = await harness.submit(ticker="010130", quantity=5, order_type=OrderType.LIMIT, limit_price=Decimal(480000))
+    coid = command.client_order_id
+    record = await harness.state(coid, OrderState.ACCEPTED)
+    await trading.cancel_order(
+        worker.kis, Market.KRX, "010130", record.broker_order_id, record.broker_org_no, 2, everything=False
+    )  # KIS took 2 off (the revision's partial cancel) ...
+    await orders.update_order(
+        harness.client, coid, only_in=(OrderState.ACCEPTED,), fields={"quantity": 3}, maxlen=100_000
+    )  # ... and the record says 3
+    sim.admin("/admin/ws", {"drop_notices": True})
+    try:
+        sim.admin("/admin/fill", {"odno": record.broker_order_id, "quantity": 3})
+    finally:
+        sim.admin("/admin/ws", {"drop_notices": False})
+    stale = record.model_copy(update={"quantity": 5})  # the fill as reckoned against the old quantity
+    change = harness.gateway.fills.fill_change(worker, stale, 3, Decimal(1_440_000), "websocket")
+    assert change is not None
+    await harness.gateway.fills._store(worker, change)
+    assert (await harness.order(coid)).state is OrderState.PARTIALLY_FILLED
+
+    await harness.gateway.poller.poll(worker)
+    record = await harness.order(coid)
+    assert (record.state, record.quantity, record.filled_quantity) == (OrderState.FILLED, 3, 3)
+    assert await fills(harness, coid) == [(3, Decimal(480000), 3)]
