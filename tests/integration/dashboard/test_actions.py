@@ -142,6 +142,8 @@ async def test_revise_asks_the_order_manager_and_refuses_what_kis_would_refuse(
     assert 'name="limit_price" inputmode="decimal" size="9" value="70000"' in page.text
     commands_before = await redis_client.xlen(keys.ORDERS)
 
+    forged = await http.post(f"/orders/{coid}/revise", data={"limit_price": "69900"})  # no CSRF token
+    assert forged.status_code == 403
     off_grid = await http.post(f"/orders/{coid}/revise", data={"csrf_token": token, "limit_price": "69,950"})
     assert off_grid.status_code == 422
     assert "69950 is not on the KRX price grid (tick 100 at that price)." in off_grid.text
