@@ -329,6 +329,7 @@ class Fills:
             "broker_order_id": status.broker_order_id,
             "limit_price": status.price,
             "prior_fills": orders.prior_fills_value(legs),
+            "reason": "",  # an unconfirmed revision's note: it is confirmed now
         }
         async with self.client.pipeline(transaction=False) as pipe:
             pipe.set(

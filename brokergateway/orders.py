@@ -717,7 +717,8 @@ class OrderDesk:
             )
             if part
         )
-        reason = f"revision to {asked} by {command.by} refused: {why}"
+        outcome = "unconfirmed" if label == "REVISION UNKNOWN" else "refused"
+        reason = f"revision to {asked} by {command.by} {outcome}: {why}"
         logger.info("revision refused", extra={"client_order_id": record.client_order_id, "reason": reason})
         event = OrderRevisionRefused(
             correlation_id=record.correlation_id or record.client_order_id,

@@ -204,11 +204,11 @@ async def test_a_revision_whose_answer_never_came_is_found_in_kis_order_list_and
         sim.admin("/admin/faults/clear", {})
     record = await harness.order(coid)
     assert (record.broker_order_id, record.limit_price) == (first_number, Decimal(290000))
-    assert record.reason.startswith("revision to price 295000 by admin refused: no answer from KIS")
+    assert record.reason.startswith("revision to price 295000 by admin unconfirmed: no answer from KIS")
 
     await harness.gateway.poller.poll(worker)
     record = await harness.order(coid)
-    assert record.state is OrderState.ACCEPTED  # not cancelled
+    assert (record.state, record.reason) == (OrderState.ACCEPTED, "")  # not cancelled; confirmed
     assert (record.broker_order_id != first_number, record.limit_price) == (True, Decimal(295000))
     [revised] = [e for e in await harness.events(coid) if isinstance(e, OrderRevised)]
     assert (revised.by, revised.broker_order_id) == ("KIS order list", record.broker_order_id)
