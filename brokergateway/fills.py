@@ -27,6 +27,7 @@ from brokergateway.config import GatewayConfig
 from brokergateway.kis.notices import ExecutionNotice
 from brokergateway.kis.order_list import BrokerOrderStatus
 from brokergateway.kis.values import order_number
+from brokergateway.reconcile import BROKER_ORDER_TTL_S
 from brokergateway.tallies import (
     TALLY_MAX_AGE_S,
     TALLY_RESOLVE_AFTER_S,
@@ -38,7 +39,7 @@ from brokergateway.tallies import (
 from brokergateway.worker import AccountWorker
 from yquant import keys, markets, orders
 from yquant.logs import correlation
-from yquant.messages import Market, OrderCancelled, OrderFilled, OrderState, Side
+from yquant.messages import Market, OrderCancelled, OrderFilled, OrderRevised, OrderState, Side
 from yquant.orders import OrderRecord
 
 logger = logging.getLogger(__name__)
@@ -83,6 +84,10 @@ class Fills:
         """Follow an accepted order until it is final (``record`` as stored, kept in memory)."""
         key = (worker.alias, order_number(record.broker_order_id))
         coid = record.client_order_id
+        previous = self._numbers.get(coid)
+        if previous is not None and previous != key:  # revised: KIS follows it under a new number
+            self._owners.pop(previous, None)
+            self._tallies.pop(previous, None)
         self._owners[key] = coid
         self._numbers[coid] = key
         self._records[coid] = record
@@ -96,7 +101,8 @@ class Fills:
         return self._notice_change(worker, record, tally)
 
     def _notice_change(self, worker: AccountWorker, record: OrderRecord, tally: NoticeTally) -> FillChange | None:
-        cumulative = min(tally.quantity, record.quantity)
+        earlier, _ = record.earlier_total  # fills under the numbers a revision left behind
+        cumulative = min(earlier + tally.quantity, record.quantity)
         amount = notice_amount(record, tally.snapshot, tally.applied, cumulative)
         change = self.fill_change(worker, record, cumulative, amount, "websocket")
         return replace(change, notices=tally.snapshot) if change is not None else None
@@ -113,6 +119,12 @@ class Fills:
         tally = self._tallies.get((worker.alias, order_number(accepted.broker_order_id)))
         if tally is not None and tally.pending:
             await self._apply_tally(worker, accepted.client_order_id, tally)
+
+    async def apply_pending_notices(self, worker: AccountWorker, record: OrderRecord) -> None:
+        """Fill notices of the order's (new) number that came before it was followed under it."""
+        tally = self._tallies.get((worker.alias, order_number(record.broker_order_id)))
+        if tally is not None and tally.pending:
+            await self._apply_tally(worker, record.client_order_id, tally)
 
     def _mark_applied(self, worker: AccountWorker, change: FillChange) -> None:
         tally = self._tallies.get((worker.alias, order_number(change.before.broker_order_id)))
@@ -156,6 +168,12 @@ class Fills:
                 record = await orders.get_order(self.client, keys.text(raw)) if raw is not None else None
                 if record is None or record.state not in LIVE_STATES:
                     continue  # not ours, or already final: the tally ages out
+                if order_number(record.broker_order_id) != number:
+                    # A number a revision left behind (a late fill there): KIS's list settles it.
+                    self._tallies.pop((alias, number), None)
+                    worker.tracking[record.client_order_id] = 0.0
+                    self.request_poll(worker)
+                    continue
                 self.track(worker, record)
                 await self._apply_tally(worker, record.client_order_id, tally)
 
@@ -209,7 +227,18 @@ class Fills:
     async def apply_status(
         self, worker: AccountWorker, record: OrderRecord, status: BrokerOrderStatus, *, source: str = "poll"
     ) -> None:
-        """Apply KIS's cumulative view of one order (idempotent)."""
+        """Apply KIS's cumulative view of one order (idempotent). After a revision KIS reports each of
+        the order's numbers on its own: the current one's view is added to the earlier numbers'
+        fills; an earlier number only ever adds a late fill (it has nothing left to cancel)."""
+        earlier = record.earlier_fills
+        number = order_number(status.broker_order_id)
+        if number in earlier:
+            await self._late_fill(worker, record, status, earlier, source)
+            return
+        if earlier:
+            quantity, amount = record.earlier_total
+            own = status.filled_amount if status.filled_amount > 0 else status.average_price * status.filled_quantity
+            status = replace(status, filled_quantity=quantity + status.filled_quantity, filled_amount=amount + own)
         if status.filled_quantity > record.filled_quantity:
             cumulative = min(status.filled_quantity, record.quantity)
             amount = status.filled_amount if status.filled_amount > 0 else status.average_price * cumulative
@@ -221,7 +250,11 @@ class Fills:
                 if refreshed is None:
                     return
                 record = refreshed
-        if record.is_final or not status.done or status.filled_quantity >= record.quantity:
+        if record.is_final or not status.done:
+            return
+        if status.filled_quantity >= record.quantity:
+            if record.filled_quantity >= record.quantity:
+                await self._complete(worker, record)
             return
         if record.filled_quantity != status.filled_quantity:
             return  # our fills lag KIS's; the next poll settles them first
@@ -252,8 +285,116 @@ class Fills:
             metrics.ORDERS.labels("cancelled").inc()
             self.forget(worker, record.client_order_id)
 
+    async def _complete(self, worker: AccountWorker, record: OrderRecord) -> None:
+        """Every share filled, yet not FILLED: its last fill was stored as the quantity was lowered
+        (it was reckoned against the quantity before). KIS says nothing is left: it ends FILLED."""
+        applied, _ = await orders.update_order(
+            self.client,
+            record.client_order_id,
+            new_state=OrderState.FILLED,
+            condition=("filled_quantity", str(record.filled_quantity)),
+            note="every share filled (the quantity was revised down as the last fill came)",
+            maxlen=self.config.maxlen,
+        )
+        if applied:
+            metrics.ORDERS.labels("filled").inc()
+            self.forget(worker, record.client_order_id)
+
+    async def adopt_revision(
+        self, worker: AccountWorker, record: OrderRecord, status: BrokerOrderStatus
+    ) -> OrderRecord | None:
+        """A revise row in KIS's order list whose original is the order's current number: KIS
+        booked a revision whose answer never reached us (or one made elsewhere, in KIS's own app).
+        The order follows the new number from now on, at the row's price; None if it changed
+        meanwhile (the next poll looks again)."""
+        old = order_number(record.broker_order_id)
+        legs = record.earlier_fills
+        counted, counted_amount = record.earlier_total
+        stored = (record.average_price or status.price) * record.filled_quantity
+        legs[old] = (record.filled_quantity - counted, stored - counted_amount)
+        note = (
+            f"revision found in KIS's order list: price {markets.format_money(record.market.currency, status.price)}"
+            f" (KIS order {record.broker_order_id} -> {status.broker_order_id})"
+        )
+        event = OrderRevised(
+            correlation_id=record.correlation_id or record.client_order_id,
+            client_order_id=record.client_order_id,
+            account=worker.alias,
+            broker_order_id=status.broker_order_id,
+            limit_price=status.price,
+            quantity=record.quantity,
+            by="KIS order list",
+        )
+        fields = {
+            "broker_order_id": status.broker_order_id,
+            "limit_price": status.price,
+            "prior_fills": orders.prior_fills_value(legs),
+            "reason": "",  # an unconfirmed revision's note: it is confirmed now
+        }
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.set(
+                keys.broker_order(worker.alias, status.broker_order_id), record.client_order_id, ex=BROKER_ORDER_TTL_S
+            )
+            pipe.fcall(
+                "yq_order_update",
+                *orders.update_arguments(
+                    record.client_order_id,
+                    only_in=LIVE_STATES,
+                    fields=fields,
+                    condition=("filled_quantity", str(record.filled_quantity)),
+                    event=event,
+                    note=note,
+                    history="REVISED",
+                    maxlen=self.config.maxlen,
+                ),
+            )
+            results = await pipe.execute()
+        if not orders.update_result(results[1])[0]:
+            self._records.pop(record.client_order_id, None)
+            return None
+        logger.warning(
+            "following a revision found in KIS's order list",
+            extra={"client_order_id": record.client_order_id, "broker_order_id": status.broker_order_id},
+        )
+        adopted = await orders.get_order(self.client, record.client_order_id)
+        if adopted is not None:
+            self.track(worker, adopted)
+        return adopted
+
+    async def _late_fill(
+        self,
+        worker: AccountWorker,
+        record: OrderRecord,
+        status: BrokerOrderStatus,
+        earlier: dict[str, tuple[int, Decimal]],
+        source: str,
+    ) -> None:
+        """A fill KIS reports under a number the order was revised away from, beyond what the
+        revision counted there (it landed just before KIS moved the rest): added once."""
+        number = order_number(status.broker_order_id)
+        counted, counted_amount = earlier[number]
+        if status.filled_quantity <= counted or record.is_final:
+            return
+        own = status.filled_amount if status.filled_amount > 0 else status.average_price * status.filled_quantity
+        extra, extra_amount = status.filled_quantity - counted, own - counted_amount
+        cumulative = min(record.filled_quantity + extra, record.quantity)
+        stored = (record.average_price or Decimal(0)) * record.filled_quantity
+        legs = dict(earlier)
+        legs[number] = (status.filled_quantity, own)
+        change = self.fill_change(
+            worker, record, cumulative, stored + extra_amount, source, {"prior_fills": orders.prior_fills_value(legs)}
+        )
+        if change is not None:
+            await self._store(worker, change)
+
     def fill_change(
-        self, worker: AccountWorker, record: OrderRecord, cumulative: int, amount: Decimal, source: str
+        self,
+        worker: AccountWorker,
+        record: OrderRecord,
+        cumulative: int,
+        amount: Decimal,
+        source: str,
+        extra_fields: dict[str, object] | None = None,
     ) -> FillChange | None:
         """The change that takes ``record`` to ``cumulative`` shares for ``amount`` in total."""
         previous_quantity = record.filled_quantity
@@ -285,11 +426,12 @@ class Fills:
             source=source,
         )
         state = OrderState.FILLED if final else OrderState.PARTIALLY_FILLED
-        fields = {
+        fields: dict[str, object] = {
             "filled_quantity": cumulative,
             "average_price": event.average_price,
             "fee": record.fee + fee,
             "last_fill_at": event.occurred_at.isoformat(),
+            **(extra_fields or {}),
         }
         arguments = orders.update_arguments(
             record.client_order_id,
@@ -307,6 +449,7 @@ class Fills:
                 "average_price": event.average_price,
                 "fee": record.fee + fee,
                 "last_fill_at": event.occurred_at,
+                **(extra_fields or {}),
             }
         )
         return FillChange(record, after, event, arguments)

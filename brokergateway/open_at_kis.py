@@ -120,7 +120,12 @@ class OpenOrderCheck:
         for segment, statuses in at_kis.items():
             for status in statuses:
                 number = status.broker_order_id
-                record = ours.get(number) or ours.get(status.original_order_id)
+                record = ours.get(number)
+                if record is None and status.revision and status.original_order_id in ours:
+                    # A revision of ours KIS booked while its answer was lost: follow the new number.
+                    listed.add(status.original_order_id)
+                    record = await self.fills.adopt_revision(worker, ours[status.original_order_id], status)
+                record = record or ours.get(status.original_order_id)
                 if record is not None:
                     listed.add(order_number(record.broker_order_id))
                     await self._still_open(worker, record, status)

@@ -11,12 +11,17 @@
 * A US "market" order arrives priced: the order manager set its marketable limit (ADR 0007).
   One without a limit is not sent (FAILED, NO_PRICE); the gateway never prices an order.
 * ``CancelOrder``: cancels what is left of a live order; the poll confirms it.
+* ``ReviseOrder`` (from the order manager, which checked it against the risk limits): a lower
+  quantity is a partial cancel (the order keeps its KIS number); a new price moves what is left to
+  a new KIS order number, which the order follows from then on (``OrderRecord.prior_fills`` keeps
+  what the old number filled). A refusal leaves the order as it was, with KIS's message.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
+from decimal import Decimal
 
 import redis.asyncio as aioredis
 from redis.exceptions import WatchError
@@ -41,18 +46,22 @@ from yquant.errors import (
     TokenError,
 )
 from yquant.logs import correlation
+from yquant.markets import format_money
 from yquant.messages import (
     CancelOrder,
     OrderAccepted,
     OrderCancelled,
     OrderFailed,
     OrderRejected,
+    OrderRevised,
+    OrderRevisionRefused,
     OrderState,
     OrderSubmitted,
+    ReviseOrder,
     SubmitOrder,
     utcnow,
 )
-from yquant.orders import OrderRecord
+from yquant.orders import OrderRecord, prior_fills_value, revision_problem
 from yquant.risk_limits import overridden_limits
 from yquant.runtime import HEARTBEAT_INTERVAL_S, HEARTBEAT_TTL_S, LIFE
 
@@ -497,3 +506,224 @@ class OrderDesk:
             return
         worker.tracking[record.client_order_id] = 0.0  # the poll confirms the cancellation
         self.fills.request_poll(worker)
+
+    # --- revise -------------------------------------------------------------------------
+    async def revise(self, command: ReviseOrder) -> None:
+        """Revise an open limit order at KIS: lower its quantity, change its price, or both.
+
+        The account's poll waits meanwhile (``poll_lock``): KIS's list shows the old number with
+        nothing left the moment KIS books the revision, which must not read as a cancellation
+        before the record names the new number."""
+        coid = command.client_order_id
+        record = await order_store.get_order(self.client, coid)
+        if record is None:
+            logger.error("revision of an order without a record; ignored", extra={"client_order_id": coid})
+            return
+        worker = self.workers.get(record.account)
+        problem = revision_problem(record, command.limit_price, command.quantity)
+        if problem is None and worker is None:
+            problem = f"account {record.account!r} is not configured"
+        if problem is not None or worker is None:
+            await self._revision_refused(record, command, problem or "")
+            return
+        async with worker.poll_lock:
+            record = await order_store.get_order(self.client, coid) or record
+            if record.last_revision == command.id:
+                logger.info("revision already carried out", extra={"client_order_id": coid})
+                return
+            problem = revision_problem(record, command.limit_price, command.quantity)
+            if problem is not None:
+                await self._revision_refused(record, command, problem)
+                return
+            quantity = record.quantity if command.quantity is None else command.quantity
+            price = record.limit_price if command.limit_price is None else command.limit_price
+            repriced = price is not None and price != record.limit_price
+            if quantity < record.quantity and not await self._lower_quantity(
+                worker, record, command, quantity, last=not repriced
+            ):
+                return
+            if price is not None and repriced:
+                current = await order_store.get_order(self.client, coid)
+                if current is not None and current.state in LIVE_STATES:
+                    await self._reprice(worker, current, command, price)
+        worker.tracking[coid] = 0.0  # the poll confirms what KIS did
+        self.fills.request_poll(worker)
+
+    async def _lower_quantity(
+        self, worker: AccountWorker, record: OrderRecord, command: ReviseOrder, quantity: int, *, last: bool
+    ) -> bool:
+        """Cancel the shares above ``quantity`` at KIS (the order keeps its number); True when done.
+        ``last``: nothing of the revision follows (no new price), so it counts as carried out."""
+        drop = record.quantity - quantity
+        try:
+            await trading.cancel_order(
+                worker.kis,
+                record.market,
+                record.ticker,
+                record.broker_order_id,
+                record.broker_org_no,
+                drop,
+                everything=False,
+            )
+        except (BrokerTransportError, BrokerProtocolError) as exc:
+            why = f"no answer from KIS ({exc.message}); KIS's order list will show whether it was booked"
+            await self._revision_refused(record, command, why, label="REVISION UNKNOWN")
+            return False
+        except BrokerError as exc:
+            await self._revision_refused(record, command, f"KIS refused it: {exc.message}")
+            return False
+        note = f"quantity {record.quantity} -> {quantity}, revised by {command.by}"
+        fields = {"quantity": quantity, "reason": "", **({"last_revision": command.id} if last else {})}
+        event = self._revised(record, command, record.broker_order_id, record.limit_price, quantity)
+        for _attempt in range(5):  # a fill may land meanwhile: read it again
+            current = await order_store.get_order(self.client, record.client_order_id)
+            if current is None or current.state not in LIVE_STATES:
+                return False
+            condition = ("filled_quantity", str(current.filled_quantity))
+            if current.filled_quantity >= quantity:
+                # What is left was filled while KIS took the shares above it off: nothing remains.
+                applied, _ = await order_store.update_order(
+                    self.client, record.client_order_id, new_state=OrderState.FILLED, fields=fields, event=event,
+                    note=f"{note}; every share left is filled", condition=condition, maxlen=self.config.maxlen,
+                )  # fmt: skip
+                if applied:
+                    metrics.ORDERS.labels("filled").inc()
+                    self.fills.forget(worker, record.client_order_id)
+                    return False  # nothing left to reprice
+                continue
+            applied, _ = await order_store.update_order(
+                self.client, record.client_order_id, only_in=LIVE_STATES, fields=fields, event=event, note=note,
+                history="REVISED", condition=condition, maxlen=self.config.maxlen,
+            )  # fmt: skip
+            if applied:
+                break
+        else:
+            logger.error("could not record a revision KIS booked", extra={"client_order_id": record.client_order_id})
+            return False
+        logger.info("order quantity revised", extra={"client_order_id": record.client_order_id, "quantity": quantity})
+        stored = await order_store.get_order(self.client, record.client_order_id)
+        if stored is not None:
+            self.fills.remember(stored)
+        return True
+
+    async def _reprice(self, worker: AccountWorker, record: OrderRecord, command: ReviseOrder, price: Decimal) -> None:
+        """Move what is left of the order to ``price``: KIS books it under a new order number."""
+        before = record.limit_price or price
+        try:
+            ack = await trading.revise_order(
+                worker.kis,
+                record.market,
+                record.ticker,
+                record.broker_order_id,
+                record.broker_org_no,
+                record.remaining_quantity,
+                price,
+            )
+        except (BrokerTransportError, BrokerProtocolError) as exc:
+            # KIS may have booked it: its order list shows a revise row naming this order, which the
+            # poll adopts (FillPoller, Fills.adopt_revision); until then the order is as it was.
+            logger.warning("revision outcome unknown", extra={"client_order_id": record.client_order_id})
+            why = f"no answer from KIS ({exc.message}); KIS's order list will show whether it was booked"
+            await self._revision_refused(record, command, why, label="REVISION UNKNOWN")
+            return
+        except BrokerError as exc:
+            await self._revision_refused(record, command, f"KIS refused it: {exc.message}")
+            return
+        except OrderInvalid as exc:
+            await self._revision_refused(record, command, str(exc))
+            return
+        old = order_number(record.broker_order_id)
+        new = order_number(ack.broker_order_id)
+        currency = record.market.currency
+        note = (
+            f"price {format_money(currency, before)} -> {format_money(currency, price)}, "
+            f"revised by {command.by} (KIS order {record.broker_order_id} -> {ack.broker_order_id})"
+        )
+        for _attempt in range(5):  # a fill of the old number may land meanwhile: read it again
+            legs = record.earlier_fills
+            counted, counted_amount = record.earlier_total
+            filled_amount = (record.average_price or before) * record.filled_quantity
+            legs[old] = (record.filled_quantity - counted, filled_amount - counted_amount)
+            fields = {
+                "broker_order_id": ack.broker_order_id,
+                "broker_org_no": ack.broker_org_no or record.broker_org_no,
+                "limit_price": price,
+                "prior_fills": prior_fills_value(legs),
+                "reason": "",
+                "last_revision": command.id,
+            }
+            async with self.client.pipeline(transaction=False) as pipe:
+                pipe.set(keys.broker_order(worker.alias, new), record.client_order_id, ex=BROKER_ORDER_TTL_S)
+                pipe.fcall(
+                    "yq_order_update",
+                    *order_store.update_arguments(
+                        record.client_order_id,
+                        only_in=LIVE_STATES,
+                        fields=fields,
+                        condition=("filled_quantity", str(record.filled_quantity)),
+                        event=self._revised(record, command, ack.broker_order_id, price, record.quantity),
+                        note=note,
+                        history="REVISED",
+                        maxlen=self.config.maxlen,
+                    ),
+                )
+                results = await pipe.execute()
+            applied, previous = order_store.update_result(results[1])
+            if applied:
+                break
+            current = await order_store.get_order(self.client, record.client_order_id)
+            if current is None or current.is_final:
+                logger.error(
+                    "KIS revised an order whose record is no longer open; check it at KIS",
+                    extra={"client_order_id": record.client_order_id, "broker_order_id": new, "state": str(previous)},
+                )
+                return
+            record = current
+        else:
+            logger.error("could not record a revision KIS booked", extra={"client_order_id": record.client_order_id})
+            return
+        logger.info(
+            "order revised",
+            extra={"client_order_id": record.client_order_id, "broker_order_id": new, "price": str(price)},
+        )
+        revised = await order_store.get_order(self.client, record.client_order_id)
+        if revised is not None:
+            self.fills.track(worker, revised)
+            await self.fills.apply_pending_notices(worker, revised)
+
+    @staticmethod
+    def _revised(
+        record: OrderRecord, command: ReviseOrder, number: str, price: Decimal | None, quantity: int
+    ) -> OrderRevised:
+        return OrderRevised(
+            correlation_id=record.correlation_id or record.client_order_id,
+            client_order_id=record.client_order_id,
+            account=record.account,
+            broker_order_id=number,
+            limit_price=price,
+            quantity=quantity,
+            by=command.by,
+        )
+
+    async def _revision_refused(
+        self, record: OrderRecord, command: ReviseOrder, why: str, *, label: str = "REVISION REFUSED"
+    ) -> None:
+        """The order stays as it was; its reason and history say which revision was refused and why."""
+        asked = ", ".join(
+            part
+            for part in (
+                f"price {command.limit_price}" if command.limit_price is not None else "",
+                f"quantity {command.quantity}" if command.quantity is not None else "",
+            )
+            if part
+        )
+        outcome = "unconfirmed" if label == "REVISION UNKNOWN" else "refused"
+        reason = f"revision to {asked} by {command.by} {outcome}: {why}"
+        logger.info("revision refused", extra={"client_order_id": record.client_order_id, "reason": reason})
+        event = OrderRevisionRefused(
+            correlation_id=record.correlation_id or record.client_order_id,
+            client_order_id=record.client_order_id,
+            account=record.account,
+            reason=reason,
+        )
+        await order_store.note_refusal(self.client, record, reason, label, self.config.maxlen, event)

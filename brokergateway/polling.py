@@ -83,11 +83,11 @@ class FillPoller:
                 await self._poll_overseas(worker, overseas, wanted)
 
     async def _poll_domestic(self, worker: AccountWorker, records: list[OrderRecord], wanted: set[str]) -> None:
-        by_number = {order_number(r.broker_order_id): r for r in records}
+        by_number = numbers_of(records)
         for day in sorted({_placed(r).astimezone(SEOUL).date() for r in records if r.client_order_id in wanted}):
             missing = {
-                number
-                for number, r in by_number.items()
+                order_number(r.broker_order_id)
+                for r in records
                 if r.client_order_id in wanted and _placed(r).astimezone(SEOUL).date() == day
             }
             async for rows in inquiry.daily_order_pages(worker.kis, day):
@@ -96,8 +96,8 @@ class FillPoller:
                     break  # newest first: the orders we follow are on the first pages
 
     async def _poll_overseas(self, worker: AccountWorker, records: list[OrderRecord], wanted: set[str]) -> None:
-        by_number = {order_number(r.broker_order_id): r for r in records}
-        missing = {number for number, r in by_number.items() if r.client_order_id in wanted}
+        by_number = numbers_of(records)
+        missing = {order_number(r.broker_order_id) for r in records if r.client_order_id in wanted}
         start = min(_placed(r).astimezone(NEW_YORK).date() for r in records if r.client_order_id in wanted)
         end = max(datetime.now(UTC).astimezone(NEW_YORK).date(), start)
         async for rows in inquiry.overseas_order_pages(worker.kis, start, end):
@@ -112,12 +112,34 @@ class FillPoller:
         missing: set[str],
         statuses: list[BrokerOrderStatus],
     ) -> None:
+        current = {order_number(r.broker_order_id): r for r in by_number.values()}
+        for status in statuses:  # revisions first: the row of the number they replaced says "nothing left"
+            original = current.get(status.original_order_id)
+            if not status.revision or status.broker_order_id in by_number or original is None:
+                continue
+            adopted = await self.fills.adopt_revision(worker, original, status)
+            if adopted is not None:
+                for number in (status.broker_order_id, *adopted.earlier_fills):
+                    by_number[number] = adopted
         for status in statuses:
             record = by_number.get(status.broker_order_id)
-            if record is None or status.amendment:
+            if record is None:
                 continue
+            if status.amendment and not status.revision:
+                continue  # a cancel's own row
             missing.discard(status.broker_order_id)
             await self.fills.apply_status(worker, record, status)
+
+
+def numbers_of(records: list[OrderRecord]) -> dict[str, OrderRecord]:
+    """Each KIS order number of ``records``: the current one and those revisions left behind
+    (whose late fills still count, ``Fills.apply_status``)."""
+    found: dict[str, OrderRecord] = {}
+    for record in records:
+        for number in record.earlier_fills:
+            found[number] = record
+        found[order_number(record.broker_order_id)] = record
+    return found
 
 
 def _placed(record: OrderRecord) -> datetime:

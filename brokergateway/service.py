@@ -1,7 +1,7 @@
 """The broker gateway: order commands and quote queries in, KIS calls out, order events back.
 
 Inputs (``Gateway.consumers``): the order manager's commands (``keys.ORDERS``: SubmitOrder,
-CancelOrder) and quote requests (``keys.QUERIES``); a person's cancels (``keys.CANCELS``:
+CancelOrder, ReviseOrder) and quote requests (``keys.QUERIES``); a person's cancels (``keys.CANCELS``:
 CancelOrder only); the dashboard's quote requests (``keys.QUERIES_DASHBOARD``, a small budget).
 
 Its parts are wired here and share one task set:
@@ -42,7 +42,7 @@ from brokergateway.quotes import QuoteDesk
 from brokergateway.worker import AccountWorker
 from yquant import keys, orders
 from yquant.errors import BrokerError, MessageRefused
-from yquant.messages import AnyMessage, CancelOrder, OrderState, SubmitOrder, utcnow
+from yquant.messages import AnyMessage, CancelOrder, OrderState, ReviseOrder, SubmitOrder, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -202,6 +202,8 @@ class Gateway:
             await self.orders.submit(message)
         elif isinstance(message, CancelOrder):
             await self.orders.cancel(message)
+        elif isinstance(message, ReviseOrder):
+            await self.orders.revise(message)
         else:
             logger.warning("ignoring unexpected message", extra={"type": message.type})
 

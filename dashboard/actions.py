@@ -12,6 +12,9 @@
   (the order manager's own functions); a flatten confirmation is single-use.
 * Cancel is a ``CancelOrder`` on ``keys.CANCELS``, the stream of a person's cancels: the gateway
   accepts nothing else there, and this user cannot append to the order manager's ``keys.ORDERS``.
+* Revise is a ``ReviseOrder`` on ``keys.REVISIONS``: the order manager checks it against the risk
+  limits (a buy made worth more passes the limits of a new buy) before it passes it to the gateway
+  (ADR 0014); a refusal shows in the order's reason.
 * Quotes are asked on ``keys.QUERIES_DASHBOARD`` (``requester="dash"``), which the gateway serves
   from its cache and, past it, within a small budget that leaves KIS's request slots to orders.
 Every action is written to the audit log.
@@ -35,6 +38,7 @@ from yquant.messages import (
     OrderType,
     QuantityType,
     Quote,
+    ReviseOrder,
     Side,
     Signal,
     SignalAction,
@@ -185,6 +189,40 @@ async def cancel_order(client: aioredis.Redis, settings: Settings, record: Order
             keys.AUDIT_LOG, audit.entry(actor.user, "cancel_order", detail, actor.address), maxlen=audit.AUDIT_MAXLEN
         )
         await pipe.execute()
+
+
+async def revise_order(
+    client: aioredis.Redis,
+    settings: Settings,
+    record: OrderRecord,
+    limit_price: Decimal | None,
+    quantity: int | None,
+    actor: Actor,
+) -> ReviseOrder:
+    """Ask for a revision (checked by the caller with ``orders.revision_problem``), audited in the
+    same round trip."""
+    command = ReviseOrder(
+        correlation_id=record.correlation_id or record.client_order_id,
+        client_order_id=record.client_order_id,
+        account=record.account,
+        limit_price=limit_price,
+        quantity=quantity,
+        by=actor.user,
+    )
+    async with client.pipeline(transaction=False) as pipe:
+        pipe.xadd(keys.REVISIONS, bus.fields_of(command), maxlen=settings.bus.stream_maxlen, approximate=True)
+        detail = {
+            "client_order_id": record.client_order_id,
+            "account": record.account,
+            "ticker": record.ticker,
+            "limit_price": "" if limit_price is None else str(limit_price),
+            "quantity": "" if quantity is None else str(quantity),
+        }
+        pipe.xadd(
+            keys.AUDIT_LOG, audit.entry(actor.user, "revise_order", detail, actor.address), maxlen=audit.AUDIT_MAXLEN
+        )
+        await pipe.execute()
+    return command
 
 
 async def set_trading_state(client: aioredis.Redis, scope: str, state: str, actor: Actor) -> None:

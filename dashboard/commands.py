@@ -1,4 +1,4 @@
-"""The state-changing routes: manual orders (with a confirmation step), cancels, trading state,
+"""The state-changing routes: manual orders (with a confirmation step), cancels, revisions, trading state,
 risk limits, flatten-all, schedules. The guard has checked the session and the CSRF token.
 """
 
@@ -22,7 +22,7 @@ from yquant import audit, trading_state
 from yquant.errors import ConfigurationError
 from yquant.markets import round_to_tick
 from yquant.messages import Market, OrderType, Side
-from yquant.orders import get_order
+from yquant.orders import get_order, revision_problem
 
 router = APIRouter()
 
@@ -182,6 +182,34 @@ async def cancel(request: Request, client_order_id: str) -> Response:
     web.metrics.actions.labels("cancel_order").inc()
     if wants_json(request):
         return JSONResponse({"status": "cancel requested", "client_order_id": record.client_order_id})
+    return RedirectResponse("/orders", status_code=303)
+
+
+@router.post("/orders/{client_order_id}/revise")
+async def revise(request: Request, client_order_id: str) -> Response:
+    """A new price and/or a lower quantity for an open limit order. What is unchanged is not asked
+    for; the order manager checks the rest against the limits (ADR 0014)."""
+    web = web_of(request)
+    record = await get_order(web.client, client_order_id[:64])
+    if record is None:
+        return message(request, "Not found", "No such order.", 404)
+    values = fields(await request.form(), ("limit_price", "quantity"))
+    price = to_input_decimal(values["limit_price"]) if values["limit_price"] else None
+    try:
+        quantity = to_input_int(values["quantity"]) if values["quantity"] else None
+    except ValueError:
+        return message(request, "Not revised", "The quantity must be a whole number.", 422)
+    if values["limit_price"] and price is None:
+        return message(request, "Not revised", "The price must be a number.", 422)
+    price = None if price == record.limit_price else price
+    quantity = None if quantity == record.quantity else quantity
+    problem = revision_problem(record, price, quantity)
+    if problem is not None:
+        return message(request, "Not revised", problem[0].upper() + problem[1:] + ".", 422)
+    await actions.revise_order(web.client, web.settings, record, price, quantity, actor_of(request))
+    web.metrics.actions.labels("revise_order").inc()
+    if wants_json(request):
+        return JSONResponse({"status": "revision requested", "client_order_id": record.client_order_id})
     return RedirectResponse("/orders", status_code=303)
 
 

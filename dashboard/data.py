@@ -223,6 +223,7 @@ class Reader:
             *keys.SIGNAL_STREAMS,
             keys.ORDERS,
             keys.CANCELS,
+            keys.REVISIONS,
             keys.EXECUTIONS,
             keys.DECISIONS,
             keys.QUERIES,

@@ -127,8 +127,15 @@ def zone_name(zone: ZoneInfo) -> str:
     return f"{datetime.now(zone).tzname()} ({zone.key})"
 
 
+def plain(value: Any) -> str:
+    """A decimal as an input's value: no separators, no exponent, no trailing zeros (``70000``, ``190.5``)."""
+    number = to_decimal(value)
+    return "" if number is None else format(number.normalize(), "f")
+
+
 def filters() -> dict[str, Any]:
     return {
+        "plain": plain,
         "money": money,
         "price": price,
         "percent": percent,

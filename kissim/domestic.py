@@ -128,7 +128,7 @@ async def order_rvsecncl(call: Call) -> Response:
         msg = Messages.ORDER_SENT
     else:
         msg = Messages.VIRTUAL_CANCEL_DONE if request.cancel else Messages.VIRTUAL_REVISE_DONE
-    return p.json_response(p.ok_body(msg, output=order_output(record)), tr_id=call.tr_id)
+    return await answer_order(call, record, msg)  # drop_order_response withholds a revise's answer too
 
 
 # ---------------------------------------------------------------------------- inquiries

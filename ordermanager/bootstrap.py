@@ -15,6 +15,7 @@ from ordermanager import exposure
 from ordermanager.clock import Clock, SystemClock
 from ordermanager.executions import ExecutionHandler
 from ordermanager.exit_triggers import ExitWatcher
+from ordermanager.revisions import Revisions
 from ordermanager.schedule_runner import Scheduler
 from ordermanager.service import OrderManager
 from yquant import keys
@@ -28,6 +29,7 @@ class Parts:
     executions: ExecutionHandler
     scheduler: Scheduler
     exits: ExitWatcher
+    revisions: Revisions
 
 
 def build(client: aioredis.Redis, settings: Settings, clock: Clock | None = None) -> Parts:
@@ -53,12 +55,14 @@ def build(client: aioredis.Redis, settings: Settings, clock: Clock | None = None
             maxlen=manager.maxlen,
             always_open=manager.always_open,
         ),
+        revisions=Revisions(manager),
     )
 
 
 async def consumers(client: aioredis.Redis, settings: Settings, parts: Parts) -> list[Consumer]:
     """One consumer per producer's signal stream (the stream, not the payload, says who sent a
-    signal), and one for the executions the order manager follows up on."""
+    signal), one for the executions the order manager follows up on, and one for a person's
+    revisions of open orders."""
     manager = parts.manager
     signal_consumers = [
         Consumer(
@@ -84,4 +88,13 @@ async def consumers(client: aioredis.Redis, settings: Settings, parts: Parts) ->
         settings=settings.bus,
         accept_types=ExecutionHandler.HANDLED_TYPES,
     )
-    return [*signal_consumers, executions]
+    # A person's revisions: checked against the limits here, then passed to the gateway (ADR 0014).
+    revisions = Consumer(
+        client,
+        stream=keys.REVISIONS,
+        group=keys.GROUP_ORDERMANAGER,
+        name=settings.instance,
+        handler=parts.revisions.handle,
+        settings=settings.bus,
+    )
+    return [*signal_consumers, executions, revisions]

@@ -14,7 +14,7 @@ from ordermanager import denials
 from ordermanager.denials import Denial
 from yquant import markets
 from yquant.markets import format_money, is_open, next_open
-from yquant.messages import Market, Position, SignalSource
+from yquant.messages import Market, Position, Side, SignalSource
 from yquant.portfolio import AccountSnapshot
 from yquant.risk_limits import RiskLimits
 from yquant.trading_state import TradingState
@@ -169,3 +169,33 @@ def check_daily_loss(limits: RiskLimits, currency: str, loss: Decimal) -> Denial
             "the account is now REDUCING",
         )
     return None
+
+
+def revision_grows_risk(side: Side, old_value: Decimal, new_value: Decimal) -> bool:
+    """A revision adds risk when it makes a buy worth more (what is left, at the new price)."""
+    return side is Side.BUY and new_value > old_value
+
+
+def check_revision(
+    limits: RiskLimits,
+    state: TradingState,
+    scope: str,
+    *,
+    side: Side,
+    currency: str,
+    price_changed: bool,
+    old_value: Decimal,
+    new_value: Decimal,
+    exposure: BuyExposure,
+) -> Denial | None:
+    """A revision of an open order: under HALTED only a lower quantity (a partial cancel) runs;
+    under REDUCING nothing that makes a buy worth more; a buy made worth more passes the checks of
+    a new buy of its new value (``exposure``: the account without this order's own reservation)."""
+    where = "globally" if scope == "global" else "for this account"
+    if state is TradingState.HALTED and price_changed:
+        return Denial(denials.TRADING_HALTED, f"trading is HALTED {where}: a revision may only lower the quantity")
+    if not revision_grows_risk(side, old_value, new_value):
+        return None
+    if state is TradingState.REDUCING:
+        return Denial(denials.TRADING_REDUCING, f"trading is REDUCING {where}: a buy may not be revised up")
+    return check_buy(limits, currency, new_value, exposure)

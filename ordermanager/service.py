@@ -94,6 +94,10 @@ class OrderManager:
         self._account_locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self.limits = LimitsReader(settings)  # parsed again only when the stored limits change
 
+    def account_lock(self, account: str) -> asyncio.Lock:
+        """Held while an account's checks and the order they allow are written (signals, revisions)."""
+        return self._account_locks[account]
+
     async def fresh_quote(self, market: Market, ticker: str) -> Quote | None:
         cfg = self.settings.ordermanager
         prefetched = _PREFETCHED_QUOTE.get()

@@ -492,6 +492,10 @@ ACL_TABLE: list[tuple[str, bool, tuple[str, ...]]] = [
     ("ordermanager", True, ("XAUTOCLAIM", "yq:stream:signals:webhook", "ordermanager", "c1", "15000", "0-0")),
     ("ordermanager", True, ("XPENDING", "yq:stream:signals:webhook", "ordermanager", "-", "+", "1")),
     ("ordermanager", True, ("XREADGROUP", "GROUP", "ordermanager-exec", "c1", "STREAMS", "yq:stream:executions", ">")),
+    # A person's revisions: read and checked here, then passed on as commands (ADR 0014).
+    ("ordermanager", True, ("XREADGROUP", "GROUP", "ordermanager", "c1", "STREAMS", "yq:stream:revisions", ">")),
+    ("ordermanager", True, ("XACK", "yq:stream:revisions", "ordermanager", "1-0")),
+    ("ordermanager", True, ("XADD", "yq:stream:orders", "*", "type", "ReviseOrder", "data", "{}")),
     ("ordermanager", True, CREATE),
     # The throttles, the order and its decision in one step; only the order manager may take it.
     ("ordermanager", True, PLACE),
@@ -531,6 +535,8 @@ ACL_TABLE: list[tuple[str, bool, tuple[str, ...]]] = [
     ("brokergateway", True, ("XREADGROUP", "GROUP", "brokergateway", "c1", "STREAMS", "yq:stream:queries", ">")),
     ("brokergateway", True, ("XREADGROUP", "GROUP", "brokergateway", "c1", "STREAMS", "yq:stream:cancels", ">")),
     ("brokergateway", True, ("XACK", "yq:stream:cancels", "brokergateway", "1-0")),
+    # A revision reaches the gateway only from the order manager, after its checks.
+    ("brokergateway", False, ("XREADGROUP", "GROUP", "brokergateway", "c1", "STREAMS", "yq:stream:revisions", ">")),
     ("brokergateway", True, ("XREADGROUP", "GROUP", "brokergateway", "c", "STREAMS", QUERIES_DASHBOARD, ">")),
     ("brokergateway", True, ("SET", "yq:ratelimit:dashboard-quotes", "1", "NX", "PX", "1000")),
     ("brokergateway", True, UPDATE),
@@ -584,6 +590,14 @@ ACL_TABLE: list[tuple[str, bool, tuple[str, ...]]] = [
     ("dashboard", False, ("XADD", "yq:stream:orders", *XADD)),
     ("dashboard", False, ("XADD", "yq:stream:queries", *XADD)),
     ("dashboard", True, ("XADD", QUERIES_DASHBOARD, *XADD)),
+    # Its revisions go to the order manager's risk checks, never straight to the gateway.
+    (
+        "dashboard",
+        True,
+        ("XADD", "yq:stream:revisions", "MAXLEN", "~", "100000", "*", "type", "ReviseOrder", "data", "{}"),
+    ),
+    ("dashboard", False, ("XADD", "yq:stream:orders", "*", "type", "ReviseOrder", "data", "{}")),
+    ("dashboard", False, ("XACK", "yq:stream:revisions", "ordermanager", "1-0")),
     ("dashboard", False, ("XACK", "yq:stream:cancels", "brokergateway", "1-0")),
     ("dashboard", False, ("XTRIM", "yq:stream:cancels", "MAXLEN", "0")),
     ("dashboard", False, ("SET", "yq:ratelimit:dashboard-quotes", "1", "NX", "PX", "1000")),

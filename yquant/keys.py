@@ -28,8 +28,11 @@ SIGNAL_STREAMS: dict[str, frozenset[str]] = {
 # requests have streams of their own, on which the gateway accepts that one type and nothing else
 # (a SubmitOrder there is refused and dead-lettered), and the dashboard's ACL user may append to
 # those and not to the order manager's: a compromised VM2 cannot send an order to KIS.
-ORDERS = PREFIX + "stream:orders"  # SubmitOrder / CancelOrder commands of the order manager
+ORDERS = PREFIX + "stream:orders"  # SubmitOrder / CancelOrder / ReviseOrder commands of the order manager
 CANCELS = PREFIX + "stream:cancels"  # CancelOrder asked by a person (dashboard, console)
+# ReviseOrder asked by a person (the dashboard). The order manager reads it, not the gateway: a
+# revision that adds risk passes the same limits as a new order, then goes on ORDERS (ADR 0014).
+REVISIONS = PREFIX + "stream:revisions"
 EXECUTIONS = PREFIX + "stream:executions"  # order lifecycle events and AccountSynced
 DECISIONS = PREFIX + "stream:decisions"  # one decision per signal: accepted or denied
 QUERIES = PREFIX + "stream:queries"  # the order manager's quote requests
@@ -50,6 +53,7 @@ ALL_STREAMS = (
     *SIGNAL_STREAMS,
     ORDERS,
     CANCELS,
+    REVISIONS,
     EXECUTIONS,
     DECISIONS,
     QUERIES,

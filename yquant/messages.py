@@ -15,7 +15,7 @@ from enum import StrEnum
 from typing import Annotated, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from yquant.errors import MessageDecodeError
 
@@ -177,6 +177,25 @@ class CancelOrder(Message):
     reason: str = ""
 
 
+class ReviseOrder(Message):
+    """Change the price and/or lower the quantity of an open limit order (``yquant.orders.revision_problem``
+    says whether it may). ``quantity`` is the order's new total, fills included: KIS cannot raise it.
+    ``by``: who asked, for the order's history."""
+
+    type: Literal["ReviseOrder"] = "ReviseOrder"
+    client_order_id: str
+    account: str
+    limit_price: Decimal | None = Field(default=None, gt=0)
+    quantity: int | None = Field(default=None, gt=0)
+    by: str
+
+    @model_validator(mode="after")
+    def _changes_something(self) -> ReviseOrder:
+        if self.limit_price is None and self.quantity is None:
+            raise ValueError("a revision needs a new price or a new quantity")
+        return self
+
+
 class SignalDenied(Message):
     """A signal that did not trade (in one account, or in all when ``account`` is None), and why."""
 
@@ -259,6 +278,28 @@ class OrderCancelled(Message):
     reason: str = ""
 
 
+class OrderRevised(Message):
+    """KIS took a revision: the order's price and quantity now, and its KIS number (new after a
+    price change)."""
+
+    type: Literal["OrderRevised"] = "OrderRevised"
+    client_order_id: str
+    account: str
+    broker_order_id: str
+    limit_price: Decimal | None
+    quantity: int
+    by: str
+
+
+class OrderRevisionRefused(Message):
+    """A revision that was not carried out (the order manager's limits, or KIS); the order is as it was."""
+
+    type: Literal["OrderRevisionRefused"] = "OrderRevisionRefused"
+    client_order_id: str
+    account: str
+    reason: str
+
+
 class TokenIssuance(Message):
     """The gateway's KIS token issuance for one app key started failing (``ok`` false, with KIS's
     answer) or works again; written on a change, not per attempt (keys.HEALTH)."""
@@ -316,6 +357,7 @@ AnyMessage = Annotated[
     SignalReceived
     | SubmitOrder
     | CancelOrder
+    | ReviseOrder
     | SignalDenied
     | SignalAccepted
     | OrderSubmitted
@@ -324,6 +366,8 @@ AnyMessage = Annotated[
     | OrderFailed
     | OrderFilled
     | OrderCancelled
+    | OrderRevised
+    | OrderRevisionRefused
     | AccountSynced
     | QuoteRequested
     | TokenIssuance,

@@ -16,6 +16,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from yquant import keys
+from yquant.markets import tick_size
 from yquant.messages import (
     FINAL_STATES,
     Frozen,
@@ -77,6 +78,10 @@ class OrderRecord(Frozen):
     signal_at: datetime | None = None  # when its signal fired or arrived (freshness of a resubmission)
     resubmissions: int = 0  # times the gateway sent it again after KIS proved not to have it
     cancel_reason: str = ""  # who or what asked for a cancel; the cancellation's reason when KIS confirms it
+    # The KIS order numbers a revision left behind, each with the fills it took (JSON: number ->
+    # [quantity, amount]); ``broker_order_id`` is the current one (``earlier_fills``).
+    prior_fills: str = ""
+    last_revision: str = ""  # the id of the last ReviseOrder carried out: a redelivery is not sent again
 
     @property
     def remaining_quantity(self) -> int:
@@ -85,6 +90,63 @@ class OrderRecord(Frozen):
     @property
     def is_final(self) -> bool:
         return self.state in FINAL_STATES
+
+    @property
+    def earlier_fills(self) -> dict[str, tuple[int, Decimal]]:
+        """The fills of the KIS order numbers this order had before its revisions: number ->
+        (quantity, amount). KIS counts each number's fills from zero, so the order's filled
+        quantity is these plus what its current number reports."""
+        if not self.prior_fills:
+            return {}
+        data = orjson.loads(self.prior_fills)
+        return {str(number): (int(qty), Decimal(str(amount))) for number, (qty, amount) in data.items()}
+
+    @property
+    def earlier_total(self) -> tuple[int, Decimal]:
+        """(quantity, amount) filled under earlier KIS order numbers."""
+        legs = self.earlier_fills.values()
+        return sum(q for q, _ in legs), sum((a for _, a in legs), Decimal(0))
+
+
+def prior_fills_value(legs: Mapping[str, tuple[int, Decimal]]) -> str:
+    """``OrderRecord.prior_fills`` as stored."""
+    return orjson.dumps({number: [qty, str(amount)] for number, (qty, amount) in legs.items()}).decode()
+
+
+# An open order whose price or quantity may be revised (``revision_problem``); NEW and SUBMITTING
+# orders have no KIS order number to revise yet.
+REVISABLE_STATES = (OrderState.ACCEPTED, OrderState.PARTIALLY_FILLED)
+
+
+def revision_problem(record: OrderRecord, limit_price: Decimal | None, quantity: int | None) -> str | None:
+    """Why ``record`` cannot be revised to ``limit_price`` and/or ``quantity`` (its new total, fills
+    included), or None when it can. KIS revises open limit orders only, on the price grid, and
+    cannot raise a quantity (docs/kis-protocol.md section 4.2)."""
+    if limit_price is None and quantity is None:
+        return "give a new price or a new quantity"
+    if record.order_type is not OrderType.LIMIT or record.limit_price is None:
+        return "only a limit order can be revised"
+    if record.state not in REVISABLE_STATES:
+        return f"the order is {record.state.value}: only an order open at KIS can be revised"
+    if limit_price is not None:
+        if limit_price <= 0:
+            return "the price must be positive"
+        tick = tick_size(record.market, limit_price)
+        if limit_price % tick != 0:
+            return f"{limit_price} is not on the {record.market.value} price grid (tick {tick} at that price)"
+    if quantity is not None:
+        if quantity <= record.filled_quantity:
+            return (
+                f"the new quantity must be above the {record.filled_quantity} already filled"
+                " (cancel the order to keep only the filled shares)"
+            )
+        if quantity > record.quantity:
+            return f"KIS cannot raise an order's quantity (now {record.quantity}); place another order for more"
+    new_price = record.limit_price if limit_price is None else limit_price
+    new_quantity = record.quantity if quantity is None else quantity
+    if new_price == record.limit_price and new_quantity == record.quantity:
+        return "nothing to change: the order already has that price and quantity"
+    return None
 
 
 def _history_entry(state: str, note: str = "", **extra: object) -> str:
@@ -167,6 +229,7 @@ async def update_order(
     note: str = "",
     condition: tuple[str, str] | None = None,
     maxlen: int = 100_000,
+    history: str = "",
 ) -> tuple[bool, OrderState | None]:
     """Move an order to ``new_state`` if ``ALLOWED_TRANSITIONS`` allows it from the state it is in,
     or, without a new state, change its fields while it is in one of ``only_in``; emits ``event``.
@@ -182,6 +245,7 @@ async def update_order(
         note=note,
         condition=condition,
         maxlen=maxlen,
+        history=history,
     )
     return update_result(await client.fcall("yq_order_update", *arguments))
 
@@ -196,9 +260,13 @@ def update_arguments(
     note: str = "",
     condition: tuple[str, str] | None = None,
     maxlen: int = 100_000,
+    history: str = "",
 ) -> list[Any]:
     """The ``yq_order_update`` arguments of ``update_order`` (to queue several changes on a pipeline:
-    ``pipe.fcall("yq_order_update", *update_arguments(...))``, each result read by ``update_result``)."""
+    ``pipe.fcall("yq_order_update", *update_arguments(...))``, each result read by ``update_result``).
+
+    A state change adds a history line with its ``note``; a field change adds one only when it
+    names its ``history`` label (``REVISED``: what changed and who asked)."""
     if new_state is not None:
         if only_in is not None:
             raise ValueError("a state change's preconditions come from ALLOWED_TRANSITIONS, not only_in")
@@ -223,11 +291,32 @@ def update_arguments(
         maxlen,
         event.__class__.__name__ if event else "",
         event.model_dump_json() if event else "",
-        _history_entry(new_state.value, note) if new_state else "",
+        _history_entry(new_state.value, note) if new_state else (_history_entry(history, note) if history else ""),
         "1" if final else "",
         client_order_id,
         *_flatten(all_fields),
     ]
+
+
+async def note_refusal(
+    client: aioredis.Redis, record: OrderRecord, reason: str, label: str, maxlen: int, event: Message | None = None
+) -> None:
+    """A request about the order that was refused (a revision): the reason on the open order, a
+    history line and ``event`` (so live pages show it). A final order keeps its record as it is
+    (its times count in the risk checks) and gets the history line only."""
+    if record.is_final:
+        await client.rpush(keys.order_history(record.client_order_id), _history_entry(label, reason))
+        return
+    await update_order(
+        client,
+        record.client_order_id,
+        only_in=[s for s in OrderState if s not in FINAL_STATES],
+        fields={"reason": reason},
+        event=event,
+        note=reason,
+        history=label,
+        maxlen=maxlen,
+    )
 
 
 def update_result(result: Any) -> tuple[bool, OrderState | None]:

@@ -35,6 +35,7 @@ def rvsecncl_status(row: dict[str, Any], today: datetime) -> BrokerOrderStatus:
         remaining_quantity=integer(row.get("psbl_qty")),
         rejected=False,
         amendment=False,  # a revised order is an order of its own here, with its own number
+        revision=order_number(row.get("orgn_odno")) not in ("", "0"),  # open with an original: a revise
         placed_at=stamp(today.strftime("%Y%m%d"), row.get("ord_tmd"), SEOUL),
     )
 
@@ -56,6 +57,7 @@ def nccs_status(row: dict[str, Any]) -> BrokerOrderStatus:
         remaining_quantity=integer(row.get("nccs_qty")),
         rejected=bool(str(row.get("rjct_rson", "")).strip()),
         amendment=False,
+        revision=order_number(row.get("orgn_odno")) not in ("", "0"),  # open with an original: a revise
         placed_at=stamp(row.get("ord_dt"), row.get("ord_tmd"), NEW_YORK),
         branch=str(row.get("ord_gno_brno", "")).strip(),
     )
@@ -68,7 +70,7 @@ async def domestic_open_orders(kis: KisClient) -> list[BrokerOrderStatus]:
         statuses: list[BrokerOrderStatus] = []
         async for rows in inquiry.daily_order_pages(kis, today.date(), unfilled_only=True, max_pages=200):
             statuses.extend(domestic_status(row) for row in rows)
-        return [s for s in statuses if not s.amendment and not s.done]
+        return [s for s in statuses if (s.revision or not s.amendment) and not s.done]
 
     def params(fk: str, nk: str) -> dict[str, str]:
         return {

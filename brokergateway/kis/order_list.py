@@ -33,6 +33,7 @@ class BrokerOrderStatus:
     amendment: bool  # a revise or cancel record, not an order of its own
     placed_at: datetime | None
     branch: str = ""
+    revision: bool = False  # an amendment that is a revise (a new price for what was left), not a cancel
 
     @property
     def done(self) -> bool:
@@ -74,6 +75,7 @@ def domestic_status(row: dict[str, Any]) -> BrokerOrderStatus:
         amendment=str(row.get("cncl_yn", "")).strip() == "Y" or original not in ("", "0"),
         placed_at=stamp(row.get("ord_dt"), row.get("ord_tmd"), SEOUL),
         branch=str(row.get("ord_gno_brno", "")).strip(),
+        revision=original not in ("", "0") and str(row.get("cncl_yn", "")).strip() != "Y",
     )
 
 
@@ -101,4 +103,5 @@ def overseas_status(row: dict[str, Any]) -> BrokerOrderStatus:
         amendment=str(row.get("rvse_cncl_dvsn", "")).strip() in ("01", "02") or original not in ("", "0"),
         placed_at=placed_at,
         branch=str(row.get("ord_gno_brno", "")).strip(),
+        revision=str(row.get("rvse_cncl_dvsn", "")).strip() == "01",
     )

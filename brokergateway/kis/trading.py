@@ -19,6 +19,8 @@ OVERSEAS_ORDER_PATH = "/uapi/overseas-stock/v1/trading/order"
 OVERSEAS_AMEND_PATH = "/uapi/overseas-stock/v1/trading/order-rvsecncl"
 DOMESTIC_LIMIT = "00"
 DOMESTIC_MARKET = "01"
+REVISE = "01"  # RVSE_CNCL_DVSN_CD
+CANCEL = "02"
 
 
 @dataclass(frozen=True)
@@ -101,9 +103,42 @@ async def place_order(
 
 
 async def cancel_order(
-    kis: KisClient, market: Market, ticker: str, broker_order_id: str, broker_org_no: str, quantity: int
+    kis: KisClient,
+    market: Market,
+    ticker: str,
+    broker_order_id: str,
+    broker_org_no: str,
+    quantity: int,
+    *,
+    everything: bool = True,
 ) -> OrderAck:
-    """Cancel what is left of an order (KIS answers with a new order number for the cancel)."""
+    """Cancel what is left of an order, or ``quantity`` shares of it when not ``everything`` (the rest
+    stays open under the same order number). KIS answers with a new order number for the cancel."""
+    return await _amend(kis, market, ticker, broker_order_id, broker_org_no, CANCEL, quantity, None, everything)
+
+
+async def revise_order(
+    kis: KisClient, market: Market, ticker: str, broker_order_id: str, broker_org_no: str, quantity: int, price: Decimal
+) -> OrderAck:
+    """Move everything left of a limit order (``quantity`` shares) to ``price``. KIS books the
+    revision as a new order with a new number, which carries the remaining shares and every later
+    fill and notice; the original keeps its earlier fills and nothing left (docs/kis-protocol.md 4.2)."""
+    if price <= 0:
+        raise OrderInvalid("a revision needs a positive limit price")
+    return await _amend(kis, market, ticker, broker_order_id, broker_org_no, REVISE, quantity, price, True)
+
+
+async def _amend(
+    kis: KisClient,
+    market: Market,
+    ticker: str,
+    broker_order_id: str,
+    broker_org_no: str,
+    kind: str,
+    quantity: int,
+    price: Decimal | None,
+    everything: bool,
+) -> OrderAck:
     if market is Market.KRX:
         body = {
             "CANO": kis.account.cano,
@@ -111,10 +146,10 @@ async def cancel_order(
             "KRX_FWDG_ORD_ORGNO": broker_org_no,
             "ORGN_ODNO": broker_order_id,
             "ORD_DVSN": DOMESTIC_LIMIT,
-            "RVSE_CNCL_DVSN_CD": "02",
-            "ORD_QTY": "0",
-            "ORD_UNPR": "0",
-            "QTY_ALL_ORD_YN": "Y",
+            "RVSE_CNCL_DVSN_CD": kind,
+            "ORD_QTY": "0" if everything else str(quantity),
+            "ORD_UNPR": "0" if price is None else plain(price),
+            "QTY_ALL_ORD_YN": "Y" if everything else "N",
             "EXCG_ID_DVSN_CD": "KRX",
         }
         return _ack(await kis.command(DOMESTIC_AMEND_PATH, trids.DOMESTIC_REVISE_CANCEL[kis.env], body))
@@ -124,9 +159,9 @@ async def cancel_order(
         "OVRS_EXCG_CD": trids.ORDER_EXCHANGE[market],
         "PDNO": ticker,
         "ORGN_ODNO": broker_order_id,
-        "RVSE_CNCL_DVSN_CD": "02",
+        "RVSE_CNCL_DVSN_CD": kind,
         "ORD_QTY": str(quantity),
-        "OVRS_ORD_UNPR": "0",
+        "OVRS_ORD_UNPR": "0" if price is None else plain(price),
         "MGCO_APTM_ODNO": "",
         "ORD_SVR_DVSN_CD": "0",
     }

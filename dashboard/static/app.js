@@ -71,7 +71,7 @@
       .then(function (html) {
         if (html !== null && html !== undefined) {
           markCurrent("refresh");
-          section.innerHTML = html;
+          keepingRevisions(section, function () { section.innerHTML = html; });
           enhance(section);
           document.dispatchEvent(new CustomEvent("yq:refreshed", { detail: section.id }));
         }
@@ -82,6 +82,27 @@
         pending.delete(section);
         if (again) { schedule(section); }
       });
+  }
+
+  // A Revise form someone is typing into stays open, with what was typed, when the fragment
+  // around it is rendered again (a fill elsewhere must not throw the half-typed price away).
+  function keepingRevisions(section, replace) {
+    var typed = {};
+    section.querySelectorAll("details.revise[open]").forEach(function (details) {
+      var row = details.closest("tr");
+      if (!row) { return; }
+      typed[row.getAttribute("data-client-order-id")] = Array.prototype.map.call(
+        details.querySelectorAll("input:not([type=hidden])"), function (input) { return input.value; });
+    });
+    replace();
+    Object.keys(typed).forEach(function (id) {
+      var row = section.querySelector('tr[data-client-order-id="' + CSS.escape(id) + '"]');
+      var details = row && row.querySelector("details.revise");
+      if (!details) { return; }  // no longer revisable (filled, cancelled)
+      details.open = true;
+      var inputs = details.querySelectorAll("input:not([type=hidden])");
+      typed[id].forEach(function (value, index) { if (inputs[index]) { inputs[index].value = value; } });
+    });
   }
 
   var timers = new Map();

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+import orjson
 import pytest
 
 from brokergateway.kis import inquiry, trading
@@ -94,3 +95,51 @@ async def test_every_query_and_cancel_uses_its_pinned_tr_id(any_sim: SimServer, 
         assert used == expected, path_end
     quote_exchanges = [r.url.params["EXCD"] for r in harness.sent if r.url.path.endswith("/quotations/price")]
     assert quote_exchanges == ["NYS"]  # quotes use NAS/NYS/AMS, orders NASD/NYSE/AMEX
+
+
+async def test_a_revision_moves_what_is_left_to_a_new_order_number_at_the_new_price(
+    any_sim: SimServer, make_harness: MakeHarness
+) -> None:
+    harness = await make_harness(any_sim, start=False)
+    kis = harness.gateway.workers[harness.alias].kis
+    any_sim.admin("/admin/price", {"ticker": "000660", "price": "200000"})
+    any_sim.admin("/admin/price", {"ticker": "MSFT", "price": "420.00", "market": "US"})
+    krx = await trading.place_order(kis, Market.KRX, "000660", Side.BUY, 5, OrderType.LIMIT, Decimal(190000))
+    us = await trading.place_order(kis, Market.NASD, "MSFT", Side.BUY, 4, OrderType.LIMIT, Decimal("400.00"))
+
+    # Part of the domestic order goes (a partial cancel keeps its number), then the rest moves up.
+    await trading.cancel_order(kis, Market.KRX, "000660", krx.broker_order_id, krx.broker_org_no, 2, everything=False)
+    krx_revised = await trading.revise_order(
+        kis, Market.KRX, "000660", krx.broker_order_id, krx.broker_org_no, 3, Decimal(195000)
+    )
+    us_revised = await trading.revise_order(kis, Market.NASD, "MSFT", us.broker_order_id, "", 4, Decimal("410.50"))
+
+    booked = {o["odno"]: o for o in harness.sim_orders()}
+    assert krx_revised.broker_order_id != krx.broker_order_id
+    assert us_revised.broker_order_id != us.broker_order_id
+    for revised, original, quantity, price in [
+        (krx_revised, krx, 3, "195000"),
+        (us_revised, us, 4, "410.5"),
+    ]:
+        new = booked[revised.broker_order_id]
+        assert (new["kind"], new["original_odno"], new["quantity"], new["remaining_quantity"]) == (
+            "revise",
+            original.broker_order_id,
+            quantity,
+            quantity,
+        )
+        assert Decimal(new["price"]) == Decimal(price)
+        assert booked[original.broker_order_id]["remaining_quantity"] == 0
+    amend = [r for r in harness.sent if r.url.path.endswith("/order-rvsecncl")]
+    assert [r.headers["tr_id"] for r in amend] == [
+        "VTTC0013U" if kis.env == "virtual" else "TTTC0013U",
+        "VTTC0013U" if kis.env == "virtual" else "TTTC0013U",
+        "VTTT1004U" if kis.env == "virtual" else "TTTT1004U",
+    ]
+    bodies = [orjson.loads(r.content) for r in amend]
+    assert [(b["RVSE_CNCL_DVSN_CD"], b["ORD_QTY"], b.get("QTY_ALL_ORD_YN")) for b in bodies] == [
+        ("02", "2", "N"),
+        ("01", "0", "Y"),
+        ("01", "4", None),
+    ]
+    assert (bodies[1]["ORD_UNPR"], bodies[2]["OVRS_ORD_UNPR"]) == ("195000", "410.5")

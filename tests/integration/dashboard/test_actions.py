@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from decimal import Decimal
 
 import httpx
 import orjson
@@ -13,9 +14,20 @@ from fastapi import FastAPI
 
 from tests.integration.dashboard.conftest import BASE_URL, csrf_of, form_token, login
 from tests.integration.dashboard.seed import seed_all
+from tests.order_paths import walk_to
 from tests.replies import as_bytes, xrange
-from yquant import keys
-from yquant.messages import CancelOrder, SignalReceived, decode
+from yquant import keys, orders
+from yquant.messages import (
+    CancelOrder,
+    Market,
+    OrderState,
+    OrderType,
+    ReviseOrder,
+    Side,
+    SignalReceived,
+    SubmitOrder,
+    decode,
+)
 
 
 async def _signed_in(http: httpx.AsyncClient) -> str:
@@ -112,6 +124,55 @@ async def test_cancel_appends_a_cancel_order_command_to_the_cancel_stream(
     assert await redis_client.xlen(keys.ORDERS) == commands_before  # never the order manager's stream
     final = await http.post("/orders/yq-seed00000000000000000/cancel", headers={"X-CSRF-Token": token})
     assert final.status_code == 409  # already filled
+
+
+async def test_revise_asks_the_order_manager_and_refuses_what_kis_would_refuse(
+    http: httpx.AsyncClient, redis_client: aioredis.Redis
+) -> None:
+    coid = "yq-revise0000000000001"
+    command = SubmitOrder(
+        client_order_id=coid, account="main", market=Market.KRX, ticker="005930", side=Side.BUY, quantity=10,
+        order_type=OrderType.LIMIT, limit_price=Decimal(70000), strategy="manual", origin="manual",
+    )  # fmt: skip
+    await orders.create_order(redis_client, command, 100_000)
+    await walk_to(redis_client, coid, OrderState.ACCEPTED, fields={"broker_order_id": "0000000077"})
+    token = await _signed_in(http)
+    page = await http.get("/orders")
+    assert f'action="/orders/{coid}/revise"' in page.text
+    assert 'name="limit_price" inputmode="decimal" size="9" value="70000"' in page.text
+    commands_before = await redis_client.xlen(keys.ORDERS)
+
+    forged = await http.post(f"/orders/{coid}/revise", data={"limit_price": "69900"})  # no CSRF token
+    assert forged.status_code == 403
+    off_grid = await http.post(f"/orders/{coid}/revise", data={"csrf_token": token, "limit_price": "69,950"})
+    assert off_grid.status_code == 422
+    assert "69950 is not on the KRX price grid (tick 100 at that price)." in off_grid.text
+    more = await http.post(f"/orders/{coid}/revise", data={"csrf_token": token, "quantity": "11"})
+    assert "KIS cannot raise an order&#39;s quantity" in more.text
+    assert await redis_client.xlen(keys.REVISIONS) == 0
+
+    sent = await http.post(
+        f"/orders/{coid}/revise", data={"csrf_token": token, "limit_price": "69,900", "quantity": "10"}
+    )
+    assert sent.status_code == 303
+    [(_id, fields)] = await xrange(redis_client, keys.REVISIONS)
+    revision = decode(fields[b"data"])
+    assert isinstance(revision, ReviseOrder)
+    assert (revision.client_order_id, revision.limit_price, revision.quantity, revision.by) == (
+        coid,
+        Decimal(69900),
+        None,  # unchanged: not asked for
+        "alice",
+    )
+    assert await redis_client.xlen(keys.ORDERS) == commands_before  # the order manager passes it on
+    [audited] = [
+        orjson.loads(f[b"data"]) for _, f in await xrange(redis_client, keys.AUDIT_LOG)
+        if orjson.loads(f[b"data"])["action"] == "revise_order"
+    ]  # fmt: skip
+    assert audited["user"] == "alice"
+    assert audited["detail"] == {
+        "client_order_id": coid, "account": "main", "ticker": "005930", "limit_price": "69900", "quantity": "",
+    }  # fmt: skip
 
 
 async def test_kill_switch_and_limits_are_written_and_audited(
