@@ -14,7 +14,9 @@ Its parts are wired here and share one task set:
 * ``QuoteDesk`` (quotes.py): answers to quote requests, cached;
 * ``CalendarCheck`` (calendar_check.py): KIS's KRX calendar against ours, once a day;
 * ``OpenOrderCheck`` (open_at_kis.py): KIS's open orders against our records at start (ours
-  followed or settled from the order lists, others left alone and reported).
+  followed or settled from the order lists, others left alone and reported);
+* ``OpenOrderList`` (open_list.py): KIS's open-orders list, one read per account shared by the
+  start-up check, the fill poll and reconciliation; every read refreshes the unowned count.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from brokergateway.config import GatewayConfig
 from brokergateway.fills import LIVE_STATES, Fills
 from brokergateway.kis.notices import ExecutionNotice, NoticeFeed
 from brokergateway.open_at_kis import OpenOrderCheck
+from brokergateway.open_list import OpenOrderList
 from brokergateway.orders import OrderDesk
 from brokergateway.polling import FillPoller
 from brokergateway.quotes import QuoteDesk
@@ -62,12 +65,13 @@ class Gateway:
         self._tasks: set[asyncio.Task[None]] = set()
         self.sync = AccountSync(client, config, self.spawn)
         self.fills = Fills(client, config, self.sync, self._poll_soon)
-        self.poller = FillPoller(client, config, self.fills, self.spawn)
+        self.listed = OpenOrderList()  # KIS's open orders, one read per account shared by the passes
+        self.poller = FillPoller(client, config, self.fills, self.spawn, self.listed)
         self.quotes = QuoteDesk(client, workers, config)
-        self.orders = OrderDesk(client, workers, config, self.fills, instance)
+        self.orders = OrderDesk(client, workers, config, self.fills, self.listed, instance)
         self.feeds: list[NoticeFeed] = []
         self.calendar = CalendarCheck(workers)
-        self.open_orders = OpenOrderCheck(client, config, self.fills, self.poller)
+        self.open_orders = OpenOrderCheck(client, config, self.fills, self.poller, self.listed)
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task: asyncio.Task[None] = asyncio.create_task(coro)
