@@ -52,6 +52,12 @@ async def test_orders_open_at_kis_not_placed_by_yquant_are_counted_on_the_accoun
         assert "US AAPL sell 5 left @ 201.50 KIS order 92" in shown
         assert notice(page, "isa") is None, path  # nothing of the kind there: nothing shown
 
+    overview = (await http.get("/")).text
+    card = re.search(r'id="unowned-card-main"[^>]*>(.*?)</dd>', overview, re.S)
+    assert card is not None
+    assert text(card.group(1)) == "2 orders open at KIS"
+    assert 'id="unowned-card-isa"' not in overview
+
     await portfolio.store_open_order_check(redis_client, "main", UNOWNED[:1])
     shown = notice((await http.get("/positions")).text, "main")
     assert shown is not None
@@ -59,4 +65,6 @@ async def test_orders_open_at_kis_not_placed_by_yquant_are_counted_on_the_accoun
 
     await portfolio.store_open_order_check(redis_client, "main", [])  # cancelled in KIS's app, say
     for path in ("/", "/positions"):
-        assert notice((await http.get(path)).text, "main") is None, path
+        page = (await http.get(path)).text
+        assert notice(page, "main") is None, path
+        assert 'id="unowned-card-main"' not in page, path
