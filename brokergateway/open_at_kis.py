@@ -11,7 +11,8 @@ kis/open_orders.py, every page) and sets them against our order records:
   is invented and none is applied twice.
 
 An order open at KIS that is not ours (placed in KIS's own app, say) is never touched. Every read
-of the list (this start-up pass, each fill poll, a reconciliation: open_list.py) counts them
+of the list (this start-up pass, each fill poll, a reconciliation, and ``recount`` with each
+periodic account sync: open_list.py) counts them
 again for the segments it read (``count_unowned``): each is logged once, counted in
 ``yquant_gateway_unowned_open_orders{account,market}`` (alert ``YQuantUnownedOpenOrders``) and
 written to the account's state (``portfolio.store_open_order_check``: the dashboard's account
@@ -122,6 +123,16 @@ class OpenOrderCheck:
                 extra={"account": worker.alias, "orders": len(gone)},
             )
             await self.poller.poll(worker, at_kis=at_kis)
+
+    async def recount(self, worker: AccountWorker) -> None:
+        """Read KIS's list for the unowned count alone (with the periodic account sync): an account
+        that follows no order of ours has no poll to read it. Not before the start-up pass ended."""
+        if worker.alias not in self.unowned:
+            return
+        try:
+            await self.listed.read(worker)
+        except BrokerError as exc:
+            logger.warning("open orders at KIS unavailable", extra={"account": worker.alias, "error": exc.message})
 
     async def count_unowned(self, worker: AccountWorker, at_kis: OpenOrders) -> None:
         """The orders in a fresh read of KIS's list that are not ours: counted, logged once, stored.

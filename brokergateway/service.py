@@ -113,7 +113,8 @@ class Gateway:
             self.spawn(feed.run())
 
     async def run_background(self, stop: asyncio.Event) -> None:
-        """Fill polling (fast without notices, a slow safety net with them) and periodic syncs."""
+        """Fill polling (fast without notices, a slow safety net with them) and periodic syncs, each
+        with a read of KIS's open orders that recounts those yQuant did not place."""
         last_sync = last_sweep = time.monotonic()
         while not stop.is_set():
             now = time.monotonic()
@@ -131,6 +132,7 @@ class Gateway:
                 last_sync = now
                 for worker in self.workers.values():
                     self.spawn(self.sync.sync_quietly(worker))
+                    self.spawn(self.open_orders.recount(worker))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=TICK_S)
         await self.close()

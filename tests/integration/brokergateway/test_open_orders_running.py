@@ -6,6 +6,7 @@ not ours (brokergateway/open_list.py, polling.py, reconcile.py, open_at_kis.py).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
@@ -187,3 +188,28 @@ async def test_orders_placed_outside_yquant_are_recounted_by_each_poll_of_their_
     snapshot = await portfolio.get_account(harness.client, "main")
     assert snapshot is not None
     assert [(o.market, o.ticker) for o in snapshot.unowned_open_orders] == [("US", "AAPL")]
+
+
+async def test_an_order_placed_outside_yquant_while_it_runs_is_counted_with_the_periodic_sync(
+    sim: SimServer, make_harness: MakeHarness
+) -> None:
+    """No order of ours to poll: the account sync's pace still reads KIS's list."""
+    account = new_account()
+    prices(sim)
+    config = replace(NO_POLLING, sync_interval_s=0.5)
+    harness = await make_harness(sim, config=config, accounts={"main": account})
+    await harness.until(lambda: unowned_gauge("main", "KRX") == 0, "the start-up check found none")
+    assert not harness.gateway.workers["main"].tracking
+
+    app = Kis(sim, cano=account.cano).login()
+    try:
+        assert app.order_cash("buy", "005930", 2, price="61000").json()["rt_cd"] == "0"
+    finally:
+        app.close()
+    await harness.until(lambda: unowned_gauge("main", "KRX") == 1, "counted without a restart")
+
+    async def shown() -> list[tuple[str, str, int]]:
+        snapshot = await portfolio.get_account(harness.client, "main")
+        return [(o.market, o.ticker, o.remaining_quantity) for o in snapshot.unowned_open_orders] if snapshot else []
+
+    assert await harness.until(shown, "written to the account's state") == [("KRX", "005930", 2)]
