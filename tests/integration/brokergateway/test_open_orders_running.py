@@ -5,6 +5,7 @@ not ours (brokergateway/open_list.py, polling.py, reconcile.py, open_at_kis.py).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from dataclasses import replace
 from decimal import Decimal
@@ -213,3 +214,24 @@ async def test_an_order_placed_outside_yquant_while_it_runs_is_counted_with_the_
         return [(o.market, o.ticker, o.remaining_quantity) for o in snapshot.unowned_open_orders] if snapshot else []
 
     assert await harness.until(shown, "written to the account's state") == [("KRX", "005930", 2)]
+
+
+async def test_passes_asking_for_the_open_list_at_the_same_time_share_one_read(
+    sim: SimServer, make_harness: MakeHarness
+) -> None:
+    """Three passes asking at once (a poll and two reconciliations, say): one call per segment, one answer."""
+    prices(sim)
+    harness = await make_harness(sim, config=NO_POLLING, accounts={"main": new_account()})
+    await harness.until(lambda: "main" in harness.gateway.open_orders.unowned, "start-up check done")
+    worker = harness.gateway.workers["main"]
+    _, odno = await resting(harness)
+
+    before = len(harness.sent)
+    answers = await asyncio.gather(*(harness.gateway.listed.read(worker) for _ in range(3)))
+    assert lists_asked(harness, before) == ["inquire-psbl-rvsecncl", "inquire-nccs"]
+    assert all(answer == answers[0] for answer in answers)
+    assert [int(s.broker_order_id) for s in answers[0]["KRX"]] == [int(odno)]
+
+    before = len(harness.sent)
+    await harness.gateway.listed.read(worker)  # after the shared read ended: a read of its own
+    assert lists_asked(harness, before) == ["inquire-psbl-rvsecncl", "inquire-nccs"]
