@@ -136,14 +136,24 @@ async def test_a_poll_reads_the_open_list_once_for_all_orders_and_the_daily_list
     assert await fills_of(harness, placed[1][0]) == [("poll", 3, 3)]
 
 
+@pytest.mark.parametrize(
+    ("domain", "market", "daily_tr_id"),
+    [("real", Market.KRX, REAL_DAILY), ("virtual", Market.NASD, VIRTUAL_US_DAILY)],
+)
 async def test_order_whose_answer_is_lost_is_adopted_from_the_open_list_when_the_daily_list_fails(
-    sim: SimServer, make_harness: MakeHarness
+    domain: str, market: Market, daily_tr_id: str, sim: SimServer, virtual_sim: SimServer, make_harness: MakeHarness
 ) -> None:
-    prices(sim)
-    harness = await make_harness(sim, config=NO_POLLING, accounts={"main": new_account()})
-    fail_daily_list(sim, REAL_DAILY)
-    sim.admin("/admin/faults", {"drop_order_response": 1})
-    command = await harness.submit(quantity=2, order_type=OrderType.LIMIT, limit_price=Decimal(60000))
+    server = sim if domain == "real" else virtual_sim
+    prices(server)
+    harness = await make_harness(server, config=NO_POLLING, accounts={"main": new_account(domain)})
+    fail_daily_list(server, daily_tr_id)
+    server.admin("/admin/faults", {"drop_order_response": 1})
+    if market is Market.KRX:
+        command = await harness.submit(quantity=2, order_type=OrderType.LIMIT, limit_price=Decimal(60000))
+    else:
+        command = await harness.submit(
+            market=market, ticker="AAPL", quantity=2, order_type=OrderType.LIMIT, limit_price=Decimal(150)
+        )
 
     record = await harness.state(command.client_order_id, OrderState.ACCEPTED, OrderState.FAILED)
     assert record.state is OrderState.ACCEPTED, record.reason
@@ -152,6 +162,7 @@ async def test_order_whose_answer_is_lost_is_adopted_from_the_open_list_when_the
     accepted = [e for e in await harness.events(command.client_order_id) if isinstance(e, OrderAccepted)]
     assert [e.reconciled for e in accepted] == [True]
     assert len(harness.sim_orders()) == 1  # adopted, never sent again
+    assert server.admin("/admin/stats")["faults"]["http500_tr_ids"][daily_tr_id] < ALWAYS  # it was asked
 
 
 async def test_orders_placed_outside_yquant_are_recounted_by_each_poll_of_their_market(
