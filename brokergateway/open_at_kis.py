@@ -1,29 +1,32 @@
-"""The account's open orders at KIS, read at start and whenever an order's fate is unknown.
+"""The account's open orders at KIS set against our records at start, and the orders there that are not ours.
 
 At start (once per account, retried until KIS answers: the first call also proves the token)
-the gateway reads KIS's open orders for each market the account trades (kis/open_orders.py,
-every page) and sets them against our order records:
+the gateway reads KIS's open orders for each market the account trades (open_list.py,
+kis/open_orders.py, every page) and sets them against our order records:
 
 * an order of ours that KIS still holds open is followed, with the fills KIS reports for it
   applied (its remaining quantity is KIS's);
 * an order of ours we think live that KIS no longer lists is final at KIS: its end (filled,
   cancelled, expired) comes from the daily order lists, as the fill poll reads them, so no fill
-  is invented and none is applied twice;
-* an order open at KIS that is not ours (placed in KIS's own app, say) is never touched. It is
-  logged once, counted in ``yquant_gateway_unowned_open_orders{account,market}``, written to the
-  account's state (``portfolio.store_open_order_check``: ``yquant status`` and the heartbeat show
-  it), because it holds cash or shares the order manager does not know are spoken for.
+  is invented and none is applied twice.
+
+An order open at KIS that is not ours (placed in KIS's own app, say) is never touched. Every read
+of the list (this start-up pass, each fill poll, a reconciliation, and ``recount`` with each
+periodic account sync: open_list.py) counts them
+again for the segments it read (``count_unowned``): each is logged once, counted in
+``yquant_gateway_unowned_open_orders{account,market}`` (alert ``YQuantUnownedOpenOrders``) and
+written to the account's state (``portfolio.store_open_order_check``: the dashboard's account
+view, ``yquant positions``, the heartbeat), because it holds cash or shares the order manager does
+not know are spoken for.
 
 An open order that could be one of our SUBMITTING orders (its POST answer was lost) is left to
 that order's reconciliation (reconcile.py), which reads the same list.
 
-Only the orders the gateway followed when it started are set against KIS's list. An order
-placed since is the notices' and the polls' alone: were it taken too, a start-up pass that
-reads KIS's list late (a slow token, retries) would apply a fill of it just before its notice,
-or find it not yet listed and settle it "from the order lists" (a poll) while its first
-notice is on the way. The orders of before the start can still meet a notice here; every path
-stores a fill only if the stored filled quantity is the one it read (fills.py), so whichever
-comes first applies it and the other finds nothing new.
+Only the orders the gateway followed when it started are set against KIS's list here; an order
+placed since is the notices' and the polls' (the poll reads the same list, polling.py). The orders
+of before the start can still meet a notice here; every path stores a fill only if the stored
+filled quantity is the one it read (fills.py), so whichever comes first applies it and the other
+finds nothing new.
 """
 
 from __future__ import annotations
@@ -36,18 +39,17 @@ from datetime import timedelta
 import redis.asyncio as aioredis
 
 from brokergateway import metrics
-from brokergateway.accounts import KRX, US
 from brokergateway.config import GatewayConfig
 from brokergateway.fills import LIVE_STATES, Fills
-from brokergateway.kis.open_orders import domestic_open_orders, overseas_open_orders
 from brokergateway.kis.order_list import BrokerOrderStatus
 from brokergateway.kis.values import order_number
+from brokergateway.open_list import OpenOrderList, OpenOrders, segment_of_record
 from brokergateway.order_match import matches
 from brokergateway.polling import FillPoller
 from brokergateway.worker import AccountWorker
 from yquant import keys, orders, portfolio
 from yquant.errors import BrokerError
-from yquant.messages import Market, OrderState
+from yquant.messages import OrderState
 from yquant.orders import OrderRecord
 from yquant.portfolio import UnownedOrder
 
@@ -57,32 +59,19 @@ RETRY_FIRST_S = 1.0
 RETRY_MAX_S = 60.0
 
 
-async def read_open_orders(
-    worker: AccountWorker, segments: set[str] | None = None
-) -> dict[str, list[BrokerOrderStatus]]:
-    """KIS's open orders of ``worker`` per segment ("KRX", "US"; default: those it trades)."""
-    traded = ({KRX} if Market.KRX in worker.markets else set()) | ({US} if worker.trades_us else set())
-    found: dict[str, list[BrokerOrderStatus]] = {}
-    for segment in sorted(traded if segments is None else traded & segments):
-        if segment == KRX:
-            found[KRX] = await domestic_open_orders(worker.kis)
-        else:
-            found[US] = await overseas_open_orders(worker.kis, worker.markets)
-    return found
-
-
-def segment_of_record(record: OrderRecord) -> str:
-    return US if record.market.is_us else KRX
-
-
 class OpenOrderCheck:
-    def __init__(self, client: aioredis.Redis, config: GatewayConfig, fills: Fills, poller: FillPoller) -> None:
+    def __init__(
+        self, client: aioredis.Redis, config: GatewayConfig, fills: Fills, poller: FillPoller, listed: OpenOrderList
+    ) -> None:
         self.client = client
         self.config = config
         self.fills = fills
         self.poller = poller
+        self.listed = listed
+        listed.listeners.append(self.count_unowned)  # every read of the list, whoever asked for it
         self._reported: set[tuple[str, str]] = set()  # (alias, order number) already logged as unowned
         self.unowned: dict[str, dict[str, int]] = {}  # alias -> segment -> count, as last found
+        self._unowned_orders: dict[str, dict[str, list[UnownedOrder]]] = {}  # alias -> segment -> orders
         self.followed_at_start: dict[str, frozenset[str]] = {}  # alias -> client order ids
 
     async def at_start(self, worker: AccountWorker, followed: Iterable[str]) -> None:
@@ -105,8 +94,9 @@ class OpenOrderCheck:
             wait = min(wait * 2, RETRY_MAX_S)
 
     async def reconcile(self, worker: AccountWorker) -> None:
-        """One pass: KIS's open orders against our records of ``worker``'s account."""
-        at_kis = await read_open_orders(worker)
+        """One pass: KIS's open orders against our records of ``worker``'s account (the unowned
+        count is refreshed by the read itself, ``count_unowned``)."""
+        at_kis = await self.listed.read(worker)
         records = [r for r in await orders.open_orders(self.client) if r.account == worker.alias]
         before = self.followed_at_start.get(worker.alias, frozenset())
         ours = {
@@ -114,13 +104,10 @@ class OpenOrderCheck:
             for r in records
             if r.client_order_id in before and r.state in LIVE_STATES and r.broker_order_id
         }
-        submitting = [r for r in records if r.state is OrderState.SUBMITTING]
         listed: set[str] = set()
-        unowned: list[tuple[str, BrokerOrderStatus]] = []
-        for segment, statuses in at_kis.items():
+        for statuses in at_kis.values():
             for status in statuses:
-                number = status.broker_order_id
-                record = ours.get(number)
+                record = ours.get(status.broker_order_id)
                 if record is None and status.revision and status.original_order_id in ours:
                     # A revision of ours KIS booked while its answer was lost: follow the new number.
                     listed.add(status.original_order_id)
@@ -129,8 +116,6 @@ class OpenOrderCheck:
                 if record is not None:
                     listed.add(order_number(record.broker_order_id))
                     await self._still_open(worker, record, status)
-                elif not await self._known(worker, status) and not self._maybe_submitting(submitting, status):
-                    unowned.append((segment, status))
         # Still followed (start() did): one that ended since it was read is left alone.
         gone = [
             r
@@ -142,7 +127,31 @@ class OpenOrderCheck:
                 "orders no longer open at KIS; reading their end from the order lists",
                 extra={"account": worker.alias, "orders": len(gone)},
             )
-            await self.poller.poll(worker)
+            await self.poller.poll(worker, at_kis=at_kis)
+
+    async def recount(self, worker: AccountWorker) -> None:
+        """Read KIS's list for the unowned count alone (with the periodic account sync): an account
+        that follows no order of ours has no poll to read it. Not before the start-up pass ended."""
+        if worker.alias not in self.unowned:
+            return
+        try:
+            await self.listed.read(worker)
+        except BrokerError as exc:
+            logger.warning("open orders at KIS unavailable", extra={"account": worker.alias, "error": exc.message})
+
+    async def count_unowned(self, worker: AccountWorker, at_kis: OpenOrders) -> None:
+        """The orders in a fresh read of KIS's list that are not ours: counted, logged once, stored.
+
+        Our records are read after the list, so an order of ours it shows is by then ACCEPTED
+        (its broker order key is set) or still SUBMITTING (matched by ticker, side, quantity, price
+        and time); either way it is not counted."""
+        records = [r for r in await orders.open_orders(self.client) if r.account == worker.alias]
+        submitting = [r for r in records if r.state is OrderState.SUBMITTING]
+        unowned: list[tuple[str, BrokerOrderStatus]] = []
+        for segment, statuses in at_kis.items():
+            for status in statuses:
+                if not await self._known(worker, status) and not self._maybe_submitting(submitting, status):
+                    unowned.append((segment, status))
         await self._report_unowned(worker, list(at_kis), unowned)
 
     async def _still_open(self, worker: AccountWorker, record: OrderRecord, status: BrokerOrderStatus) -> None:
@@ -183,11 +192,13 @@ class OpenOrderCheck:
                 )
         for segment, count in counts.items():
             metrics.UNOWNED_OPEN_ORDERS.labels(worker.alias, segment).set(count)
-        self.unowned[worker.alias] = counts
-        await portfolio.store_open_order_check(
-            self.client,
-            worker.alias,
-            [
+        self.unowned.setdefault(worker.alias, {}).update(counts)
+        # A pass may read one segment only (the poll reads those of the orders it follows): the
+        # others keep what their last read found.
+        found = self._unowned_orders.setdefault(worker.alias, {})
+        found.update({segment: [] for segment in segments})
+        for segment, status in unowned:
+            found[segment].append(
                 UnownedOrder(
                     market=segment,
                     ticker=status.ticker,
@@ -196,8 +207,9 @@ class OpenOrderCheck:
                     price=status.price,
                     broker_order_id=status.broker_order_id,
                 )
-                for segment, status in unowned
-            ],
+            )
+        await portfolio.store_open_order_check(
+            self.client, worker.alias, [order for segment in sorted(found) for order in found[segment]]
         )
 
     def summary(self) -> str:

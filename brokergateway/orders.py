@@ -31,6 +31,7 @@ from brokergateway.config import GatewayConfig
 from brokergateway.fills import LIVE_STATES, Fills
 from brokergateway.kis import trading
 from brokergateway.kis.values import order_number
+from brokergateway.open_list import OpenOrderList
 from brokergateway.reconcile import BROKER_ORDER_TTL_S, NotSettled, find_order
 from brokergateway.worker import AccountWorker
 from yquant import keys
@@ -83,12 +84,14 @@ class OrderDesk:
         workers: dict[str, AccountWorker],
         config: GatewayConfig,
         fills: Fills,
+        listed: OpenOrderList,
         instance: str = "",
     ) -> None:
         self.client = client
         self.workers = workers
         self.config = config
         self.fills = fills
+        self.listed = listed
         self.instance = instance or uuid.uuid4().hex
         self.holder = f"{self.instance}|{LIFE}"  # what this process writes into the leases it takes
         self._busy: set[str] = set()  # client order ids being submitted or settled in this process
@@ -375,7 +378,7 @@ class OrderDesk:
         coid = record.client_order_id
         with correlation(record.correlation_id or coid):
             try:
-                status = await find_order(self.client, worker, record, self.config)
+                status = await find_order(self.client, worker, record, self.config, self.listed)
             except NotSettled as exc:
                 reason = f"no answer from KIS and its order list could not be checked ({exc}); it was not sent again"
                 await self.reject(coid, worker.alias, "UNCONFIRMED", reason, final_state=OrderState.FAILED)

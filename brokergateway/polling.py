@@ -1,9 +1,13 @@
 """REST fill polling: KIS's order lists read for the orders the gateway follows.
 
-Domestic orders are read from inquire-daily-ccld (per Korean trading day, newest first,
-stopping once every wanted order was seen); US orders from inquire-ccnl (UNCERTAIN: not
-in the protocol notes). Without notices every followed order is wanted; with notices,
-only those without news for a while (the safety net).
+A pass first reads the account's open-orders list once (open_list.py; for the segments of
+the wanted orders): an order KIS still lists is settled from it (its fills so far, applied
+once), whatever the daily lists answer. Only the wanted orders it does not list (filled,
+cancelled or expired since, or not listed yet) are looked up in the daily lists: domestic
+ones in inquire-daily-ccld (per Korean trading day, newest first, stopping once every one
+was seen), US ones in inquire-ccnl (UNCERTAIN: not in the protocol notes). When the open
+list fails, every wanted order is looked up there, as before. Without notices every followed
+order is wanted; with notices, only those without news for a while (the safety net).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from brokergateway.fills import Fills
 from brokergateway.kis import inquiry
 from brokergateway.kis.order_list import NEW_YORK, SEOUL, BrokerOrderStatus, domestic_status, overseas_status
 from brokergateway.kis.values import order_number
+from brokergateway.open_list import OpenOrderList, OpenOrders, segment_of_record
 from brokergateway.worker import AccountWorker
 from yquant import orders
 from yquant.errors import BrokerError
@@ -34,11 +39,14 @@ Spawn = Callable[[Coroutine[Any, Any, None]], None]
 
 
 class FillPoller:
-    def __init__(self, client: aioredis.Redis, config: GatewayConfig, fills: Fills, spawn: Spawn) -> None:
+    def __init__(
+        self, client: aioredis.Redis, config: GatewayConfig, fills: Fills, spawn: Spawn, listed: OpenOrderList
+    ) -> None:
         self.client = client
         self.config = config
         self.fills = fills
         self.spawn = spawn
+        self.listed = listed
 
     def schedule(self, worker: AccountWorker, delay: float, *, stale_only: bool = False) -> None:
         if worker.poll_scheduled:
@@ -57,8 +65,10 @@ class FillPoller:
 
         self.spawn(later())
 
-    async def poll(self, worker: AccountWorker, *, stale_only: bool = False) -> None:
-        """Ask KIS for the tracked orders (only those without recent news if ``stale_only``)."""
+    async def poll(self, worker: AccountWorker, *, stale_only: bool = False, at_kis: OpenOrders | None = None) -> None:
+        """Ask KIS for the tracked orders (only those without recent news if ``stale_only``).
+
+        ``at_kis``: KIS's open orders as the caller has just read them (not read again)."""
         async with worker.poll_lock:
             worker.last_poll = time.monotonic()
             if not worker.tracking:
@@ -75,12 +85,44 @@ class FillPoller:
                     self.fills.remember(record)  # Valkey's copy is the truth
             live = [r for r in records if not r.is_final and r.broker_order_id]
             wanted = set(worker.stale_orders(self.config.notice_grace_s)) if stale_only else set(worker.tracking)
+            asked = {segment_of_record(r) for r in live if r.client_order_id in wanted}
+            if not asked:
+                return
+            if at_kis is None:
+                us_markets = {r.market for r in live if r.client_order_id in wanted and r.market.is_us}
+                at_kis = await self._open_at_kis(worker, asked, us_markets)
+            wanted -= await self._apply_open(worker, live, wanted, at_kis)
             domestic = [r for r in live if r.market is Market.KRX]
             overseas = [r for r in live if r.market.is_us]
             if any(r.client_order_id in wanted for r in domestic):
                 await self._poll_domestic(worker, domestic, wanted)
             if any(r.client_order_id in wanted for r in overseas):
                 await self._poll_overseas(worker, overseas, wanted)
+
+    async def _open_at_kis(self, worker: AccountWorker, segments: set[str], us_markets: set[Market]) -> OpenOrders:
+        try:
+            return await self.listed.read(worker, segments, us_markets)
+        except BrokerError as exc:
+            logger.warning(
+                "open orders at KIS unavailable; reading the daily order lists only",
+                extra={"account": worker.alias, "error": exc.message},
+            )
+            return {}
+
+    async def _apply_open(
+        self, worker: AccountWorker, records: list[OrderRecord], wanted: set[str], at_kis: OpenOrders
+    ) -> set[str]:
+        """Settle the wanted orders KIS lists as open; their client order ids."""
+        by_number = {order_number(r.broker_order_id): r for r in records if r.client_order_id in wanted}
+        settled: set[str] = set()
+        for statuses in at_kis.values():
+            for status in statuses:
+                record = by_number.get(status.broker_order_id)
+                if record is None or status.amendment:
+                    continue
+                settled.add(record.client_order_id)
+                await self.fills.apply_status(worker, record, status)
+        return settled
 
     async def _poll_domestic(self, worker: AccountWorker, records: list[OrderRecord], wanted: set[str]) -> None:
         by_number = numbers_of(records)

@@ -5,6 +5,12 @@ The order is never posted again. Domestic orders are looked up in inquire-daily-
 matches on ticker, side, quantity, the price we sent and a placement time no earlier
 than our POST minus a window; a broker order already claimed by another of our orders
 is skipped (the claim is a SET NX on its broker order key).
+
+When the daily list fails, or answers without a row to claim (KIS's lists can lag), the
+account's open-orders list (open_list.py, one read shared by the orders reconciled at the
+same time) is asked too: an order of ours still open at KIS is recognised there by the same
+rule. It only ever proves presence: an order it does not list may have filled already, so
+only the daily list's answers count towards proving that KIS does not have the order.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import redis.asyncio as aioredis
 from brokergateway.config import GatewayConfig
 from brokergateway.kis import inquiry
 from brokergateway.kis.order_list import NEW_YORK, SEOUL, BrokerOrderStatus, domestic_status, overseas_status
+from brokergateway.open_list import OpenOrderList, segment_of_record
 from brokergateway.order_match import matches
 from brokergateway.worker import AccountWorker
 from yquant import keys
@@ -46,6 +53,22 @@ async def candidates(worker: AccountWorker, record: OrderRecord, since: datetime
     return [status for status in statuses if matches(record, status, since)]
 
 
+async def open_candidates(
+    listed: OpenOrderList, worker: AccountWorker, record: OrderRecord, since: datetime
+) -> list[BrokerOrderStatus]:
+    """KIS's open orders that could be ``record`` (none when the list cannot be read)."""
+    segment = segment_of_record(record)
+    try:
+        at_kis = await listed.read(worker, {segment}, [record.market])
+    except BrokerError as exc:
+        logger.warning(
+            "open orders at KIS unavailable for reconciliation",
+            extra={"client_order_id": record.client_order_id, "error": exc.message},
+        )
+        return []
+    return [status for status in at_kis.get(segment, []) if matches(record, status, since)]
+
+
 async def claim(client: aioredis.Redis, worker: AccountWorker, record: OrderRecord, status: BrokerOrderStatus) -> bool:
     """Bind the broker order to ``record`` unless another of our orders owns it."""
     key = keys.broker_order(worker.alias, status.broker_order_id)
@@ -56,7 +79,11 @@ async def claim(client: aioredis.Redis, worker: AccountWorker, record: OrderReco
 
 
 async def find_order(
-    client: aioredis.Redis, worker: AccountWorker, record: OrderRecord, config: GatewayConfig
+    client: aioredis.Redis,
+    worker: AccountWorker,
+    record: OrderRecord,
+    config: GatewayConfig,
+    listed: OpenOrderList | None = None,
 ) -> BrokerOrderStatus | None:
     """The broker's order for ``record``, claimed for it; None when KIS does not have it.
 
@@ -82,11 +109,19 @@ async def find_order(
                 "reconciliation query failed",
                 extra={"client_order_id": record.client_order_id, "attempt": attempt + 1, "error": exc.message},
             )
-            continue
-        checked += 1
-        for status in found:
-            if await claim(client, worker, record, status):
-                return status
+        else:
+            checked += 1
+            for status in found:
+                if await claim(client, worker, record, status):
+                    return status
+        if listed is not None:
+            for status in await open_candidates(listed, worker, record, since):
+                if await claim(client, worker, record, status):
+                    logger.info(
+                        "order recognised in KIS's open orders",
+                        extra={"client_order_id": record.client_order_id, "broker_order_id": status.broker_order_id},
+                    )
+                    return status
     if checked < 2:
         raise NotSettled(f"KIS's order list answered {checked} of {config.reconcile_attempts + 1} look-ups")
     return None

@@ -14,7 +14,9 @@ Its parts are wired here and share one task set:
 * ``QuoteDesk`` (quotes.py): answers to quote requests, cached;
 * ``CalendarCheck`` (calendar_check.py): KIS's KRX calendar against ours, once a day;
 * ``OpenOrderCheck`` (open_at_kis.py): KIS's open orders against our records at start (ours
-  followed or settled from the order lists, others left alone and reported).
+  followed or settled from the order lists, others left alone and reported);
+* ``OpenOrderList`` (open_list.py): KIS's open-orders list, one read per account shared by the
+  start-up check, the fill poll and reconciliation; every read refreshes the unowned count.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from brokergateway.config import GatewayConfig
 from brokergateway.fills import LIVE_STATES, Fills
 from brokergateway.kis.notices import ExecutionNotice, NoticeFeed
 from brokergateway.open_at_kis import OpenOrderCheck
+from brokergateway.open_list import OpenOrderList
 from brokergateway.orders import OrderDesk
 from brokergateway.polling import FillPoller
 from brokergateway.quotes import QuoteDesk
@@ -62,12 +65,13 @@ class Gateway:
         self._tasks: set[asyncio.Task[None]] = set()
         self.sync = AccountSync(client, config, self.spawn)
         self.fills = Fills(client, config, self.sync, self._poll_soon)
-        self.poller = FillPoller(client, config, self.fills, self.spawn)
+        self.listed = OpenOrderList()  # KIS's open orders, one read per account shared by the passes
+        self.poller = FillPoller(client, config, self.fills, self.spawn, self.listed)
         self.quotes = QuoteDesk(client, workers, config)
-        self.orders = OrderDesk(client, workers, config, self.fills, instance)
+        self.orders = OrderDesk(client, workers, config, self.fills, self.listed, instance)
         self.feeds: list[NoticeFeed] = []
         self.calendar = CalendarCheck(workers)
-        self.open_orders = OpenOrderCheck(client, config, self.fills, self.poller)
+        self.open_orders = OpenOrderCheck(client, config, self.fills, self.poller, self.listed)
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task: asyncio.Task[None] = asyncio.create_task(coro)
@@ -109,7 +113,8 @@ class Gateway:
             self.spawn(feed.run())
 
     async def run_background(self, stop: asyncio.Event) -> None:
-        """Fill polling (fast without notices, a slow safety net with them) and periodic syncs."""
+        """Fill polling (fast without notices, a slow safety net with them) and periodic syncs, each
+        with a read of KIS's open orders that recounts those yQuant did not place."""
         last_sync = last_sweep = time.monotonic()
         while not stop.is_set():
             now = time.monotonic()
@@ -127,6 +132,7 @@ class Gateway:
                 last_sync = now
                 for worker in self.workers.values():
                     self.spawn(self.sync.sync_quietly(worker))
+                    self.spawn(self.open_orders.recount(worker))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=TICK_S)
         await self.close()

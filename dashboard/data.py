@@ -16,7 +16,7 @@ import redis.asyncio as aioredis
 from pydantic import ValidationError
 
 from dashboard.views import AccountView, Totals, parse_snapshot, resolve_fx
-from yquant import audit, keys, pnl
+from yquant import audit, keys, pnl, portfolio
 from yquant.messages import Position
 from yquant.orders import OrderRecord, parse_record
 from yquant.schedules import Schedule, ScheduleSpec
@@ -117,7 +117,10 @@ class Reader:
                 (Position.model_validate_json(v) for v in positions_raw.values()), key=lambda p: (p.market, p.ticker)
             )
             before = pnl.parse_amounts(previous_equity.get(alias)) if isinstance(previous_equity, dict) else None
-            accounts.append(AccountView(alias, cash, positions, data.get("synced_at", ""), fx, before))
+            view = AccountView(alias, cash, positions, data.get("synced_at", ""), fx, before)
+            view.unowned_open_orders = portfolio.unowned_of(data)
+            view.open_orders_checked_at = data.get("open_orders_checked_at", "")
+            accounts.append(view)
         return Totals(accounts, fx), trading_states(states)
 
     # --- orders -----------------------------------------------------------------------------

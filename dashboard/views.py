@@ -18,6 +18,7 @@ from jinja2.runtime import Context
 
 from yquant import markets, pnl
 from yquant.messages import Position
+from yquant.portfolio import UnownedOrder
 from yquant.settings import DashboardSettings
 
 ZERO = Decimal(0)
@@ -187,6 +188,9 @@ class AccountView:
     previous_equity: pnl.Amounts | None = None  # per currency, from the last snapshot before today
     realised_today: pnl.Amounts = field(default_factory=dict)
     realised: pnl.Amounts = field(default_factory=dict)  # over the order records read
+    # Orders open at KIS that yQuant did not place, as the gateway's last read of KIS's list found them.
+    unowned_open_orders: list[UnownedOrder] = field(default_factory=list)
+    open_orders_checked_at: str = ""
 
     @property
     def equity(self) -> pnl.Amounts:

@@ -103,6 +103,13 @@ async def faults(request: Request) -> Response:
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise AdminError(f"{name} must be a non-negative integer")
             setattr(sim.faults, name, value)
+    if "http500_tr_ids" in data:
+        bursts = data["http500_tr_ids"]
+        if not isinstance(bursts, dict) or not all(
+            isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in bursts.values()
+        ):
+            raise AdminError("http500_tr_ids must map tr_ids to non-negative integers")
+        sim.faults.http500_tr_ids.update({str(tr_id): n for tr_id, n in bursts.items()})
     return plain_json(sim.faults.as_dict())
 
 

@@ -93,7 +93,7 @@ async def gate(sim: Simulator, request: Request, table: Mapping[str, TrSpec], fi
     sim.counters["requests"] += 1
     if sim.faults.latency_ms > 0:
         await asyncio.sleep(sim.faults.latency_ms / 1000)
-    if sim.faults.take("http500_burst"):
+    if sim.faults.take("http500_burst") or sim.faults.take_tr_id(headers.get("tr_id", "")):
         sim.counters["injected_http500"] += 1
         raise KisError.gateway(Messages.SERVER_ERROR)
     if sim.faults.take("egw00201_burst"):

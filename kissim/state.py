@@ -44,14 +44,17 @@ class Faults:
     # The next N new orders are received but never booked, and their answer is withheld: a client
     # that times out must find nothing at the broker (not a KIS behaviour; a test fault).
     drop_before_booking: int = 0
+    # tr_id -> the next N requests with that tr_id answer HTTP 500 (one endpoint down, the rest up).
+    http500_tr_ids: dict[str, int] = field(default_factory=dict)
 
-    def as_dict(self) -> dict[str, int]:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "latency_ms": self.latency_ms,
             "http500_burst": self.http500_burst,
             "egw00201_burst": self.egw00201_burst,
             "drop_order_response": self.drop_order_response,
             "drop_before_booking": self.drop_before_booking,
+            "http500_tr_ids": dict(self.http500_tr_ids),
         }
 
     def take(self, name: str) -> bool:
@@ -60,6 +63,14 @@ class Faults:
         if left <= 0:
             return False
         setattr(self, name, left - 1)
+        return True
+
+    def take_tr_id(self, tr_id: str) -> bool:
+        """Consume one failure of ``tr_id``'s burst; True when this request is hit."""
+        left = self.http500_tr_ids.get(tr_id, 0)
+        if left <= 0:
+            return False
+        self.http500_tr_ids[tr_id] = left - 1
         return True
 
 

@@ -172,7 +172,14 @@ class Placement:
         view = read.view
         held = view.sellable(signal.market, signal.ticker)
         if held <= 0:
-            return Denial(denials.NO_POSITION, f"no {symbol_key(signal.market, signal.ticker)} position to sell")
+            symbol = symbol_key(signal.market, signal.ticker)
+            position = view.position(signal.market, signal.ticker)
+            if position is not None and position.quantity > 0:
+                # KIS counts the shares of open sells as not sellable (ord_psbl_qty): selling them
+                # again would only be refused there.
+                reason = f"nothing to sell in {symbol}: the {position.quantity} shares held are committed to open sells"
+                return Denial(denials.NO_POSITION, reason)
+            return Denial(denials.NO_POSITION, f"no {symbol} position to sell")
         currency = signal.market.currency
         equity = risk.equity_of(view.snapshot, currency) if view.snapshot else None
         sizing = self._sizing_input(ctx, Side.SELL, None, equity, held)

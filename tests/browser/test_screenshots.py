@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -27,17 +29,32 @@ WIDTHS: dict[str, ViewportSize] = {"desktop": {"width": 1280, "height": 860}, "p
 
 async def _seed(valkey_url: str) -> None:
     from tests.integration.dashboard import seed
-    from yquant import valkey
+    from yquant import portfolio, valkey
+    from yquant.portfolio import UnownedOrder
     from yquant.settings import ValkeySettings
 
     client = valkey.connect(ValkeySettings(url=valkey_url))
     try:
         await seed.seed_accounts(client)
+        # "isa" is not an account of the running gateway, so no read of KIS's list rewrites this.
+        unowned = UnownedOrder(
+            market="KRX", ticker="069500", side="sell", remaining_quantity=50, price=Decimal(37000), broker_order_id="7"
+        )
+        await portfolio.store_open_order_check(client, "isa", [unowned])
         await seed.seed_signal(client, "seed-accepted", "005930")
         await seed.seed_signal(client, "seed-denied", "000660", denied=True)
         await seed.seed_snapshots(client)
     finally:
         await client.aclose()
+
+
+def _until_listed(page: Page, path: str, selector: str, timeout_s: float = 60.0) -> None:
+    """Load ``path`` again until ``selector`` is on it."""
+    deadline = time.monotonic() + timeout_s
+    while not page.locator(selector).count():
+        assert time.monotonic() < deadline, f"{selector} not on {path} within {timeout_s:.0f}s"
+        page.wait_for_timeout(250)
+        page.goto(path, wait_until="domcontentloaded")
 
 
 def _create_schedule(page: Page) -> None:
@@ -76,6 +93,11 @@ def test_every_page_renders_on_desktop_and_phone(
                 expect(page.locator("main")).to_be_visible()
                 if name == "order":
                     expect(page.locator("#quote")).not_to_have_text("Fetching a quote…")
+                if name in ("overview", "positions"):
+                    _until_listed(page, path, "#unowned-count-isa")  # the dashboard caches the accounts 10 s
+                    expect(page.locator("#unowned-count-isa")).to_have_text(
+                        "isa: 1 order open at KIS not placed by yQuant"
+                    )
                 page.screenshot(path=str(screenshots / f"{name}-{label}.png"), full_page=True)
         finally:
             context.close()

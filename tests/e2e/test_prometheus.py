@@ -105,6 +105,11 @@ def test_every_yquant_target_is_up_and_exports_what_the_alerts_read(prometheus: 
     # The rules' inputs are there under the names the rules use.
     assert eventually(lambda: query(prometheus, "yquant_valkey_used_memory_bytes / yquant_valkey_maxmemory_bytes"), 30)
     assert eventually(lambda: query(prometheus, "yquant_stream_lag"), 30)
+    # The gateway's start-up read of KIS's open orders sets the gauge per account and market; the
+    # simulator's accounts start with none that yQuant did not place, so its alert stays quiet.
+    unowned = 'max by (account, market) (yquant_gateway_unowned_open_orders{account!="", market!=""})'
+    assert eventually(lambda: query(prometheus, unowned), 60, 0.5)
+    assert not query(prometheus, 'ALERTS{alertname="YQuantUnownedOpenOrders"}')
     # Healthy: no service-down alert (a first scrape before a service was up may leave one for an
     # evaluation or two).
     assert eventually(lambda: not query(prometheus, 'ALERTS{alertname="YQuantCriticalServiceDown"}'), 60, 0.5)

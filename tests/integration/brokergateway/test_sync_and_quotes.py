@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 
 from brokergateway.bootstrap import key_pair
-from tests.integration.kissim.helpers import SimServer
+from tests.integration.kissim.helpers import Kis, SimServer
 from yquant import keys, quotes
 from yquant.bus import Consumer, publish
 from yquant.messages import Market, OrderState, OrderType, QuoteRequested, utcnow
@@ -116,3 +116,25 @@ async def test_several_accounts_each_with_its_own_token_and_snapshot(sim: SimSer
         assert stats["tokens_issued"][app_key] == 1
     await harness.until(lambda: harness.client.hget(keys.positions("isa"), "KRX:035720"), "isa position synced")
     assert len(harness.gateway.feeds) == 2  # one notice session per app key
+
+
+async def test_account_sync_stores_what_kis_says_is_sellable_beside_what_is_held(
+    sim: SimServer, make_harness: MakeHarness
+) -> None:
+    """The order manager sizes sells from ``sellable_quantity`` (KIS's ord_psbl_qty): shares held by
+    a sell resting at KIS, placed outside yQuant here, are held but not sellable."""
+    sim.admin("/admin/price", {"ticker": "005930", "price": "70000"})
+    account = new_account()
+    harness = await make_harness(sim, accounts={"main": account})
+    bought = await harness.submit(ticker="005930", quantity=10)
+    await harness.state(bought.client_order_id, OrderState.FILLED)
+    app = Kis(sim, cano=account.cano).login()  # KIS's own app, say
+    try:
+        assert app.order_cash("sell", "005930", 6, price="90000").json()["rt_cd"] == "0"  # rests
+    finally:
+        app.close()
+    await harness.gateway.sync.sync(harness.gateway.workers["main"])
+
+    position = await harness.position("KRX", "005930")
+    assert position is not None
+    assert (position["quantity"], position["sellable_quantity"]) == (10, 4)

@@ -62,6 +62,17 @@ def test_faults_when_bursts_set_then_next_calls_fail_then_recover(real_server: S
     assert third.status_code == 200
 
 
+def test_faults_when_one_tr_id_fails_then_only_its_calls_answer_500(real_server: SimServer, real: Kis) -> None:
+    try:
+        real_server.admin("/admin/faults", {"http500_tr_ids": {"TTTC0081R": 2}})
+        statuses = [call(real).status_code for call in (Kis.daily_ccld, quote, Kis.daily_ccld, Kis.daily_ccld)]
+        assert statuses == [500, 200, 500, 200]
+        refused = httpx.post(f"{real_server.url}/admin/faults", json={"http500_tr_ids": {"TTTC0081R": -1}})
+        assert refused.status_code == 400
+    finally:
+        real_server.admin("/admin/faults/clear", {})
+
+
 def test_faults_when_latency_then_calls_slower(real_server: SimServer, real: Kis) -> None:
     real_server.admin("/admin/faults", {"latency_ms": 200})
     try:

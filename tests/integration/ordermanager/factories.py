@@ -45,12 +45,15 @@ def make_signal(clock: ManualClock, **fields: Any) -> Signal:
     return Signal.model_validate(values)
 
 
-def make_position(ticker: str = "005930", quantity: int = 10, price: int = 70_000) -> Position:
+def make_position(
+    ticker: str = "005930", quantity: int = 10, price: int = 70_000, sellable: int | None = None
+) -> Position:
+    """A KRX holding as the gateway's sync stores it; ``sellable``: KIS's ord_psbl_qty (default: all)."""
     return Position(
         market=Market.KRX,
         ticker=ticker,
         quantity=quantity,
-        sellable_quantity=quantity,
+        sellable_quantity=quantity if sellable is None else sellable,
         average_price=Decimal(price),
         current_price=Decimal(price),
         market_value=Decimal(price * quantity),
