@@ -2,7 +2,8 @@
 
 A pass first reads the account's open-orders list once (open_list.py; for the segments of
 the wanted orders): an order KIS still lists is settled from it (its fills so far, applied
-once), whatever the daily lists answer. Only the wanted orders it does not list (filled,
+once), whatever the daily lists answer; a revised order is not (its earlier numbers are in the
+daily lists only). Only the wanted orders it does not list (filled,
 cancelled or expired since, or not listed yet) are looked up in the daily lists: domestic
 ones in inquire-daily-ccld (per Korean trading day, newest first, stopping once every one
 was seen), US ones in inquire-ccnl (UNCERTAIN: not in the protocol notes). When the open
@@ -112,8 +113,14 @@ class FillPoller:
     async def _apply_open(
         self, worker: AccountWorker, records: list[OrderRecord], wanted: set[str], at_kis: OpenOrders
     ) -> set[str]:
-        """Settle the wanted orders KIS lists as open; their client order ids."""
-        by_number = {order_number(r.broker_order_id): r for r in records if r.client_order_id in wanted}
+        """Settle the wanted orders KIS lists as open; their client order ids.
+
+        A revised order is not settled here: the open list shows only its current number, and a
+        fill of a number the revision replaced (KIS's last fills before it moved the rest) is seen
+        in the daily order lists only."""
+        by_number = {
+            order_number(r.broker_order_id): r for r in records if r.client_order_id in wanted and not r.earlier_fills
+        }
         settled: set[str] = set()
         for statuses in at_kis.values():
             for status in statuses:
