@@ -49,18 +49,11 @@ end
 -- the same step, so one HGETALL replaces a look-up per order. The key is named from the record's
 -- account, which callers changing an order by its id do not know (Valkey standalone allows a
 -- key not passed in KEYS; the ACL still applies). The account sync drops orders it settled.
-local function mirror(order_key, coid)
-  local flat = redis.call('HGETALL', order_key)
-  local record = {}
-  local account = nil
-  for i = 1, #flat, 2 do
-    record[flat[i]] = flat[i + 1]
-    if flat[i] == 'account' then
-      account = flat[i + 1]
-    end
-  end
-  if account then
-    redis.call('HSET', 'yq:orders:unsettled:' .. account, coid, cjson.encode(record))
+-- ``record`` is the whole record after the change, as the function holds it: the copy costs no
+-- second read of the hash just written.
+local function mirror(record, coid)
+  if record['account'] then
+    redis.call('HSET', 'yq:orders:unsettled:' .. record['account'], coid, cjson.encode(record))
   end
 end
 
@@ -72,14 +65,17 @@ local function order_create(k, a, first)
     return 0
   end
   local fields = {}
-  for i = first + 6, #a do
+  local record = {}
+  for i = first + 6, #a, 2 do
     fields[#fields + 1] = a[i]
+    fields[#fields + 1] = a[i + 1]
+    record[a[i]] = a[i + 1]
   end
   redis.call('HSET', k[1], unpack(fields))
   redis.call('RPUSH', k[2], a[first + 5])
   redis.call('ZADD', k[3], a[first + 1], a[first])
   redis.call('SADD', k[4], a[first])
-  mirror(k[1], a[first])
+  mirror(record, a[first])
   return xadd(k[5], a[first + 2], a[first + 3], a[first + 4])
 end
 
@@ -163,9 +159,15 @@ end
 --       event_type, event_data, history_entry, final ('1' removes from the open set),
 --       client_order_id, field, value, ...
 -- Returns {1, previous_state} when applied, {0, current_state} when the state or the
--- condition did not match, {-1, ''} when the order does not exist.
+-- condition did not match, {-1, ''} when the order does not exist. The record is read once:
+-- its state, the condition's field and the unsettled copy all come from that one HGETALL.
 local function yq_order_update(keys, args)
-  local current = redis.call('HGET', keys[1], 'state')
+  local flat = redis.call('HGETALL', keys[1])
+  local record = {}
+  for i = 1, #flat, 2 do
+    record[flat[i]] = flat[i + 1]
+  end
+  local current = record['state']
   if not current then
     return {-1, ''}
   end
@@ -181,7 +183,7 @@ local function yq_order_update(keys, args)
     end
   end
   if args[2] ~= '' then
-    local value = redis.call('HGET', keys[1], args[2]) or ''
+    local value = record[args[2]] or ''
     if value ~= args[3] then
       return {0, current}
     end
@@ -196,7 +198,10 @@ local function yq_order_update(keys, args)
   end
   if #fields > 0 then
     redis.call('HSET', keys[1], unpack(fields))
-    mirror(keys[1], args[10])
+    for i = 1, #fields, 2 do
+      record[fields[i]] = fields[i + 1]
+    end
+    mirror(record, args[10])
   end
   if args[8] ~= '' then
     redis.call('RPUSH', keys[2], args[8])
