@@ -63,15 +63,24 @@ class ExecutionHandler:
 
     # --- fills --------------------------------------------------------------------------
     async def on_fill(self, event: OrderFilled) -> None:
-        if event.side is Side.BUY:
-            await self.attach_exit_rule(event)
-        if event.remaining_quantity == 0:
+        """A buy's order record and a last fill's reverse entry are read in one round trip."""
+        coid = event.client_order_id
+        buy, last = event.side is Side.BUY, event.remaining_quantity == 0
+        async with self.client.pipeline(transaction=False) as pipe:
+            if buy:
+                pipe.hgetall(keys.order(coid))
+            if last:
+                pipe.get(keys.reverse_entry(coid))
+            replies = await pipe.execute() if buy or last else []
+        if buy:
+            await self.attach_exit_rule(event, orders.parse_record(replies[0]) if replies[0] else None)
+        if last:
             if event.side is Side.SELL:
                 await self.forget_closed_position(event)
-            await self.release_entry(event.client_order_id)
+            await self.release_entry(coid, replies[-1])
 
-    async def release_entry(self, exit_client_order_id: str) -> None:
-        raw = await self.client.get(keys.reverse_entry(exit_client_order_id))
+    async def release_entry(self, exit_client_order_id: str, raw: bytes | None) -> None:
+        """Send the entry of a reverse whose exit filled (``raw``: its stored entry, if any)."""
         if raw is None:
             return
         data = orjson.loads(raw)
@@ -122,9 +131,9 @@ class ExecutionHandler:
         )
         await self.client.delete(keys.reverse_entry(exit_client_order_id))
 
-    async def attach_exit_rule(self, event: OrderFilled) -> None:
-        """The first fill of a buy gives the position its exit rule, unless it has one."""
-        record = await orders.get_order(self.client, event.client_order_id)
+    async def attach_exit_rule(self, event: OrderFilled, record: orders.OrderRecord | None) -> None:
+        """The first fill of a buy gives the position its exit rule, unless it has one (``record``:
+        the buy's order record)."""
         if record is None:
             return
         owner = record.strategy if record.origin == "signal" else record.origin

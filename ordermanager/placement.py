@@ -8,7 +8,8 @@ retry can neither duplicate nor flip an earlier decision.
 The throttles (duplicate window, order rate) are the last checks. For a signal of one account
 they go with the order as its ``Guard`` and are checked in ``yq_order_place``, which writes the
 reservation, the order and the acceptance only if both pass, and the refusal's decision
-otherwise (``place_arguments``; ADR 0013). Orders of a signal of several accounts are throttled
+otherwise (``place_arguments``; ADR 0013). With neither throttle on, the order and its decision
+still go as that one command, its throttles off. Orders of a signal of several accounts are throttled
 and written one at a time (``_throttle``, ``_create``).
 """
 
@@ -455,14 +456,19 @@ def orders_written(pending: list[PendingOrder], replies: list[Any]) -> None:
             logger.info("order already recorded for this signal; nothing appended", extra={"client_order_id": coid})
 
 
-def place_arguments(order: PendingOrder, decisions: list[Any], maxlen: int) -> list[Any]:
-    """``yq_order_place``'s arguments for one guarded order: ``decisions`` holds the accepted
-    decision, then the duplicate's and the rate's refusals (``decisions.decision_arguments``)."""
-    guard = order.guard
-    if guard is None:
-        raise ValueError("yq_order_place is for an order with throttles to pass")
+def place_arguments(order: PendingOrder, signal_id: str, decisions: list[Any], maxlen: int) -> list[Any]:
+    """``yq_order_place``'s arguments for a signal's one order: ``decisions`` holds the accepted
+    decision, then the duplicate's and the rate's refusals (``decisions.decision_arguments``, or
+    ``UNUSED_REFUSAL`` each for an order with no throttle to pass: its keys are named, not touched)."""
     command = order.command
-    duplicate_key, rate_key, *throttles = guard.place_arguments()
+    if order.guard is not None:
+        duplicate_key, rate_key, *throttles = order.guard.place_arguments()
+    else:
+        duplicate_key = keys.duplicate_guard(
+            command.account, command.market.value, command.ticker, command.side.value, command.strategy
+        )
+        rate_key = keys.rate_window(command.account)
+        throttles = [signal_id, 0, 0, command.client_order_id, 0, 0, 0]
     reserve: list[Any] = [0, "", "", 0]
     if order.reservation is not None:
         currency, price, settled = order.reservation
@@ -474,7 +480,7 @@ def place_arguments(order: PendingOrder, decisions: list[Any], maxlen: int) -> l
         11,
         duplicate_key,
         rate_key,
-        keys.signal_record(guard.signal_id),
+        keys.signal_record(signal_id),
         keys.SIGNALS_INDEX,
         keys.DECISIONS,
         keys.reservations(command.account),
