@@ -118,24 +118,21 @@ class OrderDesk:
         # SUBMITTING with an outcome to reconcile. The client stamps the slot again as it sends.
         slot = await worker.kis.limiter.acquire()
         submitted_at = utcnow()
-        async with self.client.pipeline(transaction=False) as pipe:
-            pipe.fcall(
-                "yq_order_update",
-                *order_store.update_arguments(
-                    coid,
-                    new_state=OrderState.SUBMITTING,
-                    fields={"submitted_at": submitted_at.isoformat()},
-                    event=OrderSubmitted(
-                        correlation_id=record.correlation_id or coid, client_order_id=coid, account=alias
-                    ),
-                    maxlen=self.config.maxlen,
-                ),
-            )
-            # The lease says "being submitted": a redelivered command must not reconcile it meanwhile.
-            pipe.set(keys.order_lease(coid), self.holder, nx=True, px=LEASE_TTL_MS)
-            results = await pipe.execute()
-        applied, previous = order_store.update_result(results[0])
-        own_lease = bool(results[1])
+        # The lease says "being submitted": a redelivered command must not reconcile it meanwhile.
+        # It is taken in the step that marks the order SUBMITTING, whether or not that applies.
+        result = await self.client.fcall(
+            "yq_order_update",
+            *order_store.update_arguments(
+                coid,
+                new_state=OrderState.SUBMITTING,
+                fields={"submitted_at": submitted_at.isoformat()},
+                event=OrderSubmitted(correlation_id=record.correlation_id or coid, client_order_id=coid, account=alias),
+                maxlen=self.config.maxlen,
+                take_lease=(self.holder, LEASE_TTL_MS),
+            ),
+        )
+        applied, previous = order_store.update_result(result)
+        own_lease = order_store.lease_result(result)
         if not applied:
             await self._not_submitted(worker, coid, previous, own_lease)
             return
@@ -155,7 +152,7 @@ class OrderDesk:
         price = record.limit_price
         if record.market.is_us and price is None:
             reason = "a US order needs a limit price (the order manager prices US market orders); it was not sent"
-            await self.reject(coid, alias, "NO_PRICE", reason, final_state=OrderState.FAILED)
+            await self.reject(coid, alias, "NO_PRICE", reason, final_state=OrderState.FAILED, record=record)
             return
         try:
             ack = await trading.place_order(
@@ -170,13 +167,15 @@ class OrderDesk:
             )
         except (BrokerRejected, BrokerRateLimited) as exc:
             # KIS refused before booking: its message is what the user sees.
-            await self.reject(coid, alias, exc.code or "REJECTED", exc.message)
+            await self.reject(coid, alias, exc.code or "REJECTED", exc.message, record=record)
         except TokenError as exc:
-            await self.reject(coid, alias, exc.code or "TOKEN", f"no usable KIS access token: {exc.message}")
+            await self.reject(
+                coid, alias, exc.code or "TOKEN", f"no usable KIS access token: {exc.message}", record=record
+            )
         except BrokerUnreachable as exc:
             await self.reject(
                 coid, alias, "UNREACHABLE", f"KIS could not be reached; the order was not sent ({exc.message})",
-                final_state=OrderState.FAILED,
+                final_state=OrderState.FAILED, record=record,
             )  # fmt: skip
         except (BrokerTransportError, BrokerProtocolError) as exc:
             logger.warning("order outcome unknown; reconciling", extra={"client_order_id": coid, "error": exc.message})
@@ -184,7 +183,7 @@ class OrderDesk:
             if stored is not None:
                 await self.settle_unknown(worker, stored)
         except OrderInvalid as exc:  # refused before sending: nothing reached KIS
-            await self.reject(coid, alias, "INVALID", str(exc))
+            await self.reject(coid, alias, "INVALID", str(exc), record=record)
         else:
             await self.accept(worker, record, ack.broker_order_id, ack.broker_org_no)
 
@@ -215,10 +214,14 @@ class OrderDesk:
         reason: str,
         *,
         final_state: OrderState = OrderState.REJECTED,
+        record: OrderRecord | None = None,
     ) -> None:
         """End an order REJECTED (the broker refused it: ``OrderRejected``) or FAILED (it never
-        reached the broker, or the broker does not have it: ``OrderFailed``)."""
-        record = await order_store.get_order(self.client, coid)
+        reached the broker, or the broker does not have it: ``OrderFailed``), and release its lease
+        in the same step. ``record``: the order as the caller has it (read here when None); only
+        its correlation id is used, which never changes."""
+        if record is None:
+            record = await order_store.get_order(self.client, coid)
         correlation_id = (record.correlation_id if record else "") or coid
         event_type = OrderFailed if final_state is OrderState.FAILED else OrderRejected
         event = event_type(
@@ -236,10 +239,10 @@ class OrderDesk:
             event=event,
             note=reason,
             maxlen=self.config.maxlen,
+            drop_lease=True,
         )
         if applied:
             metrics.ORDERS.labels(final_state.value.lower()).inc()
-        await self.client.delete(keys.order_lease(coid))
         with correlation(correlation_id):
             logger.info("order %s", final_state.value.lower(), extra={"client_order_id": coid, "reason": reason})
 
@@ -278,11 +281,11 @@ class OrderDesk:
                     event=event,
                     note="adopted after reconciliation" if reconciled else "",
                     maxlen=self.config.maxlen,
+                    drop_lease=True,
                 ),
             )
             if fill is not None:
                 self.fills.queue_fill(pipe, worker, fill)
-            pipe.delete(keys.order_lease(coid))
             pipe.hget(keys.order(coid), "cancel_reason")  # a cancel asked for while it was SUBMITTING
             results = await pipe.execute()
         applied, previous = order_store.update_result(results[1])

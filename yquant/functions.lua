@@ -154,14 +154,30 @@ local function yq_order_place(keys, args)
   return {'', order_create(order_keys, args, reservation + 3)}
 end
 
--- yq_order_update KEYS: order, history, open, stream
+-- yq_order_update KEYS: order, history, open, stream [, lease]
 -- ARGV: allowed_states (csv, '*' = any), cond_field, cond_value, new_state, maxlen,
 --       event_type, event_data, history_entry, final ('1' removes from the open set),
---       client_order_id, field, value, ...
--- Returns {1, previous_state} when applied, {0, current_state} when the state or the
--- condition did not match, {-1, ''} when the order does not exist. The record is read once:
--- its state, the condition's field and the unsettled copy all come from that one HGETALL.
+--       client_order_id, then, with the lease key only: lease_step ('take': SET NX PX,
+--       'drop': DEL), holder, ttl_ms; then field, value, ...
+-- Returns {1, previous_state, lease} when applied, {0, current_state, lease} when the state or
+-- the condition did not match, {-1, '', lease} when the order does not exist; lease is 1 when
+-- 'take' took it (0 when another holds it), DEL's count for 'drop', 0 without a lease key. The
+-- lease step is taken whatever the state: it is the caller's, as a command beside the change
+-- would be. The record is read once: its state, the condition's field and the unsettled copy all
+-- come from that one HGETALL.
 local function yq_order_update(keys, args)
+  local first_field = 11
+  local lease = 0
+  if keys[5] then
+    first_field = 14
+    if args[11] == 'take' then
+      if redis.call('SET', keys[5], args[12], 'NX', 'PX', args[13]) then
+        lease = 1
+      end
+    elseif args[11] == 'drop' then
+      lease = redis.call('DEL', keys[5])
+    end
+  end
   local flat = redis.call('HGETALL', keys[1])
   local record = {}
   for i = 1, #flat, 2 do
@@ -169,7 +185,7 @@ local function yq_order_update(keys, args)
   end
   local current = record['state']
   if not current then
-    return {-1, ''}
+    return {-1, '', lease}
   end
   if args[1] ~= '*' then
     local allowed = false
@@ -179,17 +195,17 @@ local function yq_order_update(keys, args)
       end
     end
     if not allowed then
-      return {0, current}
+      return {0, current, lease}
     end
   end
   if args[2] ~= '' then
     local value = record[args[2]] or ''
     if value ~= args[3] then
-      return {0, current}
+      return {0, current, lease}
     end
   end
   local fields = {}
-  for i = 11, #args do
+  for i = first_field, #args do
     fields[#fields + 1] = args[i]
   end
   if args[4] ~= '' then
@@ -212,7 +228,7 @@ local function yq_order_update(keys, args)
   if args[6] ~= '' then
     xadd(keys[4], args[5], args[6], args[7])
   end
-  return {1, current}
+  return {1, current, lease}
 end
 
 redis.register_function('yq_ingest', yq_ingest)
