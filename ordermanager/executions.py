@@ -34,7 +34,6 @@ from yquant.messages import (
     Signal,
 )
 from yquant.portfolio import AccountSnapshot
-from yquant.risk_limits import load_limits
 from yquant.trading_state import TradingState
 
 logger = logging.getLogger(__name__)
@@ -189,18 +188,26 @@ class ExecutionHandler:
             logger.warning("daily loss limit reached", extra={"account": account, "reason": reason})
 
     async def on_sync(self, event: AccountSynced) -> None:
+        """The limits, the account's exit rules and each currency's day baseline (recorded if it is
+        the day's first) in one round trip; then the loss check and the pruning of rules."""
         snapshot = AccountSnapshot(
             account=event.account, cash=event.cash, synced_at=event.occurred_at.isoformat(), positions=event.positions
         )
-        limits = await load_limits(self.client, self.manager.settings)
-        for currency in event.cash:
-            equity = risk.equity_of(snapshot, currency)
-            baseline = await baselines.daily_baseline(self.client, event.account, currency, equity, event.occurred_at)
-            denial = risk.check_daily_loss(limits, currency, risk.daily_loss(baseline, equity))
+        equities = {currency: risk.equity_of(snapshot, currency) for currency in event.cash}
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.hgetall(keys.RISK_LIMITS)
+            pipe.hgetall(keys.exit_rules(event.account))
+            for currency, equity in equities.items():
+                baselines.queue_daily_baseline(pipe, event.account, currency, equity, event.occurred_at)
+            replies = await pipe.execute()
+        limits = self.manager.limits.limits(replies[0])
+        for at, currency in enumerate(equities):
+            baseline = baselines.baseline_of(replies[2 + at * baselines.QUEUED : 2 + (at + 1) * baselines.QUEUED])
+            denial = risk.check_daily_loss(limits, currency, risk.daily_loss(baseline, equities[currency]))
             if denial is not None:
                 await self.reduce_after_loss(event.account, denial.reason)
         held = {symbol_key(p.market, p.ticker) for p in event.positions if p.quantity > 0}
-        for rule in await exit_rules.get_rules(self.client, event.account):
+        for rule in exit_rules.parse_rules(replies[1]):
             if rule.position_key not in held and rule.created_at < event.occurred_at - PRUNE_MARGIN:
                 await exit_rules.delete_rule(self.client, event.account, rule.market, rule.ticker, rule.rule_id)
                 logger.info("exit rule removed: position gone", extra={"account": event.account, "ticker": rule.ticker})

@@ -29,9 +29,9 @@ from tests.integration.ordermanager.factories import (
     stream,
 )
 from yquant import controls, exit_rules, keys
-from yquant.messages import Market, SignalDenied
+from yquant.messages import AccountSynced, Market, SignalDenied
 from yquant.settings import Settings
-from yquant.trading_state import TradingState
+from yquant.trading_state import TradingState, get_trading_state
 
 # Valkey commands of one buy: the read pipeline (received record, limits, the account's view with
 # its unsettled orders and trading state, EXISTS) and one yq_order_place: the throttles, the
@@ -170,6 +170,30 @@ async def test_a_filled_buy_costs_the_order_manager_two_round_trips(
     rule = await exit_rules.get_rule(redis_client, "main", Market.KRX, "000660")
     assert rule is not None
     assert rule.stop_loss_price == Decimal(170_000)
+
+
+# An account sync: the limits, the account's exit rules and the day's baseline in one transaction.
+# Before (3beb4d1) one round trip each: 3 for an account of one currency.
+MAX_SYNC_ROUND_TRIPS = 1
+
+
+async def test_an_account_sync_costs_the_order_manager_one_round_trip(
+    counted: tuple[aioredis.Redis, Sent], redis_client: aioredis.Redis, om_settings: Settings, clock: ManualClock
+) -> None:
+    client, sent = counted
+    manager = OrderManager(client, om_settings, clock=clock)
+    handler = ExecutionHandler(manager)
+    await controls.set_risk_limits(redis_client, om_settings, {"max_daily_loss": {"KRW": 500_000}})
+    await handler.handle(AccountSynced(account="main", cash={"KRW": Decimal(10_000_000)}, positions=[]))
+
+    before = sent.count
+    await handler.handle(AccountSynced(account="main", cash={"KRW": Decimal(9_600_000)}, positions=[]))
+    assert sent.count - before <= MAX_SYNC_ROUND_TRIPS, sent.count - before
+    assert await get_trading_state(redis_client, "main") is TradingState.ACTIVE  # 400,000 lost: within the limit
+
+    # The loss past the limit still turns the account to REDUCING (a round trip more, to write it).
+    await handler.handle(AccountSynced(account="main", cash={"KRW": Decimal(9_500_000)}, positions=[]))
+    assert await get_trading_state(redis_client, "main") is TradingState.REDUCING
 
 
 async def test_a_limit_change_applies_to_the_next_signal(
