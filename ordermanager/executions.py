@@ -20,6 +20,7 @@ import redis.asyncio as aioredis
 
 from ordermanager import baselines, decision_log, denials, risk
 from ordermanager.denials import Denial
+from ordermanager.placement import BuyEntry
 from ordermanager.service import OrderManager
 from yquant import exit_rules, keys, orders, portfolio, trading_state
 from yquant.markets import symbol_key
@@ -62,21 +63,38 @@ class ExecutionHandler:
 
     # --- fills --------------------------------------------------------------------------
     async def on_fill(self, event: OrderFilled) -> None:
-        """A buy's order record and a last fill's reverse entry are read in one round trip."""
+        """A buy placed lately by this process is known without a read; any other buy's order record
+        and a last fill's reverse entry are read in one round trip."""
         coid = event.client_order_id
         buy, last = event.side is Side.BUY, event.remaining_quantity == 0
+        entry = self.manager.placement.placed.get(coid) if buy else None
+        read_record = buy and entry is None
         async with self.client.pipeline(transaction=False) as pipe:
-            if buy:
+            if read_record:
                 pipe.hgetall(keys.order(coid))
             if last:
                 pipe.get(keys.reverse_entry(coid))
-            replies = await pipe.execute() if buy or last else []
-        if buy:
-            await self.attach_exit_rule(event, orders.parse_record(replies[0]) if replies[0] else None)
+            replies = await pipe.execute() if read_record or last else []
+        if read_record:
+            entry = await self._entry_of(orders.parse_record(replies[0]) if replies[0] else None)
+        if entry is not None:
+            await self.attach_exit_rule(event, entry)
         if last:
             if event.side is Side.SELL:
                 await self.forget_closed_position(event)
             await self.release_entry(coid, replies[-1])
+
+    async def _entry_of(self, record: orders.OrderRecord | None) -> BuyEntry | None:
+        """A buy's entry from its stored record and its signal's."""
+        if record is None:
+            return None
+        signal = await _signal_of(self.client, record.signal_id)
+        return BuyEntry(
+            record.strategy,
+            record.origin,
+            signal.stop_loss if signal else None,
+            signal.take_profit if signal else None,
+        )
 
     async def release_entry(self, exit_client_order_id: str, raw: bytes | None) -> None:
         """Send the entry of a reverse whose exit filled (``raw``: its stored entry, if any)."""
@@ -130,16 +148,12 @@ class ExecutionHandler:
         )
         await self.client.delete(keys.reverse_entry(exit_client_order_id))
 
-    async def attach_exit_rule(self, event: OrderFilled, record: orders.OrderRecord | None) -> None:
-        """The first fill of a buy gives the position its exit rule, unless it has one (``record``:
-        the buy's order record)."""
-        if record is None:
-            return
-        owner = record.strategy if record.origin == "signal" else record.origin
-        strategy = self.manager.strategies.get(record.strategy) if record.origin == "signal" else None
-        signal = await _signal_of(self.client, record.signal_id)
-        stop_price = signal.stop_loss if signal else None
-        take_price = signal.take_profit if signal else None
+    async def attach_exit_rule(self, event: OrderFilled, entry: BuyEntry) -> None:
+        """The first fill of a buy gives the position its exit rule, unless it has one."""
+        owner = entry.strategy if entry.origin == "signal" else entry.origin
+        strategy = self.manager.strategies.get(entry.strategy) if entry.origin == "signal" else None
+        stop_price = entry.stop_loss
+        take_price = entry.take_profit
         rule = exit_rules.build_rule(
             account=event.account,
             market=event.market,

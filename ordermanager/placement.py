@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -99,6 +100,7 @@ class Placement:
         self.us_slippage_percent = us_slippage_percent
         self.maxlen = maxlen
         self.records = records or orders.RecordCache()  # parsed order records, shared per process
+        self.placed = PlacedBuys()  # the buys placed lately, for their fills
         self.reader = AccountReader(self.records)
 
     # --- buys ---------------------------------------------------------------------------
@@ -353,7 +355,7 @@ class Placement:
         async with self.client.pipeline(transaction=True) as pipe:
             at = queue_orders(pipe, [pending], self.maxlen)
             replies = await pipe.execute()
-        orders_written([pending], [replies[i] for i in at])
+        orders_written([pending], [replies[i] for i in at], signal, self.placed)
 
 
 @dataclass(frozen=True)
@@ -436,8 +438,47 @@ def queue_orders(pipe: Pipeline, pending: list[PendingOrder], maxlen: int) -> li
     return at
 
 
-def orders_written(pending: list[PendingOrder], replies: list[Any]) -> None:
-    """Count and log the orders ``queue_orders`` wrote, by their ``yq_order_create`` replies."""
+@dataclass(frozen=True)
+class BuyEntry:
+    """What a buy's fill needs for the position's exit rule, as the buy was placed: its record's
+    strategy and origin, its signal's stop and target (none of which ever change)."""
+
+    strategy: str
+    origin: OrderOrigin
+    stop_loss: Decimal | None
+    take_profit: Decimal | None
+
+
+class PlacedBuys:
+    """The entries of the buys this process placed lately, so their fills need not read the order's
+    record and its signal's again. Bounded; a buy not here (placed before a restart, by another
+    instance, or long ago) is read from Valkey as before."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self._entries: OrderedDict[str, BuyEntry] = OrderedDict()
+
+    def remember(self, signal: Signal, pending: list[PendingOrder]) -> None:
+        for order in pending:
+            command = order.command
+            if command.side is Side.BUY and command.signal_id == signal.signal_id:
+                entry = BuyEntry(command.strategy, command.origin, signal.stop_loss, signal.take_profit)
+                self._entries[command.client_order_id] = entry
+                self._entries.move_to_end(command.client_order_id)
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+    def get(self, client_order_id: str) -> BuyEntry | None:
+        return self._entries.get(client_order_id)
+
+
+def orders_written(
+    pending: list[PendingOrder], replies: list[Any], signal: Signal | None = None, placed: PlacedBuys | None = None
+) -> None:
+    """Count and log the orders ``queue_orders`` wrote, by their ``yq_order_create`` replies; with
+    ``placed``, remember the buys among them with ``signal``'s stop and target."""
+    if placed is not None and signal is not None:
+        placed.remember(signal, pending)
     for order, reply in zip(pending, replies, strict=True):
         command = order.command
         coid = command.client_order_id

@@ -394,13 +394,13 @@ class OrderManager:
                 self.maxlen,
                 prelude=lambda pipe: at.extend(queue_orders(pipe, pending, self.maxlen)),
             )
-            orders_written(pending, [replies[i] for i in at])
+            orders_written(pending, [replies[i] for i in at], ctx.signal, self.placement.placed)
             return
         if ctx.deferred:  # not reached (an order is decided only for an account that placed it)
             async with self.client.pipeline(transaction=True) as pipe:
                 at = queue_orders(pipe, ctx.deferred, self.maxlen)
                 written = await pipe.execute()
-            orders_written(ctx.deferred, [written[i] for i in at])
+            orders_written(ctx.deferred, [written[i] for i in at], ctx.signal, self.placement.placed)
         if not denied:
             denied = [("*", Denial(denials.UNKNOWN_ACCOUNT, "the strategy maps to no account"))]
         account, first = denied[0]
@@ -427,6 +427,6 @@ class OrderManager:
             lambda layout: place_arguments(order, ctx.signal.signal_id, layout, self.maxlen),
         )
         if refusal is None:
-            orders_written([order], [created])
+            orders_written([order], [created], ctx.signal, self.placement.placed)
         elif ctx.signal.action is SignalAction.REVERSE:
             await self.client.delete(keys.reverse_entry(order.command.client_order_id))  # no exit: no entry

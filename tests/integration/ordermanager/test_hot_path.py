@@ -138,12 +138,15 @@ async def test_a_buy_with_no_throttle_sends_its_order_and_decision_as_one_comman
     assert len(await stream(redis_client, keys.ORDERS)) == 2
 
 
-# A filled buy: its order record and the reverse entry a last fill may release, in one round trip,
-# then its signal's record (the alert's stop and target). Before (3beb4d1) one round trip each: 3.
-MAX_FILL_ROUND_TRIPS = 2
+# A filled buy this process placed: only the reverse entry a last fill may release is read (its
+# strategy, origin, stop and target are remembered from the placement). A buy placed elsewhere
+# or before a restart: its order record with that reverse entry, then its signal's record. Before
+# (3beb4d1) one round trip each for every buy: 3. Writing a rule costs one more.
+MAX_FILL_ROUND_TRIPS = 1
+MAX_FILL_ROUND_TRIPS_UNKNOWN_BUY = 2
 
 
-async def test_a_filled_buy_costs_the_order_manager_two_round_trips(
+async def test_a_filled_buy_costs_the_order_manager_one_round_trip(
     counted: tuple[aioredis.Redis, Sent], redis_client: aioredis.Redis, om_settings: Settings, clock: ManualClock
 ) -> None:
     client, sent = counted
@@ -151,7 +154,8 @@ async def test_a_filled_buy_costs_the_order_manager_two_round_trips(
     await seed_account(redis_client)
     plain = make_signal(clock, quantity=Decimal(1))
     priced = make_signal(clock, ticker="000660", quantity=Decimal(1), stop_loss=Decimal(170_000))
-    for signal in (plain, priced):
+    elsewhere = make_signal(clock, ticker="035420", quantity=Decimal(1), take_profit=Decimal(250_000))
+    for signal in (plain, priced, elsewhere):
         await manager.handle_signal(signal, "c")
     by_ticker = {o.ticker: o.client_order_id for o in await all_orders(redis_client)}
     handler = ExecutionHandler(manager)
@@ -162,14 +166,24 @@ async def test_a_filled_buy_costs_the_order_manager_two_round_trips(
     assert sent.count - before <= MAX_FILL_ROUND_TRIPS, sent.count - before
     assert await exit_rules.get_rule(redis_client, "main", Market.KRX, "005930") is None  # nothing asked for one
 
-    # The alert's stop still becomes the position's rule: one round trip more, to write it.
+    # The alert's stop still becomes the position's rule.
     event = await fill(redis_client, by_ticker["000660"], 180_000)
     before = sent.count
     await handler.handle(event)
     assert sent.count - before <= MAX_FILL_ROUND_TRIPS + 1, sent.count - before
     rule = await exit_rules.get_rule(redis_client, "main", Market.KRX, "000660")
     assert rule is not None
-    assert rule.stop_loss_price == Decimal(170_000)
+    assert (rule.stop_loss_price, rule.strategy) == (Decimal(170_000), "swing")
+
+    # After a restart the buy is read from Valkey, and its alert's target still becomes the rule.
+    restarted = ExecutionHandler(OrderManager(client, om_settings, clock=clock))
+    event = await fill(redis_client, by_ticker["035420"], 200_000)
+    before = sent.count
+    await restarted.handle(event)
+    assert sent.count - before <= MAX_FILL_ROUND_TRIPS_UNKNOWN_BUY + 1, sent.count - before
+    rule = await exit_rules.get_rule(redis_client, "main", Market.KRX, "035420")
+    assert rule is not None
+    assert (rule.take_profit_price, rule.strategy) == (Decimal(250_000), "swing")
 
 
 # An account sync: the limits, the account's exit rules and the day's baseline in one transaction.
