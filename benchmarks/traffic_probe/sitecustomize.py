@@ -18,6 +18,7 @@ if os.environ.get("YQ_TRAFFIC_DIR"):
     import sys
     import threading
     import time
+    import types
     from pathlib import Path
     from typing import Any
 
@@ -45,7 +46,7 @@ if os.environ.get("YQ_TRAFFIC_DIR"):
         return name
 
     def _caller() -> str:
-        frame = sys._getframe(2)
+        frame: types.FrameType | None = sys._getframe(2)
         while frame is not None:
             name = frame.f_code.co_filename
             if "site-packages" not in name and any(part in name for part in _ours):
@@ -65,21 +66,19 @@ if os.environ.get("YQ_TRAFFIC_DIR"):
                     _where[f"{_name(args)} @ {_caller()}"] += 1
             return pack(self, *args)
 
-        if asynchronous:
+        async def send_async(self: Any, command: Any, check_health: bool = True) -> None:
+            with _lock:
+                _requests[0] += 1
+                if _trace:
+                    _where[f"(round trip) @ {_caller()}"] += 1
+            await send(self, command, check_health)
 
-            async def send_packed_command(self: Any, command: Any, check_health: bool = True) -> None:
-                with _lock:
-                    _requests[0] += 1
-                    if _trace:
-                        _where[f"(round trip) @ {_caller()}"] += 1
-                await send(self, command, check_health)
-
-        else:
-
-            def send_packed_command(self: Any, command: Any, check_health: bool = True) -> None:
-                with _lock:
-                    _requests[0] += 1
-                send(self, command, check_health)
+        def send_sync(self: Any, command: Any, check_health: bool = True) -> None:
+            with _lock:
+                _requests[0] += 1
+                if _trace:
+                    _where[f"(round trip) @ {_caller()}"] += 1
+            send(self, command, check_health)
 
         connection_class.pack_command = pack_command
         if not asynchronous:  # the synchronous pipeline packs without pack_command
@@ -92,7 +91,7 @@ if os.environ.get("YQ_TRAFFIC_DIR"):
                 return pack_many(self, commands)
 
             connection_class.pack_commands = pack_commands
-        connection_class.send_packed_command = send_packed_command
+        connection_class.send_packed_command = send_async if asynchronous else send_sync
 
     def _dump(folder: Path) -> None:
         label = os.environ.get("YQ_INSTANCE") or Path(sys.argv[0]).parent.name or "python"
