@@ -1,4 +1,4 @@
-"""``python -m benchmarks.valkey_traffic [N]``: what each process sends to Valkey per alert.
+"""``python -m benchmarks.valkey_traffic [N] [KEY=VALUE...] [out.json]``: what each process sends to Valkey per alert.
 
 Starts the whole system as ``yquant up`` does (the simulator as the broker, as ``make bench``),
 with benchmarks/traffic_probe on PYTHONPATH so that every Python process counts its own requests
@@ -8,7 +8,9 @@ sent meanwhile by N, less what the same process sends in as long a time with no 
 account syncs, the dashboard's refreshes). Valkey's own INFO commandstats over the run, commands
 run inside server functions included, is divided the same way.
 
-It counts commands, not time, so a busy machine does not change its figures.
+It counts commands, not time, so a busy machine does not change its figures. Settings given as
+KEY=VALUE after N change make bench's: ``YQ_KIS__RATE_LIMIT_PER_S=18`` paces KIS requests through
+Valkey as a real account's limit does (make bench turns pacing off).
 """
 
 from __future__ import annotations
@@ -77,7 +79,7 @@ def per_alert(run: collections.Counter[str], idle: collections.Counter[str], sca
     return {name: round(v, 2) for name, v in sorted(values.items(), key=lambda kv: -kv[1]) if abs(v) >= 0.005}
 
 
-def measure(n: int) -> dict[str, Any]:
+def measure(n: int, extra_env: dict[str, str] | None = None) -> dict[str, Any]:
     state = Path(tempfile.mkdtemp(prefix="yquant-traffic-"))
     traffic = state / "traffic"
     path = os.pathsep.join([str(PROBE), str(ROOT), os.environ.get("PYTHONPATH", "")])
@@ -86,7 +88,7 @@ def measure(n: int) -> dict[str, Any]:
         "YQ_TRAFFIC_WHERE": os.environ.get("YQ_TRAFFIC_WHERE", ""),
         "PYTHONPATH": path,
     }
-    system = DevSystem(state, bench_env(probe), secret="bench-secret")
+    system = DevSystem(state, bench_env(probe | (extra_env or {})), secret="bench-secret")
     system.start()
     client = redis.Redis.from_url(system.valkey_url)
     try:
@@ -133,7 +135,9 @@ def measure(n: int) -> dict[str, Any]:
     server_idle.pop("info", None)
     server = per_alert(server_run, server_idle, scale, n)
     return {
-        "command": f"python -m benchmarks.valkey_traffic {n}",
+        "command": " ".join(
+            ["python -m benchmarks.valkey_traffic", str(n), *[f"{k}={v}" for k, v in (extra_env or {}).items()]]
+        ),
         "alerts": n,
         "rate_per_s": RATE,
         "run_s": round(run_s, 1),
@@ -159,11 +163,16 @@ def report(result: dict[str, Any]) -> str:
 
 
 def main() -> int:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 50
-    result = measure(n)
+    """Arguments: the number of alerts (50), then KEY=VALUE settings over make bench's (e.g.
+    YQ_KIS__RATE_LIMIT_PER_S=18 for KIS's pacing, shared through Valkey), then a JSON file to write."""
+    arguments = sys.argv[1:]
+    n = int(arguments.pop(0)) if arguments and arguments[0].isdigit() else 50
+    extra = dict(a.split("=", 1) for a in arguments if "=" in a)
+    outputs = [a for a in arguments if "=" not in a]
+    result = measure(n, extra)
     sys.stdout.write(report(result) + "\n")
-    if len(sys.argv) > 2:
-        Path(sys.argv[2]).write_text(json.dumps(result, indent=2) + "\n")
+    for output in outputs:
+        Path(output).write_text(json.dumps(result, indent=2) + "\n")
     return 0
 
 
