@@ -79,6 +79,8 @@ class ExecutionHandler:
             entry = await self._entry_of(orders.parse_record(replies[0]) if replies[0] else None)
         if entry is not None:
             await self.attach_exit_rule(event, entry)
+            if last:
+                self.manager.placement.placed.forget(coid)
         if last:
             if event.side is Side.SELL:
                 await self.forget_closed_position(event)

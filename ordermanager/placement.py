@@ -9,8 +9,8 @@ The throttles (duplicate window, order rate) are the last checks. For a signal o
 they go with the order as its ``Guard`` and are checked in ``yq_order_place``, which writes the
 reservation, the order and the acceptance only if both pass, and the refusal's decision
 otherwise (``place_arguments``; ADR 0013). With neither throttle on, the order and its decision
-still go as that one command, its throttles off. Orders of a signal of several accounts are throttled
-and written one at a time (``_throttle``, ``_create``).
+still go as that one command, its throttles off. Orders of a signal of several accounts are
+throttled and written one at a time (``_throttle``, ``_create``).
 """
 
 from __future__ import annotations
@@ -470,6 +470,10 @@ class PlacedBuys:
 
     def get(self, client_order_id: str) -> BuyEntry | None:
         return self._entries.get(client_order_id)
+
+    def forget(self, client_order_id: str) -> None:
+        """The buy filled completely: a fill delivered again is read from Valkey."""
+        self._entries.pop(client_order_id, None)
 
 
 def orders_written(
