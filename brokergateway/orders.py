@@ -256,7 +256,8 @@ class OrderDesk:
         reconciled: bool = False,
     ) -> bool:
         """SUBMITTING -> ACCEPTED with KIS's order number, in one round trip with the broker-order
-        key and any fill that notices reported before KIS's answer came."""
+        key and any fill that notices reported before KIS's answer came; the change's reply says
+        whether a cancel was asked for meanwhile."""
         coid = record.client_order_id
         event = OrderAccepted(
             correlation_id=record.correlation_id or coid,
@@ -286,7 +287,6 @@ class OrderDesk:
             )
             if fill is not None:
                 self.fills.queue_fill(pipe, worker, fill)
-            pipe.hget(keys.order(coid), "cancel_reason")  # a cancel asked for while it was SUBMITTING
             results = await pipe.execute()
         applied, previous = order_store.update_result(results[1])
         if not applied:
@@ -299,7 +299,7 @@ class OrderDesk:
         logger.info("order accepted", extra={"client_order_id": coid, "broker_order_id": broker_order_id})
         fill_applied = fill is not None and order_store.update_result(results[2])[0]
         await self.fills.after_acceptance(worker, accepted, fill, fill_applied)
-        if results[-1]:
+        if order_store.cancel_reason_of(results[1]):  # a cancel asked for while it was SUBMITTING
             logger.info("a cancel came while the order was being sent; cancelling", extra={"client_order_id": coid})
             current = await order_store.get_order(self.client, coid)
             if current is not None and current.state in LIVE_STATES:

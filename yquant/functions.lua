@@ -159,9 +159,11 @@ end
 --       event_type, event_data, history_entry, final ('1' removes from the open set),
 --       client_order_id, then, with the lease key only: lease_step ('take': SET NX PX,
 --       'drop': DEL), holder, ttl_ms; then field, value, ...
--- Returns {1, previous_state, lease} when applied, {0, current_state, lease} when the state or
--- the condition did not match, {-1, '', lease} when the order does not exist; lease is 1 when
--- 'take' took it (0 when another holds it), DEL's count for 'drop', 0 without a lease key. The
+-- Returns {1, previous_state, lease, cancel_reason} when applied, {0, current_state, lease,
+-- cancel_reason} when the state or the condition did not match, {-1, '', lease, ''} when the
+-- order does not exist; lease is 1 when 'take' took it (0 when another holds it), DEL's count for
+-- 'drop', 0 without a lease key; cancel_reason is the record's after the change ('' if none: a
+-- cancel asked for while the order was being sent, which its acceptance must act on). The
 -- lease step is taken whatever the state: it is the caller's, as a command beside the change
 -- would be. The record is read once: its state, the condition's field and the unsettled copy all
 -- come from that one HGETALL.
@@ -185,7 +187,7 @@ local function yq_order_update(keys, args)
   end
   local current = record['state']
   if not current then
-    return {-1, '', lease}
+    return {-1, '', lease, ''}
   end
   if args[1] ~= '*' then
     local allowed = false
@@ -195,13 +197,13 @@ local function yq_order_update(keys, args)
       end
     end
     if not allowed then
-      return {0, current, lease}
+      return {0, current, lease, record['cancel_reason'] or ''}
     end
   end
   if args[2] ~= '' then
     local value = record[args[2]] or ''
     if value ~= args[3] then
-      return {0, current, lease}
+      return {0, current, lease, record['cancel_reason'] or ''}
     end
   end
   local fields = {}
@@ -228,7 +230,7 @@ local function yq_order_update(keys, args)
   if args[6] ~= '' then
     xadd(keys[4], args[5], args[6], args[7])
   end
-  return {1, current, lease}
+  return {1, current, lease, record['cancel_reason'] or ''}
 end
 
 redis.register_function('yq_ingest', yq_ingest)

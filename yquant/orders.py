@@ -259,6 +259,11 @@ def lease_result(result: Any) -> bool:
     return len(result) > 2 and int(result[2]) == 1
 
 
+def cancel_reason_of(result: Any) -> str:
+    """The order's ``cancel_reason`` after a ``yq_order_update`` (its reply's fourth element)."""
+    return keys.text(result[3]) if len(result) > 3 else ""
+
+
 def parse_record(raw: Mapping[Any, Any]) -> OrderRecord:
     data = {keys.text(k): keys.text(v) for k, v in raw.items()}
     cleaned: dict[str, object] = {k: v for k, v in data.items() if v != ""}
