@@ -130,24 +130,21 @@ class OrderDesk:
         # SUBMITTING with an outcome to reconcile. The client stamps the slot again as it sends.
         slot = await worker.kis.limiter.acquire()
         submitted_at = utcnow()
-        async with self.client.pipeline(transaction=False) as pipe:
-            pipe.fcall(
-                "yq_order_update",
-                *order_store.update_arguments(
-                    coid,
-                    new_state=OrderState.SUBMITTING,
-                    fields={"submitted_at": submitted_at.isoformat()},
-                    event=OrderSubmitted(
-                        correlation_id=record.correlation_id or coid, client_order_id=coid, account=alias
-                    ),
-                    maxlen=self.config.maxlen,
-                ),
-            )
-            # The lease says "being submitted": a redelivered command must not reconcile it meanwhile.
-            pipe.set(keys.order_lease(coid), self.holder, nx=True, px=LEASE_TTL_MS)
-            results = await pipe.execute()
-        applied, previous = order_store.update_result(results[0])
-        own_lease = bool(results[1])
+        # The lease says "being submitted": a redelivered command must not reconcile it meanwhile.
+        # It is taken in the step that marks the order SUBMITTING, whether or not that applies.
+        result = await self.client.fcall(
+            "yq_order_update",
+            *order_store.update_arguments(
+                coid,
+                new_state=OrderState.SUBMITTING,
+                fields={"submitted_at": submitted_at.isoformat()},
+                event=OrderSubmitted(correlation_id=record.correlation_id or coid, client_order_id=coid, account=alias),
+                maxlen=self.config.maxlen,
+                take_lease=(self.holder, LEASE_TTL_MS),
+            ),
+        )
+        applied, previous = order_store.update_result(result)
+        own_lease = order_store.lease_result(result)
         if not applied:
             await self._not_submitted(worker, coid, previous, own_lease)
             return
@@ -167,7 +164,7 @@ class OrderDesk:
         price = record.limit_price
         if record.market.is_us and price is None:
             reason = "a US order needs a limit price (the order manager prices US market orders); it was not sent"
-            await self.reject(coid, alias, "NO_PRICE", reason, final_state=OrderState.FAILED)
+            await self.reject(coid, alias, "NO_PRICE", reason, final_state=OrderState.FAILED, record=record)
             return
         try:
             ack = await trading.place_order(
@@ -182,13 +179,15 @@ class OrderDesk:
             )
         except (BrokerRejected, BrokerRateLimited) as exc:
             # KIS refused before booking: its message is what the user sees.
-            await self.reject(coid, alias, exc.code or "REJECTED", exc.message)
+            await self.reject(coid, alias, exc.code or "REJECTED", exc.message, record=record)
         except TokenError as exc:
-            await self.reject(coid, alias, exc.code or "TOKEN", f"no usable KIS access token: {exc.message}")
+            await self.reject(
+                coid, alias, exc.code or "TOKEN", f"no usable KIS access token: {exc.message}", record=record
+            )
         except BrokerUnreachable as exc:
             await self.reject(
                 coid, alias, "UNREACHABLE", f"KIS could not be reached; the order was not sent ({exc.message})",
-                final_state=OrderState.FAILED,
+                final_state=OrderState.FAILED, record=record,
             )  # fmt: skip
         except (BrokerTransportError, BrokerProtocolError) as exc:
             logger.warning("order outcome unknown; reconciling", extra={"client_order_id": coid, "error": exc.message})
@@ -196,7 +195,7 @@ class OrderDesk:
             if stored is not None:
                 await self.settle_unknown(worker, stored)
         except OrderInvalid as exc:  # refused before sending: nothing reached KIS
-            await self.reject(coid, alias, "INVALID", str(exc))
+            await self.reject(coid, alias, "INVALID", str(exc), record=record)
         else:
             await self.accept(worker, record, ack.broker_order_id, ack.broker_org_no)
 
@@ -227,10 +226,14 @@ class OrderDesk:
         reason: str,
         *,
         final_state: OrderState = OrderState.REJECTED,
+        record: OrderRecord | None = None,
     ) -> None:
         """End an order REJECTED (the broker refused it: ``OrderRejected``) or FAILED (it never
-        reached the broker, or the broker does not have it: ``OrderFailed``)."""
-        record = await order_store.get_order(self.client, coid)
+        reached the broker, or the broker does not have it: ``OrderFailed``), and release its lease
+        in the same step. ``record``: the order as the caller has it (read here when None); only
+        its correlation id is used, which never changes."""
+        if record is None:
+            record = await order_store.get_order(self.client, coid)
         correlation_id = (record.correlation_id if record else "") or coid
         event_type = OrderFailed if final_state is OrderState.FAILED else OrderRejected
         event = event_type(
@@ -248,10 +251,10 @@ class OrderDesk:
             event=event,
             note=reason,
             maxlen=self.config.maxlen,
+            drop_lease=True,
         )
         if applied:
             metrics.ORDERS.labels(final_state.value.lower()).inc()
-        await self.client.delete(keys.order_lease(coid))
         with correlation(correlation_id):
             logger.info("order %s", final_state.value.lower(), extra={"client_order_id": coid, "reason": reason})
 
@@ -265,7 +268,8 @@ class OrderDesk:
         reconciled: bool = False,
     ) -> bool:
         """SUBMITTING -> ACCEPTED with KIS's order number, in one round trip with the broker-order
-        key and any fill that notices reported before KIS's answer came."""
+        key and any fill that notices reported before KIS's answer came; the change's reply says
+        whether a cancel was asked for meanwhile."""
         coid = record.client_order_id
         event = OrderAccepted(
             correlation_id=record.correlation_id or coid,
@@ -290,12 +294,11 @@ class OrderDesk:
                     event=event,
                     note="adopted after reconciliation" if reconciled else "",
                     maxlen=self.config.maxlen,
+                    drop_lease=True,
                 ),
             )
             if fill is not None:
                 self.fills.queue_fill(pipe, worker, fill)
-            pipe.delete(keys.order_lease(coid))
-            pipe.hget(keys.order(coid), "cancel_reason")  # a cancel asked for while it was SUBMITTING
             results = await pipe.execute()
         applied, previous = order_store.update_result(results[1])
         if not applied:
@@ -308,7 +311,7 @@ class OrderDesk:
         logger.info("order accepted", extra={"client_order_id": coid, "broker_order_id": broker_order_id})
         fill_applied = fill is not None and order_store.update_result(results[2])[0]
         await self.fills.after_acceptance(worker, accepted, fill, fill_applied)
-        if results[-1]:
+        if order_store.cancel_reason_of(results[1]):  # a cancel asked for while it was SUBMITTING
             logger.info("a cancel came while the order was being sent; cancelling", extra={"client_order_id": coid})
             current = await order_store.get_order(self.client, coid)
             if current is not None and current.state in LIVE_STATES:

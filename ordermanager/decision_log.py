@@ -61,17 +61,22 @@ async def place(
     account: str,
     order_ids: list[str],
     note: str,
-    refusals: tuple[Denial, Denial],
+    refusals: tuple[Denial, Denial] | None,
     arguments: Callable[[list[Any]], list[Any]],
 ) -> tuple[Denial | None, Any]:
-    """Record a signal's one guarded order with its acceptance, or the throttle's refusal, in one
-    step (``yq_order_place``); ``arguments`` builds its layout from the three decisions. Returns
+    """Record a signal's one order with its acceptance, or the throttle's refusal, in one step
+    (``yq_order_place``); ``arguments`` builds its layout from the three decisions. ``refusals``:
+    the duplicate's and the rate's denials, None for an order with neither throttle. Returns
     (the refusal that applied or None, ``yq_order_create``'s reply)."""
     accepted = _accepted(signal, correlation_id, order_ids, note)
-    outcomes = [accepted] + [denied_event(signal, correlation_id, account, d) for d in refusals]
-    layout = [part for decision in outcomes for part in decisions.decision_arguments(signal, decision)]
+    layout = decisions.decision_arguments(signal, accepted)
+    if refusals is None:
+        layout += decisions.UNUSED_REFUSAL * 2
+    else:
+        for denial in refusals:
+            layout += decisions.decision_arguments(signal, denied_event(signal, correlation_id, account, denial))
     verdict, created = await decisions.record_placement(client, arguments(layout))
-    refusal = {"duplicate": refusals[0], "rate": refusals[1]}.get(keys.text(verdict))
+    refusal = None if refusals is None else {"duplicate": refusals[0], "rate": refusals[1]}.get(keys.text(verdict))
     if refusal is None:
         DECISIONS.labels("accepted", "").inc()
         logger.info("signal accepted", extra={"signal_id": signal.signal_id, "orders": order_ids, "note": note})

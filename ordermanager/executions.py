@@ -20,6 +20,7 @@ import redis.asyncio as aioredis
 
 from ordermanager import baselines, decision_log, denials, risk
 from ordermanager.denials import Denial
+from ordermanager.placement import BuyEntry
 from ordermanager.service import OrderManager
 from yquant import exit_rules, keys, orders, portfolio, trading_state
 from yquant.markets import symbol_key
@@ -34,7 +35,6 @@ from yquant.messages import (
     Signal,
 )
 from yquant.portfolio import AccountSnapshot
-from yquant.risk_limits import load_limits
 from yquant.trading_state import TradingState
 
 logger = logging.getLogger(__name__)
@@ -63,15 +63,43 @@ class ExecutionHandler:
 
     # --- fills --------------------------------------------------------------------------
     async def on_fill(self, event: OrderFilled) -> None:
-        if event.side is Side.BUY:
-            await self.attach_exit_rule(event)
-        if event.remaining_quantity == 0:
+        """A buy placed lately by this process is known without a read; any other buy's order record
+        and a last fill's reverse entry are read in one round trip."""
+        coid = event.client_order_id
+        buy, last = event.side is Side.BUY, event.remaining_quantity == 0
+        entry = self.manager.placement.placed.get(coid) if buy else None
+        read_record = buy and entry is None
+        async with self.client.pipeline(transaction=False) as pipe:
+            if read_record:
+                pipe.hgetall(keys.order(coid))
+            if last:
+                pipe.get(keys.reverse_entry(coid))
+            replies = await pipe.execute() if read_record or last else []
+        if read_record:
+            entry = await self._entry_of(orders.parse_record(replies[0]) if replies[0] else None)
+        if entry is not None:
+            await self.attach_exit_rule(event, entry)
+            if last:
+                self.manager.placement.placed.forget(coid)
+        if last:
             if event.side is Side.SELL:
                 await self.forget_closed_position(event)
-            await self.release_entry(event.client_order_id)
+            await self.release_entry(coid, replies[-1])
 
-    async def release_entry(self, exit_client_order_id: str) -> None:
-        raw = await self.client.get(keys.reverse_entry(exit_client_order_id))
+    async def _entry_of(self, record: orders.OrderRecord | None) -> BuyEntry | None:
+        """A buy's entry from its stored record and its signal's."""
+        if record is None:
+            return None
+        signal = await _signal_of(self.client, record.signal_id)
+        return BuyEntry(
+            record.strategy,
+            record.origin,
+            signal.stop_loss if signal else None,
+            signal.take_profit if signal else None,
+        )
+
+    async def release_entry(self, exit_client_order_id: str, raw: bytes | None) -> None:
+        """Send the entry of a reverse whose exit filled (``raw``: its stored entry, if any)."""
         if raw is None:
             return
         data = orjson.loads(raw)
@@ -122,16 +150,12 @@ class ExecutionHandler:
         )
         await self.client.delete(keys.reverse_entry(exit_client_order_id))
 
-    async def attach_exit_rule(self, event: OrderFilled) -> None:
+    async def attach_exit_rule(self, event: OrderFilled, entry: BuyEntry) -> None:
         """The first fill of a buy gives the position its exit rule, unless it has one."""
-        record = await orders.get_order(self.client, event.client_order_id)
-        if record is None:
-            return
-        owner = record.strategy if record.origin == "signal" else record.origin
-        strategy = self.manager.strategies.get(record.strategy) if record.origin == "signal" else None
-        signal = await _signal_of(self.client, record.signal_id)
-        stop_price = signal.stop_loss if signal else None
-        take_price = signal.take_profit if signal else None
+        owner = entry.strategy if entry.origin == "signal" else entry.origin
+        strategy = self.manager.strategies.get(entry.strategy) if entry.origin == "signal" else None
+        stop_price = entry.stop_loss
+        take_price = entry.take_profit
         rule = exit_rules.build_rule(
             account=event.account,
             market=event.market,
@@ -180,18 +204,26 @@ class ExecutionHandler:
             logger.warning("daily loss limit reached", extra={"account": account, "reason": reason})
 
     async def on_sync(self, event: AccountSynced) -> None:
+        """The limits, the account's exit rules and each currency's day baseline (recorded if it is
+        the day's first) in one round trip; then the loss check and the pruning of rules."""
         snapshot = AccountSnapshot(
             account=event.account, cash=event.cash, synced_at=event.occurred_at.isoformat(), positions=event.positions
         )
-        limits = await load_limits(self.client, self.manager.settings)
-        for currency in event.cash:
-            equity = risk.equity_of(snapshot, currency)
-            baseline = await baselines.daily_baseline(self.client, event.account, currency, equity, event.occurred_at)
-            denial = risk.check_daily_loss(limits, currency, risk.daily_loss(baseline, equity))
+        equities = {currency: risk.equity_of(snapshot, currency) for currency in event.cash}
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.hgetall(keys.RISK_LIMITS)
+            pipe.hgetall(keys.exit_rules(event.account))
+            for currency, equity in equities.items():
+                baselines.queue_daily_baseline(pipe, event.account, currency, equity, event.occurred_at)
+            replies = await pipe.execute()
+        limits = self.manager.limits.limits(replies[0])
+        for at, currency in enumerate(equities):
+            baseline = baselines.baseline_of(replies[2 + at * baselines.QUEUED : 2 + (at + 1) * baselines.QUEUED])
+            denial = risk.check_daily_loss(limits, currency, risk.daily_loss(baseline, equities[currency]))
             if denial is not None:
                 await self.reduce_after_loss(event.account, denial.reason)
         held = {symbol_key(p.market, p.ticker) for p in event.positions if p.quantity > 0}
-        for rule in await exit_rules.get_rules(self.client, event.account):
+        for rule in exit_rules.parse_rules(replies[1]):
             if rule.position_key not in held and rule.created_at < event.occurred_at - PRUNE_MARGIN:
                 await exit_rules.delete_rule(self.client, event.account, rule.market, rule.ticker, rule.rule_id)
                 logger.info("exit rule removed: position gone", extra={"account": event.account, "ticker": rule.ticker})

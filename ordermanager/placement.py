@@ -8,8 +8,9 @@ retry can neither duplicate nor flip an earlier decision.
 The throttles (duplicate window, order rate) are the last checks. For a signal of one account
 they go with the order as its ``Guard`` and are checked in ``yq_order_place``, which writes the
 reservation, the order and the acceptance only if both pass, and the refusal's decision
-otherwise (``place_arguments``; ADR 0013). Orders of a signal of several accounts are throttled
-and written one at a time (``_throttle``, ``_create``).
+otherwise (``place_arguments``; ADR 0013). With neither throttle on, the order and its decision
+still go as that one command, its throttles off. Orders of a signal of several accounts are
+throttled and written one at a time (``_throttle``, ``_create``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -98,6 +100,7 @@ class Placement:
         self.us_slippage_percent = us_slippage_percent
         self.maxlen = maxlen
         self.records = records or orders.RecordCache()  # parsed order records, shared per process
+        self.placed = PlacedBuys()  # the buys placed lately, for their fills
         self.reader = AccountReader(self.records)
 
     # --- buys ---------------------------------------------------------------------------
@@ -359,7 +362,7 @@ class Placement:
         async with self.client.pipeline(transaction=True) as pipe:
             at = queue_orders(pipe, [pending], self.maxlen)
             replies = await pipe.execute()
-        orders_written([pending], [replies[i] for i in at])
+        orders_written([pending], [replies[i] for i in at], signal, self.placed)
 
 
 @dataclass(frozen=True)
@@ -442,8 +445,51 @@ def queue_orders(pipe: Pipeline, pending: list[PendingOrder], maxlen: int) -> li
     return at
 
 
-def orders_written(pending: list[PendingOrder], replies: list[Any]) -> None:
-    """Count and log the orders ``queue_orders`` wrote, by their ``yq_order_create`` replies."""
+@dataclass(frozen=True, slots=True)
+class BuyEntry:
+    """What a buy's fill needs for the position's exit rule, as the buy was placed: its record's
+    strategy and origin, its signal's stop and target (none of which ever change)."""
+
+    strategy: str
+    origin: OrderOrigin
+    stop_loss: Decimal | None
+    take_profit: Decimal | None
+
+
+class PlacedBuys:
+    """The entries of the buys this process placed lately, so their fills need not read the order's
+    record and its signal's again. Bounded; a buy not here (placed before a restart, by another
+    instance, or long ago) is read from Valkey as before."""
+
+    def __init__(self, size: int = 1024) -> None:  # ~10 s of buys at 100 alerts/s; under 320 KiB
+        self.size = size
+        self._entries: OrderedDict[str, BuyEntry] = OrderedDict()
+
+    def remember(self, signal: Signal, pending: list[PendingOrder]) -> None:
+        for order in pending:
+            command = order.command
+            if command.side is Side.BUY and command.signal_id == signal.signal_id:
+                entry = BuyEntry(command.strategy, command.origin, signal.stop_loss, signal.take_profit)
+                self._entries[command.client_order_id] = entry
+                self._entries.move_to_end(command.client_order_id)
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+    def get(self, client_order_id: str) -> BuyEntry | None:
+        return self._entries.get(client_order_id)
+
+    def forget(self, client_order_id: str) -> None:
+        """The buy filled completely: a fill delivered again is read from Valkey."""
+        self._entries.pop(client_order_id, None)
+
+
+def orders_written(
+    pending: list[PendingOrder], replies: list[Any], signal: Signal | None = None, placed: PlacedBuys | None = None
+) -> None:
+    """Count and log the orders ``queue_orders`` wrote, by their ``yq_order_create`` replies; with
+    ``placed``, remember the buys among them with ``signal``'s stop and target."""
+    if placed is not None and signal is not None:
+        placed.remember(signal, pending)
     for order, reply in zip(pending, replies, strict=True):
         command = order.command
         coid = command.client_order_id
@@ -462,14 +508,19 @@ def orders_written(pending: list[PendingOrder], replies: list[Any]) -> None:
             logger.info("order already recorded for this signal; nothing appended", extra={"client_order_id": coid})
 
 
-def place_arguments(order: PendingOrder, decisions: list[Any], maxlen: int) -> list[Any]:
-    """``yq_order_place``'s arguments for one guarded order: ``decisions`` holds the accepted
-    decision, then the duplicate's and the rate's refusals (``decisions.decision_arguments``)."""
-    guard = order.guard
-    if guard is None:
-        raise ValueError("yq_order_place is for an order with throttles to pass")
+def place_arguments(order: PendingOrder, signal_id: str, decisions: list[Any], maxlen: int) -> list[Any]:
+    """``yq_order_place``'s arguments for a signal's one order: ``decisions`` holds the accepted
+    decision, then the duplicate's and the rate's refusals (``decisions.decision_arguments``, or
+    ``UNUSED_REFUSAL`` each for an order with no throttle to pass: its keys are named, not touched)."""
     command = order.command
-    duplicate_key, rate_key, *throttles = guard.place_arguments()
+    if order.guard is not None:
+        duplicate_key, rate_key, *throttles = order.guard.place_arguments()
+    else:
+        duplicate_key = keys.duplicate_guard(
+            command.account, command.market.value, command.ticker, command.side.value, command.strategy
+        )
+        rate_key = keys.rate_window(command.account)
+        throttles = [signal_id, 0, 0, command.client_order_id, 0, 0, 0]
     reserve: list[Any] = [0, "", "", 0]
     if order.reservation is not None:
         currency, price, settled = order.reservation
@@ -481,7 +532,7 @@ def place_arguments(order: PendingOrder, decisions: list[Any], maxlen: int) -> l
         11,
         duplicate_key,
         rate_key,
-        keys.signal_record(guard.signal_id),
+        keys.signal_record(signal_id),
         keys.SIGNALS_INDEX,
         keys.DECISIONS,
         keys.reservations(command.account),

@@ -385,8 +385,8 @@ class OrderManager:
             notes += [f"{a}: not traded: {d.reason}" for a, d in denied]
             order_ids = [o.client_order_id for _, o in placed]
             pending = ctx.deferred or []
-            if len(pending) == 1 and len(placed) == 1 and pending[0].guard is not None:
-                await self._place_guarded(ctx, placed[0][0], order_ids, "; ".join(notes), pending[0])
+            if len(pending) == 1 and len(placed) == 1:
+                await self._place_one(ctx, placed[0][0], order_ids, "; ".join(notes), pending[0])
                 return
             at: list[int] = []
             replies = await decision_log.accept(
@@ -398,13 +398,13 @@ class OrderManager:
                 self.maxlen,
                 prelude=lambda pipe: at.extend(queue_orders(pipe, pending, self.maxlen)),
             )
-            orders_written(pending, [replies[i] for i in at])
+            orders_written(pending, [replies[i] for i in at], ctx.signal, self.placement.placed)
             return
         if ctx.deferred:  # not reached (an order is decided only for an account that placed it)
             async with self.client.pipeline(transaction=True) as pipe:
                 at = queue_orders(pipe, ctx.deferred, self.maxlen)
                 written = await pipe.execute()
-            orders_written(ctx.deferred, [written[i] for i in at])
+            orders_written(ctx.deferred, [written[i] for i in at], ctx.signal, self.placement.placed)
         if not denied:
             denied = [("*", Denial(denials.UNKNOWN_ACCOUNT, "the strategy maps to no account"))]
         account, first = denied[0]
@@ -413,14 +413,13 @@ class OrderManager:
             self.client, ctx.signal, ctx.correlation_id, account, Denial(first.code, reason), self.maxlen
         )
 
-    async def _place_guarded(
+    async def _place_one(
         self, ctx: SignalContext, account: str, order_ids: list[str], note: str, order: PendingOrder
     ) -> None:
-        """The order, its throttles and the decision in one step: the duplicate window and the rate
-        slot are checked where the order is written, so a refusal writes no order and is recorded
-        with its reason instead of the acceptance."""
+        """The order, its throttles and the decision in one step (one command): the duplicate window
+        and the rate slot are checked where the order is written, so a refusal writes no order and
+        is recorded with its reason instead of the acceptance."""
         guard = order.guard
-        assert guard is not None
         refusal, created = await decision_log.place(
             self.client,
             ctx.signal,
@@ -428,10 +427,10 @@ class OrderManager:
             account,
             order_ids,
             note,
-            (guard.duplicate, guard.rate),
-            lambda layout: place_arguments(order, layout, self.maxlen),
+            (guard.duplicate, guard.rate) if guard is not None else None,
+            lambda layout: place_arguments(order, ctx.signal.signal_id, layout, self.maxlen),
         )
         if refusal is None:
-            orders_written([order], [created])
+            orders_written([order], [created], ctx.signal, self.placement.placed)
         elif ctx.signal.action is SignalAction.REVERSE:
             await self.client.delete(keys.reverse_entry(order.command.client_order_id))  # no exit: no entry

@@ -414,6 +414,8 @@ UPDATE = (
     "yq:orders:open",
     "yq:stream:executions",
 )
+# The gateway's submit, acceptance and refusal take or drop the order's lease in the same step.
+UPDATE_LEASE = ("FCALL", "yq_order_update", "5", *UPDATE[3:], "yq:order:o1:lease")
 # yq_order_place declares the throttles' keys, the signal's record and index, the decision stream
 # and the reservations beside yq_order_create's five (ordermanager/placement.py, place_arguments).
 PLACE = (
@@ -540,6 +542,7 @@ ACL_TABLE: list[tuple[str, bool, tuple[str, ...]]] = [
     ("brokergateway", True, ("XREADGROUP", "GROUP", "brokergateway", "c", "STREAMS", QUERIES_DASHBOARD, ">")),
     ("brokergateway", True, ("SET", "yq:ratelimit:dashboard-quotes", "1", "NX", "PX", "1000")),
     ("brokergateway", True, UPDATE),
+    ("brokergateway", True, UPDATE_LEASE),
     # A sync drops the final orders it reflects from the account's unsettled orders.
     ("brokergateway", True, ("HGETALL", UNSETTLED)),
     ("brokergateway", True, ("HDEL", UNSETTLED, "o1")),
@@ -689,6 +692,7 @@ ACL_TABLE: list[tuple[str, bool, tuple[str, ...]]] = [
     ("dashboard", False, ("SET", "yq:lock:token:abc", "x")),
     ("dashboard", False, CREATE),
     ("dashboard", False, UPDATE),
+    ("dashboard", False, UPDATE_LEASE),
     ("dashboard", False, PLACE),
     ("dashboard", True, ("HGETALL", UNSETTLED)),
     ("dashboard", False, ("HSET", UNSETTLED, "o1", "{}")),
@@ -969,6 +973,8 @@ def _real_calls(port: int, passwords: dict[str, str]) -> list[str]:
     )
     fill_args: tuple[Any, ...] = ("yq_order_update", 4, *(part.replace("o1", "o2") for part in UPDATE[3:]))
     fill_args += ("*", "", "", "FILLED", 1000, "T", "{}", "h", "1", "o2", "updated_at", "x")
+    lease_args: tuple[Any, ...] = ("yq_order_update", 5, *(part.replace("o1", "o2") for part in UPDATE_LEASE[3:]))
+    lease_args += ("*", "", "", "", 1000, "", "", "", "", "o2", "take", "gw|life", 60000, "updated_at", "y")
     try:
         if _command(health, "PING") not in (True, "PONG"):
             problems.append("the healthcheck user's PING did not answer PONG")
@@ -1002,6 +1008,9 @@ def _real_calls(port: int, passwords: dict[str, str]) -> list[str]:
         if not (isinstance(placed, list) and placed[0] == "" and placed[1]):
             problems.append(f"the order manager's FCALL yq_order_place returned {placed!r} (want '' and an id)")
         brokergateway.fcall(*fill_args)
+        leased: Any = brokergateway.fcall(*lease_args)
+        if not (isinstance(leased, list) and leased[0] == 1 and leased[2] == 1):
+            problems.append(f"the gateway's FCALL yq_order_update taking the lease returned {leased!r} (want 1 and 1)")
         copy = _command(ordermanager, "HGET", UNSETTLED, "o2")
         if not copy or json.loads(copy).get("state") != "FILLED":
             problems.append(f"the gateway's fill left the account's unsettled copy of the order at {copy!r}")

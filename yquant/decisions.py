@@ -87,6 +87,10 @@ def decision_arguments(signal: Signal, decision: SignalAccepted | SignalDenied) 
     return [len(flat), *flat, decision.type, decision.model_dump_json()]
 
 
+# A refusal ``yq_order_place`` cannot choose (its throttle is off): no fields, no event.
+UNUSED_REFUSAL: list[Any] = [0, "", ""]
+
+
 async def record_placement(client: aioredis.Redis, arguments: list[Any]) -> list[Any]:
     """Run ``yq_order_place`` (the throttles, then the order with its decision, or the refusal's
     decision) in one step; its reply: [verdict, yq_order_create's reply]."""

@@ -10,9 +10,11 @@ order managers. Positions are long only (KIS cash accounts).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 import redis.asyncio as aioredis
 from pydantic import model_validator
@@ -137,7 +139,11 @@ def raise_high_water(rule: ExitRule, price: Decimal) -> ExitRule | None:
 
 # --- storage -----------------------------------------------------------------------------
 async def get_rules(client: aioredis.Redis, account: str) -> list[ExitRule]:
-    raw = await client.hgetall(keys.exit_rules(account))
+    return parse_rules(await client.hgetall(keys.exit_rules(account)))
+
+
+def parse_rules(raw: Mapping[Any, Any]) -> list[ExitRule]:
+    """An account's rules from an HGETALL of ``keys.exit_rules``, by position."""
     return sorted((ExitRule.model_validate_json(v) for v in raw.values()), key=lambda r: r.position_key)
 
 

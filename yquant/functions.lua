@@ -49,18 +49,11 @@ end
 -- the same step, so one HGETALL replaces a look-up per order. The key is named from the record's
 -- account, which callers changing an order by its id do not know (Valkey standalone allows a
 -- key not passed in KEYS; the ACL still applies). The account sync drops orders it settled.
-local function mirror(order_key, coid)
-  local flat = redis.call('HGETALL', order_key)
-  local record = {}
-  local account = nil
-  for i = 1, #flat, 2 do
-    record[flat[i]] = flat[i + 1]
-    if flat[i] == 'account' then
-      account = flat[i + 1]
-    end
-  end
-  if account then
-    redis.call('HSET', 'yq:orders:unsettled:' .. account, coid, cjson.encode(record))
+-- ``record`` is the whole record after the change, as the function holds it: the copy costs no
+-- second read of the hash just written.
+local function mirror(record, coid)
+  if record['account'] then
+    redis.call('HSET', 'yq:orders:unsettled:' .. record['account'], coid, cjson.encode(record))
   end
 end
 
@@ -72,14 +65,17 @@ local function order_create(k, a, first)
     return 0
   end
   local fields = {}
-  for i = first + 6, #a do
+  local record = {}
+  for i = first + 6, #a, 2 do
     fields[#fields + 1] = a[i]
+    fields[#fields + 1] = a[i + 1]
+    record[a[i]] = a[i + 1]
   end
   redis.call('HSET', k[1], unpack(fields))
   redis.call('RPUSH', k[2], a[first + 5])
   redis.call('ZADD', k[3], a[first + 1], a[first])
   redis.call('SADD', k[4], a[first])
-  mirror(k[1], a[first])
+  mirror(record, a[first])
   return xadd(k[5], a[first + 2], a[first + 3], a[first + 4])
 end
 
@@ -158,16 +154,40 @@ local function yq_order_place(keys, args)
   return {'', order_create(order_keys, args, reservation + 3)}
 end
 
--- yq_order_update KEYS: order, history, open, stream
+-- yq_order_update KEYS: order, history, open, stream [, lease]
 -- ARGV: allowed_states (csv, '*' = any), cond_field, cond_value, new_state, maxlen,
 --       event_type, event_data, history_entry, final ('1' removes from the open set),
---       client_order_id, field, value, ...
--- Returns {1, previous_state} when applied, {0, current_state} when the state or the
--- condition did not match, {-1, ''} when the order does not exist.
+--       client_order_id, then, with the lease key only: lease_step ('take': SET NX PX,
+--       'drop': DEL), holder, ttl_ms; then field, value, ...
+-- Returns {1, previous_state, lease, cancel_reason} when applied, {0, current_state, lease,
+-- cancel_reason} when the state or the condition did not match, {-1, '', lease, ''} when the
+-- order does not exist; lease is 1 when 'take' took it (0 when another holds it), DEL's count for
+-- 'drop', 0 without a lease key; cancel_reason is the record's after the change ('' if none: a
+-- cancel asked for while the order was being sent, which its acceptance must act on). The
+-- lease step is taken whatever the state: it is the caller's, as a command beside the change
+-- would be. The record is read once: its state, the condition's field and the unsettled copy all
+-- come from that one HGETALL.
 local function yq_order_update(keys, args)
-  local current = redis.call('HGET', keys[1], 'state')
+  local first_field = 11
+  local lease = 0
+  if keys[5] then
+    first_field = 14
+    if args[11] == 'take' then
+      if redis.call('SET', keys[5], args[12], 'NX', 'PX', args[13]) then
+        lease = 1
+      end
+    elseif args[11] == 'drop' then
+      lease = redis.call('DEL', keys[5])
+    end
+  end
+  local flat = redis.call('HGETALL', keys[1])
+  local record = {}
+  for i = 1, #flat, 2 do
+    record[flat[i]] = flat[i + 1]
+  end
+  local current = record['state']
   if not current then
-    return {-1, ''}
+    return {-1, '', lease, ''}
   end
   if args[1] ~= '*' then
     local allowed = false
@@ -177,17 +197,17 @@ local function yq_order_update(keys, args)
       end
     end
     if not allowed then
-      return {0, current}
+      return {0, current, lease, record['cancel_reason'] or ''}
     end
   end
   if args[2] ~= '' then
-    local value = redis.call('HGET', keys[1], args[2]) or ''
+    local value = record[args[2]] or ''
     if value ~= args[3] then
-      return {0, current}
+      return {0, current, lease, record['cancel_reason'] or ''}
     end
   end
   local fields = {}
-  for i = 11, #args do
+  for i = first_field, #args do
     fields[#fields + 1] = args[i]
   end
   if args[4] ~= '' then
@@ -196,7 +216,10 @@ local function yq_order_update(keys, args)
   end
   if #fields > 0 then
     redis.call('HSET', keys[1], unpack(fields))
-    mirror(keys[1], args[10])
+    for i = 1, #fields, 2 do
+      record[fields[i]] = fields[i + 1]
+    end
+    mirror(record, args[10])
   end
   if args[8] ~= '' then
     redis.call('RPUSH', keys[2], args[8])
@@ -207,7 +230,7 @@ local function yq_order_update(keys, args)
   if args[6] ~= '' then
     xadd(keys[4], args[5], args[6], args[7])
   end
-  return {1, current}
+  return {1, current, lease, record['cancel_reason'] or ''}
 end
 
 redis.register_function('yq_ingest', yq_ingest)

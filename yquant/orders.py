@@ -230,11 +230,13 @@ async def update_order(
     condition: tuple[str, str] | None = None,
     maxlen: int = 100_000,
     history: str = "",
+    drop_lease: bool = False,
 ) -> tuple[bool, OrderState | None]:
     """Move an order to ``new_state`` if ``ALLOWED_TRANSITIONS`` allows it from the state it is in,
     or, without a new state, change its fields while it is in one of ``only_in``; emits ``event``.
 
     Returns (applied, state before). ``state before`` is None when the order is unknown.
+    ``drop_lease``: delete the order's lease in the same step (see ``update_arguments``).
     """
     arguments = update_arguments(
         client_order_id,
@@ -246,6 +248,7 @@ async def update_order(
         condition=condition,
         maxlen=maxlen,
         history=history,
+        drop_lease=drop_lease,
     )
     return update_result(await client.fcall("yq_order_update", *arguments))
 
@@ -261,12 +264,18 @@ def update_arguments(
     condition: tuple[str, str] | None = None,
     maxlen: int = 100_000,
     history: str = "",
+    take_lease: tuple[str, int] | None = None,
+    drop_lease: bool = False,
 ) -> list[Any]:
     """The ``yq_order_update`` arguments of ``update_order`` (to queue several changes on a pipeline:
     ``pipe.fcall("yq_order_update", *update_arguments(...))``, each result read by ``update_result``).
 
     A state change adds a history line with its ``note``; a field change adds one only when it
-    names its ``history`` label (``REVISED``: what changed and who asked)."""
+    names its ``history`` label (``REVISED``: what changed and who asked).
+
+    ``take_lease`` (holder, ttl in ms) sets the order's lease (``keys.order_lease``) if nobody
+    holds it, ``drop_lease`` deletes it, in the same step and whatever the state (``lease_result``
+    says whether it was taken)."""
     if new_state is not None:
         if only_in is not None:
             raise ValueError("a state change's preconditions come from ALLOWED_TRANSITIONS, not only_in")
@@ -278,12 +287,19 @@ def update_arguments(
     all_fields = dict(fields or {})
     all_fields["updated_at"] = utcnow().isoformat()
     final = new_state is not None and new_state in FINAL_STATES
+    if take_lease is not None and drop_lease:
+        raise ValueError("a change takes the lease or drops it, not both")
+    lease: list[Any] = []
+    if take_lease is not None:
+        lease = ["take", take_lease[0], take_lease[1]]
+    elif drop_lease:
+        lease = ["drop", "", 0]
+    order_keys = [keys.order(client_order_id), keys.order_history(client_order_id), keys.ORDERS_OPEN, keys.EXECUTIONS]
+    if lease:
+        order_keys.append(keys.order_lease(client_order_id))
     return [
-        4,
-        keys.order(client_order_id),
-        keys.order_history(client_order_id),
-        keys.ORDERS_OPEN,
-        keys.EXECUTIONS,
+        len(order_keys),
+        *order_keys,
         ",".join(sorted(s.value for s in allowed)),
         condition[0] if condition else "",
         condition[1] if condition else "",
@@ -294,6 +310,7 @@ def update_arguments(
         _history_entry(new_state.value, note) if new_state else (_history_entry(history, note) if history else ""),
         "1" if final else "",
         client_order_id,
+        *lease,
         *_flatten(all_fields),
     ]
 
@@ -325,6 +342,16 @@ def update_result(result: Any) -> tuple[bool, OrderState | None]:
     if code == -1:
         return False, None
     return code == 1, OrderState(keys.text(previous))
+
+
+def lease_result(result: Any) -> bool:
+    """Whether a ``yq_order_update`` reply's ``take_lease`` took the lease (or ``drop_lease`` dropped one)."""
+    return len(result) > 2 and int(result[2]) == 1
+
+
+def cancel_reason_of(result: Any) -> str:
+    """The order's ``cancel_reason`` after a ``yq_order_update`` (its reply's fourth element)."""
+    return keys.text(result[3]) if len(result) > 3 else ""
 
 
 def parse_record(raw: Mapping[Any, Any]) -> OrderRecord:

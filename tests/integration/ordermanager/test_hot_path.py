@@ -15,30 +15,42 @@ from decimal import Decimal
 
 import pytest
 import redis.asyncio as aioredis
+from redis.typing import EncodableT
 
+from ordermanager.executions import ExecutionHandler
 from ordermanager.service import OrderManager
 from tests.harness.clock import ManualClock
-from tests.integration.ordermanager.factories import all_orders, decision_of, make_signal, seed_account, stream
-from yquant import controls, keys
-from yquant.messages import SignalDenied
+from tests.integration.ordermanager.factories import (
+    all_orders,
+    decision_of,
+    fill,
+    make_signal,
+    seed_account,
+    stream,
+)
+from yquant import controls, exit_rules, keys
+from yquant.messages import AccountSynced, Market, SignalDenied
 from yquant.settings import Settings
-from yquant.trading_state import TradingState
+from yquant.trading_state import TradingState, get_trading_state
 
 # Valkey commands of one buy: the read pipeline (received record, limits, the account's view with
 # its unsettled orders and trading state, EXISTS) and one yq_order_place: the throttles, the
 # reservation, the order (the commands yq_order_create runs, its copy among the account's
 # unsettled orders included) and the decision record and event. Before, this buy took 12 round
-# trips and 34 commands (the same test against 7f3ca72), then 4 and 33 (against 7d99b55); now 2
-# and 29.
+# trips and 34 commands (the same test against 7f3ca72), then 4 and 33 (against 7d99b55), then 2
+# and 29 (against 3beb4d1); now 2 and 28, the order's unsettled copy made without reading back
+# the record just written.
 MAX_ROUND_TRIPS = 2
-MAX_COMMANDS = 30
+MAX_COMMANDS = 28
 
 
 class Sent:
-    """Requests written to Valkey: one per command sent alone, one per pipeline."""
+    """Requests written to Valkey (one per command sent alone, one per pipeline) and the commands
+    they carried."""
 
     def __init__(self) -> None:
         self.count = 0
+        self.commands = 0
 
 
 def counting_client(url: str, sent: Sent) -> aioredis.Redis:
@@ -46,6 +58,10 @@ def counting_client(url: str, sent: Sent) -> aioredis.Redis:
         async def send_packed_command(self, command: bytes | str | Iterable[bytes], check_health: bool = True) -> None:
             sent.count += 1
             await super().send_packed_command(command, check_health)
+
+        def pack_command(self, *args: EncodableT) -> list[bytes]:
+            sent.commands += 1  # a pipeline packs each of its commands here too
+            return super().pack_command(*args)
 
     pool = aioredis.ConnectionPool.from_url(url, connection_class=CountingConnection, driver_info=None)
     return aioredis.Redis.from_pool(pool)
@@ -83,6 +99,116 @@ async def test_one_buy_takes_few_round_trips_and_commands(
     assert {o.ticker for o in await all_orders(redis_client)} == {"000660", "005930"}
     assert round_trips <= MAX_ROUND_TRIPS, round_trips
     assert commands <= MAX_COMMANDS, commands
+
+
+# With neither throttle on (as make bench runs), the buy's order and decision went as a
+# transaction of ten commands (MULTI, the reservation's HSET and EXPIRE, yq_order_create, the
+# record's HSET and EXPIRE, ZADD, XADD, EXEC): 20 commands sent and 27 run against 3beb4d1. Now
+# they are one yq_order_place, whose throttles are off: 12 sent (the reads and one FCALL), 24 run.
+MAX_UNTHROTTLED_SENT = 12
+MAX_UNTHROTTLED_COMMANDS = 24
+
+
+async def test_a_buy_with_no_throttle_sends_its_order_and_decision_as_one_command(
+    counted: tuple[aioredis.Redis, Sent], redis_client: aioredis.Redis, om_settings: Settings, clock: ManualClock
+) -> None:
+    client, sent = counted
+    manager = OrderManager(client, om_settings, clock=clock)
+    await seed_account(redis_client)
+    await controls.set_risk_limits(redis_client, om_settings, {"duplicate_window_s": 0, "max_orders_per_minute": 0})
+    await manager.handle_signal(make_signal(clock, ticker="000660", quantity=Decimal(1)), "c")
+
+    signal = make_signal(clock, quantity=Decimal(2))
+    before_sent, before_commands, before_run = sent.count, sent.commands, await commands_run(redis_client)
+    await manager.handle_signal(signal, "c")
+    round_trips, commands = sent.count - before_sent, sent.commands - before_commands
+    run = await commands_run(redis_client) - before_run - 1
+
+    record = await decision_of(redis_client, signal.signal_id)
+    [order] = [o for o in await all_orders(redis_client) if o.ticker == "005930"]
+    assert (record["status"], record["orders"]) == ("accepted", f'["{order.client_order_id}"]')
+    assert len(await redis_client.hgetall(keys.reservations("main"))) == 2  # both buys reserved their cash
+    assert [m.type for m in await stream(redis_client, keys.DECISIONS)] == ["SignalAccepted", "SignalAccepted"]
+    assert round_trips <= MAX_ROUND_TRIPS, round_trips
+    assert commands <= MAX_UNTHROTTLED_SENT, commands
+    assert run <= MAX_UNTHROTTLED_COMMANDS, run
+
+    # Redelivered, the signal writes nothing twice.
+    await manager.handle_signal(signal, "c")
+    assert len(await all_orders(redis_client)) == 2
+    assert len(await stream(redis_client, keys.ORDERS)) == 2
+
+
+# A filled buy this process placed: only the reverse entry a last fill may release is read (its
+# strategy, origin, stop and target are remembered from the placement). A buy placed elsewhere
+# or before a restart: its order record with that reverse entry, then its signal's record. Before
+# (3beb4d1) one round trip each for every buy: 3. Writing a rule costs one more.
+MAX_FILL_ROUND_TRIPS = 1
+MAX_FILL_ROUND_TRIPS_UNKNOWN_BUY = 2
+
+
+async def test_a_filled_buy_costs_the_order_manager_one_round_trip(
+    counted: tuple[aioredis.Redis, Sent], redis_client: aioredis.Redis, om_settings: Settings, clock: ManualClock
+) -> None:
+    client, sent = counted
+    manager = OrderManager(client, om_settings, clock=clock)
+    await seed_account(redis_client)
+    plain = make_signal(clock, quantity=Decimal(1))
+    priced = make_signal(clock, ticker="000660", quantity=Decimal(1), stop_loss=Decimal(170_000))
+    elsewhere = make_signal(clock, ticker="035420", quantity=Decimal(1), take_profit=Decimal(250_000))
+    for signal in (plain, priced, elsewhere):
+        await manager.handle_signal(signal, "c")
+    by_ticker = {o.ticker: o.client_order_id for o in await all_orders(redis_client)}
+    handler = ExecutionHandler(manager)
+
+    event = await fill(redis_client, by_ticker["005930"], 70_000)
+    before = sent.count
+    await handler.handle(event)
+    assert sent.count - before <= MAX_FILL_ROUND_TRIPS, sent.count - before
+    assert await exit_rules.get_rule(redis_client, "main", Market.KRX, "005930") is None  # nothing asked for one
+
+    # The alert's stop still becomes the position's rule.
+    event = await fill(redis_client, by_ticker["000660"], 180_000)
+    before = sent.count
+    await handler.handle(event)
+    assert sent.count - before <= MAX_FILL_ROUND_TRIPS + 1, sent.count - before
+    rule = await exit_rules.get_rule(redis_client, "main", Market.KRX, "000660")
+    assert rule is not None
+    assert (rule.stop_loss_price, rule.strategy) == (Decimal(170_000), "swing")
+
+    # After a restart the buy is read from Valkey, and its alert's target still becomes the rule.
+    restarted = ExecutionHandler(OrderManager(client, om_settings, clock=clock))
+    event = await fill(redis_client, by_ticker["035420"], 200_000)
+    before = sent.count
+    await restarted.handle(event)
+    assert sent.count - before <= MAX_FILL_ROUND_TRIPS_UNKNOWN_BUY + 1, sent.count - before
+    rule = await exit_rules.get_rule(redis_client, "main", Market.KRX, "035420")
+    assert rule is not None
+    assert (rule.take_profit_price, rule.strategy) == (Decimal(250_000), "swing")
+
+
+# An account sync: the limits, the account's exit rules and the day's baseline in one transaction.
+# Before (3beb4d1) one round trip each: 3 for an account of one currency.
+MAX_SYNC_ROUND_TRIPS = 1
+
+
+async def test_an_account_sync_costs_the_order_manager_one_round_trip(
+    counted: tuple[aioredis.Redis, Sent], redis_client: aioredis.Redis, om_settings: Settings, clock: ManualClock
+) -> None:
+    client, sent = counted
+    manager = OrderManager(client, om_settings, clock=clock)
+    handler = ExecutionHandler(manager)
+    await controls.set_risk_limits(redis_client, om_settings, {"max_daily_loss": {"KRW": 500_000}})
+    await handler.handle(AccountSynced(account="main", cash={"KRW": Decimal(10_000_000)}, positions=[]))
+
+    before = sent.count
+    await handler.handle(AccountSynced(account="main", cash={"KRW": Decimal(9_600_000)}, positions=[]))
+    assert sent.count - before <= MAX_SYNC_ROUND_TRIPS, sent.count - before
+    assert await get_trading_state(redis_client, "main") is TradingState.ACTIVE  # 400,000 lost: within the limit
+
+    # The loss past the limit still turns the account to REDUCING (a round trip more, to write it).
+    await handler.handle(AccountSynced(account="main", cash={"KRW": Decimal(9_500_000)}, positions=[]))
+    assert await get_trading_state(redis_client, "main") is TradingState.REDUCING
 
 
 async def test_a_limit_change_applies_to_the_next_signal(
