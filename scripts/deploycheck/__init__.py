@@ -1,0 +1,1 @@
+"""The checks of ``make deploy-check`` (scripts/deploy_check.py), one module each."""
