@@ -55,7 +55,6 @@ from yquant.messages import (
     OrderFailed,
     OrderRejected,
     OrderRevised,
-    OrderRevisionRefused,
     OrderState,
     OrderSubmitted,
     ReviseOrder,
@@ -573,7 +572,7 @@ class OrderDesk:
             )
         except (BrokerTransportError, BrokerProtocolError) as exc:
             why = f"no answer from KIS ({exc.message}); KIS's order list will show whether it was booked"
-            await self._revision_refused(record, command, why, label="REVISION UNKNOWN")
+            await self._revision_refused(record, command, why, unconfirmed=True)
             return False
         except BrokerError as exc:
             await self._revision_refused(record, command, f"KIS refused it: {exc.message}")
@@ -630,7 +629,7 @@ class OrderDesk:
             # poll adopts (FillPoller, Fills.adopt_revision); until then the order is as it was.
             logger.warning("revision outcome unknown", extra={"client_order_id": record.client_order_id})
             why = f"no answer from KIS ({exc.message}); KIS's order list will show whether it was booked"
-            await self._revision_refused(record, command, why, label="REVISION UNKNOWN")
+            await self._revision_refused(record, command, why, unconfirmed=True)
             return
         except BrokerError as exc:
             await self._revision_refused(record, command, f"KIS refused it: {exc.message}")
@@ -712,24 +711,10 @@ class OrderDesk:
         )
 
     async def _revision_refused(
-        self, record: OrderRecord, command: ReviseOrder, why: str, *, label: str = "REVISION REFUSED"
+        self, record: OrderRecord, command: ReviseOrder, why: str, *, unconfirmed: bool = False
     ) -> None:
         """The order stays as it was; its reason and history say which revision was refused and why."""
-        asked = ", ".join(
-            part
-            for part in (
-                f"price {command.limit_price}" if command.limit_price is not None else "",
-                f"quantity {command.quantity}" if command.quantity is not None else "",
-            )
-            if part
+        reason = await order_store.refuse_revision(
+            self.client, record, command, why, self.config.maxlen, unconfirmed=unconfirmed
         )
-        outcome = "unconfirmed" if label == "REVISION UNKNOWN" else "refused"
-        reason = f"revision to {asked} by {command.by} {outcome}: {why}"
         logger.info("revision refused", extra={"client_order_id": record.client_order_id, "reason": reason})
-        event = OrderRevisionRefused(
-            correlation_id=record.correlation_id or record.client_order_id,
-            client_order_id=record.client_order_id,
-            account=record.account,
-            reason=reason,
-        )
-        await order_store.note_refusal(self.client, record, reason, label, self.config.maxlen, event)

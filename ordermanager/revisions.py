@@ -20,20 +20,10 @@ from ordermanager.service import OrderManager
 from yquant import keys, orders
 from yquant.bus import publish
 from yquant.errors import MessageRefused
-from yquant.messages import AnyMessage, OrderRevisionRefused, ReviseOrder
+from yquant.messages import AnyMessage, ReviseOrder
 from yquant.orders import OrderRecord
 
 logger = logging.getLogger(__name__)
-
-
-def describe(command: ReviseOrder) -> str:
-    """What was asked, as a refusal names it: "price 69900, quantity 5"."""
-    parts = []
-    if command.limit_price is not None:
-        parts.append(f"price {command.limit_price}")
-    if command.quantity is not None:
-        parts.append(f"quantity {command.quantity}")
-    return ", ".join(parts)
 
 
 class Revisions:
@@ -59,7 +49,7 @@ class Revisions:
                 return
             await publish(self.client, keys.ORDERS, message, self.manager.maxlen)
         logger.info(
-            "revision passed on", extra={"client_order_id": record.client_order_id, "revision": describe(message)}
+            "revision passed on", extra={"client_order_id": record.client_order_id, "revision": message.describe()}
         )
 
     async def _risk(self, record: OrderRecord, command: ReviseOrder) -> str | None:
@@ -93,12 +83,5 @@ class Revisions:
         return denial.reason if denial else None
 
     async def _refuse(self, record: OrderRecord, command: ReviseOrder, why: str) -> None:
-        reason = f"revision to {describe(command)} by {command.by} refused: {why}"
+        reason = await orders.refuse_revision(self.client, record, command, why, self.manager.maxlen)
         logger.info("revision refused", extra={"client_order_id": record.client_order_id, "reason": reason})
-        event = OrderRevisionRefused(
-            correlation_id=record.correlation_id or record.client_order_id,
-            client_order_id=record.client_order_id,
-            account=record.account,
-            reason=reason,
-        )
-        await orders.note_refusal(self.client, record, reason, "REVISION REFUSED", self.manager.maxlen, event)

@@ -195,6 +195,13 @@ class ReviseOrder(Message):
             raise ValueError("a revision needs a new price or a new quantity")
         return self
 
+    def describe(self) -> str:
+        """What was asked, as its log line and a refusal name it: "price 69900, quantity 5"."""
+        parts = [f"price {self.limit_price}"] if self.limit_price is not None else []
+        if self.quantity is not None:
+            parts.append(f"quantity {self.quantity}")
+        return ", ".join(parts)
+
 
 class SignalDenied(Message):
     """A signal that did not trade (in one account, or in all when ``account`` is None), and why."""

@@ -23,8 +23,10 @@ from yquant.messages import (
     Market,
     Message,
     OrderOrigin,
+    OrderRevisionRefused,
     OrderState,
     OrderType,
+    ReviseOrder,
     Side,
     SubmitOrder,
     utcnow,
@@ -315,15 +317,31 @@ def update_arguments(
     ]
 
 
-async def note_refusal(
-    client: aioredis.Redis, record: OrderRecord, reason: str, label: str, maxlen: int, event: Message | None = None
-) -> None:
-    """A request about the order that was refused (a revision): the reason on the open order, a
-    history line and ``event`` (so live pages show it). A final order keeps its record as it is
-    (its times count in the risk checks) and gets the history line only."""
+async def refuse_revision(
+    client: aioredis.Redis,
+    record: OrderRecord,
+    command: ReviseOrder,
+    why: str,
+    maxlen: int,
+    *,
+    unconfirmed: bool = False,
+) -> str:
+    """The revision ``command`` of ``record`` did not happen (refused by the order manager or KIS,
+    or ``unconfirmed``: KIS did not answer): the order stays as it was, its reason and history say
+    which revision and why, and ``OrderRevisionRefused`` tells live pages. A final order keeps its
+    record as it is (its times count in the risk checks) and gets the history line only. The
+    reason written."""
+    outcome, label = ("unconfirmed", "REVISION UNKNOWN") if unconfirmed else ("refused", "REVISION REFUSED")
+    reason = f"revision to {command.describe()} by {command.by} {outcome}: {why}"
     if record.is_final:
         await client.rpush(keys.order_history(record.client_order_id), _history_entry(label, reason))
-        return
+        return reason
+    event = OrderRevisionRefused(
+        correlation_id=record.correlation_id or record.client_order_id,
+        client_order_id=record.client_order_id,
+        account=record.account,
+        reason=reason,
+    )
     await update_order(
         client,
         record.client_order_id,
@@ -334,6 +352,7 @@ async def note_refusal(
         history=label,
         maxlen=maxlen,
     )
+    return reason
 
 
 def update_result(result: Any) -> tuple[bool, OrderState | None]:

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from decimal import Decimal
+from typing import Any
 
 import httpx
 import pytest
@@ -45,16 +47,36 @@ async def revised_notes(harness: Harness, coid: str) -> list[str]:
     return [str(h.get("note")) for h in await orders.order_history(harness.client, coid) if h["state"] == "REVISED"]
 
 
+async def resting_krx_buy(
+    sim: SimServer, make_harness: MakeHarness, ticker: str, price: int, limit: int, quantity: int, **harness: Any
+) -> tuple[Harness, str, OrderRecord]:
+    """A gateway without polling (unless ``harness`` says otherwise) and its limit buy of ``ticker``
+    resting at KIS below the price: the harness, the client order id, the accepted record."""
+    sim.admin("/admin/price", {"ticker": ticker, "price": str(price)})
+    gateway = await make_harness(sim, **{"config": NO_POLLING, **harness})
+    command = await gateway.submit(
+        ticker=ticker, quantity=quantity, order_type=OrderType.LIMIT, limit_price=Decimal(limit)
+    )
+    coid = command.client_order_id
+    return gateway, coid, await gateway.state(coid, OrderState.ACCEPTED)
+
+
+@contextmanager
+def notices_dropped(sim: SimServer) -> Iterator[None]:
+    """KIS's execution notices lost while inside: only the order list tells of fills."""
+    sim.admin("/admin/ws", {"drop_notices": True})
+    try:
+        yield
+    finally:
+        sim.admin("/admin/ws", {"drop_notices": False})
+
+
 async def test_a_domestic_revision_is_followed_under_its_new_number_and_filled_once(
     sim: SimServer, make_harness: MakeHarness
 ) -> None:
     """Fills before and after the revision come by notice; a poll afterwards adds nothing."""
-    sim.admin("/admin/price", {"ticker": "012330", "price": "250000"})
-    harness = await make_harness(sim, config=NO_POLLING)
+    harness, coid, record = await resting_krx_buy(sim, make_harness, "012330", 250000, 240000, 5)
     worker = harness.gateway.workers[harness.alias]
-    command = await harness.submit(ticker="012330", quantity=5, order_type=OrderType.LIMIT, limit_price=Decimal(240000))
-    coid = command.client_order_id
-    record = await harness.state(coid, OrderState.ACCEPTED)
     first_number = record.broker_order_id
     sim.admin("/admin/fill", {"odno": first_number, "quantity": 2})
     await harness.until(lambda: fills(harness, coid), "the first fill")
@@ -92,8 +114,7 @@ async def test_a_us_revision_found_by_polling_alone_fills_at_the_new_price(
 ) -> None:
     sim.admin("/admin/price", {"ticker": "ORCL", "price": "150.00", "market": "US"})
     harness = await make_harness(sim)
-    sim.admin("/admin/ws", {"drop_notices": True})
-    try:
+    with notices_dropped(sim):
         command = await harness.submit(
             market=Market.NASD, ticker="ORCL", quantity=6, order_type=OrderType.LIMIT, limit_price=Decimal("140.00")
         )
@@ -109,8 +130,6 @@ async def test_a_us_revision_found_by_polling_alone_fills_at_the_new_price(
         assert record.broker_order_id != first_number
         sim.admin("/admin/price", {"ticker": "ORCL", "price": "145.50", "market": "US"})
         record = await harness.state(coid, OrderState.FILLED)
-    finally:
-        sim.admin("/admin/ws", {"drop_notices": False})
     assert await fills(harness, coid) == [(1, Decimal("140.00"), 1), (3, Decimal("145.50"), 4)]
     assert record.filled_quantity == 4
     at_kis = {o["odno"]: o for o in harness.sim_orders()}
@@ -127,18 +146,11 @@ async def test_a_us_revision_found_by_polling_alone_fills_at_the_new_price(
 async def test_a_revision_kis_refuses_leaves_the_order_as_it_was_with_kis_message(
     sim: SimServer, make_harness: MakeHarness
 ) -> None:
-    sim.admin("/admin/price", {"ticker": "000270", "price": "100000"})
-    harness = await make_harness(sim, config=NO_POLLING)
+    harness, coid, before = await resting_krx_buy(sim, make_harness, "000270", 100000, 95000, 3)
     worker = harness.gateway.workers[harness.alias]
-    command = await harness.submit(ticker="000270", quantity=3, order_type=OrderType.LIMIT, limit_price=Decimal(95000))
-    coid = command.client_order_id
-    before = await harness.state(coid, OrderState.ACCEPTED)
-    sim.admin("/admin/ws", {"drop_notices": True})
-    try:
+    with notices_dropped(sim):
         sim.admin("/admin/fill", {"odno": before.broker_order_id})  # filled at KIS; the gateway has not seen it
         await harness.gateway.handle(by_admin(coid, harness.alias, limit_price=Decimal(96000)))
-    finally:
-        sim.admin("/admin/ws", {"drop_notices": False})
 
     record = await harness.order(coid)
     assert (record.state, record.limit_price, record.broker_order_id) == (
@@ -162,14 +174,10 @@ async def test_a_fill_of_the_old_number_seen_only_after_the_revision_counts_once
 ) -> None:
     """KIS filled part of the order just before it moved the rest to the new number; the gateway
     learns of that fill later, from the order list, under the old number."""
-    sim.admin("/admin/price", {"ticker": "066570", "price": "100000"})
-    harness = await make_harness(sim, config=NO_POLLING)
+    harness, coid, accepted = await resting_krx_buy(sim, make_harness, "066570", 100000, 95000, 4)
     worker = harness.gateway.workers[harness.alias]
-    command = await harness.submit(ticker="066570", quantity=4, order_type=OrderType.LIMIT, limit_price=Decimal(95000))
-    coid = command.client_order_id
-    first_number = (await harness.state(coid, OrderState.ACCEPTED)).broker_order_id
-    sim.admin("/admin/ws", {"drop_notices": True})
-    try:
+    first_number = accepted.broker_order_id
+    with notices_dropped(sim):
         sim.admin("/admin/fill", {"odno": first_number, "quantity": 1})  # unseen by the gateway
         await harness.gateway.handle(by_admin(coid, harness.alias, limit_price=Decimal(96000)))
         record = await harness.order(coid)
@@ -180,8 +188,6 @@ async def test_a_fill_of_the_old_number_seen_only_after_the_revision_counts_once
         await harness.gateway.poller.poll(worker)
         await harness.gateway.poller.poll(worker)
         record = await harness.state(coid, OrderState.FILLED)
-    finally:
-        sim.admin("/admin/ws", {"drop_notices": False})
     assert await fills(harness, coid) == [(1, Decimal(95000), 1), (3, Decimal(96000), 4)]
     assert (record.filled_quantity, record.average_price) == (4, Decimal("95750"))
 
@@ -191,12 +197,9 @@ async def test_a_revision_whose_answer_never_came_is_found_in_kis_order_list_and
 ) -> None:
     """KIS booked the revision but its answer was lost: the old number then shows nothing left,
     which must not read as a cancellation; the revise row naming it is adopted instead."""
-    sim.admin("/admin/price", {"ticker": "051900", "price": "300000"})
-    harness = await make_harness(sim, config=NO_POLLING)
+    harness, coid, accepted = await resting_krx_buy(sim, make_harness, "051900", 300000, 290000, 3)
     worker = harness.gateway.workers[harness.alias]
-    command = await harness.submit(ticker="051900", quantity=3, order_type=OrderType.LIMIT, limit_price=Decimal(290000))
-    coid = command.client_order_id
-    first_number = (await harness.state(coid, OrderState.ACCEPTED)).broker_order_id
+    first_number = accepted.broker_order_id
     sim.admin("/admin/faults", {"drop_order_response": 1})
     try:
         await harness.gateway.handle(by_admin(coid, harness.alias, limit_price=Decimal(295000)))
@@ -283,12 +286,9 @@ class FillBeforeAmend(httpx.AsyncBaseTransport):
 async def test_an_order_filled_up_to_its_lowered_quantity_meanwhile_ends_filled(
     sim: SimServer, make_harness: MakeHarness
 ) -> None:
-    sim.admin("/admin/price", {"ticker": "009150", "price": "150000"})
     transport = FillBeforeAmend()
-    harness = await make_harness(sim, config=NO_POLLING, transport=transport)
-    command = await harness.submit(ticker="009150", quantity=5, order_type=OrderType.LIMIT, limit_price=Decimal(140000))
-    coid = command.client_order_id
-    number = (await harness.state(coid, OrderState.ACCEPTED)).broker_order_id
+    harness, coid, accepted = await resting_krx_buy(sim, make_harness, "009150", 150000, 140000, 5, transport=transport)
+    number = accepted.broker_order_id
 
     async def stored() -> bool:
         return (await harness.order(coid)).filled_quantity == 3
@@ -311,23 +311,16 @@ async def test_a_last_fill_reckoned_against_the_old_quantity_is_settled_by_the_n
 ) -> None:
     """The other order of the same race: the fill was reckoned against 5 and stored after the
     quantity became 3, so it says PARTIALLY_FILLED with 3 of 3. KIS's list shows the order done."""
-    sim.admin("/admin/price", {"ticker": "010130", "price": "500000"})
-    harness = await make_harness(sim, config=NO_POLLING)
+    harness, coid, record = await resting_krx_buy(sim, make_harness, "010130", 500000, 480000, 5)
     worker = harness.gateway.workers[harness.alias]
-    command = await harness.submit(ticker="010130", quantity=5, order_type=OrderType.LIMIT, limit_price=Decimal(480000))
-    coid = command.client_order_id
-    record = await harness.state(coid, OrderState.ACCEPTED)
     await trading.cancel_order(
         worker.kis, Market.KRX, "010130", record.broker_order_id, record.broker_org_no, 2, everything=False
     )  # KIS took 2 off (the revision's partial cancel) ...
     await orders.update_order(
         harness.client, coid, only_in=(OrderState.ACCEPTED,), fields={"quantity": 3}, maxlen=100_000
     )  # ... and the record says 3
-    sim.admin("/admin/ws", {"drop_notices": True})
-    try:
+    with notices_dropped(sim):
         sim.admin("/admin/fill", {"odno": record.broker_order_id, "quantity": 3})
-    finally:
-        sim.admin("/admin/ws", {"drop_notices": False})
     stale = record.model_copy(update={"quantity": 5})  # the fill as reckoned against the old quantity
     change = harness.gateway.fills.fill_change(worker, stale, 3, Decimal(1_440_000), "websocket")
     assert change is not None
