@@ -70,13 +70,33 @@ class AccountView:
         return max(held, 0)
 
     def pending_buys(self, currency: str, market: Market | None = None, ticker: str | None = None) -> Decimal:
-        """Value of buys the snapshot's cash does not reflect yet (open, or filled since the sync)."""
+        """Value of buys the snapshot's cash does not reflect yet (open, or filled since the sync;
+        those resting at KIS outside yQuant included)."""
         total, of_symbol = self._pending(currency, market, ticker)
         return total if ticker is None else of_symbol
 
+    def outside_buys(self, currency: str, ticker: str | None = None) -> Decimal:
+        """Value of the buys resting at KIS that yQuant did not place (``portfolio.UnownedOrder``, as
+        the gateway last read KIS's open orders): the cash they hold is not in ``cash`` (KIS takes
+        it at the fill) and nothing of ours counts it. A market buy there has no price: 0."""
+        segment = "KRX" if currency == "KRW" else "US"
+        unowned = self.snapshot.unowned_open_orders if self.snapshot else []
+        return sum(
+            (
+                order.price * order.remaining_quantity
+                for order in unowned
+                if order.side == Side.BUY.value
+                and order.market == segment
+                and (ticker is None or order.ticker == ticker)
+            ),
+            Decimal(0),
+        )
+
     def _pending(self, currency: str, market: Market | None, ticker: str | None) -> tuple[Decimal, Decimal]:
-        """(all pending buys in ``currency``, those of ``market``/``ticker``) in one pass."""
-        total = of_symbol = Decimal(0)
+        """(all pending buys in ``currency``, those of ``market``/``ticker``) in one pass; buys resting
+        at KIS outside yQuant included (``outside_buys``)."""
+        total = self.outside_buys(currency)
+        of_symbol = self.outside_buys(currency, ticker) if ticker is not None else Decimal(0)
         for order in self.orders:
             if order.side is not Side.BUY or order.market.currency != currency:
                 continue
@@ -107,6 +127,7 @@ class AccountView:
             pending_buys=pending,
             symbol_value=position_value(self.position(market, ticker), price) + of_symbol,
             total_value=positions_value + pending,
+            outside_buys=self.outside_buys(currency),
         )
 
 

@@ -28,9 +28,10 @@ class BuyExposure:
     """What an account holds and has pending in one currency, before the new buy."""
 
     cash: Decimal | None  # None: no snapshot yet, or no cash reported in that currency
-    pending_buys: Decimal  # buys not yet reflected in ``cash``
+    pending_buys: Decimal  # buys not yet reflected in ``cash`` (``outside_buys`` included)
     symbol_value: Decimal  # this symbol's position value plus its pending buys
     total_value: Decimal  # every position in the currency plus every pending buy
+    outside_buys: Decimal = Decimal(0)  # of ``pending_buys``: buys resting at KIS not placed by yQuant
 
 
 def symbol_key(market: Market, ticker: str) -> str:
@@ -121,10 +122,15 @@ def check_cash(limits: RiskLimits, currency: str, exposure: BuyExposure, value: 
         )
     available = exposure.cash - exposure.pending_buys
     if value > available:
+        outside = (
+            f", {format_money(currency, exposure.outside_buys)} of it by buys placed outside yQuant"
+            if exposure.outside_buys
+            else ""
+        )
         return Denial(
             denials.INSUFFICIENT_CASH,
             f"order needs {format_money(currency, value)} but {format_money(currency, max(available, Decimal(0)))} "
-            f"is available ({format_money(currency, exposure.pending_buys)} held by pending buys)",
+            f"is available ({format_money(currency, exposure.pending_buys)} held by pending buys{outside})",
         )
     return None
 
