@@ -45,17 +45,17 @@ class AccountSync:
 
     def schedule(self, worker: AccountWorker, segment: str) -> None:
         """Sync ``segment`` soon; fills arriving meanwhile share the same sync."""
-        first = not worker.pending_segments
-        worker.pending_segments.add(segment)
+        first = not worker.sync.pending_segments
+        worker.sync.pending_segments.add(segment)
         if not first:
             return
 
-        wait = max(self.config.sync_debounce_s, worker.last_sync + self.config.sync_min_interval_s - time.monotonic())
+        wait = max(self.config.sync_debounce_s, worker.sync.last + self.config.sync_min_interval_s - time.monotonic())
 
         async def later() -> None:
             await asyncio.sleep(wait)
-            segments = set(worker.pending_segments)
-            worker.pending_segments.clear()
+            segments = set(worker.sync.pending_segments)
+            worker.sync.pending_segments.clear()
             await self.sync_quietly(worker, segments)
 
         self.spawn(later())
@@ -69,23 +69,24 @@ class AccountSync:
     async def sync(self, worker: AccountWorker, segments: set[str] | None = None) -> AccountSynced:
         """Fetch ``segments`` (default: all) and store the account's snapshot."""
         required = {KRX, US} if worker.trades_us else {KRX}
-        wanted = (segments or required) | (required - set(worker.positions))
-        async with worker.sync_lock:
-            worker.last_sync = time.monotonic()
+        wanted = (segments or required) | (required - set(worker.sync.positions))
+        async with worker.sync.lock:
+            worker.sync.last = time.monotonic()
             if KRX in wanted:
                 rows, summary = await inquiry.domestic_balance(worker.kis)
-                worker.positions[KRX] = domestic_positions(rows)
-                worker.cash["KRW"] = domestic_cash(summary)
+                worker.sync.positions[KRX] = domestic_positions(rows)
+                worker.sync.cash["KRW"] = domestic_cash(summary)
             if US in wanted and US in required:
-                worker.positions[US] = await self._us_positions(worker)
+                worker.sync.positions[US] = await self._us_positions(worker)
                 present = await inquiry.overseas_present_balance(worker.kis)
                 cash = usd_cash(present.currencies)
                 if cash is not None:
-                    worker.cash["USD"] = cash
+                    worker.sync.cash["USD"] = cash
             positions: list[Position] = []
             for segment in sorted(required):
-                positions.extend(worker.positions.get(segment, []))
-            event = AccountSynced(account=worker.alias, cash=dict(worker.cash), positions=unique_positions(positions))
+                positions.extend(worker.sync.positions.get(segment, []))
+            balances = dict(worker.sync.cash)
+            event = AccountSynced(account=worker.alias, cash=balances, positions=unique_positions(positions))
             await portfolio.store_snapshot(self.client, event, self.config.maxlen)
         return event
 

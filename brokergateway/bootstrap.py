@@ -14,7 +14,7 @@ from brokergateway.kis.notices import NoticeFeed
 from brokergateway.kis.tokens import TokenManager
 from brokergateway.ratelimit import RateLimiter
 from brokergateway.service import Gateway
-from brokergateway.worker import AccountWorker
+from brokergateway.worker import AccountWorker, PollState
 from yquant.errors import ConfigurationError
 from yquant.messages import Market
 from yquant.settings import (
@@ -84,7 +84,8 @@ def build_workers(
         except ValueError as exc:
             raise ConfigurationError(f"account {alias!r} lists an unknown market: {account.markets}") from exc
         # A fill poll may take at most a third of a slow account's requests (virtual: one every 3 s).
-        workers[alias] = AccountWorker(alias, kis, markets, poll_floor_s=3 / per_second if per_second > 0 else 0.0)
+        floor_s = 3 / per_second if per_second > 0 else 0.0
+        workers[alias] = AccountWorker(alias, kis, markets, poll=PollState(floor_s=floor_s))
     return workers, tokens
 
 

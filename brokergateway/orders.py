@@ -516,7 +516,7 @@ class OrderDesk:
     async def revise(self, command: ReviseOrder) -> None:
         """Revise an open limit order at KIS: lower its quantity, change its price, or both.
 
-        The account's poll waits meanwhile (``poll_lock``): KIS's list shows the old number with
+        The account's poll waits meanwhile (``PollState.lock``): KIS's list shows the old number with
         nothing left the moment KIS books the revision, which must not read as a cancellation
         before the record names the new number."""
         coid = command.client_order_id
@@ -531,7 +531,7 @@ class OrderDesk:
         if problem is not None or worker is None:
             await self._revision_refused(record, command, problem or "")
             return
-        async with worker.poll_lock:
+        async with worker.poll.lock:
             record = await order_store.get_order(self.client, coid) or record
             if record.last_revision == command.id:
                 logger.info("revision already carried out", extra={"client_order_id": coid})

@@ -50,19 +50,19 @@ class FillPoller:
         self.listed = listed
 
     def schedule(self, worker: AccountWorker, delay: float, *, stale_only: bool = False) -> None:
-        if worker.poll_scheduled:
+        if worker.poll.scheduled:
             return
-        worker.poll_scheduled = True
+        worker.poll.scheduled = True
 
         async def later() -> None:
             try:
                 await asyncio.sleep(delay)
-                worker.poll_scheduled = False
+                worker.poll.scheduled = False
                 await self.poll(worker, stale_only=stale_only)
             except BrokerError as exc:
                 logger.warning("fill poll failed", extra={"account": worker.alias, "error": exc.message})
             finally:
-                worker.poll_scheduled = False
+                worker.poll.scheduled = False
 
         self.spawn(later())
 
@@ -70,8 +70,8 @@ class FillPoller:
         """Ask KIS for the tracked orders (only those without recent news if ``stale_only``).
 
         ``at_kis``: KIS's open orders as the caller has just read them (not read again)."""
-        async with worker.poll_lock:
-            worker.last_poll = time.monotonic()
+        async with worker.poll.lock:
+            worker.poll.last = time.monotonic()
             if not worker.tracking:
                 return
             records = await orders.get_orders(self.client, list(worker.tracking))

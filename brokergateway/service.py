@@ -106,7 +106,7 @@ class Gateway:
         for worker in self.workers.values():
             # The open-order check is the first look at the orders followed now: the periodic poll
             # counts from it instead of asking KIS the same again at the first tick.
-            worker.last_poll = time.monotonic()
+            worker.poll.last = time.monotonic()
             self.spawn(self.open_orders.at_start(worker, followed[worker.alias]))
             self.spawn(self.sync.sync_quietly(worker))
         for feed in self.feeds:
@@ -170,13 +170,14 @@ class Gateway:
 
     async def _tick(self, worker: AccountWorker, now: float) -> None:
         await self.fills.resolve_waiting_notices(worker)
-        if not worker.tracking or worker.poll_scheduled:
+        if not worker.tracking:
             return
         if worker.notices_live:
-            due = now - worker.last_poll >= self.config.safety_poll_interval_s
-            if due and worker.stale_orders(self.config.notice_grace_s):
+            if worker.poll.due(now, self.config.safety_poll_interval_s) and worker.stale_orders(
+                self.config.notice_grace_s
+            ):
                 self.poller.schedule(worker, 0, stale_only=True)
-        elif now - worker.last_poll >= max(self.config.poll_interval_s, worker.poll_floor_s):
+        elif worker.poll.due(now, max(self.config.poll_interval_s, worker.poll.floor_s)):
             self.poller.schedule(worker, 0)
 
     async def close(self) -> None:
