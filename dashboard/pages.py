@@ -326,7 +326,8 @@ async def tickers(request: Request) -> Response:
         found.setdefault(symbol_key(r.market, r.ticker), {"market": r.market.value, "ticker": r.ticker, "name": ""})
     for item in web.settings.dashboard.watchlist:
         market, _, ticker = item.upper().rpartition(":")
-        found.setdefault(f"{market or 'KRX'}:{ticker}", {"market": market or "KRX", "ticker": ticker, "name": ""})
+        market = market or "KRX"
+        found.setdefault(symbol_key(market, ticker), {"market": market, "ticker": ticker, "name": ""})
     matches = [v for v in found.values() if not needle or needle in v["ticker"] or needle in v["name"].upper()]
     return JSONResponse(sorted(matches, key=lambda v: (v["ticker"] != needle, v["ticker"]))[:20])
 

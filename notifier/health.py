@@ -49,13 +49,16 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, WatchError
+from redis.typing import EncodableT, FieldT
 
-from yquant import keys
+from yquant import bus, keys
 from yquant.runtime import HEARTBEAT_TTL_S
 
 logger = logging.getLogger(__name__)
 
 NOTICES_MAXLEN = 10_000
+
+Fields = dict[FieldT, EncodableT]  # a stream entry's fields (``bus.envelope``)
 
 
 @dataclass
@@ -124,9 +127,9 @@ class HeartbeatWatch:
         return verdict
 
 
-def notice_fields(kind: str, en: str, ko: str, data: dict[str, Any]) -> dict[str, bytes]:
+def notice_fields(kind: str, en: str, ko: str, data: dict[str, Any]) -> Fields:
     """A keys.NOTICES entry: its texts are written with it (notifier.events reads them back)."""
-    return {"type": b"Notice", "data": orjson.dumps({"kind": kind, "en": en, "ko": ko, "data": data})}
+    return bus.envelope("Notice", orjson.dumps({"kind": kind, "en": en, "ko": ko, "data": data}))
 
 
 @dataclass(frozen=True)
@@ -171,7 +174,7 @@ def _duration(seconds: float) -> str:
     return f"{seconds // 3600}h {seconds % 3600 // 60}m"
 
 
-def _restart_notice(service: str, instance: str, started_at: float | None) -> dict[str, bytes]:
+def _restart_notice(service: str, instance: str, started_at: float | None) -> Fields:
     when = (
         datetime.fromtimestamp(started_at, UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if started_at else "an unknown time"
     )
@@ -230,7 +233,7 @@ async def _mark(
     client: aioredis.Redis,
     service: str,
     record: bytes | None,
-    notice: Callable[[bytes], dict[str, bytes]],
+    notice: Callable[[bytes], Fields],
     forget: list[str] | None = None,
 ) -> bool:
     """Set ``service``'s field of keys.NOTIFY_DOWN to ``record`` (missing) or clear it (None: back),
@@ -284,7 +287,7 @@ async def check_once(client: aioredis.Redis, watch: HeartbeatWatch, now: float, 
             logger.info("service back", extra={"service": service})
 
 
-def _missing_notice(service: str, instance: str, age: float, unseen: bool, _record: bytes) -> dict[str, bytes]:
+def _missing_notice(service: str, instance: str, age: float, unseen: bool, _record: bytes) -> Fields:
     data = {"service": service, "instance": instance, "ok": False}
     if unseen:
         return notice_fields(
@@ -303,7 +306,7 @@ def _missing_notice(service: str, instance: str, age: float, unseen: bool, _reco
     )
 
 
-def _back_notice(service: str, wall: float, record: bytes) -> dict[str, bytes]:
+def _back_notice(service: str, wall: float, record: bytes) -> Fields:
     """The notice of ``service`` back, its outage timed from its record in keys.NOTIFY_DOWN."""
     try:
         found = orjson.loads(record)

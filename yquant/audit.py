@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 
-from yquant import keys
+from yquant import bus, keys
 
 AUDIT_MAXLEN = 100_000
 
@@ -20,7 +20,7 @@ AUDIT_MAXLEN = 100_000
 def entry(user: str, action: str, detail: dict[str, Any], address: str) -> dict[Any, Any]:
     """The stream fields of one audit entry (so callers can add it to their own pipeline)."""
     data = {"at": datetime.now(UTC).isoformat(), "user": user, "action": action, "address": address, "detail": detail}
-    return {"type": "DashboardAction", "data": orjson.dumps(data, default=str)}
+    return bus.envelope("DashboardAction", orjson.dumps(data, default=str))
 
 
 async def record(client: aioredis.Redis, user: str, action: str, detail: dict[str, Any], address: str) -> None:

@@ -53,7 +53,13 @@ EntryId = bytes | str
 def fields_of(message: Message) -> dict[FieldT, EncodableT]:
     """The stream entry of a message: ``type`` (its class name, what ``decode`` dispatches on) and
     ``data`` (its JSON), typed as ``XADD`` takes its fields."""
-    return {"type": message.__class__.__name__, "data": encode(message)}
+    return envelope(message.__class__.__name__, encode(message))
+
+
+def envelope(kind: str, data: bytes) -> dict[FieldT, EncodableT]:
+    """A stream entry in the one layout every stream of ours uses (``fields_of``), for entries that
+    are not messages of ``yquant.messages``: dead letters, audit entries, notices."""
+    return {"type": kind, "data": data}
 
 
 async def publish(client: aioredis.Redis, stream: str, message: Message, maxlen: int = 100_000) -> str:
@@ -295,7 +301,7 @@ class Consumer:
         }
         await self.client.xadd(
             self.dead_letter_stream,
-            {"type": "DeadLetter", "data": orjson.dumps(payload)},
+            envelope("DeadLetter", orjson.dumps(payload)),
             maxlen=self.settings.stream_maxlen,
             approximate=True,
         )
