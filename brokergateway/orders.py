@@ -19,8 +19,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
+from collections.abc import Iterator
 from decimal import Decimal
 
 import redis.asyncio as aioredis
@@ -113,14 +115,11 @@ class OrderDesk:
             reason = f"account {alias!r} does not trade {record.market.value}"
             await self.reject(coid, alias, "MARKET_NOT_TRADED", reason, final_state=OrderState.FAILED)
             return
-        if coid in self._busy:
-            logger.info("order already being handled here", extra={"client_order_id": coid})
-            return
-        self._busy.add(coid)
-        try:
+        with self._working_on(coid) as free:
+            if not free:
+                logger.info("order already being handled here", extra={"client_order_id": coid})
+                return
             await self._submit(worker, record)
-        finally:
-            self._busy.discard(coid)
 
     async def _submit(self, worker: AccountWorker, record: OrderRecord) -> None:
         coid, alias = record.client_order_id, worker.alias
@@ -319,13 +318,9 @@ class OrderDesk:
 
     async def settle_abandoned(self, worker: AccountWorker, coid: str) -> None:
         """Reconcile a SUBMITTING order nobody is working on (its lease expired, e.g. after a crash)."""
-        if coid in self._busy:
-            return
-        self._busy.add(coid)
-        try:
-            await self._settle_if_free(worker, coid)
-        finally:
-            self._busy.discard(coid)
+        with self._working_on(coid) as free:
+            if free:
+                await self._settle_if_free(worker, coid)
 
     async def _settle_if_free(self, worker: AccountWorker, coid: str) -> None:
         free = await self.client.set(keys.order_lease(coid), self.holder, nx=True, px=LEASE_TTL_MS)
@@ -368,6 +363,19 @@ class OrderDesk:
                 return False
         logger.warning("took over an order whose submitter died", extra={"client_order_id": coid, "from": holder})
         return True
+
+    @contextlib.contextmanager
+    def _working_on(self, coid: str) -> Iterator[bool]:
+        """Claim ``coid`` for a submission or a settlement in this process while inside: False when
+        another task here already holds it (it is left to that one)."""
+        if coid in self._busy:
+            yield False
+            return
+        self._busy.add(coid)
+        try:
+            yield True
+        finally:
+            self._busy.discard(coid)
 
     def busy(self, coid: str) -> bool:
         return coid in self._busy
