@@ -216,6 +216,17 @@ def test_top_limit_buy_when_revised_then_cancelled_then_as_a_limit_order(
     assert cash_and_held(kis, "035420") == (START_CASH, START_CASH, 0)
 
 
+def test_limit_when_revised_to_top_limit_then_repriced_at_best_bid(
+    real_server: SimServer, make_kis: Callable[..., Kis]
+) -> None:
+    kis = client(real_server, make_kis)
+    set_price(real_server, "068270", "180000")
+    first = placed(kis.order_cash("buy", "068270", 3, "170000"))
+    revised = placed(kis.rvsecncl(first["ODNO"], first["KRX_FWDG_ORD_ORGNO"], cancel=False, ord_dvsn="04"))
+    assert row_view(daily(kis)[revised["ODNO"]]) == ("04", "179900", "3", "0", "3", "N", "0", first["ODNO"])
+    assert cash_and_held(kis, "068270")[1] == free_while_resting(179900, 3)
+
+
 @pytest.mark.parametrize("domain", ["real", "virtual"])
 def test_top_limit_sell_when_booked_then_priced_at_best_ask(
     domain: str, request: pytest.FixtureRequest, make_kis: Callable[..., Kis]
