@@ -9,11 +9,10 @@ from starlette.responses import Response
 
 from kissim.fmt import fixed, won, ymd
 from kissim.gateway import Call
-from kissim.orders import Order, OrderKind, Side
+from kissim.orders import ORDER_TYPE_NAMES, Order, OrderKind, Side, condition_name
 from kissim.paging import page
 from kissim.protocol import KST
 
-ORDER_TYPE_NAMES = {"00": "지정가", "01": "시장가"}
 SIDE_NAMES = {
     (OrderKind.NEW, Side.BUY): "현금매수",
     (OrderKind.NEW, Side.SELL): "현금매도",
@@ -56,7 +55,7 @@ def ccld_row(order: Order) -> dict[str, str]:
         "cncl_cfrm_qty": str(order.cancelled_quantity if cancel else 0),
         "rmn_qty": str(order.remaining),
         "rjct_qty": "0",
-        "ccld_cndt_name": "없음",
+        "ccld_cndt_name": condition_name(order.ord_dvsn),
         "inqr_ipad_addr": "",
         "cpbc_ordp_ord_rcit_dvsn_cd": "",
         "cpbc_ordp_infm_mthd_dvsn_cd": "",

@@ -12,7 +12,7 @@ from kissim.accounts import Account, Holding
 from kissim.fmt import fixed, rate, won
 from kissim.gateway import Call, withhold_response
 from kissim.market import Quote, family_of
-from kissim.orders import AmendRequest, Order, OrderDenied, OrderRequest, Refusal, Side
+from kissim.orders import BEST_PRICED, MARKET_PRICED, AmendRequest, Order, OrderDenied, OrderRequest, Refusal, Side
 from kissim.paging import page
 from kissim.protocol import KisError, Messages
 from kissim.quotes import change
@@ -232,7 +232,9 @@ async def inquire_psbl_order(call: Call) -> Response:
     if ticker and family_of(ticker) == "KRX":
         quote = call.sim.prices.quote("KRX", ticker)
         if unit_price <= 0:
-            unit_price = quote.upper if call.field("ORD_DVSN", "00") == "01" else quote.price
+            # An order without a price of its own is checked against cash at the upper limit.
+            unpriced = call.field("ORD_DVSN", "00") in MARKET_PRICED | BEST_PRICED
+            unit_price = quote.upper if unpriced else quote.price
         per_share = unit_price * (1 + call.sim.config.domestic_fee_rate)
         quantity = (available / per_share).to_integral_value(rounding="ROUND_FLOOR")
     unit_price = max(unit_price, Decimal(0))

@@ -2,9 +2,26 @@
 
 Pure logic (no I/O, no asyncio): the HTTP layer parses requests into ``OrderRequest`` /
 ``AmendRequest``, calls ``submit`` / ``amend`` and maps ``OrderDenied`` to KIS's messages.
-Matching: a market order (ORD_DVSN 01) fills at once at the current price; a marketable limit
+Domestic order types (ORD_DVSN, KIS's codes): 00 limit, 01 market, 03 최유리지정가 (best
+counterparty limit), 04 최우선지정가 (best own-side limit), and on the real domain only 11/12 IOC/FOK
+limit and 13/14 IOC/FOK market (KIS offers no IOC/FOK on the virtual domain). US orders are 00 only.
+Every other code is refused as unsupported.
+
+Matching: a market-priced order (01, 13, 14) fills at once at the current price; a marketable limit
 order fills at once at the current price; other limit orders rest and fill at their limit price
-when the price crosses it. With ``partial_fills`` each match fills at most half the order.
+when the price crosses it. 03 and 04 are priced from the order book when they are booked (best ask
+= the current price, best bid = one tick below, as ``history.order_book`` builds it): 03 at the best
+opposite quote (a buy at the ask, so it fills at once), 04 at the best quote of its own side (a buy
+at the bid, so it rests; a sell at the ask, which in this book is the current price, so like a sell
+limit there it fills at once); from then on they are limit orders at that price. IOC (11, 13) fills what
+is marketable now and cancels the rest at once; FOK (12, 14) fills whole at once or is cancelled
+whole. The cancelled part is a cancel record of its own, as an order-rvsecncl cancel is.
+With ``partial_fills`` each match fills at most half the order (so an IOC fills half and cancels
+the rest, and an FOK of more than one share is cancelled whole).
+
+A market-priced or best-priced buy is checked against cash at the day's upper-limit price; a
+best-priced one then holds only its booked price, a market-priced one holds the upper limit until
+it fills (the fill settles at the fill price) or its remainder is cancelled.
 """
 
 from __future__ import annotations
@@ -17,9 +34,22 @@ from decimal import Decimal
 
 from kissim.accounts import Account, currency_of, open_account, round_money
 from kissim.config import SimConfig
+from kissim.history import order_book
 from kissim.hours import new_york_time
 from kissim.market import Family, PriceBook, instrument_name, is_on_tick
 from kissim.orders import (
+    BEST_LIMIT,
+    BEST_PRICED,
+    FOK,
+    FOK_LIMIT,
+    FOK_MARKET,
+    IOC,
+    IOC_LIMIT,
+    IOC_MARKET,
+    LIMIT,
+    MARKET,
+    MARKET_PRICED,
+    TOP_LIMIT,
     AmendRequest,
     Notice,
     Order,
@@ -31,9 +61,9 @@ from kissim.orders import (
 )
 from kissim.protocol import KST
 
-DOMESTIC_ORDER_TYPES = frozenset({"00", "01"})
-US_ORDER_TYPES = frozenset({"00"})
-MARKET = "01"
+VIRTUAL_DOMESTIC_ORDER_TYPES = frozenset({LIMIT, MARKET, BEST_LIMIT, TOP_LIMIT})
+DOMESTIC_ORDER_TYPES = VIRTUAL_DOMESTIC_ORDER_TYPES | {IOC_LIMIT, FOK_LIMIT, IOC_MARKET, FOK_MARKET}
+US_ORDER_TYPES = frozenset({LIMIT})
 
 Listener = Callable[[Notice], None]
 
@@ -177,11 +207,14 @@ class Engine:
                 raise OrderDenied(Refusal.NO_HOLDING)
 
     def _check_type_and_price(self, family: Family, ticker: str, ord_dvsn: str, price: Decimal) -> None:
-        allowed = DOMESTIC_ORDER_TYPES if family == "KRX" else US_ORDER_TYPES
+        if family == "US":
+            allowed = US_ORDER_TYPES
+        else:
+            allowed = VIRTUAL_DOMESTIC_ORDER_TYPES if self.config.is_virtual else DOMESTIC_ORDER_TYPES
         if ord_dvsn not in allowed:
             raise OrderDenied(Refusal.UNSUPPORTED, f"(ORD_DVSN={ord_dvsn})")
-        if ord_dvsn == MARKET:
-            return
+        if ord_dvsn in MARKET_PRICED or ord_dvsn in BEST_PRICED:
+            return  # no price of its own (ORD_UNPR "0"): whatever was sent is not used
         if price <= 0:
             raise OrderDenied(Refusal.BAD_PRICE)
         if not is_on_tick(family, price):
@@ -191,13 +224,32 @@ class Engine:
             raise OrderDenied(Refusal.PRICE_LIMIT)
 
     def _reserve_unit(self, family: Family, ticker: str, ord_dvsn: str, price: Decimal) -> Decimal:
-        """Cash held per share: the limit price, or the upper-limit price for a market order, plus fee."""
-        reference = self.prices.quote(family, ticker).upper if ord_dvsn == MARKET else price
+        """Cash held per share: the limit price, or the upper-limit price for an order not priced yet
+        (market-priced, or best-priced before it is booked), plus fee."""
+        unpriced = ord_dvsn in MARKET_PRICED or ord_dvsn in BEST_PRICED
+        reference = self.prices.quote(family, ticker).upper if unpriced else price
         return reference * (1 + self.fee_rate(family))
+
+    def _best_price(self, order: Order) -> Decimal:
+        """The price a 03/04 order is booked at: the best quote opposite (03) or on its own side (04)."""
+        quote = self.prices.quote(order.family, order.ticker)
+        book = order_book(quote)
+        wants_ask = (order.side is Side.BUY) == (order.ord_dvsn == BEST_LIMIT)
+        best = book.asks[0][0] if wants_ask else book.bids[0][0]
+        return best if best > 0 else quote.price  # no level beyond a price limit: the price itself
+
+    def _price_best(self, order: Order) -> None:
+        """Fix a best-priced order's price; a buy then holds only that price, not the upper limit."""
+        order.price = self._best_price(order)
+        if order.side is Side.BUY:
+            order.reserve_unit = self._reserve_unit(order.family, order.ticker, LIMIT, order.price)
+            order.reserved_left = order.reserve_unit * order.remaining
 
     def _book(self, order: Order) -> None:
         order.odno = f"{self.next_odno:010d}"
         self.next_odno += 1
+        if order.kind is not OrderKind.CANCEL and order.ord_dvsn in BEST_PRICED:
+            self._price_best(order)
         account = self.account(order.cano, order.product_code)
         if order.side is Side.BUY:
             account.ledger(currency_of(order.family)).reserved += order.reserved_left
@@ -210,7 +262,39 @@ class Engine:
         self._emit(order, "accepted", order.quantity, order.price)
         if order.kind is not OrderKind.CANCEL:
             self.resting.setdefault((order.family, order.ticker), []).append(order)
-            self._match_incoming(order)
+            if order.ord_dvsn not in FOK or self._fills_whole(order):
+                self._match_incoming(order)
+            if order.remaining > 0 and (order.ord_dvsn in IOC or order.ord_dvsn in FOK):
+                self._cancel_rest(order)
+
+    def _cancel_rest(self, order: Order) -> None:
+        """An IOC/FOK order's unfilled rest, cancelled at once by a cancel record of its own.
+
+        UNCERTAIN: KIS's documents give the notice flag (ACPT_YN 3, "IOC/FOK cancel") but not how the
+        daily order list shows the rest; the simulator shows it as it shows an order-rvsecncl cancel.
+        """
+        record = self._new_order(
+            OrderRequest(
+                order.cano,
+                order.product_code,
+                order.tr_id,
+                order.family,
+                order.exchange,
+                order.ticker,
+                order.side,
+                order.ord_dvsn,
+                order.remaining,
+                order.price,
+                order.received_at_ns,
+            )
+        )
+        record.kind, record.original_odno, record.cancelled_quantity = OrderKind.CANCEL, order.odno, order.remaining
+        self._withdraw(order, order.remaining, revised=False)
+        self._book(record)
+
+    def _fills_whole(self, order: Order) -> bool:
+        """Whether an order would fill entirely now (what an FOK needs)."""
+        return self._marketable(order) and self._chunk(order) == order.remaining
 
     # ------------------------------------------------------------------ revise and cancel
 
@@ -334,13 +418,15 @@ class Engine:
             return order.remaining
         return min(order.remaining, max(1, math.ceil(order.quantity / 2)))
 
-    def _match_incoming(self, order: Order) -> None:
+    def _marketable(self, order: Order) -> bool:
         price = self.prices.quote(order.family, order.ticker).price
-        marketable = order.ord_dvsn == MARKET or (
-            order.price >= price if order.side is Side.BUY else order.price <= price
-        )
-        if marketable:
-            self._fill(order, self._chunk(order), price)
+        if order.ord_dvsn in MARKET_PRICED:
+            return True
+        return order.price >= price if order.side is Side.BUY else order.price <= price
+
+    def _match_incoming(self, order: Order) -> None:
+        if self._marketable(order):
+            self._fill(order, self._chunk(order), self.prices.quote(order.family, order.ticker).price)
 
     def match(self, family: Family, ticker: str) -> None:
         """Fill resting orders on ``ticker`` that the current price reaches."""
@@ -349,7 +435,7 @@ class Engine:
             return
         price = self.prices.quote(family, ticker).price
         for order in list(book):
-            if order.ord_dvsn == MARKET:
+            if order.ord_dvsn in MARKET_PRICED:
                 self._fill(order, self._chunk(order), price)
             elif (order.side is Side.BUY and price <= order.price) or (
                 order.side is Side.SELL and price >= order.price
@@ -370,7 +456,8 @@ class Engine:
         amount = order.remaining if quantity is None else min(quantity, order.remaining)
         if amount <= 0:
             raise OrderDenied(Refusal.BAD_QUANTITY)
-        price = self.prices.quote(order.family, order.ticker).price if order.ord_dvsn == MARKET else order.price
+        market = order.ord_dvsn in MARKET_PRICED
+        price = self.prices.quote(order.family, order.ticker).price if market else order.price
         self._fill(order, amount, price)
         return order
 

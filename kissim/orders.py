@@ -11,6 +11,34 @@ from typing import Any, Literal
 from kissim.accounts import ZERO
 from kissim.market import Family
 
+# Domestic ORD_DVSN codes the simulator serves (KIS's specification; docs/kis-protocol.md §4.1).
+LIMIT, MARKET, BEST_LIMIT, TOP_LIMIT = "00", "01", "03", "04"
+IOC_LIMIT, FOK_LIMIT, IOC_MARKET, FOK_MARKET = "11", "12", "13", "14"
+ORDER_TYPE_NAMES = {
+    LIMIT: "지정가",
+    MARKET: "시장가",
+    BEST_LIMIT: "최유리지정가",
+    TOP_LIMIT: "최우선지정가",
+    IOC_LIMIT: "IOC지정가",
+    FOK_LIMIT: "FOK지정가",
+    IOC_MARKET: "IOC시장가",
+    FOK_MARKET: "FOK시장가",
+}
+MARKET_PRICED = frozenset({MARKET, IOC_MARKET, FOK_MARKET})  # fill at the current price, no ORD_UNPR
+BEST_PRICED = frozenset({BEST_LIMIT, TOP_LIMIT})  # priced from the order book when booked, no ORD_UNPR
+IOC = frozenset({IOC_LIMIT, IOC_MARKET})  # fill what is marketable now, cancel the rest
+FOK = frozenset({FOK_LIMIT, FOK_MARKET})  # fill all now or cancel all
+
+
+def condition(ord_dvsn: str) -> str:
+    """KIS's order condition (H0STCNI0 ``ODER_COND``): ``0`` none, ``1`` IOC, ``2`` FOK."""
+    return "1" if ord_dvsn in IOC else "2" if ord_dvsn in FOK else "0"
+
+
+def condition_name(ord_dvsn: str) -> str:
+    """``ccld_cndt_name`` of the daily order list: 없음, IOC or FOK."""
+    return {"0": "없음", "1": "IOC", "2": "FOK"}[condition(ord_dvsn)]
+
 
 class Side(StrEnum):
     BUY = "buy"

@@ -17,11 +17,9 @@ from kissim.fmt import fixed, rate, won, ymd
 from kissim.gateway import Call
 from kissim.hours import new_york_time
 from kissim.market import family_of
-from kissim.orders import Order, Side
+from kissim.orders import ORDER_TYPE_NAMES, Order, Side
 from kissim.paging import page
 from kissim.protocol import KST, KisError, Messages
-
-ORDER_TYPE_NAMES = {"00": "지정가", "01": "시장가"}
 
 
 def open_orders(call: Call, family: str) -> list[Order]:

@@ -36,7 +36,7 @@ from kissim.fmt import fixed
 from kissim.history import order_book
 from kissim.hours import now_kst
 from kissim.market import Family, Quote
-from kissim.orders import Notice, OrderKind, Side, plain
+from kissim.orders import Notice, OrderKind, Side, condition, plain
 from kissim.state import Simulator
 
 logger = logging.getLogger(__name__)
@@ -91,6 +91,14 @@ def _rctf(kind: OrderKind) -> str:
     return {OrderKind.NEW: "0", OrderKind.REVISE: "1", OrderKind.CANCEL: "2"}[kind]
 
 
+def _acceptance(notice: Notice) -> str:
+    """ACPT_YN: ``2`` on a fill, ``3`` on the cancel of an IOC/FOK rest, else ``1``."""
+    if notice.kind == "filled":
+        return "2"
+    order = notice.order
+    return "3" if order.kind is OrderKind.CANCEL and condition(order.ord_dvsn) != "0" else "1"
+
+
 def domestic_fields(notice: Notice, hts_id: str) -> list[str]:
     """The 26 H0STCNI0 fields (``feeds.COLUMNS``, docs/kis-protocol.md §8)."""
     order, filled = notice.order, notice.kind == "filled"
@@ -102,14 +110,14 @@ def domestic_fields(notice: Notice, hts_id: str) -> list[str]:
         _side_code(order.side),
         _rctf(order.kind),
         order.ord_dvsn,
-        "0",
+        condition(order.ord_dvsn),
         order.ticker,
         str(notice.quantity),
         plain(notice.price),
         notice.at.strftime("%H%M%S"),
         "0",
         "2" if filled else "1",
-        "2" if filled else "1",
+        _acceptance(notice),
         order.org_no,
         str(order.quantity),
         "KISSIM",

@@ -49,9 +49,9 @@ def test_order_when_real_tr_id_on_virtual_then_http500(virtual: Kis) -> None:
 
 
 def test_order_when_unsupported_ord_dvsn_then_clear_refusal(real: Kis) -> None:
-    body = real.order_cash("buy", "005930", 1, "0", ord_dvsn="03").json()
+    body = real.order_cash("buy", "005930", 1, "0", ord_dvsn="05").json()
     assert body["rt_cd"] == "1"
-    assert "ORD_DVSN=03" in body["msg1"]
+    assert "ORD_DVSN=05" in body["msg1"]
     assert real.orders()[0]["state"] == "rejected"
 
 
