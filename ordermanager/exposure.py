@@ -37,6 +37,10 @@ from yquant.portfolio import AccountSnapshot
 from yquant.trading_state import TradingState
 
 RESERVATION_TTL_S = 7 * 86_400
+# How long a dearer revision the order manager passed on counts at its new price before the gateway
+# records it (``OrderRecord.last_revision``): KIS answers in seconds; one it refused, or whose
+# answer was lost, stops counting after this.
+REVISION_IN_FLIGHT_S = 60.0
 
 
 @dataclass
@@ -46,6 +50,8 @@ class AccountView:
     synced_at: datetime | None
     orders: list[OrderRecord] = field(default_factory=list)  # open, or created after the snapshot
     estimates: dict[str, Decimal] = field(default_factory=dict)  # client order id -> sizing price
+    # client order id -> (ReviseOrder id, wall time passed on, new price) of a dearer buy revision
+    revisions: dict[str, tuple[str, float, Decimal]] = field(default_factory=dict)
 
     def position(self, market: Market, ticker: str) -> Position | None:
         if self.snapshot is None:
@@ -103,13 +109,22 @@ class AccountView:
             estimate = order.limit_price or self.estimates.get(order.client_order_id) or Decimal(0)
             value = Decimal(0)
             if not order.is_final:
-                value += estimate * order.remaining_quantity
+                value += max(estimate, self._revised_price(order)) * order.remaining_quantity
             if order.filled_quantity and self.after_sync(order.updated_at):
                 value += (order.average_price or estimate) * order.filled_quantity
             total += value
             if order.market is market and order.ticker == ticker:
                 of_symbol += value
         return total, of_symbol
+
+    def _revised_price(self, order: OrderRecord) -> Decimal:
+        """The new price of a dearer revision of ``order`` passed on to the gateway and not yet
+        recorded on the order (0 when none): until KIS has it, the order may cost that much."""
+        revision = self.revisions.get(order.client_order_id)
+        if revision is None or order.last_revision == revision[0]:
+            return Decimal(0)
+        _, passed_at, price = revision
+        return price if time.time() - passed_at < REVISION_IN_FLIGHT_S else Decimal(0)
 
     def buy_exposure(self, market: Market, ticker: str, price: Decimal) -> BuyExposure:
         currency = market.currency
@@ -184,15 +199,20 @@ class AccountReader:
         snapshot = self._snapshot(account, raw, raw_positions)
         synced_at = _parse_time(snapshot.synced_at) if snapshot else None
         estimates: dict[str, Decimal] = {}
+        revisions: dict[str, tuple[str, float, Decimal]] = {}
         for coid, value in raw_estimates.items():
             data = orjson.loads(value)
-            estimates[keys.text(coid)] = Decimal(str(data["price"]))
+            if data.get("revision"):
+                revisions[keys.text(coid)] = (data["revision"], float(data["at"]), Decimal(str(data["price"])))
+            else:
+                estimates[keys.text(coid)] = Decimal(str(data["price"]))
         view = AccountView(
             account=account,
             snapshot=snapshot,
             synced_at=synced_at,
             orders=self._records(account, unsettled_raw),
             estimates=estimates,
+            revisions=revisions,
         )
         existing = frozenset(coid for coid, found in zip(client_order_ids, exists, strict=True) if found)
         return AccountRead(view, trading_state.effective_in(states, account), existing)
@@ -231,27 +251,34 @@ async def reserve(client: aioredis.Redis, account: str, client_order_id: str, cu
         await pipe.execute()
 
 
-def queue_reserve(pipe: Pipeline, account: str, client_order_id: str, currency: str, price: Decimal) -> None:
-    """``reserve`` queued on a pipeline (sent with the order it is for)."""
-    pipe.hset(keys.reservations(account), client_order_id, reservation_value(currency, price))
+def queue_reserve(
+    pipe: Pipeline, account: str, client_order_id: str, currency: str, price: Decimal, revision: str = ""
+) -> None:
+    """``reserve`` queued on a pipeline (sent with the order it is for); with ``revision`` (a
+    ``ReviseOrder`` id) the new price of a dearer revision while the gateway carries it out."""
+    pipe.hset(keys.reservations(account), client_order_id, reservation_value(currency, price, revision))
     pipe.expire(keys.reservations(account), RESERVATION_TTL_S)
 
 
-def reservation_value(currency: str, price: Decimal) -> bytes:
+def reservation_value(currency: str, price: Decimal, revision: str = "") -> bytes:
     """A reservation's stored value (``keys.reservations``)."""
-    return orjson.dumps({"currency": currency, "price": str(price), "at": time.time()})
+    data: dict[str, Any] = {"currency": currency, "price": str(price), "at": time.time()}
+    if revision:
+        data["revision"] = revision
+    return orjson.dumps(data)
 
 
 def settled(view: AccountView) -> list[str]:
-    """Estimates to forget: of orders that are final and reflected in the snapshot, or neither
-    open nor recent (settled)."""
+    """Estimates (and revision prices) to forget: of orders that are final and reflected in the
+    snapshot, or neither open nor recent (settled)."""
+    held = {*view.estimates, *view.revisions}
     done = [
         o.client_order_id
         for o in view.orders
-        if o.is_final and o.client_order_id in view.estimates and not view.after_sync(o.updated_at)
+        if o.is_final and o.client_order_id in held and not view.after_sync(o.updated_at)
     ]
     known = {o.client_order_id for o in view.orders}
-    done += [coid for coid in view.estimates if coid not in known]
+    done += [coid for coid in sorted(held) if coid not in known]
     return done
 
 

@@ -15,12 +15,12 @@ import dataclasses
 import logging
 from decimal import Decimal
 
-from ordermanager import risk
+from ordermanager import exposure, risk
 from ordermanager.service import OrderManager
 from yquant import keys, orders
-from yquant.bus import publish
+from yquant.bus import fields_of
 from yquant.errors import MessageRefused
-from yquant.messages import AnyMessage, ReviseOrder
+from yquant.messages import AnyMessage, ReviseOrder, Side
 from yquant.orders import OrderRecord
 
 logger = logging.getLogger(__name__)
@@ -47,10 +47,23 @@ class Revisions:
             if problem is not None:
                 await self._refuse(record, message, problem)
                 return
-            await publish(self.client, keys.ORDERS, message, self.manager.maxlen)
+            await self._pass_on(record, message)
         logger.info(
             "revision passed on", extra={"client_order_id": record.client_order_id, "revision": message.describe()}
         )
+
+    async def _pass_on(self, record: OrderRecord, command: ReviseOrder) -> None:
+        """To the gateway; a buy made dearer counts at its new price from now (``AccountView``,
+        until the gateway records the revision), in the same step, so no signal meanwhile spends
+        the difference."""
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.xadd(keys.ORDERS, fields_of(command), maxlen=self.manager.maxlen, approximate=True)
+            price = command.limit_price
+            if record.side is Side.BUY and price is not None and price > (record.limit_price or Decimal(0)):
+                exposure.queue_reserve(
+                    pipe, record.account, record.client_order_id, record.market.currency, price, command.id
+                )
+            await pipe.execute()
 
     async def _risk(self, record: OrderRecord, command: ReviseOrder) -> str | None:
         """Why the revision may not go, by the limits and the trading state; None when it may."""

@@ -3,14 +3,17 @@ passes the limits of a new buy, or is refused on the order and never reaches the
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 
+import orjson
 import pytest
 import redis.asyncio as aioredis
 
+from ordermanager import exposure
 from ordermanager.bootstrap import Parts
 from tests.harness.clock import ManualClock
-from tests.integration.ordermanager.factories import all_orders, make_signal, seed_account, stream
+from tests.integration.ordermanager.factories import all_orders, decision_of, make_signal, seed_account, stream
 from tests.order_paths import walk_to
 from yquant import controls, keys, orders, trading_state
 from yquant.errors import MessageRefused
@@ -90,3 +93,53 @@ async def test_while_halted_only_a_lower_quantity_goes_and_a_wrong_type_is_refus
         await parts.revisions.handle(CancelOrder(client_order_id=coid, account="main"))
     submit = [m for m in await stream(redis_client, keys.ORDERS) if isinstance(m, SubmitOrder)]
     assert len(submit) == 1  # the order's own command; nothing else was sent
+
+
+async def test_a_dearer_buy_counts_at_its_new_price_until_the_gateway_records_the_revision(
+    parts: Parts, redis_client: aioredis.Redis, clock: ManualClock
+) -> None:
+    """1,000,000 cash, a resting buy of 10 at 70,000 revised to 90,000: while the gateway carries
+    the revision out, a signal's buy of 2 at 70,000 (140,000) must not spend the 200,000 the
+    revision has taken; once the order says 90,000 the order's own price counts, as before."""
+    await seed_account(redis_client, cash=1_000_000)
+    coid = await resting_buy(parts, redis_client, clock)
+    revision = ReviseOrder(client_order_id=coid, account="main", limit_price=Decimal(90_000), by="admin")
+    await parts.revisions.handle(revision)
+    assert await revisions_sent(redis_client) == [revision]
+
+    meanwhile = make_signal(clock, quantity=Decimal(2))
+    await parts.manager.handle_signal(meanwhile, "c2")
+    decision = await decision_of(redis_client, meanwhile.signal_id)
+    assert decision["reason_code"] == "INSUFFICIENT_CASH"
+    assert "KRW 100,000 is available (KRW 900,000 held by pending buys)" in decision["reason"]
+
+    # The gateway's record of the revision (OrderDesk.revise): the new price and the revision's id.
+    await orders.update_order(
+        redis_client,
+        coid,
+        only_in=(OrderState.ACCEPTED,),
+        fields={"limit_price": "90000", "last_revision": revision.id},
+        maxlen=100_000,
+    )
+    cheaper = ReviseOrder(client_order_id=coid, account="main", limit_price=Decimal(80_000), by="admin")
+    await parts.revisions.handle(cheaper)  # a cheaper revision reserves nothing more
+    after = make_signal(clock, quantity=Decimal(1))
+    await parts.manager.handle_signal(after, "c3")
+    assert (await decision_of(redis_client, after.signal_id))["status"] == "accepted"  # 70,000 of 100,000
+
+
+async def test_a_dearer_revision_kis_never_carried_out_stops_counting_after_a_while(
+    parts: Parts, redis_client: aioredis.Redis, clock: ManualClock
+) -> None:
+    await seed_account(redis_client, cash=1_000_000)
+    coid = await resting_buy(parts, redis_client, clock)
+    await parts.revisions.handle(
+        ReviseOrder(client_order_id=coid, account="main", limit_price=Decimal(90_000), by="admin")
+    )
+    # As if passed on longer ago than a revision takes (refused by KIS, or its answer lost).
+    [raw] = await redis_client.hvals(keys.reservations("main"))
+    stale = {**orjson.loads(raw), "at": time.time() - exposure.REVISION_IN_FLIGHT_S - 1}
+    await redis_client.hset(keys.reservations("main"), coid, orjson.dumps(stale))
+    signal = make_signal(clock, quantity=Decimal(2))
+    await parts.manager.handle_signal(signal, "c2")
+    assert (await decision_of(redis_client, signal.signal_id))["status"] == "accepted"  # 140,000 of 300,000
