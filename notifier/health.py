@@ -336,11 +336,17 @@ async def watch_heartbeats(
     poll_s: float,
     monotonic: Callable[[], float] = time.monotonic,
 ) -> None:
-    while not stop.is_set():
+    """Poll the heartbeats every ``poll_s`` and once more as the notifier stops: `yquant up` stops
+    the services just before it (yquant/supervisor.py), and that last look sees their clean stops
+    (keys deleted while young), so the next start does not take their new lives for restarts
+    whose end nobody saw."""
+    while True:
         try:
             await check_once(client, watch, monotonic(), time.time())
         except (RedisError, OSError) as exc:
             logger.warning("heartbeat check failed; retrying", extra={"error": str(exc)})
+        if stop.is_set():
+            return
         try:
             await asyncio.wait_for(stop.wait(), timeout=poll_s)
         except TimeoutError:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import redis.asyncio as aioredis
 
 from tests.integration.notifier.loopback import FakeTelegram
-from tests.integration.notifier.test_health import _acknowledged, _is, lines, live
+from tests.integration.notifier.test_health import _acknowledged, _is, lines, live, remembered
 from tests.integration.notifier.test_health_crash import about, quick, seen_by
 from tests.integration.notifier.test_notifier import Running, until
 from yquant import keys
@@ -82,3 +82,29 @@ async def test_the_same_process_losing_its_heartbeat_while_no_notifier_ran_leave
         await until(lambda: about(telegram, "webhook"))
         await until(lambda: _acknowledged(redis_client))
     assert about(telegram, "ordermanager") == []
+
+
+async def test_services_stopped_cleanly_just_before_the_notifier_are_not_told_as_restarts_next_time(
+    redis_client: aioredis.Redis, telegram: FakeTelegram
+) -> None:
+    """`yquant up` stops the services, then the notifier (yquant/supervisor.py STOP_ORDER): a clean
+    stop deletes the service's heartbeat, and the notifier's last look, as it stops, sees it go, so
+    the next start of the whole system says nothing about it. The poll interval here is an hour:
+    only the look at the stop can have seen the key go."""
+    await live(redis_client, "ordermanager", "om-1", "life-a")
+    await live(redis_client, "webhook", "wh-1", "life-w")
+    slow = quick(telegram).model_copy(update={"heartbeat_poll_s": 3600.0})
+    async with Running(redis_client, slow):
+        await until(lambda: _is(redis_client, "ordermanager:om-1", "life-a"))
+        await until(lambda: _is(redis_client, "webhook:wh-1", "life-w"))
+        await redis_client.delete(keys.heartbeat("ordermanager", "om-1"))  # its clean stop
+    assert await remembered(redis_client, "ordermanager:om-1") is None
+
+    await live(redis_client, "ordermanager", "om-1", "life-b")  # the next `yquant up`
+    async with Running(redis_client, quick(telegram)) as running:
+        await until(lambda: seen_by(running, "ordermanager", "om-1"))
+        await until(lambda: _is(redis_client, "ordermanager:om-1", "life-b"))
+        await live(redis_client, "webhook", "wh-1", "life-w2")  # a webhook restart, told by a later poll
+        await until(lambda: about(telegram, "webhook"))
+        await until(lambda: _acknowledged(redis_client))
+    assert about(telegram, "ordermanager") == [], lines(telegram)
