@@ -78,31 +78,30 @@ class AccountView:
     def pending_buys(self, currency: str, market: Market | None = None, ticker: str | None = None) -> Decimal:
         """Value of buys the snapshot's cash does not reflect yet (open, or filled since the sync;
         those resting at KIS outside yQuant included)."""
-        total, of_symbol = self._pending(currency, market, ticker)
+        total, of_symbol, _ = self._pending(currency, market, ticker)
         return total if ticker is None else of_symbol
 
-    def outside_buys(self, currency: str, ticker: str | None = None) -> Decimal:
-        """Value of the buys resting at KIS that yQuant did not place (``portfolio.UnownedOrder``, as
-        the gateway last read KIS's open orders): the cash they hold is not in ``cash`` (KIS takes
-        it at the fill) and nothing of ours counts it. A market buy there has no price: 0."""
+    def _outside_buys(self, currency: str, ticker: str | None) -> tuple[Decimal, Decimal]:
+        """(all, those of ``ticker``) in value of the buys in ``currency`` resting at KIS that yQuant
+        did not place (``portfolio.UnownedOrder``, as the gateway last read KIS's open orders): the
+        cash they hold is not out of ``cash`` yet (KIS takes it at the fill) and no order of ours
+        counts it. A market buy there has no price: 0."""
         segment = "KRX" if currency == "KRW" else "US"
-        unowned = self.snapshot.unowned_open_orders if self.snapshot else []
-        return sum(
-            (
-                order.price * order.remaining_quantity
-                for order in unowned
-                if order.side == Side.BUY.value
-                and order.market == segment
-                and (ticker is None or order.ticker == ticker)
-            ),
-            Decimal(0),
-        )
+        total = of_ticker = Decimal(0)
+        for order in self.snapshot.unowned_open_orders if self.snapshot else []:
+            if order.side != Side.BUY.value or order.market != segment:
+                continue
+            value = order.price * order.remaining_quantity
+            total += value
+            if order.ticker == ticker:
+                of_ticker += value
+        return total, of_ticker
 
-    def _pending(self, currency: str, market: Market | None, ticker: str | None) -> tuple[Decimal, Decimal]:
-        """(all pending buys in ``currency``, those of ``market``/``ticker``) in one pass; buys resting
-        at KIS outside yQuant included (``outside_buys``)."""
-        total = self.outside_buys(currency)
-        of_symbol = self.outside_buys(currency, ticker) if ticker is not None else Decimal(0)
+    def _pending(self, currency: str, market: Market | None, ticker: str | None) -> tuple[Decimal, Decimal, Decimal]:
+        """(all pending buys in ``currency``, those of ``market``/``ticker``, the part of the first
+        that buys resting at KIS outside yQuant hold) in one pass."""
+        outside, of_symbol = self._outside_buys(currency, ticker)
+        total = outside
         for order in self.orders:
             if order.side is not Side.BUY or order.market.currency != currency:
                 continue
@@ -115,7 +114,7 @@ class AccountView:
             total += value
             if order.market is market and order.ticker == ticker:
                 of_symbol += value
-        return total, of_symbol
+        return total, of_symbol, outside
 
     def _revised_price(self, order: OrderRecord) -> Decimal:
         """The new price of a dearer revision of ``order`` passed on to the gateway and not yet
@@ -136,13 +135,13 @@ class AccountView:
                     continue
                 same = position.market is market and position.ticker == ticker
                 positions_value += position_value(position, price) if same else position.market_value
-        pending, of_symbol = self._pending(currency, market, ticker)
+        pending, of_symbol, outside = self._pending(currency, market, ticker)
         return BuyExposure(
             cash=cash,
             pending_buys=pending,
             symbol_value=position_value(self.position(market, ticker), price) + of_symbol,
             total_value=positions_value + pending,
-            outside_buys=self.outside_buys(currency),
+            outside_buys=outside,
         )
 
 
