@@ -228,6 +228,7 @@ class Reader:
             keys.CANCELS,
             keys.REVISIONS,
             keys.EXECUTIONS,
+            keys.PROGRESS,
             keys.DECISIONS,
             keys.QUERIES,
             keys.QUERIES_DASHBOARD,

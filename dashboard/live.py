@@ -33,7 +33,12 @@ from yquant import keys
 
 logger = logging.getLogger(__name__)
 
-STREAMS = (("executions", keys.EXECUTIONS), ("decisions", keys.DECISIONS), ("signals", keys.SIGNALS_WEBHOOK))
+STREAMS = (
+    ("executions", keys.EXECUTIONS),
+    ("progress", keys.PROGRESS),
+    ("decisions", keys.DECISIONS),
+    ("signals", keys.SIGNALS_WEBHOOK),
+)
 NAMES = tuple(name for name, _ in STREAMS)
 ID_PATTERN = re.compile(r"^\d{1,20}-\d{1,20}$")
 QUEUE_SIZE = 512

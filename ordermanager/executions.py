@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
@@ -64,26 +65,30 @@ class ExecutionHandler:
     # --- fills --------------------------------------------------------------------------
     async def on_fill(self, event: OrderFilled) -> None:
         """A buy placed lately by this process is known without a read; any other buy's order record
-        and a last fill's reverse entry are read in one round trip."""
+        and a sell's reverse entry (on its last fill) are read in one round trip. Only a sell can
+        hold a reverse's entry (the exit of a reverse is a sell: ``OrderManager._reverse``), so the
+        last fill of a remembered buy costs no round trip at all."""
         coid = event.client_order_id
         buy, last = event.side is Side.BUY, event.remaining_quantity == 0
         entry = self.manager.placement.placed.get(coid) if buy else None
         read_record = buy and entry is None
-        async with self.client.pipeline(transaction=False) as pipe:
-            if read_record:
-                pipe.hgetall(keys.order(coid))
-            if last:
-                pipe.get(keys.reverse_entry(coid))
-            replies = await pipe.execute() if read_record or last else []
+        read_reverse = last and not buy
+        replies: list[Any] = []
+        if read_record or read_reverse:
+            async with self.client.pipeline(transaction=False) as pipe:
+                if read_record:
+                    pipe.hgetall(keys.order(coid))
+                if read_reverse:
+                    pipe.get(keys.reverse_entry(coid))
+                replies = await pipe.execute()
         if read_record:
             entry = await self._entry_of(orders.parse_record(replies[0]) if replies[0] else None)
         if entry is not None:
             await self.attach_exit_rule(event, entry)
             if last:
                 self.manager.placement.placed.forget(coid)
-        if last:
-            if event.side is Side.SELL:
-                await self.forget_closed_position(event)
+        if read_reverse:
+            await self.forget_closed_position(event)
             await self.release_entry(coid, replies[-1])
 
     async def _entry_of(self, record: orders.OrderRecord | None) -> BuyEntry | None:

@@ -33,7 +33,14 @@ CANCELS = PREFIX + "stream:cancels"  # CancelOrder asked by a person (dashboard,
 # ReviseOrder asked by a person (the dashboard). The order manager reads it, not the gateway: a
 # revision that adds risk passes the same limits as a new order, then goes on ORDERS (ADR 0014).
 REVISIONS = PREFIX + "stream:revisions"
-EXECUTIONS = PREFIX + "stream:executions"  # order lifecycle events and AccountSynced
+# What changes an order's fills, its finality or an account: fills, refusals, failures, cancels and
+# AccountSynced. The order manager follows up on every entry (exits, released reserves, positions
+# closed), so it carries nothing else: each entry is a read of its consumer group.
+EXECUTIONS = PREFIX + "stream:executions"
+# An order's progress that nothing trades on: submitted, accepted by KIS, revised, a revision
+# refused. Live pages and tools watch it; the order manager does not read it (ADR 0004).
+PROGRESS = PREFIX + "stream:progress"
+PROGRESS_EVENTS = frozenset({"OrderSubmitted", "OrderAccepted", "OrderRevised", "OrderRevisionRefused"})
 DECISIONS = PREFIX + "stream:decisions"  # one decision per signal: accepted or denied
 QUERIES = PREFIX + "stream:queries"  # the order manager's quote requests
 QUERIES_DASHBOARD = PREFIX + "stream:queries:dashboard"  # the dashboard's quote requests (a small budget)
@@ -55,6 +62,7 @@ ALL_STREAMS = (
     CANCELS,
     REVISIONS,
     EXECUTIONS,
+    PROGRESS,
     DECISIONS,
     QUERIES,
     QUERIES_DASHBOARD,
@@ -70,6 +78,11 @@ GROUP_BROKERGATEWAY = "brokergateway"
 
 # --- keys ----------------------------------------------------------------------------
 FUNCTIONS_LIBRARY = "yquant"
+
+
+def event_stream(event_type: str) -> str:
+    """The stream an order event of ``event_type`` (its class name) goes to."""
+    return PROGRESS if event_type in PROGRESS_EVENTS else EXECUTIONS
 
 
 def signal_dedupe(signal_id: str) -> str:

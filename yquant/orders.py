@@ -296,7 +296,8 @@ def update_arguments(
         lease = ["take", take_lease[0], take_lease[1]]
     elif drop_lease:
         lease = ["drop", "", 0]
-    order_keys = [keys.order(client_order_id), keys.order_history(client_order_id), keys.ORDERS_OPEN, keys.EXECUTIONS]
+    stream = keys.event_stream(event.__class__.__name__) if event else keys.EXECUTIONS
+    order_keys = [keys.order(client_order_id), keys.order_history(client_order_id), keys.ORDERS_OPEN, stream]
     if lease:
         order_keys.append(keys.order_lease(client_order_id))
     return [

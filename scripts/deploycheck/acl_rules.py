@@ -47,6 +47,9 @@ UPDATE = (
 )
 # The gateway's submit, acceptance and refusal take or drop the order's lease in the same step.
 UPDATE_LEASE = ("FCALL", "yq_order_update", "5", *UPDATE[3:], "yq:order:o1:lease")
+# An order's progress (submitted, accepted, revised, a revision refused) goes to its own stream.
+UPDATE_PROGRESS = (*UPDATE[:-1], "yq:stream:progress")
+UPDATE_PROGRESS_LEASE = ("FCALL", "yq_order_update", "5", *UPDATE_PROGRESS[3:], "yq:order:o1:lease")
 # yq_order_place declares the throttles' keys, the signal's record and index, the decision stream
 # and the reservations beside yq_order_create's five (ordermanager/placement.py, place_arguments).
 PLACE = (
@@ -129,6 +132,8 @@ ACL_TABLE: list[tuple[str, bool, tuple[str, ...]]] = [
     ("ordermanager", True, ("XREADGROUP", "GROUP", "ordermanager", "c1", "STREAMS", "yq:stream:revisions", ">")),
     ("ordermanager", True, ("XACK", "yq:stream:revisions", "ordermanager", "1-0")),
     ("ordermanager", True, ("XADD", "yq:stream:orders", "*", "type", "ReviseOrder", "data", "{}")),
+    # ... and refuses one (OrderRevisionRefused, an order's progress)
+    ("ordermanager", True, UPDATE_PROGRESS),
     ("ordermanager", True, CREATE),
     # The throttles, the order and its decision in one step; only the order manager may take it.
     ("ordermanager", True, PLACE),
@@ -174,11 +179,14 @@ ACL_TABLE: list[tuple[str, bool, tuple[str, ...]]] = [
     ("brokergateway", True, ("SET", "yq:ratelimit:dashboard-quotes", "1", "NX", "PX", "1000")),
     ("brokergateway", True, UPDATE),
     ("brokergateway", True, UPDATE_LEASE),
+    ("brokergateway", True, UPDATE_PROGRESS),
+    ("brokergateway", True, UPDATE_PROGRESS_LEASE),
     # A sync drops the final orders it reflects from the account's unsettled orders.
     ("brokergateway", True, ("HGETALL", UNSETTLED)),
     ("brokergateway", True, ("HDEL", UNSETTLED, "o1")),
     ("brokergateway", False, PLACE),
     ("brokergateway", True, ("XADD", "yq:stream:executions", *XADD)),
+    ("brokergateway", True, ("XADD", "yq:stream:progress", *XADD)),
     ("brokergateway", True, ("GET", "yq:token:abc")),
     ("brokergateway", True, ("SET", "yq:token:abc", "{}", "EX", "86400")),
     ("brokergateway", True, ("SET", "yq:lock:token:abc", "owner", "NX", "PX", "15000")),
@@ -204,6 +212,7 @@ ACL_TABLE: list[tuple[str, bool, tuple[str, ...]]] = [
     ("dashboard", True, ("HGETALL", "yq:order:o1")),
     ("dashboard", True, ("ZREVRANGE", "yq:orders:index", "0", "49")),
     ("dashboard", True, ("XREVRANGE", "yq:stream:executions", "+", "-", "COUNT", "50")),
+    ("dashboard", True, ("XREAD", "COUNT", "500", "STREAMS", "yq:stream:progress", "0")),
     ("dashboard", True, ("XREAD", "COUNT", "10", "STREAMS", "yq:stream:signals:webhook", "0")),
     ("dashboard", True, ("XINFO", "GROUPS", "yq:stream:signals:webhook")),
     ("dashboard", True, ("SCAN", "0", "MATCH", "yq:hb:*")),
@@ -249,6 +258,7 @@ ACL_TABLE: list[tuple[str, bool, tuple[str, ...]]] = [
     ("notifier", True, ("HMGET", "yq:order:o1", "strategy", "market", "ticker", "side", "quantity")),
     ("notifier", True, ("HSET", "yq:notify:status:phone", "ok", "1")),
     ("notifier", False, ("XADD", "yq:stream:executions", *XADD)),
+    ("notifier", False, ("XADD", "yq:stream:progress", *XADD)),
     ("notifier", False, ("XADD", "yq:stream:signals:webhook", *XADD)),
     ("notifier", False, ("XADD", "yq:stream:cancels", *XADD)),
     ("notifier", False, ("HSET", "yq:order:o1", "state", "FILLED")),
@@ -324,6 +334,7 @@ ACL_TABLE: list[tuple[str, bool, tuple[str, ...]]] = [
     ("dashboard", False, CREATE),
     ("dashboard", False, UPDATE),
     ("dashboard", False, UPDATE_LEASE),
+    ("dashboard", False, UPDATE_PROGRESS),
     ("dashboard", False, PLACE),
     ("dashboard", True, ("HGETALL", UNSETTLED)),
     ("dashboard", False, ("HSET", UNSETTLED, "o1", "{}")),
@@ -331,6 +342,7 @@ ACL_TABLE: list[tuple[str, bool, tuple[str, ...]]] = [
     ("dashboard", False, ("HSET", "yq:account:main", "cash", "1")),
     ("dashboard", False, ("DEL", "yq:positions:main")),
     ("dashboard", False, ("XADD", "yq:stream:executions", *XADD)),
+    ("dashboard", False, ("XADD", "yq:stream:progress", *XADD)),
     ("dashboard", False, ("XADD", "yq:stream:decisions", *XADD)),
     ("dashboard", False, READ_SIGNALS),
     ("dashboard", False, ("XACK", "yq:stream:orders", "brokergateway", "1-0")),

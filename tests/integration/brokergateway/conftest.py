@@ -154,8 +154,10 @@ class Harness:
         return record
 
     async def events(self, coid: str) -> list[Any]:
+        """The order's events on both streams, in the order they were appended."""
+        entries = [*await xrange(self.client, keys.EXECUTIONS), *await xrange(self.client, keys.PROGRESS)]
         found = []
-        for _id, entry in await xrange(self.client, keys.EXECUTIONS):
+        for _id, entry in sorted(entries, key=lambda e: tuple(int(part) for part in e[0].split(b"-"))):
             message = decode(entry[b"data"])
             if getattr(message, "client_order_id", None) == coid:
                 found.append(message)

@@ -14,6 +14,7 @@ from prometheus_client import REGISTRY
 
 from brokergateway.orders import DEAD_HOLDER_AFTER_MS, LEASE_TTL_MS
 from tests.integration.kissim.helpers import SimServer, base_config
+from tests.replies import xrange
 from yquant import keys, orders
 from yquant.messages import (
     Market,
@@ -373,3 +374,20 @@ async def test_a_lease_of_a_gateway_that_is_alive_is_never_taken_however_old(
     await _sweep(harness, command)
     await harness.state(command.client_order_id, OrderState.ACCEPTED, OrderState.FILLED)
     assert len([o for o in harness.sim_orders() if o["ticker"] == "066570"]) == 1
+
+
+async def test_the_order_managers_stream_carries_only_what_it_acts_on(
+    sim: SimServer, make_harness: MakeHarness
+) -> None:
+    """A filled buy puts its fill on the executions stream and its progress (submitted, accepted)
+    on the progress stream: the order manager, which reads every executions entry, wakes for the
+    fill only, and live pages still see each step."""
+    harness = await make_harness(sim)
+    command = await harness.submit(ticker="005930", quantity=1)
+    await harness.state(command.client_order_id, OrderState.FILLED)
+
+    def of_order(entries: list[tuple[bytes, dict[bytes, bytes]]]) -> list[str]:
+        return [e[b"type"].decode() for _id, e in entries if command.client_order_id.encode() in e[b"data"]]
+
+    assert of_order(await xrange(harness.client, keys.EXECUTIONS)) == ["OrderFilled"]
+    assert of_order(await xrange(harness.client, keys.PROGRESS)) == ["OrderSubmitted", "OrderAccepted"]

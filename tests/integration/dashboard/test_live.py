@@ -48,7 +48,7 @@ async def test_reconnect_with_last_event_id_replays_what_was_missed_once(redis_c
     broadcaster = Broadcaster(redis_client)
     stream = event_stream(broadcaster, None)
     await anext(stream)
-    await redis_client.xadd(keys.EXECUTIONS, {"type": "OrderAccepted", "data": b'{"client_order_id": "a"}'})
+    await redis_client.xadd(keys.PROGRESS, {"type": "OrderAccepted", "data": b'{"client_order_id": "a"}'})
     seen = await next_event(stream)
     await stream.aclose()  # the browser goes away ...
     for name in ("b", "c"):  # ... and misses two events
@@ -80,7 +80,7 @@ async def test_reconnect_with_last_event_id_replays_what_was_missed_once(redis_c
 
 async def test_a_browser_too_far_behind_is_told_to_reload(redis_client: aioredis.Redis) -> None:
     broadcaster = Broadcaster(redis_client)
-    start = "0-0,0-0,0-0"
+    start = "0-0,0-0,0-0,0-0"
     async with redis_client.pipeline(transaction=False) as pipe:
         for index in range(600):
             pipe.xadd(keys.EXECUTIONS, {"type": "AccountSynced", "data": orjson.dumps({"account": str(index)})})
@@ -95,9 +95,14 @@ async def test_a_browser_too_far_behind_is_told_to_reload(redis_client: aioredis
 
 
 def test_a_malformed_last_event_id_is_ignored() -> None:
-    assert parse_cursor("1-0,2-0") is None
-    assert parse_cursor("1-0,2-0,x") is None
-    assert parse_cursor("1-0,2-0,3-4") == {"executions": "1-0", "decisions": "2-0", "signals": "3-4"}
+    assert parse_cursor("1-0,2-0,3-4") is None  # a cursor from before the progress stream: none
+    assert parse_cursor("1-0,2-0,5-0,x") is None
+    assert parse_cursor("1-0,2-0,5-0,3-4") == {
+        "executions": "1-0",
+        "progress": "2-0",
+        "decisions": "5-0",
+        "signals": "3-4",
+    }
 
 
 async def next_status(stream: AsyncIterator[bytes]) -> str:

@@ -139,15 +139,16 @@ async def test_a_buy_with_no_throttle_sends_its_order_and_decision_as_one_comman
     assert len(await stream(redis_client, keys.ORDERS)) == 2
 
 
-# A filled buy this process placed: only the reverse entry a last fill may release is read (its
-# strategy, origin, stop and target are remembered from the placement). A buy placed elsewhere
-# or before a restart: its order record with that reverse entry, then its signal's record. Before
-# (3beb4d1) one round trip each for every buy: 3. Writing a rule costs one more.
-MAX_FILL_ROUND_TRIPS = 1
+# A filled buy this process placed: nothing is read (its strategy, origin, stop and target are
+# remembered from the placement, and only a sell can hold a reverse's entry). A buy placed
+# elsewhere or before a restart: its order record, then its signal's record. Before (3beb4d1) one
+# round trip each for every buy: 3; before the reverse entry was left to sells, 1. Writing a rule
+# costs one more.
+MAX_FILL_ROUND_TRIPS = 0
 MAX_FILL_ROUND_TRIPS_UNKNOWN_BUY = 2
 
 
-async def test_a_filled_buy_costs_the_order_manager_one_round_trip(
+async def test_a_filled_buy_costs_the_order_manager_no_round_trip(
     counted: tuple[aioredis.Redis, Sent], redis_client: aioredis.Redis, om_settings: Settings, clock: ManualClock
 ) -> None:
     client, sent = counted
