@@ -191,9 +191,9 @@ def test_compose_file_when_faulty_then_check_fails_with_reason(
             id="dashboard-may-place-orders",
         ),
         pytest.param(
-            "    (+fcall ~yq:order:* ~yq:orders:* ~yq:stream:orders ~yq:stream:executions)\n",
-            "    (+fcall ~yq:order:* ~yq:orders:* ~yq:stream:orders ~yq:stream:executions ~yq:risk:* ~yq:signal:*\n"
-            "        ~yq:signals:* ~yq:stream:decisions)\n",
+            "    (+fcall ~yq:order:* ~yq:orders:* ~yq:stream:orders ~yq:stream:executions ~yq:stream:progress)\n",
+            "    (+fcall ~yq:order:* ~yq:orders:* ~yq:stream:orders ~yq:stream:executions ~yq:stream:progress\n"
+            "        ~yq:risk:* ~yq:signal:* ~yq:signals:* ~yq:stream:decisions)\n",
             f"user brokergateway may run `{PLACE_SHOWN}` but must not",
             id="gateway-may-place-orders",
         ),
@@ -220,8 +220,8 @@ def test_acl_template_when_too_permissive_then_check_fails_with_reason(
             id="webhook-dedupe",
         ),
         pytest.param(
-            "        ~yq:signals:* ~yq:stream:decisions)\n",
-            "        ~yq:signals:*)\n",
+            "        ~yq:risk:* ~yq:signal:* ~yq:signals:* ~yq:stream:decisions)\n",
+            "        ~yq:risk:* ~yq:signal:* ~yq:signals:*)\n",
             [
                 f"user ordermanager may not run `{PLACE_SHOWN}` but must",
                 "a permitted call failed: No permissions to access a key",
