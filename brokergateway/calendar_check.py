@@ -1,6 +1,8 @@
 """KIS's KRX calendar against ours: the order manager decides market hours with the ``holidays``
 package (yquant/markets.py); once a day the gateway asks KIS (chk-holiday, real domain only)
-which of the next days KRX opens, and says where the two disagree.
+which of the next days KRX opens, and says where the two disagree. Our side of the comparison
+comes from a short-lived child process (yquant/market_days.py): the gateway itself never loads
+``holidays`` (about 12 MiB for an answer it needs once a day).
 
 A disagreement is logged with each date and both answers, and exported as
 ``yquant_gateway_calendar_disagreements{market}`` (alert ``YQuantCalendarDisagrees``): on such a
@@ -20,8 +22,9 @@ from datetime import UTC, date, datetime
 from brokergateway import metrics
 from brokergateway.kis import inquiry
 from brokergateway.worker import AccountWorker
+from yquant import market_days
 from yquant.errors import BrokerError
-from yquant.markets import holiday_name, is_trading_day, local_date
+from yquant.markets import local_date
 from yquant.messages import Market
 
 logger = logging.getLogger(__name__)
@@ -44,14 +47,27 @@ class Disagreement:
         return f"{self.day.isoformat()}: KIS says {kis}, yQuant's calendar says {ours}"
 
 
-def disagreements(kis_days: dict[date, bool]) -> list[Disagreement]:
-    """The days on which KIS's answer and ``yquant.markets`` differ."""
+def disagreements(
+    kis_days: dict[date, bool], ours: dict[date, tuple[bool, str | None]] | None = None
+) -> list[Disagreement]:
+    """The days on which KIS's answer and ``yquant.markets`` differ; ``ours`` is our calendar's
+    answer for those days (open, holiday name), computed here when not given."""
+    if ours is None:
+        ours = {day: market_days.answer(Market.KRX, day, 1)[day] for day in kis_days}
     found = []
     for day, kis_open in sorted(kis_days.items()):
-        ours = is_trading_day(Market.KRX, day)
-        if ours != kis_open:
-            found.append(Disagreement(day, kis_open, ours, holiday_name(Market.KRX, day)))
+        ours_open, holiday = ours[day]
+        if ours_open != kis_open:
+            found.append(Disagreement(day, kis_open, ours_open, holiday))
     return found
+
+
+async def our_calendar(kis_days: dict[date, bool]) -> dict[date, tuple[bool, str | None]]:
+    """Our calendar's answer for the days KIS answered, from the child process."""
+    if not kis_days:
+        return {}
+    first, last = min(kis_days), max(kis_days)
+    return await market_days.ask(Market.KRX, first, (last - first).days + 1)
 
 
 class CalendarCheck:
@@ -74,7 +90,8 @@ class CalendarCheck:
         return True
 
     async def check(self, today: date | None = None) -> list[Disagreement] | None:
-        """The disagreements over the next DAYS_AHEAD days (None when KIS could not be asked)."""
+        """The disagreements over the next DAYS_AHEAD days (None when KIS could not be asked or
+        our calendar's child process failed; the next try is then an hour later)."""
         if self.worker is None:
             return None
         start = today or local_date(Market.KRX, datetime.now(UTC))
@@ -84,8 +101,14 @@ class CalendarCheck:
             self.next_check = time.monotonic() + RETRY_AFTER_S
             logger.warning("KIS's KRX calendar unavailable", extra={"error": str(exc)})
             return None
+        try:
+            ours = await our_calendar(kis_days)
+        except (OSError, ValueError) as exc:
+            self.next_check = time.monotonic() + RETRY_AFTER_S
+            logger.warning("KRX calendars not compared", extra={"error": str(exc)})
+            return None
         self.next_check = time.monotonic() + CHECK_INTERVAL_S
-        found = disagreements(kis_days)
+        found = disagreements(kis_days, ours)
         self.last = found
         metrics.CALENDAR_DISAGREEMENTS.labels("KRX").set(len(found))
         metrics.CALENDAR_CHECKED.labels("KRX").set(time.time())
