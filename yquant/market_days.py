@@ -11,6 +11,7 @@ market hours, keeps its calendar in process.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 from datetime import date, timedelta
@@ -35,10 +36,14 @@ async def ask(market: Market, start: date, days: int) -> dict[date, tuple[bool, 
     )  # fmt: skip
     try:
         out, err = await asyncio.wait_for(child.communicate(), ASK_TIMEOUT_S)
-    except TimeoutError:
-        child.kill()
-        await child.wait()
-        raise OSError(f"the calendar child gave no answer within {ASK_TIMEOUT_S:.0f} s") from None
+    except BaseException as exc:  # timed out, or the caller is stopping: no child outlives its ask
+        if child.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                child.kill()
+        await child.communicate()  # reaps it and closes its pipes
+        if isinstance(exc, TimeoutError):
+            raise OSError(f"the calendar child gave no answer within {ASK_TIMEOUT_S:.0f} s") from None
+        raise
     if child.returncode != 0:
         raise OSError(f"the calendar child failed ({child.returncode}): {err.decode(errors='replace')[-500:]}")
     rows = json.loads(out)

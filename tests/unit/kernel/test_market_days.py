@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
 import subprocess
 import sys
 from datetime import date, timedelta
+
+import pytest
 
 from yquant import market_days
 from yquant.markets import holiday_name, is_trading_day
@@ -51,3 +56,35 @@ def test_a_bad_request_gets_a_usage_error_and_no_answer() -> None:
         assert out.returncode == 2, args
         assert out.stdout == ""
         assert out.stderr.strip()
+
+
+def calendar_children() -> list[int]:
+    """This process's children running ``yquant.market_days`` (zombies included: not reaped)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                ppid = int(stat.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as cmd:
+                cmdline = cmd.read()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if ppid == os.getpid() and b"yquant.market_days" in cmdline:
+            found.append(int(entry))
+    return found
+
+
+async def test_a_caller_that_stops_mid_ask_leaves_no_child_behind() -> None:
+    # The gateway stopping while the child computes: the child is killed and reaped, its pipes
+    # closed (pytest turns a leaked transport into a failure). The child is stopped with SIGSTOP
+    # as soon as it is seen, so it cannot answer before the cancel lands.
+    asking = asyncio.create_task(market_days.ask(Market.KRX, START, 14))
+    while not (children := calendar_children()):
+        await asyncio.sleep(0.005)
+    os.kill(children[0], signal.SIGSTOP)
+    asking.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asking
+    assert calendar_children() == []
