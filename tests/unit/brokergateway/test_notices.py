@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 from decimal import Decimal
 
+import pytest
 from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
@@ -30,7 +31,20 @@ def domestic(odno: str = "0000001234", quantity: str = "3", price: str = "70100"
 
 
 def test_decrypt_reverses_kis_encryption() -> None:
+    # Encrypted with another library (cryptography, as the simulator does): the same cipher.
     assert decrypt(encrypt("a^b^c"), KEY, IV) == "a^b^c"
+    assert decrypt(encrypt("x" * 16), KEY, IV) == "x" * 16  # a whole block of padding
+
+
+def test_a_payload_that_does_not_decrypt_raises_value_error() -> None:
+    whole = base64.b64decode(encrypt("a^b^c"))
+    # "a^b^c" pads with eleven 0x0b bytes; an iv whose last byte differs by 0x0b turns the last
+    # one into 0x00, which no PKCS7 padding ends with.
+    wrong_iv = IV[:-1] + chr(ord(IV[-1]) ^ 0x0B)
+    with pytest.raises(ValueError, match=r"[Pp]adding"):
+        decrypt(encrypt("a^b^c"), KEY, wrong_iv)
+    with pytest.raises(ValueError, match="16 byte boundary"):
+        decrypt(base64.b64encode(whole[:-1]).decode(), KEY, IV)  # not a whole number of blocks
 
 
 def test_encrypted_domestic_fill_notice_is_parsed_from_the_26_field_layout() -> None:
