@@ -2,7 +2,7 @@
 package (yquant/markets.py); once a day the gateway asks KIS (chk-holiday, real domain only)
 which of the next days KRX opens, and says where the two disagree. Our side of the comparison
 comes from a short-lived child process (yquant/market_days.py): the gateway itself never loads
-``holidays`` (about 12 MiB for an answer it needs once a day).
+``holidays`` (about 13 MiB, `python -m benchmarks.import_cost`, for an answer it needs once a day).
 
 A disagreement is logged with each date and both answers, and exported as
 ``yquant_gateway_calendar_disagreements{market}`` (alert ``YQuantCalendarDisagrees``): on such a

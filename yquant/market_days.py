@@ -3,7 +3,7 @@
 ``python -m yquant.market_days KRX 2026-12-07 30`` prints one JSON object: each day's ISO date
 → ``[open, holiday name or null]`` by ``yquant.markets``. The gateway checks KIS's calendar
 against ours once a day and asks through this child (``ask``), so it never loads the ``holidays``
-package: that package builds XKRX by importing every country module it has (about 12 MiB of the
+package: that package builds XKRX by importing every country module it has (about 13 MiB of the
 gateway's resident memory for an answer it needs once a day). The order manager, which decides
 market hours, keeps its calendar in process.
 """

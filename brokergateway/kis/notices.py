@@ -66,8 +66,8 @@ def decrypt(payload: str, key: str, iv: str) -> str:
     """AES-256-CBC with the subscribe reply's key and iv (UTF-8 bytes), base64 payload, PKCS7.
     ValueError when the payload does not decrypt (its length, its padding).
 
-    pycryptodome, not cryptography: the same cipher for 1.6 MiB of the gateway's memory instead of
-    6.5 (cryptography loads its whole OpenSSL binding; `python -m benchmarks.import_cost`)."""
+    pycryptodome, not cryptography: the same cipher for 2.3 MiB of the gateway's memory instead of
+    6.6 (cryptography loads its whole OpenSSL binding; `python -m benchmarks.import_cost`)."""
     cipher = AES.new(key.encode(), AES.MODE_CBC, iv=iv.encode())
     return unpad(cipher.decrypt(base64.b64decode(payload)), AES.block_size).decode()
 
