@@ -81,8 +81,9 @@ async def test_a_caller_that_stops_mid_ask_leaves_no_child_behind() -> None:
     # closed (pytest turns a leaked transport into a failure). The child is stopped with SIGSTOP
     # as soon as it is seen, so it cannot answer before the cancel lands.
     asking = asyncio.create_task(market_days.ask(Market.KRX, START, 14))
-    while not (children := calendar_children()):
+    while not (children := calendar_children()) and not asking.done():
         await asyncio.sleep(0.005)
+    assert children, f"the child ended before it was seen: {asking.result()!r}"
     os.kill(children[0], signal.SIGSTOP)
     asking.cancel()
     with pytest.raises(asyncio.CancelledError):
