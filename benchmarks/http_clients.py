@@ -1,7 +1,7 @@
 """CPU per KIS-shaped request of the async HTTP clients the gateway could use (ADR 0012).
 
     python -m venv /tmp/h && /tmp/h/bin/pip install httpx==0.29.0 aiohttp uvloop orjson
-    /tmp/h/bin/python benchmarks/http_clients.py [--requests 5000] [--rounds 3]
+    /tmp/h/bin/python benchmarks/http_clients.py [--requests 5000] [--rounds 3] [--clients httpx,aiohttp]
 
 A raw asyncio server in a child process answers every request with an order-cash answer of KIS's
 shape (its CPU is not counted); each client, in a fresh process per round, sends 200 requests to
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import http.cookiejar
 import importlib
 import socket
 import statistics
@@ -43,7 +44,7 @@ BODY = (
     b'{"CANO":"50000001","ACNT_PRDT_CD":"01","PDNO":"005930","ORD_DVSN":"00","ORD_QTY":"1",'
     b'"ORD_UNPR":"71000","EXCG_ID_DVSN_CD":"KRX","SLL_TYPE":"","CNDT_PRIC":""}'
 )
-CLIENTS = ("httpx", "httpcore", "aiohttp")
+CLIENTS = ("httpx", "httpx-nocookies", "httpcore", "aiohttp")
 
 
 def rss_mib() -> float:
@@ -74,12 +75,13 @@ async def serve(port: int) -> None:
 
 async def send(name: str, url: str, count: int) -> float:
     """CPU seconds for ``count`` POSTs with client ``name`` (after 200 unmeasured ones)."""
-    module: Any = importlib.import_module(name)
+    module: Any = importlib.import_module(name.removesuffix("-nocookies"))
     json: Any = importlib.import_module("orjson")
 
-    if name == "httpx":
+    if name.startswith("httpx"):
         limits = module.Limits(max_connections=8, max_keepalive_connections=8, keepalive_expiry=60)
-        async with module.AsyncClient(timeout=5.0, limits=limits, trust_env=False) as http:
+        jar = NoCookies() if name.endswith("-nocookies") else None  # what the gateway's client uses
+        async with module.AsyncClient(timeout=5.0, limits=limits, trust_env=False, cookies=jar) as http:
 
             async def one() -> None:
                 response = await http.post(url, content=BODY, headers=HEADERS)
@@ -105,6 +107,13 @@ async def send(name: str, url: str, count: int) -> float:
         return await timed(one, count)
 
 
+class NoCookies(http.cookiejar.CookieJar):
+    """A jar that keeps nothing: httpx then skips copying every answer's headers for it."""
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        return None
+
+
 async def timed(one: Any, count: int) -> float:
     for _ in range(200):
         await one()
@@ -118,7 +127,7 @@ def client_main(name: str, port: int, count: int) -> None:
     uvloop: Any = importlib.import_module("uvloop")
     importlib.import_module("orjson")
     before = rss_mib()
-    importlib.import_module(name)
+    importlib.import_module(name.removesuffix("-nocookies"))
     imported = rss_mib() - before
     cpu = uvloop.run(send(name, f"http://127.0.0.1:{port}/uapi/domestic-stock/v1/trading/order-cash", count))
     print(f"{cpu * 1e6 / count:.1f} {imported:.1f}")
@@ -128,6 +137,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=5000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--clients", default=",".join(CLIENTS), help="comma-separated, of " + ", ".join(CLIENTS))
     parser.add_argument("--client", help=argparse.SUPPRESS)
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -144,9 +154,10 @@ def main() -> int:
     server = subprocess.Popen([sys.executable, __file__, "--serve", str(port)])
     try:
         time.sleep(1.0)
-        runs: dict[str, list[tuple[float, float]]] = {name: [] for name in CLIENTS}
+        clients = [name for name in args.clients.split(",") if name]
+        runs: dict[str, list[tuple[float, float]]] = {name: [] for name in clients}
         for _ in range(args.rounds):
-            for name in CLIENTS:
+            for name in clients:
                 command = [sys.executable, __file__, "--client", name, "--port", str(port)]
                 done = subprocess.run(
                     [*command, "--requests", str(args.requests)], capture_output=True, text=True, check=True

@@ -6,10 +6,10 @@ import asyncio
 import logging
 import sys
 
-import httpx
 from prometheus_client import start_http_server
 
 from brokergateway.bootstrap import build_gateway
+from brokergateway.kis.client import http_pool
 from yquant import keys, logs, valkey
 from yquant.bus import Consumer
 from yquant.runtime import heartbeat_loop, install_stop_handlers, run_service
@@ -27,11 +27,7 @@ async def main() -> None:
     install_stop_handlers(stop)
     if settings.gateway.metrics_port:
         start_http_server(settings.gateway.metrics_port, addr=settings.gateway.metrics_host)
-    # A small pool kept alive: KIS allows at most 18 requests/s per account, and httpcore
-    # scans every pooled connection for each request (a large pool churned and cost ~5 ms
-    # of CPU per order under load).
-    limits = httpx.Limits(max_connections=8, max_keepalive_connections=8, keepalive_expiry=60)
-    async with httpx.AsyncClient(timeout=settings.kis.timeout_s, limits=limits, trust_env=False) as http:
+    async with http_pool(settings.kis.timeout_s) as http:
         gateway = build_gateway(settings, client, http)
         await gateway.start()
         consumers = [

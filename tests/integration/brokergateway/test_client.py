@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -10,6 +11,7 @@ import orjson
 import pytest
 
 from brokergateway.kis import inquiry, trading
+from brokergateway.kis.client import http_pool
 from tests.integration.kissim.helpers import SimServer
 from yquant.messages import Market, OrderType, Side
 
@@ -143,3 +145,37 @@ async def test_a_revision_moves_what_is_left_to_a_new_order_number_at_the_new_pr
         ("01", "4", None),
     ]
     assert (bodies[1]["ORD_UNPR"], bodies[2]["OVRS_ORD_UNPR"]) == ("195000", "410.5")
+
+
+async def test_the_kis_pool_sends_no_cookie_back_whatever_the_server_sets() -> None:
+    """KIS authenticates by headers: a cookie an answer sets (a load balancer's, say) must not ride
+    along with the orders that follow."""
+    heads: list[bytes] = []
+    hung_up = asyncio.Event()
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            try:
+                heads.append(await reader.readuntil(b"\r\n\r\n"))
+            except asyncio.IncompleteReadError:
+                break
+            writer.write(b"HTTP/1.1 200 OK\r\nSet-Cookie: lb=node-7; Path=/\r\nContent-Length: 2\r\n\r\n{}")
+            await writer.drain()
+        writer.close()
+        await writer.wait_closed()
+        hung_up.set()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with http_pool(5.0) as http:
+            for _ in range(2):
+                response = await http.get(f"http://127.0.0.1:{port}/uapi/x")
+                assert response.headers["set-cookie"] == "lb=node-7; Path=/"
+            assert len(http.cookies) == 0
+        await asyncio.wait_for(hung_up.wait(), 10)  # the pool closed its connection: the server's side ends
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert len(heads) == 2
+    assert all(b"\r\ncookie:" not in head.lower() for head in heads)
