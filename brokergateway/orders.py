@@ -99,8 +99,18 @@ class OrderDesk:
 
     # --- submit -------------------------------------------------------------------------
     async def submit(self, command: SubmitOrder) -> None:
-        """Send the stored order the command names; the command's own fields are not used."""
+        """Send the stored order the command names; of the command's own fields, only the account
+        and market are used, to pick the account's worker before the record is in hand (the step
+        that marks the order SUBMITTING returns it; one that does not match is failed unsent)."""
         coid = command.client_order_id
+        worker = self.workers.get(command.account)
+        if worker is not None and worker.serves(command.market):
+            with self._working_on(coid) as free:
+                if not free:
+                    logger.info("order already being handled here", extra={"client_order_id": coid})
+                    return
+                await self._submit(worker, coid, command.correlation_id or coid)
+            return
         record = await order_store.get_order(self.client, coid)
         if record is None:
             logger.error("order command without a record; ignored", extra={"client_order_id": coid})
@@ -119,10 +129,10 @@ class OrderDesk:
             if not free:
                 logger.info("order already being handled here", extra={"client_order_id": coid})
                 return
-            await self._submit(worker, record)
+            await self._submit(worker, coid, record.correlation_id or coid)
 
-    async def _submit(self, worker: AccountWorker, record: OrderRecord) -> None:
-        coid, alias = record.client_order_id, worker.alias
+    async def _submit(self, worker: AccountWorker, coid: str, correlation_id: str) -> None:
+        alias = worker.alias
         # The pacing slot is taken before the order is marked SUBMITTING, so a gateway that dies
         # with a backlog leaves those orders NEW (sent by whoever handles the command next), not
         # SUBMITTING with an outcome to reconcile. The client stamps the slot again as it sends.
@@ -136,24 +146,26 @@ class OrderDesk:
                 coid,
                 new_state=OrderState.SUBMITTING,
                 fields={"submitted_at": submitted_at.isoformat()},
-                event=OrderSubmitted(correlation_id=record.correlation_id or coid, client_order_id=coid, account=alias),
+                event=OrderSubmitted(correlation_id=correlation_id, client_order_id=coid, account=alias),
                 maxlen=self.config.maxlen,
                 take_lease=(self.holder, LEASE_TTL_MS),
+                with_record=True,
             ),
         )
         applied, previous = order_store.update_result(result)
         own_lease = order_store.lease_result(result)
-        if not applied:
+        record = order_store.record_result(result)
+        if not applied or record is None:
             await self._not_submitted(worker, coid, previous, own_lease)
             return
+        if record.account != alias or not worker.serves(record.market):
+            # The command and its record disagree (nothing the order manager writes does this):
+            # the record is what counts, and nothing was sent.
+            reason = f"the command named account {alias!r}; the order is {record.account!r}'s in {record.market.value}"
+            await self.reject(coid, alias, "MISMATCH", reason, final_state=OrderState.FAILED, record=record)
+            return
         metrics.ORDERS.labels("submitted").inc()
-        await self._post(
-            worker,
-            record.model_copy(
-                update={"state": OrderState.SUBMITTING, "submitted_at": submitted_at, "updated_at": submitted_at}
-            ),
-            slot=slot,
-        )
+        await self._post(worker, record, slot=slot)
 
     async def _post(self, worker: AccountWorker, record: OrderRecord, *, slot: str | None = None) -> None:
         """POST a SUBMITTING order (the caller holds its lease) and settle the answer. ``slot``:

@@ -156,10 +156,11 @@ end
 
 -- yq_order_update KEYS: order, history, open, stream [, lease]
 -- ARGV: allowed_states (csv, '*' = any), cond_field, cond_value, new_state, maxlen,
---       event_type, event_data, history_entry, final ('1' removes from the open set),
---       client_order_id, then, with the lease key only: lease_step ('take': SET NX PX,
---       'drop': DEL), holder, ttl_ms; then field, value, ...
--- Returns {1, previous_state, lease, cancel_reason} when applied, {0, current_state, lease,
+--       event_type, event_data, history_entry, flags ('1' in it: final, removes from the open
+--       set; 'r' in it: the reply carries the record), client_order_id, then, with the lease key
+--       only: lease_step ('take': SET NX PX, 'drop': DEL), holder, ttl_ms; then field, value, ...
+-- Returns {1, previous_state, lease, cancel_reason} when applied (with 'r': and a fifth element,
+-- the record after the change as field, value, ...: the caller needs no read of it), {0, current_state, lease,
 -- cancel_reason} when the state or the condition did not match, {-1, '', lease, ''} when the
 -- order does not exist; lease is 1 when 'take' took it (0 when another holds it), DEL's count for
 -- 'drop', 0 without a lease key; cancel_reason is the record's after the change ('' if none: a
@@ -224,11 +225,19 @@ local function yq_order_update(keys, args)
   if args[8] ~= '' then
     redis.call('RPUSH', keys[2], args[8])
   end
-  if args[9] == '1' then
+  if string.find(args[9], '1', 1, true) then
     redis.call('SREM', keys[3], args[10])
   end
   if args[6] ~= '' then
     xadd(keys[4], args[5], args[6], args[7])
+  end
+  if string.find(args[9], 'r', 1, true) then
+    local after = {}
+    for name, value in pairs(record) do
+      after[#after + 1] = name
+      after[#after + 1] = value
+    end
+    return {1, current, lease, record['cancel_reason'] or '', after}
   end
   return {1, current, lease, record['cancel_reason'] or ''}
 end

@@ -268,6 +268,7 @@ def update_arguments(
     history: str = "",
     take_lease: tuple[str, int] | None = None,
     drop_lease: bool = False,
+    with_record: bool = False,
 ) -> list[Any]:
     """The ``yq_order_update`` arguments of ``update_order`` (to queue several changes on a pipeline:
     ``pipe.fcall("yq_order_update", *update_arguments(...))``, each result read by ``update_result``).
@@ -277,7 +278,8 @@ def update_arguments(
 
     ``take_lease`` (holder, ttl in ms) sets the order's lease (``keys.order_lease``) if nobody
     holds it, ``drop_lease`` deletes it, in the same step and whatever the state (``lease_result``
-    says whether it was taken)."""
+    says whether it was taken). ``with_record``: an applied change's reply carries the record
+    as it is after the change (``record_result``), for a caller that would otherwise read it."""
     if new_state is not None:
         if only_in is not None:
             raise ValueError("a state change's preconditions come from ALLOWED_TRANSITIONS, not only_in")
@@ -311,7 +313,7 @@ def update_arguments(
         event.__class__.__name__ if event else "",
         event.model_dump_json() if event else "",
         _history_entry(new_state.value, note) if new_state else (_history_entry(history, note) if history else ""),
-        "1" if final else "",
+        ("1" if final else "") + ("r" if with_record else ""),
         client_order_id,
         *lease,
         *_flatten(all_fields),
@@ -367,6 +369,15 @@ def update_result(result: Any) -> tuple[bool, OrderState | None]:
 def lease_result(result: Any) -> bool:
     """Whether a ``yq_order_update`` reply's ``take_lease`` took the lease (or ``drop_lease`` dropped one)."""
     return len(result) > 2 and int(result[2]) == 1
+
+
+def record_result(result: Any) -> OrderRecord | None:
+    """The record after an applied change, from a ``yq_order_update`` reply asked ``with_record``
+    (None when the change did not apply)."""
+    if len(result) < 5 or int(result[0]) != 1:
+        return None
+    flat = result[4]
+    return parse_record(dict(zip(flat[::2], flat[1::2], strict=True)))
 
 
 def cancel_reason_of(result: Any) -> str:

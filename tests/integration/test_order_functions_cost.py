@@ -97,3 +97,39 @@ async def test_a_fill_reads_the_order_once(redis_client: aioredis.Redis) -> None
     assert (stale, current) == (False, OrderState.PARTIALLY_FILLED)
     assert (await stored(redis_client))["filled_quantity"] == "1"
     assert await orders.update_order(redis_client, "missing", new_state=OrderState.FILLED) == (False, None)
+
+
+async def test_a_change_asked_with_its_record_replies_with_it_and_reads_no_more(
+    redis_client: aioredis.Redis,
+) -> None:
+    """The gateway's submission takes the record from the change's reply instead of reading it first."""
+    assert await orders.create_order(redis_client, buy(), 1000)
+    before = await commands_run(redis_client)
+    reply = await redis_client.fcall(
+        "yq_order_update",
+        *orders.update_arguments(
+            "yq-cost", new_state=OrderState.SUBMITTING, fields={"submitted_at": "2026-12-08T01:00:00+00:00"},
+            take_lease=("holder", 60_000), with_record=True,
+        ),
+    )  # fmt: skip
+    spent = await counted(redis_client, before)
+    assert spent.get("hgetall") == 1, spent
+    assert orders.update_result(reply) == (True, OrderState.NEW)
+    record = orders.record_result(reply)
+    assert record is not None
+    assert record == orders.parse_record(await redis_client.hgetall(keys.order("yq-cost")))
+    assert (record.state, record.account, record.quantity) == (OrderState.SUBMITTING, "main", 3)
+
+    # Not applied (SUBMITTING again): no record in the reply. A final change asked with its record
+    # still leaves the open set.
+    again = await redis_client.fcall(
+        "yq_order_update", *orders.update_arguments("yq-cost", new_state=OrderState.SUBMITTING, with_record=True)
+    )
+    assert orders.update_result(again) == (False, OrderState.SUBMITTING)
+    assert orders.record_result(again) is None
+    assert await redis_client.sismember(keys.ORDERS_OPEN, "yq-cost")
+    failed = await redis_client.fcall(
+        "yq_order_update", *orders.update_arguments("yq-cost", new_state=OrderState.FAILED, with_record=True)
+    )
+    assert orders.record_result(failed) is not None
+    assert not await redis_client.sismember(keys.ORDERS_OPEN, "yq-cost")

@@ -27,7 +27,7 @@ from yquant.messages import (
     SubmitOrder,
 )
 
-from .conftest import FAST, Harness, MakeHarness
+from .conftest import FAST, Harness, MakeHarness, new_account
 from .faults import FaultyKis
 
 
@@ -308,6 +308,27 @@ async def test_order_for_an_unknown_account_or_market_is_rejected_without_callin
     record = await harness.state(command.client_order_id, OrderState.FAILED)
     assert record.reason == "account 'nobody' is not configured"
     assert harness.tr_ids("/order-cash") == []
+
+
+async def test_a_command_naming_another_account_than_its_record_fails_unsent(
+    sim: SimServer, make_harness: MakeHarness
+) -> None:
+    """The worker is picked by the command's account before the record is read (the step that
+    marks the order SUBMITTING returns it); the record is what counts, so a disagreement sends
+    nothing to either account."""
+    accounts = {"main": new_account(), "isa": new_account(markets=["KRX"])}
+    harness = await make_harness(sim, accounts=accounts, start=False)
+    stored = SubmitOrder(
+        client_order_id="yq-mismatch", account="isa", market=Market.KRX, ticker="005930",
+        side=Side.BUY, quantity=1, strategy="test",
+    )  # fmt: skip
+    assert await orders.create_order(harness.client, stored, 100_000)
+    await harness.gateway.handle(stored.model_copy(update={"account": "main"}))
+    record = await harness.state("yq-mismatch", OrderState.FAILED)
+    assert record.reason == "the command named account 'main'; the order is 'isa''s in KRX"
+    assert record.account == "isa"
+    assert harness.tr_ids("/order-cash") == []
+    assert await harness.client.exists(keys.order_lease("yq-mismatch")) == 0
 
 
 async def _abandoned(harness: Harness, ticker: str, holder: str, age_ms: int) -> SubmitOrder:
