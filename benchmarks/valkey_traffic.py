@@ -40,12 +40,17 @@ Counts = dict[str, dict[str, Any]]
 
 
 def snapshot(folder: Path) -> Counts:
-    """Each process's counts so far, by its instance name."""
+    """Each instance's counts so far, summed over its processes (a service's short-lived children,
+    such as the gateway's calendar check, inherit its instance name and write their own file)."""
     counts: Counts = {}
-    for path in folder.glob("*.json"):
+    for path in sorted(folder.glob("*.json")):
         label = path.name.split(".")[0]
         data = json.loads(path.read_text())
-        counts[label] = data
+        total = counts.setdefault(label, {"requests": 0, "commands": {}, "where": {}})
+        total["requests"] += data["requests"]
+        for part in ("commands", "where"):
+            for name, calls in data.get(part, {}).items():
+                total[part][name] = total[part].get(name, 0) + calls
     return counts
 
 
