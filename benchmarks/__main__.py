@@ -24,6 +24,7 @@ import socket
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,6 +39,7 @@ from benchmarks.floor import start_floor, wait_count
 from benchmarks.loadgen import Result, flood, paced
 from benchmarks.stalled import with_stalled_notifier
 from tests.harness.devsystem import DevSystem
+from yquant import keys
 
 RESULTS = Path(__file__).parent / "results"
 TICKERS = [
@@ -123,6 +125,44 @@ def command_stats(valkey_url: str) -> dict[str, tuple[int, int]]:
 def command_calls(valkey_url: str) -> dict[str, int]:
     """Calls per command from Valkey's INFO commandstats (commands run inside functions included)."""
     return {name: calls for name, (calls, _) in command_stats(valkey_url).items()}
+
+
+class UnsettledSampler:
+    """What a signal's account read carries, sampled every quarter second while it runs: the orders
+    in the account's ``keys.unsettled_orders`` (every order the last sync does not reflect yet, read
+    whole by each signal) and their bytes. Its reads cost Valkey a few microseconds per alert."""
+
+    def __init__(self, valkey_url: str, account: str = "main") -> None:
+        self.client = redis.Redis.from_url(valkey_url)
+        self.key = keys.unsettled_orders(account)
+        self.samples: list[tuple[int, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.25):
+            values = self.client.hvals(self.key)
+            self.samples.append((len(values), sum(len(v) for v in values)))
+
+    def __enter__(self) -> UnsettledSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.client.close()
+
+    def summary(self) -> dict[str, Any]:
+        counts = [count for count, _ in self.samples]
+        sizes = [size for _, size in self.samples]
+        return {
+            "samples": len(self.samples),
+            "orders_median": statistics.median(counts) if counts else None,
+            "orders_max": max(counts, default=None),
+            "kib_median": round(statistics.median(sizes) / 1024, 1) if sizes else None,
+            "kib_max": round(max(sizes) / 1024, 1) if sizes else None,
+        }
 
 
 def wait_for_orders(system: DevSystem, since_ns: int, expected: int, timeout_s: float) -> list[dict[str, Any]]:
@@ -266,7 +306,8 @@ def run() -> dict[str, Any]:
 
         cpu_before = cpu_seconds(system.pids())
         stats_before = command_stats(system.valkey_url)
-        paced_results, _, paced_e2e = paced_phase(system, PACED_COUNT, PACED_RATE, "paced")
+        with UnsettledSampler(system.valkey_url) as unsettled:
+            paced_results, _, paced_e2e = paced_phase(system, PACED_COUNT, PACED_RATE, "paced")
         time.sleep(1.0)  # fills and syncs of the last orders
         cpu_after = cpu_seconds(system.pids())
         stats_after = command_stats(system.valkey_url)
@@ -347,6 +388,7 @@ def run() -> dict[str, Any]:
         "valkey_calls_per_alert_at_100_per_s": calls_per_alert,
         "valkey_calls_per_alert_total": round(sum(calls_per_alert.values()), 1),
         "valkey_usec_per_alert_at_100_per_s": usec_per_alert,
+        "unsettled_orders_at_100_per_s": unsettled.summary(),
         "floor": floor,
         "cpu_ratio_to_floor": {
             name: round(cpu / floor["cpu_ms_per_alert"][name], 2)
@@ -383,6 +425,15 @@ def table(result: dict[str, Any]) -> str:
         rows.append((f"  Valkey {name} per alert", str(calls)))
     for name, usec in list(result.get("valkey_usec_per_alert_at_100_per_s", {}).items())[:8]:
         rows.append((f"  Valkey time in {name} per alert (us)", str(usec)))
+    unsettled = result.get("unsettled_orders_at_100_per_s")
+    if unsettled:
+        rows.append(
+            (
+                "unsettled orders each signal reads, median / max",
+                f"{unsettled['orders_median']} / {unsettled['orders_max']} "
+                f"({unsettled['kib_median']} / {unsettled['kib_max']} KiB)",
+            )
+        )
     if result.get("dashboard_sse"):
         rows.append(("dashboard RSS, 10 SSE clients (MiB)", str(result["dashboard_sse"].get("hwm_mib"))))
     stalled = result.get("stalled_notifier")
