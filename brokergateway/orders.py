@@ -162,7 +162,7 @@ class OrderDesk:
             # The command and its record disagree (nothing the order manager writes does this):
             # the record is what counts, and nothing was sent.
             reason = f"the command named account {alias!r}; the order is {record.account!r}'s in {record.market.value}"
-            await self.reject(coid, alias, "MISMATCH", reason, final_state=OrderState.FAILED, record=record)
+            await self.reject(coid, record.account, "MISMATCH", reason, final_state=OrderState.FAILED, record=record)
             return
         metrics.ORDERS.labels("submitted").inc()
         await self._post(worker, record, slot=slot)

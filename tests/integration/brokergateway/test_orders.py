@@ -327,6 +327,8 @@ async def test_a_command_naming_another_account_than_its_record_fails_unsent(
     record = await harness.state("yq-mismatch", OrderState.FAILED)
     assert record.reason == "the command named account 'main'; the order is 'isa''s in KRX"
     assert record.account == "isa"
+    [failed] = [e for e in await harness.events("yq-mismatch") if isinstance(e, OrderFailed)]
+    assert (failed.account, failed.reason_code) == ("isa", "MISMATCH")  # told under the record's account
     assert harness.tr_ids("/order-cash") == []
     assert await harness.client.exists(keys.order_lease("yq-mismatch")) == 0
 
