@@ -99,37 +99,34 @@ class OrderDesk:
 
     # --- submit -------------------------------------------------------------------------
     async def submit(self, command: SubmitOrder) -> None:
-        """Send the stored order the command names; of the command's own fields, only the account
-        and market are used, to pick the account's worker before the record is in hand (the step
-        that marks the order SUBMITTING returns it; one that does not match is failed unsent)."""
+        """Send the stored order the command names. The command's account and market pick the
+        worker before the record is in hand (the step that marks the order SUBMITTING returns it,
+        and one that does not match is failed unsent); a command for an account or market this
+        gateway does not trade has its record read first, which says what to refuse."""
         coid = command.client_order_id
         worker = self.workers.get(command.account)
-        if worker is not None and worker.serves(command.market):
-            with self._working_on(coid) as free:
-                if not free:
-                    logger.info("order already being handled here", extra={"client_order_id": coid})
-                    return
-                await self._submit(worker, coid, command.correlation_id or coid)
-            return
-        record = await order_store.get_order(self.client, coid)
-        if record is None:
-            logger.error("order command without a record; ignored", extra={"client_order_id": coid})
-            return
-        alias = record.account
-        worker = self.workers.get(alias)
-        if worker is None:
-            reason = f"account {alias!r} is not configured"
-            await self.reject(coid, alias, "UNKNOWN_ACCOUNT", reason, final_state=OrderState.FAILED)
-            return
-        if not worker.serves(record.market):
-            reason = f"account {alias!r} does not trade {record.market.value}"
-            await self.reject(coid, alias, "MARKET_NOT_TRADED", reason, final_state=OrderState.FAILED)
-            return
+        correlation_id = command.correlation_id or coid
+        if worker is None or not worker.serves(command.market):
+            record = await order_store.get_order(self.client, coid)
+            if record is None:
+                logger.error("order command without a record; ignored", extra={"client_order_id": coid})
+                return
+            alias = record.account
+            worker = self.workers.get(alias)
+            if worker is None:
+                reason = f"account {alias!r} is not configured"
+                await self.reject(coid, alias, "UNKNOWN_ACCOUNT", reason, final_state=OrderState.FAILED)
+                return
+            if not worker.serves(record.market):
+                reason = f"account {alias!r} does not trade {record.market.value}"
+                await self.reject(coid, alias, "MARKET_NOT_TRADED", reason, final_state=OrderState.FAILED)
+                return
+            correlation_id = record.correlation_id or coid
         with self._working_on(coid) as free:
             if not free:
                 logger.info("order already being handled here", extra={"client_order_id": coid})
                 return
-            await self._submit(worker, coid, record.correlation_id or coid)
+            await self._submit(worker, coid, correlation_id)
 
     async def _submit(self, worker: AccountWorker, coid: str, correlation_id: str) -> None:
         alias = worker.alias
@@ -161,7 +158,8 @@ class OrderDesk:
         if record.account != alias or not worker.serves(record.market):
             # The command and its record disagree (nothing the order manager writes does this):
             # the record is what counts, and nothing was sent.
-            reason = f"the command named account {alias!r}; the order is {record.account!r}'s in {record.market.value}"
+            named, actual = f"account {alias!r}", f"account {record.account!r} ({record.market.value})"
+            reason = f"the command named {named}; the order is in {actual}"
             await self.reject(coid, record.account, "MISMATCH", reason, final_state=OrderState.FAILED, record=record)
             return
         metrics.ORDERS.labels("submitted").inc()

@@ -325,7 +325,7 @@ async def test_a_command_naming_another_account_than_its_record_fails_unsent(
     assert await orders.create_order(harness.client, stored, 100_000)
     await harness.gateway.handle(stored.model_copy(update={"account": "main"}))
     record = await harness.state("yq-mismatch", OrderState.FAILED)
-    assert record.reason == "the command named account 'main'; the order is 'isa''s in KRX"
+    assert record.reason == "the command named account 'main'; the order is in account 'isa' (KRX)"
     assert record.account == "isa"
     [failed] = [e for e in await harness.events("yq-mismatch") if isinstance(e, OrderFailed)]
     assert (failed.account, failed.reason_code) == ("isa", "MISMATCH")  # told under the record's account
