@@ -311,15 +311,15 @@ def run() -> dict[str, Any]:
         time.sleep(1.0)  # fills and syncs of the last orders
         cpu_after = cpu_seconds(system.pids())
         stats_after = command_stats(system.valkey_url)
-        deltas = {name: count - stats_before.get(name, (0, 0))[0] for name, (count, _) in stats_after.items()}
+        before = {name: stats_before.get(name, (0, 0)) for name in stats_after}
+        deltas = {name: calls - before[name][0] for name, (calls, _) in stats_after.items()}
         # Valkey's own time in each command (an FCALL's includes the commands it runs), per alert:
         # where its CPU goes, beside the reading and writing of sockets that no command counts.
+        usec = {name: spent - before[name][1] for name, (_, spent) in stats_after.items()}
         usec_per_alert = {
-            name: round((usec - stats_before.get(name, (0, 0))[1]) / len(paced_results), 1)
-            for name, (_, usec) in sorted(
-                stats_after.items(), key=lambda item: -(item[1][1] - stats_before.get(item[0], (0, 0))[1])
-            )
-            if usec > stats_before.get(name, (0, 0))[1]
+            name: round(spent / len(paced_results), 1)
+            for name, spent in sorted(usec.items(), key=lambda item: -item[1])
+            if spent > 0
         }
         calls_per_alert = {
             name: round(delta / len(paced_results), 2)
